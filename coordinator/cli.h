@@ -1,0 +1,16 @@
+/* Subcommands of the tlsweep program. Each takes the arguments after its
+ * own name (argv[0] is the subcommand) and returns the process exit code:
+ * 0 success, 1 failure, 2 bad usage. */
+#ifndef TLSWEEP_CLI_H
+#define TLSWEEP_CLI_H
+
+#include <stdio.h>
+
+int cli_version(int argc, char **argv);
+int cli_info(int argc, char **argv);
+int cli_demo(int argc, char **argv);
+
+/* Prints the list of subcommands to f. */
+void cli_usage(FILE *f);
+
+#endif

@@ -1,0 +1,44 @@
+/* tlsweep: one program, subcommands as in git. Under mpirun every rank
+ * runs the same command; `run` decides who coordinates. */
+#include "coordinator/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} cli_command;
+
+static const cli_command commands[] = {
+    {"version", cli_version, "print the tlsweep and wire protocol versions"},
+    {"info", cli_info, "describe this machine: cores, CPU flags, OpenBLAS, MPI"},
+    {"demo", cli_demo, "train one backbone on a synthetic task (engine smoke run)"},
+    /* run, bench: to come */
+};
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+
+void cli_usage(FILE *f)
+{
+    fprintf(f, "usage: tlsweep <command> [args]\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-10s %s\n", "help", "show this list");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        cli_usage(stderr);
+        return 2;
+    }
+    const char *name = argv[1];
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(name, commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    if (strcmp(name, "help") != 0 && strcmp(name, "--help") != 0 && strcmp(name, "-h") != 0)
+        fprintf(stderr, "tlsweep: unknown command '%s'\n\n", name);
+    cli_usage(stderr);
+    return 2;
+}

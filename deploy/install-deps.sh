@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tlsweep needs to build, test and run.
+# Idempotent: asks dpkg first, and says nothing and touches nothing when
+# every package is already installed. Uses sudo when not run as root.
+#
+#   TLSWEEP_EXTRA_PACKAGES="pkg ..."   also require these (space separated)
+set -euo pipefail
+
+packages=(
+    # build
+    build-essential cmake pkg-config
+    # MPI (Open MPI 4): ranks and the mpirun launcher
+    libopenmpi-dev openmpi-bin
+    # engine, data, wire, coordinator loop, sweep files, tfjs JSON, weights
+    libopenblas-dev libturbojpeg0-dev libprotobuf-c-dev protobuf-c-compiler
+    libuv1-dev libyaml-dev libjansson-dev libhdf5-dev
+    # tests, and the PyTorch reference for parity tests and benchmarks
+    libcmocka-dev python3-torch python3-torchvision python3-numpy
+)
+# shellcheck disable=SC2206 # word splitting is the point
+packages+=(${TLSWEEP_EXTRA_PACKAGES:-})
+
+# One dpkg-query for all: names it does not know are simply absent from the
+# output (and reported missing below), so its exit status is not used.
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${packages[@]}" 2>/dev/null || true)
+missing=()
+for p in "${packages[@]}"; do
+    grep -qx "$p installed" <<<"$installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null; then
+        echo "install-deps: not root and no sudo; as root run: apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    sudo=(sudo)
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
