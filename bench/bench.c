@@ -28,6 +28,7 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
+    engine_reexec_tuned(argv);
     const char *backbone = "mobilenet_v2", *mode = "train";
     int size = 224, batch = 32, steps = 5, warmup = 2, threads = 0, classes = 10;
     float alpha = 1.0f;

@@ -1,6 +1,7 @@
 /* tlsweep: one program, subcommands as in git. Under mpirun every rank
  * runs the same command; `run` decides who coordinates. */
 #include "coordinator/cli.h"
+#include "worker/engine.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +30,7 @@ void cli_usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    engine_reexec_tuned(argv);
     if (argc < 2) {
         cli_usage(stderr);
         return 2;

@@ -12,7 +12,7 @@ packages=(
     # MPI (Open MPI 4): ranks and the mpirun launcher
     libopenmpi-dev openmpi-bin
     # engine, data, wire, coordinator loop, sweep files, tfjs JSON, weights
-    libopenblas-dev libturbojpeg0-dev libprotobuf-c-dev protobuf-c-compiler
+    libopenblas-dev libopenblas-openmp-dev libturbojpeg0-dev libprotobuf-c-dev protobuf-c-compiler
     libuv1-dev libyaml-dev libjansson-dev libhdf5-dev
     # tests, and the PyTorch reference for parity tests and benchmarks
     libcmocka-dev python3-torch python3-torchvision python3-numpy

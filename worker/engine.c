@@ -95,3 +95,15 @@ int engine_blas_warning(char *buf, size_t n)
              env, core);
     return 1;
 }
+
+void engine_reexec_tuned(char **argv)
+{
+    const char *off = getenv("TLSWEEP_NO_REEXEC");
+    if (getenv("OMP_WAIT_POLICY") || (off && *off && strcmp(off, "0") != 0))
+        return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    /* exec failed (no /proc?): run on with the default policy */
+    unsetenv("OMP_WAIT_POLICY");
+}

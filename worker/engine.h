@@ -25,4 +25,13 @@ char *engine_blas_describe(char *buf, size_t n);
  * TLSWEEP_BLAS_QUIET=1 says the setting is deliberate. */
 int engine_blas_warning(char *buf, size_t n);
 
+/* OpenMP threads that wait by spinning steal the core from the thread they
+ * wait for whenever the machine is shared (a login node, mpirun
+ * --oversubscribe, other jobs): measured 5x slower MobileNetV2 inference on
+ * 2 busy cores. libgomp reads OMP_WAIT_POLICY once, when it loads, so when
+ * the user has not set it this sets it to passive and re-executes the
+ * program (same pid, arguments and environment otherwise; before MPI_Init).
+ * TLSWEEP_NO_REEXEC=1 turns this off. Returns only when no re-exec happened. */
+void engine_reexec_tuned(char **argv);
+
 #endif

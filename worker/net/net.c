@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/rng.h"
+#include "worker/net/net_plan.h"
 
 #define ALIGN_FLOATS 16  /* 64-byte alignment of every arena tensor */
 
@@ -40,6 +41,7 @@ void net_free(net *n)
     free(n->weights);
     free(n->grads);
     free(n->arena);
+    free(n->fold);
     memset(n, 0, sizeof *n);
 }
 
@@ -406,75 +408,9 @@ int net_finalize(net *n, int max_batch, uint64_t seed, tl_err *e)
         }
     }
 
-    /* arena: out and dout per layer, per-layer aux, one shared im2col */
-    size_t total = 0, col = 0;
-    size_t *out_off = calloc((size_t)n->n_layers, sizeof *out_off);
-    size_t *dout_off = calloc((size_t)n->n_layers, sizeof *dout_off);
-    size_t *aux_off = calloc((size_t)n->n_layers, sizeof *aux_off);
-    if (!out_off || !dout_off || !aux_off) {
-        free(out_off);
-        free(dout_off);
-        free(aux_off);
-        return tl_errf(e, TL_ENOMEM, "network: out of memory while sizing");
-    }
-    for (int i = 0; i < n->n_layers; i++) {
-        net_layer *l = &n->layers[i];
-        size_t sz = layer_floats(l, max_batch);
-        if (l->kind != NET_FLATTEN) {
-            out_off[i] = total;
-            total += round_up(sz);
-        }
-        dout_off[i] = (size_t)-1;
-        if (i >= n->first_backward && l->kind != NET_FLATTEN) {
-            dout_off[i] = total;
-            total += round_up(sz);
-        }
-        aux_off[i] = (size_t)-1;
-        if (l->kind == NET_BN) {
-            aux_off[i] = total;
-            total += round_up(2 * (size_t)l->c);
-        } else if (l->kind == NET_DROPOUT) {
-            aux_off[i] = total;
-            total += round_up(sz);
-        } else if (l->kind == NET_CONV) {
-            nn_conv2d_shape s = l->u.conv.s;
-            s.n = max_batch;
-            size_t cs = nn_conv2d_col_size(&s);
-            if (cs > col)
-                col = cs;
-        }
-    }
-    size_t col_off = total;
-    total += round_up(col);
-    n->arena = aligned_floats(total);
-    if (!n->arena) {
-        free(out_off);
-        free(dout_off);
-        free(aux_off);
-        return tl_errf(e, TL_ENOMEM, "network: cannot allocate the %.1f MiB activation arena",
-                       (double)total * 4 / 1048576.0);
-    }
-    /* Touch every page once, now, so training steps never fault. */
-    memset(n->arena, 0, total * sizeof(float));
-    n->arena_floats = total;
-    n->col = col ? n->arena + col_off : NULL;
-    n->col_floats = col;
-    for (int i = 0; i < n->n_layers; i++) {
-        net_layer *l = &n->layers[i];
-        if (l->kind == NET_FLATTEN) {
-            /* NHWC flatten is the same memory: alias the producer */
-            const net_layer *src = &n->layers[l->in[0]];
-            l->out = src->out;
-            l->dout = src->dout;
-        } else {
-            l->out = n->arena + out_off[i];
-            l->dout = dout_off[i] == (size_t)-1 ? NULL : n->arena + dout_off[i];
-        }
-        l->aux = aux_off[i] == (size_t)-1 ? NULL : n->arena + aux_off[i];
-    }
-    free(out_off);
-    free(dout_off);
-    free(aux_off);
+    int rc = net_plan(n, max_batch, e);
+    if (rc)
+        return rc;
     n->finalized = 1;
     return 0;
 }
@@ -499,7 +435,13 @@ int net_find_layer(const net *n, const char *name)
 
 float *net_param_data(net *n, const net_param *p)
 {
+    n->fold_stale = 1; /* the caller may write */
     return n->weights + p->off;
+}
+
+void net_weights_changed(net *n)
+{
+    n->fold_stale = 1;
 }
 
 float *net_param_grad(net *n, const net_param *p)
@@ -524,7 +466,7 @@ const net_layer *net_last(const net *n)
 
 size_t net_bytes(const net *n)
 {
-    return (2 * n->n_weights + n->arena_floats) * sizeof(float);
+    return (2 * n->n_weights + n->arena_floats + n->fold_floats) * sizeof(float);
 }
 
 double net_macs_per_image(const net *n)
@@ -587,6 +529,8 @@ void net_forward(net *n, const float *x, int batch, int training)
     net_layer *L = n->layers;
     size_t in_sz = layer_floats(&L[0], batch);
     memcpy(L[0].out, x, in_sz * sizeof(float));
+    if (n->fold)
+        net_fold_refresh(n);
     for (int i = 1; i < n->n_layers; i++) {
         net_layer *l = &L[i];
         const net_layer *a = &L[l->in[0]];
@@ -596,11 +540,20 @@ void net_forward(net *n, const float *x, int batch, int training)
         case NET_CONV: {
             nn_conv2d_shape s = l->u.conv.s;
             s.n = batch;
-            nn_conv2d_forward(l->out, a->out, pdata(n, l, 0),
-                              l->u.conv.bias ? pdata(n, l, 1) : NULL, n->col, &s);
+            if (l->fold_bn >= 0) {
+                /* frozen: writes the BN's output with the BN folded in */
+                const float *w = n->fold + l->fold_off;
+                size_t kn = n->params[l->param0].n;
+                nn_conv2d_forward(l->out, a->out, w, w + round_up(kn), n->col, &s);
+            } else {
+                nn_conv2d_forward(l->out, a->out, pdata(n, l, 0),
+                                  l->u.conv.bias ? pdata(n, l, 1) : NULL, n->col, &s);
+            }
             break;
         }
         case NET_BN: {
+            if (l->folded_into >= 0)
+                break;
             bn_params b = bn_get(n, l);
             if (bn_batch_stats(l, training)) {
                 nn_bn_cfg cfg = {l->u.bn.eps, l->u.bn.momentum};
@@ -679,19 +632,40 @@ static float *din(net *n, const net_layer *l, int k)
     return n->layers[l->in[k]].dout;
 }
 
+/* d = d where the forward output passed the gradient, else 0: the ReLU's
+ * gradient buffer is its producer's. */
+static void relu_backward_inplace(float *d, const float *out, size_t n, int six)
+{
+    if (six) {
+        #pragma omp parallel for simd schedule(static) num_threads(nn_get_threads()) \
+            if (n >= 65536)
+        for (size_t i = 0; i < n; i++)
+            d[i] = out[i] > 0.0f && out[i] < 6.0f ? d[i] : 0.0f;
+    } else {
+        #pragma omp parallel for simd schedule(static) num_threads(nn_get_threads()) \
+            if (n >= 65536)
+        for (size_t i = 0; i < n; i++)
+            d[i] = out[i] > 0.0f ? d[i] : 0.0f;
+    }
+}
+
 void net_backward(net *n, const float *dlast, int batch)
 {
     net_layer *L = n->layers;
     int last = n->n_layers - 1;
     if (n->first_backward > last)
         return;
-    for (int i = n->first_backward; i <= last; i++)
-        if (L[i].dout && L[i].kind != NET_FLATTEN)
-            memset(L[i].dout, 0, layer_floats(&L[i], batch) * sizeof(float));
+    /* Gradient buffers are shared by lifetime: each is zeroed just before
+     * the first backward that accumulates into it. */
     memcpy(L[last].dout, dlast, layer_floats(&L[last], batch) * sizeof(float));
 
     for (int i = last; i >= n->first_backward; i--) {
         net_layer *l = &L[i];
+        for (int k = 0; k < l->n_in; k++) {
+            net_layer *r = &L[L[l->in[k]].out_root];
+            if (r->dout && r->zero_dout_at == i)
+                memset(r->dout, 0, layer_floats(r, batch) * sizeof(float));
+        }
         const net_layer *a = &L[l->in[0]];
         size_t sz = layer_floats(l, batch);
         int M = batch * l->h * l->w;
@@ -717,11 +691,14 @@ void net_backward(net *n, const float *dlast, int batch)
             break;
         }
         case NET_RELU:
-            if (d0)
-                nn_relu_backward(d0, l->dout, l->out, sz);
-            break;
         case NET_RELU6:
-            if (d0)
+            if (!d0)
+                break;
+            if (l->inplace)
+                relu_backward_inplace(d0, l->out, sz, l->kind == NET_RELU6);
+            else if (l->kind == NET_RELU)
+                nn_relu_backward(d0, l->dout, l->out, sz);
+            else
                 nn_relu6_backward(d0, l->dout, l->out, sz);
             break;
         case NET_ADD:

@@ -64,6 +64,13 @@ typedef struct {
     int param0, n_params; /* net.params[param0 .. param0+n_params) */
     float *out, *dout;    /* into the arena, max_batch images; dout NULL if not needed */
     float *aux;           /* per-layer scratch: BN mean|rstd, dropout mask */
+    /* memory plan (net_plan.c) */
+    int out_root;         /* layer whose buffer holds this output (itself unless shared) */
+    int inplace;          /* ReLU/ReLU6 computed in its producer's buffer */
+    int folded_into;      /* BN: the conv whose folded weights produce it, else -1 */
+    int fold_bn;          /* conv: the BN folded into it, else -1 */
+    size_t fold_off;      /* conv with fold_bn: folded kernel, then bias, in net.fold */
+    int zero_dout_at;     /* zero this dout just before layer zero_dout_at's backward */
     union {
         struct { nn_conv2d_shape s; int bias; } conv;   /* s.n set per call */
         struct { float eps, momentum; int scale; } bn;
@@ -88,6 +95,10 @@ typedef struct {
     size_t arena_floats;
     float *col;           /* im2col scratch inside the arena */
     size_t col_floats;
+    float *fold;          /* frozen convs with their BN folded in (inference mode) */
+    size_t fold_floats;
+    int fold_stale;       /* weights changed since the fold was computed */
+    size_t peak_floats;   /* what the arena would be without the plan's sharing */
     int max_batch;
     int first_backward;   /* lowest layer whose backward runs (stopbackward) */
     int features;         /* backbone output layer (-1 before a head is added) */
@@ -153,6 +164,10 @@ void net_zero_grads(net *n);
 float *net_output(const net *n);
 const net_layer *net_last(const net *n);
 
+/* Call after writing weights other than through net_param_data() (which
+ * assumes the caller writes): frozen convs fold their BN again. */
+void net_weights_changed(net *n);
+
 /* Lookup by name; NULL / -1 when absent. */
 net_param *net_find_param(net *n, const char *name);
 int net_find_layer(const net *n, const char *name);
@@ -160,7 +175,7 @@ float *net_param_data(net *n, const net_param *p);
 float *net_param_grad(net *n, const net_param *p);
 int net_param_trainable(const net *n, const net_param *p);
 
-/* Bytes of parameters + gradients + arena. */
+/* Bytes of parameters + gradients + arena (+ folded weights). */
 size_t net_bytes(const net *n);
 /* Forward multiply-adds per image (conv + dense), for GFLOP/s figures. */
 double net_macs_per_image(const net *n);

@@ -1,0 +1,312 @@
+/* Memory plan: buffer sharing, in-place activations, folded frozen BN. */
+#include "worker/net/net_plan.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN_FLOATS 16
+
+static size_t round_up(size_t x)
+{
+    return (x + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
+}
+
+static size_t layer_floats(const net_layer *l, int batch)
+{
+    return (size_t)batch * (size_t)l->h * (size_t)l->w * (size_t)l->c;
+}
+
+/* ---- interval allocation --------------------------------------------------
+ * Buffers live over an interval of layer indices; two buffers may share
+ * memory when their intervals are disjoint. Greedy first-fit by start. */
+
+typedef struct {
+    int start, end;  /* live over layers [start, end] */
+    size_t size;     /* floats, rounded */
+    size_t off;      /* result */
+} span;
+
+static int span_by_start(const void *a, const void *b)
+{
+    const span *x = *(const span *const *)a, *y = *(const span *const *)b;
+    return x->start != y->start ? (x->start < y->start ? -1 : 1) : 0;
+}
+
+static int span_by_off(const void *a, const void *b)
+{
+    const span *x = *(const span *const *)a, *y = *(const span *const *)b;
+    return x->off != y->off ? (x->off < y->off ? -1 : 1) : 0;
+}
+
+/* Places every span; returns the region's size, or (size_t)-1 on ENOMEM. */
+static size_t place_spans(span *s, int n)
+{
+    if (n == 0)
+        return 0;
+    span **order = malloc((size_t)n * sizeof *order);
+    span **live = malloc((size_t)n * sizeof *live);
+    if (!order || !live) {
+        free(order);
+        free(live);
+        return (size_t)-1;
+    }
+    for (int i = 0; i < n; i++)
+        order[i] = &s[i];
+    qsort(order, (size_t)n, sizeof *order, span_by_start);
+    int nlive = 0;
+    size_t top = 0;
+    for (int k = 0; k < n; k++) {
+        span *cur = order[k];
+        int m = 0;
+        for (int i = 0; i < nlive; i++)
+            if (live[i]->end >= cur->start)
+                live[m++] = live[i];
+        nlive = m;
+        qsort(live, (size_t)nlive, sizeof *live, span_by_off);
+        size_t at = 0;
+        for (int i = 0; i < nlive; i++) {
+            if (live[i]->off >= at + cur->size)
+                break;
+            size_t end = live[i]->off + live[i]->size;
+            if (end > at)
+                at = end;
+        }
+        cur->off = at;
+        if (at + cur->size > top)
+            top = at + cur->size;
+        live[nlive++] = cur;
+    }
+    free(order);
+    free(live);
+    return top;
+}
+
+static float *aligned_floats(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) != 0)
+        return NULL;
+    return p;
+}
+
+/* ---- the plan ---------------------------------------------------------------- */
+
+static int root_of(const net *n, int i)
+{
+    while (n->layers[i].out_root != i)
+        i = n->layers[i].out_root;
+    return i;
+}
+
+int net_plan(net *n, int max_batch, tl_err *e)
+{
+    int L = n->n_layers, fb = n->first_backward;
+    net_layer *ly = n->layers;
+    int *last_use = malloc((size_t)L * sizeof *last_use);
+    int *keep = calloc((size_t)L, sizeof *keep);
+    span *outs = malloc((size_t)L * sizeof *outs);
+    span *douts = malloc((size_t)L * sizeof *douts);
+    int *out_span = malloc((size_t)L * sizeof *out_span);
+    int *dout_span = malloc((size_t)L * sizeof *dout_span);
+    int rc = 0;
+    if (!last_use || !keep || !outs || !douts || !out_span || !dout_span) {
+        rc = tl_errf(e, TL_ENOMEM, "network: out of memory while planning");
+        goto out;
+    }
+    for (int i = 0; i < L; i++) {
+        ly[i].out_root = i;
+        ly[i].inplace = 0;
+        ly[i].folded_into = -1;
+        ly[i].fold_bn = -1;
+        ly[i].fold_off = 0;
+        ly[i].zero_dout_at = -1;
+        last_use[i] = i;
+    }
+    for (int j = 0; j < L; j++)
+        for (int k = 0; k < ly[j].n_in; k++)
+            if (j > last_use[ly[j].in[k]])
+                last_use[ly[j].in[k]] = j;
+
+    /* Frozen conv + BN: the conv writes the BN's output with folded weights. */
+    size_t fold = 0;
+    for (int b = 1; b < fb; b++) {
+        int c = ly[b].in[0];
+        if (ly[b].kind == NET_BN && c > 0 && ly[c].kind == NET_CONV && ly[c].n_consumers == 1) {
+            ly[b].folded_into = c;
+            ly[b].out_root = c;
+            ly[c].fold_bn = b;
+            ly[c].fold_off = fold;
+            fold += round_up(n->params[ly[c].param0].n) + round_up((size_t)ly[c].c);
+        }
+    }
+    /* In-place ReLU over a producer nobody else reads and whose own
+     * backward does not read its output (conv, BN, add read inputs only). */
+    for (int r = 1; r < L; r++) {
+        if (ly[r].kind != NET_RELU && ly[r].kind != NET_RELU6)
+            continue;
+        int p = ly[r].in[0];
+        net_kind pk = ly[p].kind;
+        if (p == 0 || ly[p].n_consumers != 1 || (pk != NET_CONV && pk != NET_BN && pk != NET_ADD))
+            continue;
+        if (p < fb && r >= fb)
+            continue; /* the producer has no gradient buffer to share */
+        ly[r].out_root = p;
+        ly[r].inplace = 1;
+    }
+    /* Flatten is a view of its producer. */
+    for (int i = 1; i < L; i++)
+        if (ly[i].kind == NET_FLATTEN)
+            ly[i].out_root = ly[i].in[0];
+    for (int i = 0; i < L; i++)
+        ly[i].out_root = root_of(n, i);
+
+    /* Which roots must survive the forward pass: read by a backward, or
+     * read by the caller afterwards (logits, backbone features). */
+    for (int i = 0; i < L; i++) {
+        int need = i >= fb || last_use[i] >= fb || i == L - 1 || i == n->features;
+        if (need)
+            keep[ly[i].out_root] = 1;
+    }
+    /* Lifetime of each root: until the last reader of any layer sharing it. */
+    int nout = 0, ndout = 0;
+    size_t persistent = 0, aux = 0, col = 0, unplanned = 0;
+    for (int i = 0; i < L; i++) {
+        out_span[i] = dout_span[i] = -1;
+        size_t sz = round_up(layer_floats(&ly[i], max_batch));
+        if (ly[i].kind != NET_FLATTEN)
+            unplanned += sz * (i >= fb ? 2 : 1);
+        if (ly[i].out_root != i)
+            continue;
+        int end = i;
+        for (int m = i; m < L; m++)
+            if (ly[m].out_root == i && last_use[m] > end)
+                end = last_use[m];
+        if (keep[i]) {
+            out_span[i] = -2; /* persistent: offset assigned below */
+            persistent += sz;
+        } else {
+            outs[nout] = (span){i, end, sz, 0};
+            out_span[i] = nout++;
+        }
+        if (i >= fb) {
+            /* The gradient buffer is live from the first write into it (the
+             * backward of the highest reader of any sharer) down to i. */
+            int first_write = -1;
+            for (int m = i; m < L; m++)
+                if (ly[m].out_root == i && last_use[m] > m && last_use[m] > first_write)
+                    first_write = last_use[m];
+            ly[i].zero_dout_at = first_write;
+            douts[ndout] = (span){i, first_write < 0 ? L - 1 : first_write, sz, 0};
+            dout_span[i] = ndout++;
+        }
+    }
+    for (int i = 0; i < L; i++) {
+        if (ly[i].kind == NET_BN)
+            aux += round_up(2 * (size_t)ly[i].c);
+        else if (ly[i].kind == NET_DROPOUT)
+            aux += round_up(layer_floats(&ly[i], max_batch));
+        else if (ly[i].kind == NET_CONV) {
+            nn_conv2d_shape s = ly[i].u.conv.s;
+            s.n = max_batch;
+            size_t cs = nn_conv2d_col_size(&s);
+            if (cs > col)
+                col = cs;
+        }
+    }
+    size_t tpeak = place_spans(outs, nout), dpeak = place_spans(douts, ndout);
+    if (tpeak == (size_t)-1 || dpeak == (size_t)-1) {
+        rc = tl_errf(e, TL_ENOMEM, "network: out of memory while planning");
+        goto out;
+    }
+    /* [persistent outs | aux | col | shared: forward-only outs, or gradients] */
+    size_t shared = tpeak > dpeak ? tpeak : dpeak;
+    size_t total = persistent + aux + round_up(col) + shared;
+    n->peak_floats = unplanned + aux + round_up(col);
+    n->arena = aligned_floats(total);
+    n->fold = fold ? aligned_floats(fold) : NULL;
+    if (!n->arena || (fold && !n->fold)) {
+        rc = tl_errf(e, TL_ENOMEM, "network: cannot allocate the %.1f MiB activation arena",
+                     (double)total * 4 / 1048576.0);
+        goto out;
+    }
+    /* Touch every page once, now, so training steps never fault. */
+    memset(n->arena, 0, total * sizeof(float));
+    if (fold)
+        memset(n->fold, 0, fold * sizeof(float));
+    n->arena_floats = total;
+    n->fold_floats = fold;
+    n->fold_stale = 1;
+    float *pers = n->arena, *auxp = n->arena + persistent;
+    float *colp = auxp + aux, *shp = colp + round_up(col);
+    n->col = col ? colp : NULL;
+    n->col_floats = col;
+    for (int i = 0; i < L; i++) {
+        net_layer *l = &ly[i];
+        if (l->out_root == i) {
+            size_t sz = round_up(layer_floats(l, max_batch));
+            if (out_span[i] == -2) {
+                l->out = pers;
+                pers += sz;
+            } else {
+                l->out = shp + outs[out_span[i]].off;
+            }
+            l->dout = dout_span[i] >= 0 ? shp + douts[dout_span[i]].off : NULL;
+        } else {
+            l->out = ly[l->out_root].out;
+            l->dout = i >= fb ? ly[l->out_root].dout : NULL;
+        }
+        l->aux = NULL;
+        if (l->kind == NET_BN) {
+            l->aux = auxp;
+            auxp += round_up(2 * (size_t)l->c);
+        } else if (l->kind == NET_DROPOUT) {
+            l->aux = auxp;
+            auxp += round_up(layer_floats(l, max_batch));
+        }
+    }
+out:
+    free(last_use);
+    free(keep);
+    free(outs);
+    free(douts);
+    free(out_span);
+    free(dout_span);
+    return rc;
+}
+
+void net_fold_refresh(net *n)
+{
+    if (!n->fold_stale)
+        return;
+    for (int c = 1; c < n->n_layers; c++) {
+        const net_layer *l = &n->layers[c];
+        if (l->kind != NET_CONV || l->fold_bn < 0)
+            continue;
+        const net_layer *b = &n->layers[l->fold_bn];
+        const net_param *kp = &n->params[l->param0];
+        const float *w = n->weights + kp->off;
+        const float *b0 = l->u.conv.bias ? n->weights + n->params[l->param0 + 1].off : NULL;
+        int k = 0;
+        const float *gamma = NULL;
+        if (b->u.bn.scale)
+            gamma = n->weights + n->params[b->param0 + k++].off;
+        const float *beta = n->weights + n->params[b->param0 + k].off;
+        const float *mean = n->weights + n->params[b->param0 + k + 1].off;
+        const float *var = n->weights + n->params[b->param0 + k + 2].off;
+        int C = l->c;
+        size_t K = kp->n / (size_t)C; /* HWIO: output channel last */
+        float *fw = n->fold + l->fold_off;
+        float *fb = fw + round_up(kp->n);
+        for (int ch = 0; ch < C; ch++) {
+            double s = (gamma ? gamma[ch] : 1.0) / sqrt((double)var[ch] + b->u.bn.eps);
+            fb[ch] = (float)(beta[ch] + ((b0 ? b0[ch] : 0.0) - mean[ch]) * s);
+        }
+        for (size_t r = 0; r < K; r++)
+            for (int ch = 0; ch < C; ch++) {
+                double s = (gamma ? gamma[ch] : 1.0) / sqrt((double)var[ch] + b->u.bn.eps);
+                fw[r * C + ch] = (float)(w[r * C + ch] * s);
+            }
+    }
+    n->fold_stale = 0;
+}
