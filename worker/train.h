@@ -6,21 +6,32 @@
 #include "worker/net/net.h"
 #include "worker/optim/optim.h"
 
+typedef enum {
+    TRAIN_SOFTMAX = 0,  /* softmax + categorical cross-entropy, labels in [0, classes) */
+    TRAIN_SIGMOID,      /* sigmoid + binary cross-entropy: one unit (labels 0/1) or one per
+                           class (one-vs-rest on the integer label) */
+} train_loss;
+
 typedef struct {
     net *n;
+    train_loss loss;
     optim opt;
     int classes;
     uint64_t seed;    /* dropout masks: function of (seed, step) */
     float *probs;     /* (max_batch, classes) */
     float *dlogits;   /* (max_batch, classes) */
+    float *targets;   /* (max_batch, classes), sigmoid loss only */
 } train_ctx;
 
-/* n must be finalized with a classifier head (last layer: logits). */
+/* n must be finalized with a classifier head (last layer: logits).
+ * The loss is softmax cross-entropy unless train_set_loss() says otherwise. */
 int train_init(train_ctx *t, net *n, const optim_cfg *cfg, uint64_t seed, tl_err *e);
+void train_set_loss(train_ctx *t, train_loss loss);
 void train_free(train_ctx *t);
 
 /* x (batch, h, w, c), labels (batch). Returns the mean loss; *correct gets
- * the number of top-1 hits (may be NULL). */
+ * the number of hits (may be NULL): top-1 for softmax and multi-unit
+ * sigmoid, probability >= 0.5 matching the label for one sigmoid unit. */
 float train_step(train_ctx *t, const float *x, const int *labels, int batch, int *correct);
 /* Inference-mode forward and loss, no update. */
 float train_eval(train_ctx *t, const float *x, const int *labels, int batch, int *correct);

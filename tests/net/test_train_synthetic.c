@@ -11,7 +11,7 @@
 
 enum { SIZE = 16, CLASSES = 4, NTRAIN = 512, NTEST = 256, BATCH = 32, EPOCHS = 6 };
 
-static void build(net *n)
+static void build_units(net *n, int units)
 {
     net_init(n, SIZE, SIZE, 3, NET_KERAS);
     int x = net_conv(n, "conv1", 0, 8, 3, 3, 1, 1, net_pad_same(n, 0, 3, 3, 1, 1), 1, 0);
@@ -28,9 +28,14 @@ static void build(net *n)
                          {NET_HEAD_DENSE, 32, NET_ACT_RELU, 0},
                          {NET_HEAD_DROPOUT, 0, NET_ACT_NONE, 0.1f}};
     tl_err e = {0};
-    assert_true(net_head(n, x, ops, 3, CLASSES, &e) > 0);
+    assert_true(net_head(n, x, ops, 3, units, &e) > 0);
     net_set_bn_update(n, 1);
     assert_int_equal(net_finalize(n, BATCH, 1234, &e), 0);
+}
+
+static void build(net *n)
+{
+    build_units(n, CLASSES);
 }
 
 /* Trains and returns held-out accuracy; leaves the trained net in n. */
@@ -80,10 +85,53 @@ static void test_learns_and_is_reproducible(void **state)
     free(xte);
 }
 
+/* One sigmoid unit with binary cross-entropy on a two-class version. */
+static void test_sigmoid_binary(void **state)
+{
+    (void)state;
+    size_t img = (size_t)SIZE * SIZE * 3;
+    float *xtr = malloc(NTRAIN * img * sizeof(float));
+    float *xte = malloc(NTEST * img * sizeof(float));
+    int ytr[NTRAIN], yte[NTEST];
+    synth_images(xtr, ytr, NTRAIN, SIZE, 2, 3);
+    synth_images(xte, yte, NTEST, SIZE, 2, 4);
+    net n;
+    build_units(&n, 1);
+    train_ctx t;
+    tl_err e = {0};
+    optim_cfg cfg = optim_cfg_default(OPTIM_ADAM);
+    cfg.learning_rate = 3e-3;
+    assert_int_equal(train_init(&t, &n, &cfg, 5, &e), 0);
+    train_set_loss(&t, TRAIN_SIGMOID);
+    float first = 0, last = 0;
+    for (int ep = 0; ep < EPOCHS; ep++)
+        for (int b = 0; b + BATCH <= NTRAIN; b += BATCH) {
+            float l = train_step(&t, xtr + b * img, ytr + b, BATCH, NULL);
+            if (ep == 0 && b == 0)
+                first = l;
+            last = l;
+        }
+    int hits = 0;
+    for (int b = 0; b + BATCH <= NTEST; b += BATCH) {
+        int c = 0;
+        train_eval(&t, xte + b * img, yte + b, BATCH, &c);
+        hits += c;
+    }
+    print_message("sigmoid: loss %.3f -> %.3f, held-out accuracy %.3f\n", first, last,
+                  (double)hits / NTEST);
+    assert_true(last < first);
+    assert_true((double)hits / NTEST >= 0.95);
+    train_free(&t);
+    net_free(&n);
+    free(xtr);
+    free(xte);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_learns_and_is_reproducible),
+        cmocka_unit_test(test_sigmoid_binary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
