@@ -302,10 +302,54 @@ static void test_keras_layer_count(void **state)
     net_free(&n);
 }
 
+/* Keras's published totals (weights incl. BN moving statistics) for
+ * MobileNetV2(alpha, include_top=False); torchvision's width_mult agrees.
+ * Also an odd input size: 33 -> 17 -> 9 -> 5 -> 3 -> 2. */
+static void test_mobilenet_widths(void **state)
+{
+    (void)state;
+    static const struct {
+        float alpha;
+        size_t total;
+        int out_c;
+    } cases[] = {{0.35f, 410208, 1280}, {1.0f, 2257984, 1280}, {1.4f, 4363712, 1792}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++)
+        for (int cv = 0; cv < 2; cv++) {
+            net n;
+            tl_err e = {0};
+            net_init(&n, 224, 224, 3, cv ? NET_TORCHVISION : NET_KERAS);
+            net_backbone_cfg cfg = {.alpha = cases[k].alpha};
+            int f = net_mobilenet_v2(&n, &cfg, &e);
+            assert_true(f > 0);
+            size_t total = 0;
+            for (int i = 0; i < n.n_params; i++)
+                total += n.params[i].n;
+            assert_int_equal(total, cases[k].total);
+            assert_int_equal(n.layers[f].c, cases[k].out_c);
+            net_free(&n);
+        }
+    net n;
+    tl_err e = {0};
+    net_init(&n, 33, 33, 3, NET_KERAS);
+    int f = net_mobilenet_v2(&n, NULL, &e);
+    assert_int_equal(n.layers[f].h, 2);
+    assert_int_equal(n.layers[f].w, 2);
+    net_free(&n);
+    net_init(&n, 31, 31, 3, NET_KERAS);
+    assert_int_equal(net_mobilenet_v2(&n, NULL, &e), TL_ESHAPE);
+    assert_non_null(strstr(e.msg, "32x32"));
+    net_free(&n);
+    net_backbone_cfg wide = {.alpha = 1.5f};
+    net_init(&n, 64, 64, 3, NET_KERAS);
+    assert_int_equal(net_mobilenet_v2(&n, &wide, &e), TL_EINVAL);
+    net_free(&n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keras_layer_count),
+        cmocka_unit_test(test_mobilenet_widths),
         cmocka_unit_test(test_mobilenet_eval),
         cmocka_unit_test(test_mobilenet_train),
         cmocka_unit_test(test_inverted_residual_train),
