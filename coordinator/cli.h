@@ -9,6 +9,10 @@
 int cli_version(int argc, char **argv);
 int cli_info(int argc, char **argv);
 int cli_demo(int argc, char **argv);
+int cli_data(int argc, char **argv);
+int cli_import(int argc, char **argv);
+/* `tlsweep data check DIR` (cli_data_check.c), a row of cli_data's table. */
+int cli_data_check(int argc, char **argv);
 
 /* Prints the list of subcommands to f. */
 void cli_usage(FILE *f);

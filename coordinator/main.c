@@ -16,6 +16,8 @@ static const cli_command commands[] = {
     {"version", cli_version, "print the tlsweep and wire protocol versions"},
     {"info", cli_info, "describe this machine: cores, CPU flags, OpenBLAS, MPI"},
     {"demo", cli_demo, "train one backbone on a synthetic task (engine smoke run)"},
+    {"data", cli_data, "prepare datasets: fashion-mnist (idx files to class folders of JPEGs)"},
+    {"import", cli_import, "weights (tfjs, .h5, safetensors, .tlm) into a native .tlm model file"},
     /* run, bench: to come */
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)

@@ -19,3 +19,8 @@ fi
 
 # Parallel build jobs: TLSWEEP_JOBS, else every core.
 TLSWEEP_JOBS=${TLSWEEP_JOBS:-$(nproc)}
+
+# OpenMP threads that spin while waiting steal the core from the thread they
+# wait for whenever anything else runs (another test, a build): passive
+# waiting, unless the user chose. The tlsweep program does the same itself.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}

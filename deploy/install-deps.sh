@@ -13,10 +13,21 @@ packages=(
     libopenmpi-dev openmpi-bin
     # engine, data, wire, coordinator loop, sweep files, tfjs JSON, weights
     libopenblas-dev libopenblas-openmp-dev libturbojpeg0-dev libprotobuf-c-dev protobuf-c-compiler
-    libuv1-dev libyaml-dev libjansson-dev libhdf5-dev
+    libuv1-dev libyaml-dev libjansson-dev libhdf5-dev libpng-dev
+    # data: gzip'd idx files; the Fashion-MNIST demo dataset
+    zlib1g-dev dataset-fashion-mnist
     # tests, and the PyTorch reference for parity tests and benchmarks
     libcmocka-dev python3-torch python3-torchvision python3-numpy
+    # tests/h5: Keras-layout .h5 files written with h5py, as Keras writes them
+    python3-h5py
+    # data benchmark: Pillow for comparison, real photos from darknet
+    python3-pil darknet
 )
+# The weights package (npm nsfwjs) and the TensorFlow.js parity tests need
+# node and npm: Debian's, unless the machine already has its own.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages+=(nodejs npm)
+fi
 # shellcheck disable=SC2206 # word splitting is the point
 packages+=(${TLSWEEP_EXTRA_PACKAGES:-})
 
