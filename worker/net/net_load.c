@@ -1,5 +1,6 @@
 /* Torch-named safetensors weights into a torchvision-convention net. */
 #include "worker/net/net_load.h"
+#include "worker/net/timm_names.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,6 +156,9 @@ int net_load_safetensors(net *n, const char *path, int strict, tl_err *e)
             continue;
         map_kind kind;
         net_param *p = map_name(n, t->name, &kind);
+        char alt[NET_PARAM_NAME_MAX + 32];
+        if (!p && timm_mobilenet_v2_name(t->name, alt, sizeof alt))
+            p = map_name(n, alt, &kind);
         if (!p) {
             if (!unused)
                 unused = t->name;
