@@ -48,6 +48,7 @@ typedef enum {
     DATA_PRE_TF = 0,     /* x/127.5 - 1 (MobileNetV2, InceptionV3) */
     DATA_PRE_CAFFE,      /* RGB->BGR, minus [103.939, 116.779, 123.68] (ResNet50, VGG16) */
     DATA_PRE_TORCH,      /* x/255, minus [0.485,0.456,0.406], over [0.229,0.224,0.225] */
+    DATA_PRE_UNIT,       /* x/255 (nsfwjs's MobileNetV2 and InceptionV3 were trained so) */
 } data_preprocess;
 
 #endif

@@ -77,6 +77,7 @@ const char *data_preprocess_name(data_preprocess p)
     case DATA_PRE_TF: return "tf";
     case DATA_PRE_CAFFE: return "caffe";
     case DATA_PRE_TORCH: return "torch";
+    case DATA_PRE_UNIT: return "unit";
     }
     return "?";
 }
@@ -713,6 +714,10 @@ void data_image_preprocess(float *x, size_t n, data_preprocess p)
                 x[3 * i + ch] = (x[3 * i + ch] * (1.0f / 255.0f) - mean[ch]) / std[ch];
         break;
     }
+    case DATA_PRE_UNIT:
+        for (size_t i = 0; i < 3 * n; i++)
+            x[i] *= 1.0f / 255.0f;
+        break;
     }
 }
 

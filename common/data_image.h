@@ -82,7 +82,7 @@ void data_image_preprocess(float *x, size_t n, data_preprocess p);
 int data_image_load(data_image_ctx *c, const char *path, const data_image_cfg *cfg, float *out,
                     tl_err *e);
 
-/* The preprocessing name as in the sweep file ("tf", "caffe", "torch"). */
+/* The preprocessing name as in the sweep file ("tf", "caffe", "torch", "unit"). */
 const char *data_preprocess_name(data_preprocess p);
 
 #endif

@@ -182,30 +182,34 @@ void fmnist_free(fmnist_set *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Output index o of size along an axis of n source pixels (half-pixel
+ * centres, clamped at the edges): the two source neighbours i0, i1 and the
+ * weight w of i1. */
+static void resize_axis(int o, int n, int size, int *i0, int *i1, float *w)
+{
+    float f = ((float)o + 0.5f) * (float)n / (float)size - 0.5f;
+    if (f < 0)
+        f = 0;
+    int a = (int)f;
+    if (a > n - 1)
+        a = n - 1;
+    *i0 = a;
+    *i1 = a + 1 < n ? a + 1 : n - 1;
+    *w = f - (float)a;
+    if (*w > 1)
+        *w = 1;
+}
+
 void fmnist_resize_rgb(const uint8_t *src, int sh, int sw, uint8_t *dst, int size)
 {
     for (int y = 0; y < size; y++) {
-        float fy = ((float)y + 0.5f) * (float)sh / (float)size - 0.5f;
-        if (fy < 0)
-            fy = 0;
-        int y0 = (int)fy;
-        if (y0 > sh - 1)
-            y0 = sh - 1;
-        int y1 = y0 + 1 < sh ? y0 + 1 : sh - 1;
-        float wy = fy - (float)y0;
-        if (wy > 1)
-            wy = 1;
+        int y0, y1;
+        float wy;
+        resize_axis(y, sh, size, &y0, &y1, &wy);
         for (int x = 0; x < size; x++) {
-            float fx = ((float)x + 0.5f) * (float)sw / (float)size - 0.5f;
-            if (fx < 0)
-                fx = 0;
-            int x0 = (int)fx;
-            if (x0 > sw - 1)
-                x0 = sw - 1;
-            int x1 = x0 + 1 < sw ? x0 + 1 : sw - 1;
-            float wx = fx - (float)x0;
-            if (wx > 1)
-                wx = 1;
+            int x0, x1;
+            float wx;
+            resize_axis(x, sw, size, &x0, &x1, &wx);
             float top = src[y0 * sw + x0] * (1 - wx) + src[y0 * sw + x1] * wx;
             float bot = src[y1 * sw + x0] * (1 - wx) + src[y1 * sw + x1] * wx;
             float v = top * (1 - wy) + bot * wy + 0.5f;

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/sha256.h"
 #include "model.pb-c.h"
 
@@ -71,7 +71,7 @@ int model_spec_add_class(model_spec *s, const char *name, tl_err *e)
 }
 
 static const char *const convention_names[] = {"keras", "torchvision"};
-static const char *const preproc_names[] = {"tf", "caffe", "torch"};
+static const char *const preproc_names[] = {"tf", "caffe", "torch", "unit"};
 
 const char *model_convention_name(model_convention c)
 {
@@ -88,12 +88,12 @@ int model_convention_parse(const char *s)
 
 const char *model_preproc_name(model_preproc p)
 {
-    return (unsigned)p < 3 ? preproc_names[p] : "?";
+    return (unsigned)p < 4 ? preproc_names[p] : "?";
 }
 
 int model_preproc_parse(const char *s)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (!strcmp(s, preproc_names[i]))
             return i;
     return -1;
@@ -131,53 +131,38 @@ static uint64_t get_u64(const unsigned char *p)
 
 /* ---- writing ------------------------------------------------------------------ */
 
-/* A ProtobufCBuffer that stages bytes, writes them to fd and hashes them:
+/* A ProtobufCBuffer that stages bytes, writes them to f and hashes them:
  * the packed payload never exists whole in memory. */
 typedef struct {
     ProtobufCBuffer base;
-    int fd;
-    int err;                 /* first errno */
+    tl_atomic_file *f;
+    tl_err *e;
+    int rc;                  /* first write failure */
     sha256_ctx sha;
     uint64_t written;
     unsigned char *stage;
     size_t n, cap;
 } stream_buf;
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 static void stream_flush(stream_buf *b)
 {
-    if (b->n && !b->err)
-        b->err = write_all(b->fd, b->stage, b->n);
+    if (b->n && !b->rc)
+        b->rc = tl_atomic_write(b->f, b->stage, b->n, b->e);
     b->n = 0;
 }
 
 static void stream_append(ProtobufCBuffer *base, size_t len, const uint8_t *data)
 {
     stream_buf *b = (stream_buf *)base;
-    if (b->err)
+    if (b->rc)
         return;
     sha256_update(&b->sha, data, len);
     b->written += len;
     if (b->n + len > b->cap)
         stream_flush(b);
     if (len >= b->cap) {
-        if (!b->err)
-            b->err = write_all(b->fd, data, len);
+        if (!b->rc)
+            b->rc = tl_atomic_write(b->f, data, len, b->e);
         return;
     }
     memcpy(b->stage + b->n, data, len);
@@ -291,7 +276,7 @@ static int make_view(model_view *v, const model_spec *s, const tset *ts)
 /* Catches what model_read would refuse, before anything is written. */
 static int check_spec_for_write(const char *path, const model_spec *s, const tset *ts, tl_err *e)
 {
-    if ((unsigned)s->convention > MODEL_TORCHVISION || (unsigned)s->preproc > MODEL_PREPROC_TORCH ||
+    if ((unsigned)s->convention > MODEL_TORCHVISION || (unsigned)s->preproc > MODEL_PREPROC_UNIT ||
         (unsigned)s->loss > MODEL_LOSS_SIGMOID || (unsigned)s->mode > MODEL_FINE_TUNE)
         return tl_errf(e, TL_EINVAL, "%s: model spec has an enum out of range", path);
     if (s->n_head < 0 || s->n_head > MODEL_MAX_HEAD_OPS || s->num_classes < 0 ||
@@ -315,13 +300,9 @@ int model_write(const char *path, const model_spec *spec, const tset *tensors, t
     if (rc)
         return rc;
     model_view v;
-    stream_buf b = {.base = {.append = stream_append}, .fd = -1};
-    size_t plen_path = strlen(path);
-    char *tmp = malloc(plen_path + 5);
-    const char *what = "open";
-    int err = 0;
-    if (make_view(&v, spec, tensors) || !tmp ||
-        !(b.stage = malloc(b.cap = (size_t)1 << 20))) {
+    tl_atomic_file f = TL_ATOMIC_FILE_INIT;
+    stream_buf b = {.base = {.append = stream_append}, .f = &f, .e = e};
+    if (make_view(&v, spec, tensors) || !(b.stage = malloc(b.cap = (size_t)1 << 20))) {
         rc = tl_errf(e, TL_ENOMEM, "%s: out of memory", path);
         goto out;
     }
@@ -331,76 +312,33 @@ int model_write(const char *path, const model_spec *spec, const tset *tensors, t
                      plen, (unsigned long long)MODEL_MAX_PAYLOAD);
         goto out;
     }
-    memcpy(tmp, path, plen_path);
-    memcpy(tmp + plen_path, ".tmp", 5);
-    b.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (b.fd < 0) {
-        err = errno;
-        goto io_fail;
-    }
+    if ((rc = tl_atomic_open(&f, path, e)))
+        goto out;
     unsigned char hdr[MODEL_HEADER_SIZE];
     memcpy(hdr, MODEL_MAGIC, 8);
     put_u32(hdr + 8, MODEL_FORMAT_VERSION);
     put_u64(hdr + 12, (uint64_t)plen);
-    what = "write";
-    if ((err = write_all(b.fd, hdr, sizeof hdr)))
-        goto io_fail;
+    if ((rc = tl_atomic_write(&f, hdr, sizeof hdr, e)))
+        goto out;
     sha256_init(&b.sha);
     tlsweep__model__pack_to_buffer(&v.m, &b.base);
     stream_flush(&b);
-    if ((err = b.err))
-        goto io_fail;
+    if ((rc = b.rc))
+        goto out;
     if (b.written != plen) {
         rc = tl_errf(e, TL_EINVAL, "%s: packed %llu bytes, expected %zu", path,
                      (unsigned long long)b.written, plen);
-        close(b.fd);
-        unlink(tmp);
         goto out;
     }
     unsigned char digest[SHA256_DIGEST_SIZE];
     sha256_final(&b.sha, digest);
-    if ((err = write_all(b.fd, digest, sizeof digest)))
-        goto io_fail;
-    what = "fsync";
-    if (fsync(b.fd) != 0) {
-        err = errno;
-        goto io_fail;
-    }
-    what = "close";
-    int cr = close(b.fd);
-    b.fd = -1;
-    if (cr != 0) {
-        err = errno;
-        goto io_fail;
-    }
-    what = "rename";
-    if (rename(tmp, path) != 0) {
-        err = errno;
-        goto io_fail;
-    }
-    /* make the rename durable; best effort (not every filesystem lets a
-     * directory be fsynced) */
-    char *dirbuf = strdup(path);
-    if (dirbuf) {
-        int dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        free(dirbuf);
-    }
-    rc = 0;
-    goto out;
-
-io_fail:
-    rc = tl_errf(e, TL_EIO, "%s: %s of %s failed: %s", path, what, tmp, strerror(err));
-    if (b.fd >= 0)
-        close(b.fd);
-    unlink(tmp);
+    if ((rc = tl_atomic_write(&f, digest, sizeof digest, e)))
+        goto out;
+    rc = tl_atomic_commit(&f, e);
 out:
+    tl_atomic_abort(&f);
     free_view(&v);
     free(b.stage);
-    free(tmp);
     return rc;
 }
 
@@ -460,7 +398,7 @@ static int spec_from_msg(const char *name, const Tlsweep__Model *m, model_spec *
     default: return tl_errf(e, TL_EFORMAT, "%s: unknown trainability mode %d", name, (int)a->mode);
     }
     if (m->preprocessing < TLSWEEP__MODEL_PREPROCESSING__MODEL_PREPROCESSING_TF ||
-        m->preprocessing > TLSWEEP__MODEL_PREPROCESSING__MODEL_PREPROCESSING_TORCH)
+        m->preprocessing > TLSWEEP__MODEL_PREPROCESSING__MODEL_PREPROCESSING_UNIT)
         return tl_errf(e, TL_EFORMAT, "%s: unknown preprocessing %d", name, (int)m->preprocessing);
     s->preproc = (model_preproc)(m->preprocessing - 1);
     if (m->n_class_names && m->n_class_names != a->num_classes)

@@ -30,7 +30,13 @@
 #define MODEL_MAX_SIDE 16384
 
 typedef enum { MODEL_KERAS = 0, MODEL_TORCHVISION = 1 } model_convention;
-typedef enum { MODEL_PREPROC_TF = 0, MODEL_PREPROC_CAFFE, MODEL_PREPROC_TORCH } model_preproc;
+/* Same order as data_preprocess (common/data.h): a cast converts. */
+typedef enum {
+    MODEL_PREPROC_TF = 0,
+    MODEL_PREPROC_CAFFE,
+    MODEL_PREPROC_TORCH,
+    MODEL_PREPROC_UNIT,   /* x/255 */
+} model_preproc;
 typedef enum { MODEL_LOSS_SOFTMAX = 0, MODEL_LOSS_SIGMOID } model_loss;
 typedef enum { MODEL_FROZEN = 0, MODEL_FINE_TUNE_AT, MODEL_FINE_TUNE } model_mode;
 typedef enum { MODEL_HEAD_GAP = 0, MODEL_HEAD_FLATTEN, MODEL_HEAD_DENSE, MODEL_HEAD_DROPOUT } model_head_kind;

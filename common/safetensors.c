@@ -3,13 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "common/fileio.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c reads and writes tensor data as little-endian host memory"
@@ -494,20 +495,6 @@ int weights_st_check_finite(const weights_st *st, tl_err *e)
 
 /* ---- writing --------------------------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const unsigned char *p = buf;
-    while (n > 0) {
-        ssize_t r = write(fd, p, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        p += r, n -= (size_t)r;
-    }
-    return 0;
-}
-
 static int cmp_entry(const void *a, const void *b)
 {
     return strcmp((*(const weights_st_entry *const *)a)->name, (*(const weights_st_entry *const *)b)->name);
@@ -635,70 +622,20 @@ int weights_st_write_meta(const char *path, const weights_st_entry *entries, siz
         return rc;
     }
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    int fd = -1, err = 0;
-    const char *what = "open";
-    if (!tmp) {
-        rc = tl_errf(e, TL_ENOMEM, "%s: out of memory", path);
-        goto out;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        err = errno;
-        goto io_fail;
-    }
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    what = "write";
-    if ((err = -write_all(fd, len8, 8)) || (err = -write_all(fd, hdr, hlen)))
-        goto io_fail;
-    for (size_t i = 0; i < n; i++) {
-        const weights_st_entry *t = order[i];
-        if ((err = -write_all(fd, t->data, 4 * entry_numel(t))))
-            goto io_fail;
-    }
-    what = "fsync";
-    if (fsync(fd) != 0) {
-        err = errno;
-        goto io_fail;
-    }
-    what = "close";
-    int cr = close(fd);
-    fd = -1;
-    if (cr != 0) {
-        err = errno;
-        goto io_fail;
-    }
-    what = "rename";
-    if (rename(tmp, path) != 0) {
-        err = errno;
-        goto io_fail;
-    }
-    /* make the rename itself durable; best effort, not every filesystem
-     * lets a directory be fsynced */
-    char *dirbuf = strdup(path);
-    if (dirbuf) {
-        int dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        free(dirbuf);
-    }
-    rc = 0;
-    goto out;
-
-io_fail:
-    rc = tl_errf(e, TL_EIO, "%s: %s of %s failed: %s", path, what, tmp, strerror(err));
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-out:
-    free(tmp);
+    tl_atomic_file f;
+    rc = tl_atomic_open(&f, path, e);
+    if (!rc)
+        rc = tl_atomic_write(&f, len8, 8, e);
+    if (!rc)
+        rc = tl_atomic_write(&f, hdr, hlen, e);
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = tl_atomic_write(&f, order[i]->data, 4 * entry_numel(order[i]), e);
+    if (!rc)
+        rc = tl_atomic_commit(&f, e);
+    tl_atomic_abort(&f);
     free(hdr);
     free(order);
     return rc;

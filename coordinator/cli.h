@@ -11,6 +11,8 @@ int cli_info(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_data(int argc, char **argv);
 int cli_import(int argc, char **argv);
+int cli_train(int argc, char **argv);
+int cli_run(int argc, char **argv);
 /* `tlsweep data check DIR` (cli_data_check.c), a row of cli_data's table. */
 int cli_data_check(int argc, char **argv);
 

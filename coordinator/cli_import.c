@@ -327,23 +327,37 @@ static int infer_head(tset *t, const weights_tfjs_info *info, model_spec *spec, 
 
 /* ---- the command ---------------------------------------------------------------- */
 
+/* nsfwjs's models: a model.min.js, or a directory holding one. */
+static int is_nsfwjs(const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= 12 && !strcmp(src + n - 12, "model.min.js"))
+        return 1;
+    char buf[4096];
+    struct stat st;
+    snprintf(buf, sizeof buf, "%s/model.min.js", src);
+    return stat(buf, &st) == 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: tlsweep import SRC -o OUT.tlm [--backbone B] [--alpha A] [--size S]\n"
                "                     [--convention keras|torchvision] [--with-head]\n"
+               "                     [--preprocessing tf|caffe|torch|unit]\n"
                "SRC: a tfjs model (directory, model.json, nsfwjs model.min.js), a Keras .h5,\n"
                "safetensors (Keras or torch names) or a .tlm.\n");
 }
 
 int cli_import(int argc, char **argv)
 {
-    const char *out = NULL, *backbone = NULL, *conv_flag = NULL;
+    const char *out = NULL, *backbone = NULL, *conv_flag = NULL, *pre_flag = NULL;
     float alpha = 0;
     int size = 0, with_head = 0;
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},     {"backbone", required_argument, 0, 'b'},
         {"alpha", required_argument, 0, 'a'},      {"size", required_argument, 0, 's'},
         {"convention", required_argument, 0, 'c'}, {"with-head", no_argument, 0, 'H'},
+        {"preprocessing", required_argument, 0, 'p'},
         {"help", no_argument, 0, 'h'},             {0, 0, 0, 0},
     };
     int c;
@@ -356,11 +370,16 @@ int cli_import(int argc, char **argv)
         case 's': size = atoi(optarg); break;
         case 'c': conv_flag = optarg; break;
         case 'H': with_head = 1; break;
+        case 'p': pre_flag = optarg; break;
         default: usage(c == 'h' ? stdout : stderr); return c == 'h' ? 0 : 2;
         }
     }
     if (optind != argc - 1 || !out) {
         usage(stderr);
+        return 2;
+    }
+    if (pre_flag && model_preproc_parse(pre_flag) < 0) {
+        fprintf(stderr, "tlsweep import: --preprocessing must be tf, caffe, torch or unit\n");
         return 2;
     }
     if (conv_flag && model_convention_parse(conv_flag) < 0) {
@@ -472,6 +491,12 @@ int cli_import(int argc, char **argv)
     spec.preproc = fmt == SRC_TLM && !strcmp(backbone, from.backbone) && cv == from.convention
                        ? from.preproc
                        : net_default_preproc(backbone, cv);
+    /* nsfwjs (the only source wrapped as model.min.js) trained its Keras
+     * MobileNetV2/InceptionV3 on x/255, not Keras's x/127.5 - 1 */
+    if (fmt == SRC_TFJS && is_nsfwjs(src))
+        spec.preproc = MODEL_PREPROC_UNIT;
+    if (pre_flag)
+        spec.preproc = (model_preproc)model_preproc_parse(pre_flag);
     if (with_head) {
         if (fmt == SRC_TLM && from.num_classes > 0) {
             spec.num_classes = from.num_classes;

@@ -18,7 +18,9 @@ static const cli_command commands[] = {
     {"demo", cli_demo, "train one backbone on a synthetic task (engine smoke run)"},
     {"data", cli_data, "prepare datasets: fashion-mnist (idx files to class folders of JPEGs)"},
     {"import", cli_import, "weights (tfjs, .h5, safetensors, .tlm) into a native .tlm model file"},
-    /* run, bench: to come */
+    {"train", cli_train, "one transfer-learning trial: a backbone, a folder dataset, a best .tlm"},
+    {"run", cli_run, "run a sweep file (for now: --dry-run prints the trials and the work)"},
+    /* bench: to come */
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 

@@ -1,9 +1,13 @@
+#define _GNU_SOURCE /* nftw's FTW_DEPTH, FTW_PHYS */
 #include "testutil.h"
 
+#include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/rng.h"
 
@@ -87,4 +91,115 @@ double tu_gradcheck(const char *what, float *x, const float *grad, size_t n,
         fail();
     }
     return worst;
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+char *tu_mkdtemp(const char *prefix)
+{
+    size_t n = strlen("/tmp/") + strlen(prefix) + strlen("XXXXXX") + 1;
+    char *d = malloc(n);
+    assert_non_null(d);
+    snprintf(d, n, "/tmp/%sXXXXXX", prefix);
+    if (!mkdtemp(d))
+        fail_msg("mkdtemp %s: %s", d, strerror(errno));
+    return d;
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st, (void)flag, (void)f;
+    return remove(p);
+}
+
+int tu_rm_rf(const char *path)
+{
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char *scratch;
+
+int tu_tmpdir_setup(void **state)
+{
+    (void)state;
+    scratch = tu_mkdtemp("tlsweep-test-");
+    return 0;
+}
+
+int tu_tmpdir_teardown(void **state)
+{
+    (void)state;
+    int rc = tu_rm_rf(scratch);
+    free(scratch);
+    scratch = NULL;
+    return rc;
+}
+
+const char *tu_tmpdir(void)
+{
+    assert_non_null(scratch); /* tu_tmpdir_setup not run */
+    return scratch;
+}
+
+const char *tu_tmp(const char *rel)
+{
+    static char bufs[8][512];
+    static unsigned k;
+    assert_non_null(scratch); /* tu_tmpdir_setup not run */
+    char *b = bufs[k++ % 8];
+    if ((size_t)snprintf(b, sizeof bufs[0], "%s/%s", scratch, rel) >= sizeof bufs[0])
+        fail_msg("scratch path too long: %s", rel);
+    return b;
+}
+
+void tu_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        fail_msg("cannot write %s: %s", path, strerror(errno));
+    if (n)
+        assert_int_equal(fwrite(data, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+unsigned char *tu_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot read %s: %s", path, strerror(errno));
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long len = ftell(f);
+    assert_true(len >= 0);
+    assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+    *n = (size_t)len;
+    unsigned char *b = malloc(*n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+/* ---- errors --------------------------------------------------------------- */
+
+const char tu_end_[] = "";
+
+void tu_assert_one_line_error_(const char *file, int line, const tl_err *e, ...)
+{
+    if (!e->msg[0]) {
+        print_error("empty error message\n");
+        _fail(file, line);
+    }
+    if (strchr(e->msg, '\n')) {
+        print_error("error message is more than one line: %s\n", e->msg);
+        _fail(file, line);
+    }
+    va_list ap;
+    va_start(ap, e);
+    for (const char *frag; (frag = va_arg(ap, const char *)) != tu_end_;)
+        if (frag && !strstr(e->msg, frag)) {
+            va_end(ap);
+            print_error("error message lacks '%s': %s\n", frag, e->msg);
+            _fail(file, line);
+        }
+    va_end(ap);
 }

@@ -1,5 +1,6 @@
-/* Helpers shared by the cmocka tests: seeded random fills and a
- * finite-difference gradient check. */
+/* Helpers shared by the cmocka tests: seeded random fills, a
+ * finite-difference gradient check, scratch directories and files, and
+ * the check that an error is one line naming what it is about. */
 #ifndef TLSWEEP_TESTUTIL_H
 #define TLSWEEP_TESTUTIL_H
 
@@ -8,6 +9,8 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "common/err.h"
 
 void tu_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
 float *tu_alloc_uniform(size_t n, uint64_t seed, float lo, float hi);
@@ -30,5 +33,37 @@ double tu_gradcheck(const char *what, float *x, const float *grad, size_t n,
 double tu_dot(const float *a, const float *b, size_t n);
 /* max |a - b| */
 double tu_max_abs_diff(const float *a, const float *b, size_t n);
+
+/* ---- files ---------------------------------------------------------------- */
+
+/* A fresh directory "/tmp/<prefix>XXXXXX", malloc'd; fails the test when it
+ * cannot be made. */
+char *tu_mkdtemp(const char *prefix);
+/* Removes path and everything below it; links are removed, never followed
+ * out of the tree. Returns 0 or -1. */
+int tu_rm_rf(const char *path);
+
+/* One scratch directory per test program: cmocka setup/teardown (group or
+ * per test) that make and remove it, and tu_tmp(rel) = "<dir>/<rel>" in one
+ * of 8 rotating static buffers (so a few can be live at once). */
+int tu_tmpdir_setup(void **state);
+int tu_tmpdir_teardown(void **state);
+const char *tu_tmp(const char *rel);
+const char *tu_tmpdir(void);
+
+/* Writes n bytes to path (created or truncated); fails the test on error. */
+void tu_write_file(const char *path, const void *data, size_t n);
+/* The whole file, malloc'd with one spare byte; fails the test on error. */
+unsigned char *tu_read_file(const char *path, size_t *n);
+
+/* ---- errors --------------------------------------------------------------- */
+
+/* tu_assert_one_line_error(&e, frag, ...): fails the test unless e holds a
+ * non-empty one-line message containing every fragment; NULL fragments are
+ * skipped, so callers can pass optional ones through. */
+#define tu_assert_one_line_error(...) \
+    tu_assert_one_line_error_(__FILE__, __LINE__, __VA_ARGS__, tu_end_)
+extern const char tu_end_[];
+void tu_assert_one_line_error_(const char *file, int line, const tl_err *e, ...);
 
 #endif

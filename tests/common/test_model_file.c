@@ -76,27 +76,6 @@ static void write_good(void)
     tset_free(&t);
 }
 
-static unsigned char *slurp(const char *p, size_t *len)
-{
-    FILE *f = fopen(p, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(*len + 1);
-    assert_int_equal(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *p, const void *b, size_t len)
-{
-    FILE *f = fopen(p, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(b, 1, len, f), len);
-    fclose(f);
-}
-
 /* header + payload + checksum, version v */
 static unsigned char *frame(const void *payload, size_t plen, uint32_t v, size_t *len)
 {
@@ -122,8 +101,9 @@ static void expect_fail(int code, const char *needle)
     tset_init(&t);
     tl_err e = {0};
     int rc = model_read(path, &s, &t, &e);
-    if (rc != code || !strstr(e.msg, needle) || !strstr(e.msg, path))
+    if (rc != code)
         fail_msg("want %d with '%s', got %d: %s", code, needle, rc, e.msg);
+    tu_assert_one_line_error(&e, path, needle);
     assert_null(s.backbone);
     assert_int_equal(t.n, 0);
     model_spec_free(&s);
@@ -135,7 +115,7 @@ static void write_edited(void (*edit)(Tlsweep__Model *m))
 {
     write_good();
     size_t len;
-    unsigned char *b = slurp(path, &len);
+    unsigned char *b = tu_read_file(path, &len);
     Tlsweep__Model *m = tlsweep__model__unpack(NULL, len - 52, b + 20);
     assert_non_null(m);
     edit(m);
@@ -144,7 +124,7 @@ static void write_edited(void (*edit)(Tlsweep__Model *m))
     tlsweep__model__pack(m, p);
     size_t flen;
     unsigned char *f = frame(p, plen, 1, &flen);
-    spit(path, f, flen);
+    tu_write_file(path, f, flen);
     free(f);
     free(p);
     /* edits point only into m's own allocations or at static strings that
@@ -215,17 +195,17 @@ static void test_torn(void **st)
     (void)st;
     write_good();
     size_t len;
-    unsigned char *b = slurp(path, &len);
+    unsigned char *b = tu_read_file(path, &len);
     size_t cuts[] = {0, 5, 8, 12, 19, 20, 21, 100, len / 2, len - 33, len - 32, len - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
-        spit(path, b, cuts[i]);
+        tu_write_file(path, b, cuts[i]);
         expect_fail(TL_EFORMAT, cuts[i] < 8 ? "no TLSWEEPM magic" : "torn");
     }
     /* and one byte too many */
     unsigned char *longer = malloc(len + 1);
     memcpy(longer, b, len);
     longer[len] = 0;
-    spit(path, longer, len + 1);
+    tu_write_file(path, longer, len + 1);
     expect_fail(TL_EFORMAT, "torn");
     free(longer);
     free(b);
@@ -236,11 +216,11 @@ static void test_tampered(void **st)
     (void)st;
     write_good();
     size_t len;
-    unsigned char *b = slurp(path, &len);
+    unsigned char *b = tu_read_file(path, &len);
     size_t at[] = {20, 21, len / 2, len - 33, len - 1}; /* payload, and the checksum itself */
     for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
         b[at[i]] ^= 0x10;
-        spit(path, b, len);
+        tu_write_file(path, b, len);
         expect_fail(TL_EFORMAT, "checksum mismatch");
         b[at[i]] ^= 0x10;
     }
@@ -252,17 +232,17 @@ static void test_bad_magic_and_version(void **st)
     (void)st;
     write_good();
     size_t len;
-    unsigned char *b = slurp(path, &len);
+    unsigned char *b = tu_read_file(path, &len);
     b[0] = 'X';
-    spit(path, b, len);
+    tu_write_file(path, b, len);
     expect_fail(TL_EFORMAT, "no TLSWEEPM magic");
     b[0] = 'T';
     b[8] = 2;
-    spit(path, b, len);
+    tu_write_file(path, b, len);
     expect_fail(TL_EFORMAT, "version 2 is not supported");
     b[8] = 1;
     b[19] = 0x80; /* a payload length of petabytes: refused before any allocation */
-    spit(path, b, len);
+    tu_write_file(path, b, len);
     expect_fail(TL_EFORMAT, "limit");
     free(b);
     unlink(path);
@@ -278,14 +258,14 @@ static void test_unparsable_payload(void **st)
     for (int i = 0; i < 2; i++) {
         size_t len;
         unsigned char *f = frame(bad[i], sizeof bad[i], 1, &len);
-        spit(path, f, len);
+        tu_write_file(path, f, len);
         free(f);
         expect_fail(TL_EFORMAT, "does not parse");
     }
     /* an empty payload parses, but has no architecture */
     size_t len;
     unsigned char *f = frame("", 0, 1, &len);
-    spit(path, f, len);
+    tu_write_file(path, f, len);
     free(f);
     expect_fail(TL_EFORMAT, "version 0");
 }
@@ -336,7 +316,7 @@ static void test_bad_content(void **st)
     /* two tensors named alike; give the message its own name back before freeing */
     write_good();
     size_t len;
-    unsigned char *b = slurp(path, &len);
+    unsigned char *b = tu_read_file(path, &len);
     Tlsweep__Model *m = tlsweep__model__unpack(NULL, len - 52, b + 20);
     edit_dup(m);
     size_t plen = tlsweep__model__get_packed_size(m);
@@ -346,7 +326,7 @@ static void test_bad_content(void **st)
     tlsweep__model__free_unpacked(m, NULL);
     size_t flen;
     unsigned char *f = frame(p, plen, 1, &flen);
-    spit(path, f, flen);
+    tu_write_file(path, f, flen);
     free(f);
     free(p);
     free(b);
@@ -390,7 +370,7 @@ static void test_random_corruption(void **st)
     (void)st;
     write_good();
     size_t len;
-    unsigned char *good = slurp(path, &len);
+    unsigned char *good = tu_read_file(path, &len);
     size_t plen = len - 52;
     unsigned char *pay = malloc(plen + 64);
     rng_state r;

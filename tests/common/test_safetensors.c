@@ -4,7 +4,6 @@
  * a valid file under the sanitizers. */
 #include "testutil.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,45 +13,12 @@
 #include "common/rng.h"
 #include "common/safetensors.h"
 
-static char tmpdir[64];
-
-static int setup(void **st)
-{
-    (void)st;
-    strcpy(tmpdir, "/tmp/tl_st_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    DIR *d = opendir(tmpdir);
-    if (!d)
-        return -1;
-    struct dirent *de;
-    char p[512];
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", tmpdir, de->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    return rmdir(tmpdir);
-}
-
-static const char *tpath(const char *name)
-{
-    static char p[256];
-    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
-    return p;
-}
-
-/* Writes u64 len(json) | json | data to tmpdir/name; returns the path. The
+/* Writes u64 len(json) | json | data to the scratch directory's name; returns the path. The
  * header length can be overridden (hlen_override != 0). */
 static const char *put_file(const char *name, const char *json, const void *data, size_t dlen,
                             uint64_t hlen_override)
 {
-    const char *p = tpath(name);
+    const char *p = tu_tmp(name);
     FILE *f = fopen(p, "wb");
     assert_non_null(f);
     uint64_t n = hlen_override ? hlen_override : strlen(json);
@@ -74,11 +40,9 @@ static void expect_open_fails(const char *path, int code, const char *frag1, con
     weights_st *st = (weights_st *)1;
     tl_err e = {0};
     int rc = weights_st_open(&st, path, &e);
-    if (rc != code || !strstr(e.msg, path) || (frag1 && !strstr(e.msg, frag1)) ||
-        (frag2 && !strstr(e.msg, frag2)) || strchr(e.msg, '\n')) {
-        print_error("open %s: rc %d (want %d), message: %s\n", path, rc, code, e.msg);
-        fail();
-    }
+    if (rc != code)
+        fail_msg("open %s: rc %d (want %d), message: %s", path, rc, code, e.msg);
+    tu_assert_one_line_error(&e, path, frag1, frag2);
     assert_null(st);
 }
 
@@ -95,7 +59,7 @@ static void test_round_trip(void **state)
         {"empty", &dummy, 2, {0, 3}},
     };
     const char *meta[] = {"format", "tlsweep", "epoch", "3"};
-    const char *p = tpath("rt.safetensors");
+    const char *p = tu_tmp("rt.safetensors");
     tl_err e = {0};
     assert_int_equal(weights_st_write_meta(p, en, 4, meta, 2, &e), 0);
     char tmp[300];
@@ -175,23 +139,23 @@ static void test_writer_errors(void **state)
     float x[2] = {1, 2};
     tl_err e = {0};
     const weights_st_entry dup[] = {{"w", x, 1, {2}}, {"a", x, 1, {1}}, {"w", x, 1, {1}}};
-    assert_int_equal(weights_st_write(tpath("dup.st"), dup, 3, &e), TL_EINVAL);
+    assert_int_equal(weights_st_write(tu_tmp("dup.st"), dup, 3, &e), TL_EINVAL);
     assert_non_null(strstr(e.msg, "duplicate tensor name 'w'"));
     const weights_st_entry md[] = {{"__metadata__", x, 1, {2}}};
-    assert_int_equal(weights_st_write(tpath("md.st"), md, 1, &e), TL_EINVAL);
+    assert_int_equal(weights_st_write(tu_tmp("md.st"), md, 1, &e), TL_EINVAL);
     const weights_st_entry nodata[] = {{"w", NULL, 1, {2}}};
-    assert_int_equal(weights_st_write(tpath("nd.st"), nodata, 1, &e), TL_EINVAL);
+    assert_int_equal(weights_st_write(tu_tmp("nd.st"), nodata, 1, &e), TL_EINVAL);
     assert_non_null(strstr(e.msg, "'w'"));
     const weights_st_entry badutf[] = {{"w\xff", x, 1, {2}}};
-    assert_int_equal(weights_st_write(tpath("utf.st"), badutf, 1, &e), TL_EINVAL);
+    assert_int_equal(weights_st_write(tu_tmp("utf.st"), badutf, 1, &e), TL_EINVAL);
     assert_null(strchr(e.msg, '\xff')); /* quoted */
     const weights_st_entry huge[] = {{"w", x, 3, {SIZE_MAX / 2, 4, 1}}};
-    assert_int_equal(weights_st_write(tpath("huge.st"), huge, 1, &e), TL_EINVAL);
+    assert_int_equal(weights_st_write(tu_tmp("huge.st"), huge, 1, &e), TL_EINVAL);
     const weights_st_entry ok[] = {{"w", x, 1, {2}}};
     /* directory missing: I/O error, nothing left behind */
-    assert_int_equal(weights_st_write(tpath("no/such/dir.st"), ok, 1, &e), TL_EIO);
+    assert_int_equal(weights_st_write(tu_tmp("no/such/dir.st"), ok, 1, &e), TL_EIO);
     assert_non_null(strstr(e.msg, "no/such/dir.st"));
-    assert_int_not_equal(access(tpath("dup.st"), F_OK), 0);
+    assert_int_not_equal(access(tu_tmp("dup.st"), F_OK), 0);
 }
 
 static void test_reader_rejects(void **state)
@@ -200,12 +164,10 @@ static void test_reader_rejects(void **state)
     float d[8] = {0};
     const char *p;
 
-    expect_open_fails(tpath("missing.st"), TL_ENOTFOUND, "cannot open", NULL);
+    expect_open_fails(tu_tmp("missing.st"), TL_ENOTFOUND, "cannot open", NULL);
 
-    p = tpath("short.st");
-    FILE *f = fopen(p, "wb");
-    fwrite("abcde", 1, 5, f);
-    fclose(f);
+    p = tu_tmp("short.st");
+    tu_write_file(p, "abcde", 5);
     expect_open_fails(p, TL_EFORMAT, "too short", NULL);
 
     p = put_file("hlen_past_end.st", "{}", NULL, 0, 1000);
@@ -418,18 +380,16 @@ static void test_corruption_does_not_crash(void **state)
     float x[6] = {1, 2, 3, 4, 5, 6};
     const weights_st_entry en[] = {{"alpha", x, 2, {2, 2}}, {"beta", x + 4, 1, {2}}};
     const char *meta[] = {"k", "v"};
-    const char *p = tpath("fuzz.st");
+    const char *p = tu_tmp("fuzz.st");
     tl_err e = {0};
     assert_int_equal(weights_st_write_meta(p, en, 2, meta, 1, &e), 0);
-    FILE *f = fopen(p, "rb");
-    unsigned char good[512];
-    size_t len = fread(good, 1, sizeof good, f);
-    fclose(f);
-    assert_true(len > 16 && len < sizeof good);
+    size_t len;
+    unsigned char *good = tu_read_file(p, &len);
+    unsigned char buf[512];
+    assert_true(len > 16 && len < sizeof buf);
 
     rng_state r;
     rng_init(&r, 1234);
-    unsigned char buf[512];
     int accepted = 0;
     for (int it = 0; it < 20000; it++) {
         memcpy(buf, good, len);
@@ -461,10 +421,11 @@ static void test_corruption_does_not_crash(void **state)
         } else {
             assert_null(st);
             assert_true(rc < 0);
-            assert_null(strchr(e.msg, '\n'));
+            tu_assert_one_line_error(&e);
         }
     }
     assert_true(accepted > 0); /* flips inside the data keep the file valid */
+    free(good);
 }
 
 int main(void)
@@ -479,5 +440,5 @@ int main(void)
         cmocka_unit_test(test_to_f32_other_dtypes),
         cmocka_unit_test(test_corruption_does_not_crash),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

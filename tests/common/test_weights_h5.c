@@ -6,7 +6,6 @@
  * files written by h5py the way Keras writes them is tests/h5. */
 #include "testutil.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,44 +16,11 @@
 
 #include "common/weights_h5.h"
 
-static char tmpdir[64];
-
-static int setup(void **st)
-{
-    (void)st;
-    strcpy(tmpdir, "/tmp/tl_h5_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    DIR *d = opendir(tmpdir);
-    if (!d)
-        return -1;
-    struct dirent *de;
-    char p[512];
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", tmpdir, de->d_name);
-            unlink(p);
-        }
-    closedir(d);
-    return rmdir(tmpdir);
-}
-
-static const char *tpath(const char *name)
-{
-    static char p[256];
-    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
-    return p;
-}
-
 /* ---- writing Keras's layout ------------------------------------------- */
 
 static hid_t new_file(const char *name)
 {
-    hid_t f = H5Fcreate(tpath(name), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t f = H5Fcreate(tu_tmp(name), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     assert_true(f >= 0);
     return f;
 }
@@ -230,7 +196,7 @@ static void test_notop(void **state)
     tset s;
     tset_init(&s);
     tl_err e = {0};
-    int rc = weights_h5_read(tpath("notop.h5"), &s, &e);
+    int rc = weights_h5_read(tu_tmp("notop.h5"), &s, &e);
     if (rc)
         print_error("%s\n", e.msg);
     assert_int_equal(rc, 0);
@@ -267,7 +233,7 @@ static void test_weight_name_forms(void **state)
     tset s;
     tset_init(&s);
     tl_err e = {0};
-    assert_int_equal(weights_h5_read(tpath("forms.h5"), &s, &e), 0);
+    assert_int_equal(weights_h5_read(tu_tmp("forms.h5"), &s, &e), 0);
     assert_int_equal(s.n, 4);
     expect_tensor(&s, "Conv1/kernel", "Conv1", 0, &conv[0]);
     expect_tensor(&s, "Conv1/bias", "Conv1", 1, &conv[1]);
@@ -307,7 +273,7 @@ static void test_full_model(void **state)
     tset s;
     tset_init(&s);
     tl_err e = {0};
-    int rc = weights_h5_read(tpath("full.h5"), &s, &e);
+    int rc = weights_h5_read(tu_tmp("full.h5"), &s, &e);
     if (rc)
         print_error("%s\n", e.msg);
     assert_int_equal(rc, 0);
@@ -354,7 +320,7 @@ static void test_split_and_vlen(void **state)
     tset s;
     tset_init(&s);
     tl_err e = {0};
-    int rc = weights_h5_read(tpath("split.h5"), &s, &e);
+    int rc = weights_h5_read(tu_tmp("split.h5"), &s, &e);
     if (rc)
         print_error("%s\n", e.msg);
     assert_int_equal(rc, 0);
@@ -411,7 +377,7 @@ static void test_dtypes(void **state)
     tset s;
     tset_init(&s);
     tl_err e = {0};
-    int rc = weights_h5_read(tpath("dtypes.h5"), &s, &e);
+    int rc = weights_h5_read(tu_tmp("dtypes.h5"), &s, &e);
     if (rc)
         print_error("%s\n", e.msg);
     assert_int_equal(rc, 0);
@@ -446,11 +412,9 @@ static void expect_fails(const char *path, int code, const char *frag1, const ch
     tl_err e = {0};
     assert_int_equal(tset_add(&s, "sentinel", 1, &one, &x, &e), 0);
     int rc = weights_h5_read(path, &s, &e);
-    if (rc != code || !strstr(e.msg, path) || (frag1 && !strstr(e.msg, frag1)) ||
-        (frag2 && !strstr(e.msg, frag2)) || strchr(e.msg, '\n')) {
-        print_error("read %s: rc %d (want %d), message: %s\n", path, rc, code, e.msg);
-        fail();
-    }
+    if (rc != code)
+        fail_msg("read %s: rc %d (want %d), message: %s", path, rc, code, e.msg);
+    tu_assert_one_line_error(&e, path, frag1, frag2);
     assert_int_equal(s.n, 1);
     assert_string_equal(s.v[0].name, "sentinel");
     tset_free(&s);
@@ -471,7 +435,7 @@ static const char *one_weight_file(const char *fname, put_fn put)
         put(g, w[0]);
     H5Gclose(g);
     close_file(f);
-    return tpath(fname);
+    return tu_tmp(fname);
 }
 
 static void put_int(hid_t g, const char *w)
@@ -521,24 +485,21 @@ static void put_string_data(hid_t g, const char *w)
 static void test_rejects(void **state)
 {
     (void)state;
-    FILE *fp = fopen(tpath("text.h5"), "w");
-    assert_non_null(fp);
-    fputs("not hdf5 at all\n", fp);
-    fclose(fp);
-    expect_fails(tpath("text.h5"), TL_EFORMAT, "not an HDF5 file", NULL);
-    expect_fails(tpath("absent.h5"), TL_EIO, "cannot open", NULL);
+    tu_write_file(tu_tmp("text.h5"), "not hdf5 at all\n", 16);
+    expect_fails(tu_tmp("text.h5"), TL_EFORMAT, "not an HDF5 file", NULL);
+    expect_fails(tu_tmp("absent.h5"), TL_EIO, "cannot open", NULL);
 
     /* HDF5, but nothing of Keras's */
     hid_t f = new_file("plain.h5");
     const float v = 1;
     put_f32(f, "x", 0, NULL, &v);
     close_file(f);
-    expect_fails(tpath("plain.h5"), TL_EFORMAT, "not Keras weights", "layer_names");
+    expect_fails(tu_tmp("plain.h5"), TL_EFORMAT, "not Keras weights", "layer_names");
     /* model_weights without layer_names is no better */
     f = new_file("mw.h5");
     H5Gclose(H5Gcreate2(f, "model_weights", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     close_file(f);
-    expect_fails(tpath("mw.h5"), TL_EFORMAT, "not Keras weights", NULL);
+    expect_fails(tu_tmp("mw.h5"), TL_EFORMAT, "not Keras weights", NULL);
 
     /* layer_names that are numbers */
     f = new_file("numnames.h5");
@@ -551,7 +512,7 @@ static void test_rejects(void **state)
     H5Aclose(a);
     H5Sclose(sp);
     close_file(f);
-    expect_fails(tpath("numnames.h5"), TL_EFORMAT, "'layer_names' is not a list of strings",
+    expect_fails(tu_tmp("numnames.h5"), TL_EFORMAT, "'layer_names' is not a list of strings",
                  NULL);
 
     /* a layer in layer_names without a group */
@@ -560,7 +521,7 @@ static void test_rejects(void **state)
     put_fixed_strs(f, "layer_names", layers, 2);
     put_layer(f, "Conv1", CONV1, 1);
     close_file(f);
-    expect_fails(tpath("nogroup.h5"), TL_EFORMAT, "layer 'ghost'", "no group");
+    expect_fails(tu_tmp("nogroup.h5"), TL_EFORMAT, "layer 'ghost'", "no group");
 
     expect_fails(one_weight_file("missing.h5", NULL), TL_EFORMAT, "layer 'conv'",
                  "'conv/kernel:0' but there is no such dataset");
@@ -584,14 +545,14 @@ static void test_rejects(void **state)
     put_layer(f, "Conv1", CONV1, 1);
     put_layer(f, "bn_Conv1", BN1, 4);
     close_file(f);
-    expect_fails(tpath("dup.h5"), TL_EINVAL, "'Conv1/kernel' appears twice", NULL);
+    expect_fails(tu_tmp("dup.h5"), TL_EINVAL, "'Conv1/kernel' appears twice", NULL);
 
     /* a name from the file with a newline stays one line */
     f = new_file("newline.h5");
     const char *nl[] = {"bad\nlayer"};
     put_fixed_strs(f, "layer_names", nl, 1);
     close_file(f);
-    expect_fails(tpath("newline.h5"), TL_EFORMAT, "layer 'bad?layer'", NULL);
+    expect_fails(tu_tmp("newline.h5"), TL_EFORMAT, "layer 'bad?layer'", NULL);
 }
 
 /* A valid file cut short anywhere is an error, never a crash. */
@@ -604,25 +565,21 @@ static void test_truncated(void **state)
     put_layer(f, "Conv1", CONV1, 1);
     put_layer(f, "bn_Conv1", BN1, 4);
     close_file(f);
-    FILE *fp = fopen(tpath("whole.h5"), "rb");
-    assert_non_null(fp);
-    static unsigned char buf[1 << 16];
-    size_t len = fread(buf, 1, sizeof buf, fp);
-    fclose(fp);
-    assert_true(len > 0 && len < sizeof buf);
+    size_t len;
+    unsigned char *buf = tu_read_file(tu_tmp("whole.h5"), &len);
+    assert_true(len > 0);
     for (size_t cut = 0; cut < len; cut += len / 23 + 1) {
-        fp = fopen(tpath("cut.h5"), "wb");
-        fwrite(buf, 1, cut, fp);
-        fclose(fp);
+        tu_write_file(tu_tmp("cut.h5"), buf, cut);
         tset s;
         tset_init(&s);
         tl_err e = {0};
-        int rc = weights_h5_read(tpath("cut.h5"), &s, &e);
+        int rc = weights_h5_read(tu_tmp("cut.h5"), &s, &e);
         assert_int_not_equal(rc, 0);
-        assert_non_null(strstr(e.msg, tpath("cut.h5")));
+        assert_non_null(strstr(e.msg, tu_tmp("cut.h5")));
         assert_int_equal(s.n, 0);
         tset_free(&s);
     }
+    free(buf);
 }
 
 int main(void)
@@ -636,5 +593,5 @@ int main(void)
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_truncated),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

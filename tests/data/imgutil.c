@@ -7,21 +7,16 @@
 #include <string.h>
 #include <turbojpeg.h>
 
+#include "testutil.h"
+
 char *iu_tmpdir(void)
 {
-    char *d = strdup("/tmp/tlsweep-data-XXXXXX");
-    if (!d || !mkdtemp(d)) {
-        perror("mkdtemp");
-        exit(1);
-    }
-    return d;
+    return tu_mkdtemp("tlsweep-data-");
 }
 
 void iu_rmdir(char *dir)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (tu_rm_rf(dir) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
     free(dir);
 }
@@ -93,11 +88,7 @@ uint8_t *iu_jpeg(const uint8_t *pix, int w, int h, int pf, int samp, int q, int 
 
 void iu_write(const char *path, const void *buf, size_t n)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(buf, 1, n, f) != n || fclose(f) != 0) {
-        perror(path);
-        exit(1);
-    }
+    tu_write_file(path, buf, n);
 }
 
 void iu_png(const char *path, const uint8_t *pix, int w, int h, int color_type, int depth,

@@ -6,7 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A fresh directory under /tmp; iu_rmdir removes it and its files. */
+/* A fresh directory under /tmp; iu_rmdir removes it and its files, and
+ * frees dir. Both, like iu_write, are testutil's tu_mkdtemp, tu_rm_rf and
+ * tu_write_file: they fail the running cmocka test on error. */
 char *iu_tmpdir(void);
 void iu_rmdir(char *dir);
 /* dir/name into a static-free malloc'd string. */

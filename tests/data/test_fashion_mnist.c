@@ -2,11 +2,9 @@
  * valid and corrupt, each error naming its file), the bilinear resize
  * against hand-computed values, and a round trip to class folders of JPEGs
  * checked with TurboJPEG's own decoder. */
-#define _GNU_SOURCE
 #include "testutil.h"
 
 #include <dirent.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,36 +14,6 @@
 #include <zlib.h>
 
 #include "common/fashion_mnist.h"
-
-static char root[64];
-
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st, (void)flag, (void)f;
-    return remove(p);
-}
-
-static int setup(void **st)
-{
-    (void)st;
-    strcpy(root, "/tmp/tl_fm_XXXXXX");
-    return mkdtemp(root) ? 0 : -1;
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    return nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *P(const char *rel)
-{
-    static char bufs[4][512];
-    static int k;
-    char *b = bufs[k++ & 3];
-    snprintf(b, 512, "%s/%s", root, rel);
-    return b;
-}
 
 static void be32(unsigned char *p, uint32_t v)
 {
@@ -65,7 +33,7 @@ static void write_idx(const char *rel, uint32_t magic, const uint32_t *dims, int
     for (int i = 0; i < nd; i++)
         be32(hdr + 4 + 4 * i, dims[i]);
     size_t hl = 4 + 4 * (size_t)nd;
-    const char *p = P(rel);
+    const char *p = tu_tmp(rel);
     size_t n = strlen(p);
     if (n > 3 && !strcmp(p + n - 3, ".gz")) {
         gzFile f = gzopen(p, "wb");
@@ -125,8 +93,8 @@ static void test_read_valid(void **st)
     for (int k = 0; k < 2; k++) {
         char ip[128], lp[128];
         write_pair("train", exts[k], 20);
-        snprintf(ip, sizeof ip, "%s", P(k ? "train-images-idx3-ubyte.gz" : "train-images-idx3-ubyte"));
-        snprintf(lp, sizeof lp, "%s", P(k ? "train-labels-idx1-ubyte.gz" : "train-labels-idx1-ubyte"));
+        snprintf(ip, sizeof ip, "%s", tu_tmp(k ? "train-images-idx3-ubyte.gz" : "train-images-idx3-ubyte"));
+        snprintf(lp, sizeof lp, "%s", tu_tmp(k ? "train-labels-idx1-ubyte.gz" : "train-labels-idx1-ubyte"));
         fmnist_set s;
         tl_err e = {0};
         int rc = fmnist_read(&s, ip, lp, &e);
@@ -145,11 +113,11 @@ static void test_read_valid(void **st)
         assert_null(s.pixels);
     }
     /* fmnist_read_dir finds the .gz files when the plain ones are absent */
-    remove(P("train-images-idx3-ubyte"));
-    remove(P("train-labels-idx1-ubyte"));
+    remove(tu_tmp("train-images-idx3-ubyte"));
+    remove(tu_tmp("train-labels-idx1-ubyte"));
     fmnist_set s;
     tl_err e = {0};
-    assert_int_equal(fmnist_read_dir(&s, root, "train", &e), 0);
+    assert_int_equal(fmnist_read_dir(&s, tu_tmpdir(), "train", &e), 0);
     assert_int_equal(s.n, 20);
     fmnist_free(&s);
 }
@@ -161,18 +129,13 @@ static void read_fails(const char *img, const char *lab, const char *names, cons
     fmnist_set s;
     tl_err e = {0};
     char ip[512], lp[512];
-    snprintf(ip, sizeof ip, "%s", P(img));
-    snprintf(lp, sizeof lp, "%s", P(lab));
+    snprintf(ip, sizeof ip, "%s", tu_tmp(img));
+    snprintf(lp, sizeof lp, "%s", tu_tmp(lab));
     int rc = fmnist_read(&s, ip, lp, &e);
     assert_true(rc < 0);
     assert_null(s.pixels);
     assert_null(s.labels);
-    assert_null(strchr(e.msg, '\n'));
-    const char *want = P(names);
-    if (!strstr(e.msg, want))
-        fail_msg("message '%s' does not name '%s'", e.msg, want);
-    if (!strstr(e.msg, what))
-        fail_msg("message '%s' lacks '%s'", e.msg, what);
+    tu_assert_one_line_error(&e, tu_tmp(names), what);
 }
 
 static void test_read_corrupt(void **st)
@@ -198,7 +161,7 @@ static void test_read_corrupt(void **st)
     read_fails("hdr_short", "lab", "hdr_short", "truncated header");
 
     write_idx("img_long", 0x803, idims, 3, px, (size_t)n * 784);
-    FILE *f = fopen(P("img_long"), "ab");
+    FILE *f = fopen(tu_tmp("img_long"), "ab");
     fputc(0, f);
     fclose(f);
     read_fails("img_long", "lab", "img_long", "longer than its header");
@@ -222,11 +185,9 @@ static void test_read_corrupt(void **st)
     read_fails("absent", "lab", "absent", "No such file");
 
     /* not gzip, not idx: a gzip header with garbage after it */
-    f = fopen(P("bad.gz"), "wb");
     const unsigned char junk[] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xde, 0xad, 0xbe, 0xef,
                                   0xde, 0xad, 0xbe, 0xef, 0xde, 0xad, 0xbe, 0xef};
-    fwrite(junk, 1, sizeof junk, f);
-    fclose(f);
+    tu_write_file(tu_tmp("bad.gz"), junk, sizeof junk);
     read_fails("bad.gz", "lab", "bad.gz", "");
     free(px);
     free(lb);
@@ -294,11 +255,11 @@ static void test_round_trip(void **st)
     write_pair("t10k", "", 20);      /* 2 per class */
     fmnist_write_cfg cfg = {.size = 32, .per_class = 2, .quality = 90};
     char out[512];
-    snprintf(out, sizeof out, "%s", P("out/deeper"));
+    snprintf(out, sizeof out, "%s", tu_tmp("out/deeper"));
     for (int run = 0; run < 2; run++) {  /* the rerun overwrites */
         size_t written[2];
         tl_err e = {0};
-        int rc = fmnist_convert(root, out, &cfg, written, &e);
+        int rc = fmnist_convert(tu_tmpdir(), out, &cfg, written, &e);
         if (rc)
             print_error("%s\n", e.msg);
         assert_int_equal(rc, 0);
@@ -327,22 +288,21 @@ static void test_round_trip(void **st)
     assert_string_equal(fmnist_class_names[9], "Ankle_boot");
 
     /* an output path through a file fails, naming it */
-    FILE *f = fopen(P("plain"), "wb");
-    fclose(f);
-    snprintf(out, sizeof out, "%s", P("plain/x"));
+    tu_write_file(tu_tmp("plain"), NULL, 0);
+    snprintf(out, sizeof out, "%s", tu_tmp("plain/x"));
     size_t written[2];
     tl_err e = {0};
-    assert_true(fmnist_convert(root, out, &cfg, written, &e) < 0);
-    assert_non_null(strstr(e.msg, P("plain")));
+    assert_true(fmnist_convert(tu_tmpdir(), out, &cfg, written, &e) < 0);
+    assert_non_null(strstr(e.msg, tu_tmp("plain")));
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_read_valid, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_valid, tu_tmpdir_setup, tu_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_read_corrupt, tu_tmpdir_setup, tu_tmpdir_teardown),
         cmocka_unit_test(test_resize),
-        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip, tu_tmpdir_setup, tu_tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,11 +2,9 @@
  * flow_from_directory rules (sorted classes, extensions in any case, hidden
  * entries, symlinks, nesting), the stratified seeded split, val/test class
  * checks, and every error naming its folder or class. */
-#define _GNU_SOURCE
 #include "testutil.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,42 +14,11 @@
 
 #include "common/data.h"
 
-static char root[64];
-
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void)st, (void)flag, (void)f;
-    return remove(p);
-}
-
-static int setup(void **st)
-{
-    (void)st;
-    strcpy(root, "/tmp/tl_ix_XXXXXX");
-    return mkdtemp(root) ? 0 : -1;
-}
-
-static int teardown(void **st)
-{
-    (void)st;
-    /* FTW_PHYS: links are removed, never followed out of the tree */
-    return nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *P(const char *rel)
-{
-    static char bufs[4][512];
-    static int k;
-    char *b = bufs[k++ & 3];
-    snprintf(b, 512, "%s/%s", root, rel);
-    return b;
-}
-
 static void mkdirs(const char *rel)
 {
     char p[512];
-    snprintf(p, sizeof p, "%s/%s", root, rel);
-    for (char *c = p + strlen(root) + 1;; c++) {
+    snprintf(p, sizeof p, "%s", tu_tmp(rel));
+    for (char *c = p + strlen(tu_tmpdir()) + 1;; c++) {
         if (*c == '/' || *c == '\0') {
             char keep = *c;
             *c = '\0';
@@ -73,7 +40,7 @@ static void put(const char *rel, size_t n)
         *slash = '\0';
         mkdirs(d);
     }
-    FILE *f = fopen(P(rel), "wb");
+    FILE *f = fopen(tu_tmp(rel), "wb");
     assert_non_null(f);
     for (size_t i = 0; i < n; i++)
         fputc((int)(i & 0xff), f);
@@ -82,13 +49,13 @@ static void put(const char *rel, size_t n)
 
 static void link_to(const char *target, const char *rel)
 {
-    assert_int_equal(symlink(target, P(rel)), 0);
+    assert_int_equal(symlink(target, tu_tmp(rel)), 0);
 }
 
 /* Path of item i relative to root/<top>/ . */
 static const char *rel_item(const data_index *ix, size_t i, const char *top)
 {
-    const char *pre = P(top);
+    const char *pre = tu_tmp(top);
     size_t n = strlen(pre);
     assert_memory_equal(ix->items[i].path, pre, n);
     assert_int_equal(ix->items[i].path[n], '/');
@@ -98,7 +65,7 @@ static const char *rel_item(const data_index *ix, size_t i, const char *top)
 static data_index_cfg cfg_train(const char *train)
 {
     static char t[512];
-    snprintf(t, sizeof t, "%s", P(train));
+    snprintf(t, sizeof t, "%s", tu_tmp(train));
     data_index_cfg c = {.train_dir = t};
     return c;
 }
@@ -120,11 +87,7 @@ static void build_fails(const data_index_cfg *c, const char *n1, const char *n2)
     int rc = data_index_build(&ix, c, &e);
     assert_true(rc < 0);
     assert_int_equal(e.code, rc);
-    assert_null(strchr(e.msg, '\n'));
-    if (n1 && !strstr(e.msg, n1))
-        fail_msg("message '%s' lacks '%s'", e.msg, n1);
-    if (n2 && !strstr(e.msg, n2))
-        fail_msg("message '%s' lacks '%s'", e.msg, n2);
+    tu_assert_one_line_error(&e, n1, n2);
     assert_null(ix.items);
     assert_null(ix.classes);
     assert_int_equal(ix.n_items, 0);
@@ -352,8 +315,8 @@ static void test_val_test_dirs(void **st)
     data_index ix;
     data_index_cfg c = cfg_train("t");
     char v[512], x[512];
-    snprintf(v, sizeof v, "%s", P("v"));
-    snprintf(x, sizeof x, "%s", P("x"));
+    snprintf(v, sizeof v, "%s", tu_tmp("v"));
+    snprintf(x, sizeof x, "%s", tu_tmp("x"));
     c.val_dir = v;
     c.test_dir = x;
     c.validation_split = 0.5;  /* ignored: val_dir given */
@@ -372,17 +335,17 @@ static void test_val_test_dirs(void **st)
     /* val_dir with an extra class, test_dir with a missing one */
     put("v/c/1.jpg", 1);
     build_fails(&c, "'c'", v);
-    remove(P("v/c/1.jpg"));
-    rmdir(P("v/c"));
+    remove(tu_tmp("v/c/1.jpg"));
+    rmdir(tu_tmp("v/c"));
     c.val_dir = NULL;
-    remove(P("x/b/1.jpg"));
-    remove(P("x/b/2.jpg"));
-    remove(P("x/b/3.jpg"));
-    rmdir(P("x/b"));
+    remove(tu_tmp("x/b/1.jpg"));
+    remove(tu_tmp("x/b/2.jpg"));
+    remove(tu_tmp("x/b/3.jpg"));
+    rmdir(tu_tmp("x/b"));
     put("x/a/2.jpg", 1);
     build_fails(&c, "lacks class folder 'b'", x);
     c.test_dir = NULL;
-    c.val_dir = P("nowhere");
+    c.val_dir = tu_tmp("nowhere");
     build_fails(&c, "val_dir", c.val_dir);
 }
 
@@ -435,14 +398,14 @@ static void test_errors(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_classes_sorted, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_extensions_and_hidden, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_symlinks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_symlink_loop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nested, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_split_stratified, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_val_test_dirs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_classes_sorted, tu_tmpdir_setup, tu_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_extensions_and_hidden, tu_tmpdir_setup, tu_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_symlinks, tu_tmpdir_setup, tu_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_loop, tu_tmpdir_setup, tu_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_nested, tu_tmpdir_setup, tu_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_split_stratified, tu_tmpdir_setup, tu_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_val_test_dirs, tu_tmpdir_setup, tu_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_errors, tu_tmpdir_setup, tu_tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

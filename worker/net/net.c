@@ -606,7 +606,9 @@ void net_forward(net *n, const float *x, int batch, int training)
         case NET_DROPOUT:
             if (training && l->u.dropout.rate > 0.0f)
                 nn_dropout_forward(l->out, l->aux, a->out, sz, l->u.dropout.rate,
-                                   rng_mix(n->step_seed, (uint64_t)i));
+                                   /* by position after the features, so a head net
+                                    * built alone draws the masks it draws here */
+                                   rng_mix(n->step_seed, (uint64_t)(i - (n->features > 0 ? n->features : 0))));
             else
                 memcpy(l->out, a->out, sz * sizeof(float));
             break;

@@ -1,0 +1,95 @@
+#include "common/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int io_fail(tl_atomic_file *f, const char *what, int err, tl_err *e)
+{
+    return tl_errf(e, TL_EIO, "%s: %s of %s failed: %s", f->path, what, f->tmp, strerror(err));
+}
+
+int tl_atomic_open(tl_atomic_file *f, const char *path, tl_err *e)
+{
+    size_t plen = strlen(path);
+    f->fd = -1;
+    f->err = 0;
+    f->tmp = NULL;
+    /* "path\0path.tmp\0" in one allocation */
+    if (!(f->path = malloc(2 * plen + 6)))
+        return tl_errf(e, TL_ENOMEM, "%s: out of memory", path);
+    memcpy(f->path, path, plen + 1);
+    f->tmp = f->path + plen + 1;
+    memcpy(f->tmp, path, plen);
+    memcpy(f->tmp + plen, ".tmp", 5);
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->fd < 0) {
+        int rc = io_fail(f, "open", errno, e);
+        free(f->path);
+        f->path = f->tmp = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+int tl_atomic_write(tl_atomic_file *f, const void *buf, size_t n, tl_err *e)
+{
+    const unsigned char *p = buf;
+    while (n > 0 && !f->err) {
+        ssize_t w = write(f->fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            f->err = errno;
+        else
+            p += w, n -= (size_t)w;
+    }
+    return f->err ? io_fail(f, "write", f->err, e) : 0;
+}
+
+int tl_atomic_commit(tl_atomic_file *f, tl_err *e)
+{
+    int rc = 0;
+    if (f->err) {
+        rc = io_fail(f, "write", f->err, e);
+    } else if (fsync(f->fd) != 0) {
+        rc = io_fail(f, "fsync", errno, e);
+    } else {
+        int cr = close(f->fd);
+        f->fd = -1;
+        if (cr != 0)
+            rc = io_fail(f, "close", errno, e);
+        else if (rename(f->tmp, f->path) != 0)
+            rc = io_fail(f, "rename", errno, e);
+    }
+    if (rc) {
+        tl_atomic_abort(f);
+        return rc;
+    }
+    /* make the rename itself durable; dirname may modify its argument, and
+     * the .tmp name is no longer needed */
+    memcpy(f->tmp, f->path, strlen(f->path) + 1);
+    int dfd = open(dirname(f->tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    free(f->path);
+    f->path = f->tmp = NULL;
+    return 0;
+}
+
+void tl_atomic_abort(tl_atomic_file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    if (f->tmp)
+        unlink(f->tmp);
+    free(f->path);
+    f->path = f->tmp = NULL;
+}
