@@ -53,7 +53,7 @@ static void report(const trial_result *r)
     for (int i = 0; i < n; i++)
         if ((int)strlen(r->classes[i]) > w)
             w = (int)strlen(r->classes[i]);
-    printf("  %-*s  %6s |", w, "class", "acc");
+    printf("  %2s %-*s  %6s |", "#", w, "class", "acc");
     for (int j = 0; j < n; j++)
         printf(" %4d", j);
     printf("\n");
@@ -61,11 +61,11 @@ static void report(const trial_result *r)
         int64_t row = 0;
         for (int j = 0; j < n; j++)
             row += r->confusion[(size_t)i * n + j];
-        printf("  %-*s  %6.3f |", w, r->classes[i],
+        printf("  %2d %-*s  %6.3f |", i, w, r->classes[i],
                row ? (double)r->confusion[(size_t)i * n + i] / row : 0.0);
         for (int j = 0; j < n; j++)
             printf(" %4lld", (long long)r->confusion[(size_t)i * n + j]);
-        printf("   %d\n", i);
+        printf("\n");
     }
 }
 
