@@ -1,4 +1,5 @@
 /* tlsweep.Model files: framing, checksum, atomic write, validating read. */
+#include "common/le.h"
 #include "common/model_file.h"
 
 #include <errno.h>
@@ -101,33 +102,6 @@ int model_preproc_parse(const char *s)
 
 /* ---- little-endian framing --------------------------------------------------- */
 
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
 
 /* ---- writing ------------------------------------------------------------------ */
 
@@ -316,8 +290,8 @@ int model_write(const char *path, const model_spec *spec, const tset *tensors, t
         goto out;
     unsigned char hdr[MODEL_HEADER_SIZE];
     memcpy(hdr, MODEL_MAGIC, 8);
-    put_u32(hdr + 8, MODEL_FORMAT_VERSION);
-    put_u64(hdr + 12, (uint64_t)plen);
+    le_put_u32(hdr + 8, MODEL_FORMAT_VERSION);
+    le_put_u64(hdr + 12, (uint64_t)plen);
     if ((rc = tl_atomic_write(&f, hdr, sizeof hdr, e)))
         goto out;
     sha256_init(&b.sha);
@@ -500,12 +474,12 @@ int model_read_mem(const char *name, const void *buf, size_t len, model_spec *sp
     if (len < MODEL_HEADER_SIZE)
         return tl_errf(e, TL_EFORMAT, "%s: torn model file: %zu bytes, shorter than the header",
                        name, len);
-    uint32_t version = get_u32(p + 8);
+    uint32_t version = le_get_u32(p + 8);
     if (version != MODEL_FORMAT_VERSION)
         return tl_errf(e, TL_EFORMAT,
                        "%s: model format version %u is not supported (this tlsweep reads %u)",
                        name, version, MODEL_FORMAT_VERSION);
-    uint64_t plen = get_u64(p + 12);
+    uint64_t plen = le_get_u64(p + 12);
     if (plen > MODEL_MAX_PAYLOAD)
         return tl_errf(e, TL_EFORMAT, "%s: payload length %llu is over the %llu-byte limit",
                        name, (unsigned long long)plen, (unsigned long long)MODEL_MAX_PAYLOAD);
@@ -564,11 +538,11 @@ int model_read(const char *path, model_spec *spec, tset *tensors, tl_err *e)
         return tl_errf(e, TL_EIO, "%s: read failed", path);
     }
     if (nh < MODEL_HEADER_SIZE || memcmp(hdr, MODEL_MAGIC, 8) ||
-        get_u32(hdr + 8) != MODEL_FORMAT_VERSION || get_u64(hdr + 12) > MODEL_MAX_PAYLOAD) {
+        le_get_u32(hdr + 8) != MODEL_FORMAT_VERSION || le_get_u64(hdr + 12) > MODEL_MAX_PAYLOAD) {
         close(fd);
         return model_read_mem(path, hdr, nh, spec, tensors, e); /* names what is wrong */
     }
-    uint64_t want = get_u64(hdr + 12) + MODEL_HEADER_SIZE + SHA256_DIGEST_SIZE;
+    uint64_t want = le_get_u64(hdr + 12) + MODEL_HEADER_SIZE + SHA256_DIGEST_SIZE;
     if (want != size) {
         close(fd);
         return tl_errf(e, TL_EFORMAT, "%s: torn model file: %llu bytes, the header says %llu",

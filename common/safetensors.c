@@ -1,3 +1,4 @@
+#include "common/le.h"
 #include "common/safetensors.h"
 
 #include <errno.h>
@@ -79,13 +80,6 @@ static qname q(const char *name)
 
 /* ---- reading -------------------------------------------------------------- */
 
-static uint64_t le64(const unsigned char *b)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | b[i];
-    return v;
-}
 
 /* Checks the 8-byte prefix of a size-byte file and returns the header length. */
 static int check_prefix(const char *path, size_t size, const unsigned char *first8, size_t *hlen,
@@ -93,7 +87,7 @@ static int check_prefix(const char *path, size_t size, const unsigned char *firs
 {
     if (size < 8)
         return tl_errf(e, TL_EFORMAT, "%s: %zu bytes is too short for a safetensors file", path, size);
-    uint64_t n = le64(first8);
+    uint64_t n = le_get_u64(first8);
     if (n > WEIGHTS_ST_MAX_HEADER)
         return tl_errf(e, TL_EFORMAT, "%s: header length %llu exceeds the %u byte limit", path,
                        (unsigned long long)n, WEIGHTS_ST_MAX_HEADER);
