@@ -1,4 +1,4 @@
-/* safetensors files (https://github.com/huggingface/safetensors):
+/* safetensors files:
  *   u64 little-endian N | N bytes of JSON header | raw little-endian data
  * The header maps tensor names to {"dtype", "shape", "data_offsets": [b, e]}
  * with offsets relative to the data start, plus an optional "__metadata__"

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Writes a Keras-layout .h5 the way Keras's legacy HDF5 writer does
-(keras/saving/legacy/hdf5_format.py: save_weights_to_hdf5_group,
-save_attributes_to_hdf5_group, and save_model_to_hdf5 for --full-model),
+"""Writes a .h5 in the layout of Keras's legacy HDF5 weight files (root or
+"model_weights" attributes layer_names and per-layer weight_names, split
+into name0, name1, ... past the object-header limit; datasets under
+"<layer>/<weight>:0"; --full-model adds the model_config wrapper),
 for a MobileNetV2 (alpha 1.0) list of layers with random values, plus a
 reference file of the tensors the reader must return, in order:
 
@@ -35,22 +36,26 @@ except ImportError as exc:  # pragma: no cover
 HDF5_OBJECT_HEADER_LIMIT = 64512
 
 
-def save_attributes_to_hdf5_group(group, name, data, limit):
-    """Keras's own, with the limit as a parameter."""
-    bad = [x for x in data if len(x) > limit]
-    if bad:
-        raise RuntimeError(f"attributes longer than {limit} bytes: {bad}")
-    data_npy = np.asarray(data)
-    num_chunks = 1
-    chunked_data = np.array_split(data_npy, num_chunks)
-    while any(x.nbytes > limit for x in chunked_data):
-        num_chunks += 1
-        chunked_data = np.array_split(data_npy, num_chunks)
-    if num_chunks > 1:
-        for chunk_id, chunk_data in enumerate(chunked_data):
-            group.attrs["%s%d" % (name, chunk_id)] = chunk_data
-    else:
-        group.attrs[name] = data
+def write_name_list(group, key, names, limit):
+    """Stores a list of byte strings as the attribute `key`, or, when that
+    would pass the HDF5 object-header limit, as key0, key1, ...: the fewest
+    near-equal parts (numpy.array_split boundaries) that each fit. This is
+    the layout Keras files have, which is what the reader must handle."""
+    oversized = [n for n in names if len(n) > limit]
+    if oversized:
+        raise RuntimeError(f"names longer than {limit} bytes: {oversized}")
+    everything = np.asarray(names)
+    parts = 1
+    while True:
+        pieces = np.array_split(everything, parts)
+        if all(piece.nbytes <= limit for piece in pieces):
+            break
+        parts += 1
+    if parts == 1:
+        group.attrs[key] = names
+        return
+    for i, piece in enumerate(pieces):
+        group.attrs[f"{key}{i}"] = piece
 
 
 def make_divisible(v, divisor=8):
@@ -137,17 +142,14 @@ class Weight:
 
 
 def save_layer(parent, layer_name, weights, limit):
-    """The loop body of Keras's save_weights_to_hdf5_group, for one layer
-    whose _legacy_weights are `weights` (trainable first, as Keras)."""
-    g = parent.create_group(layer_name)
-    weight_names = [w.name.encode("utf8") for w in weights]
-    save_attributes_to_hdf5_group(g, "weight_names", weight_names, limit)
-    for name, val in zip(weight_names, [w.value for w in weights]):
-        param_dset = g.create_dataset(name, val.shape, dtype=val.dtype)
-        if not val.shape:
-            param_dset[()] = val
-        else:
-            param_dset[:] = val
+    """One layer group: its weight_names list, then one dataset per weight
+    under that name (trainable weights first, as Keras orders them)."""
+    group = parent.create_group(layer_name)
+    encoded = [w.name.encode("utf8") for w in weights]
+    write_name_list(group, "weight_names", encoded, limit)
+    for key, w in zip(encoded, weights):
+        dataset = group.create_dataset(key, w.value.shape, dtype=w.value.dtype)
+        dataset[()] = w.value
 
 
 def legacy_weights(weights):
@@ -239,8 +241,7 @@ def main():
             root = f.create_group("model_weights")
         else:
             root = f
-        # save_weights_to_hdf5_group
-        save_attributes_to_hdf5_group(root, "layer_names",
+        write_name_list(root, "layer_names",
                                       [name.encode("utf8") for name, _, _ in layers],
                                       args.header_limit)
         root.attrs["backend"] = "tensorflow".encode("utf8")
