@@ -188,17 +188,9 @@ int data_augment_load(data_image_ctx *c, const char *path, const data_image_cfg 
     data_box box = p.crop;
     if (!a->random_resized_crop && cfg->crop_to_aspect_ratio)
         box = data_image_aspect_box(W, H, cfg->width, cfg->height);
-    int need_w = (int)ceil(cfg->width * (double)W / (box.x1 - box.x0) - 1e-6);
-    int need_h = (int)ceil(cfg->height * (double)H / (box.y1 - box.y0) - 1e-6);
-    const uint8_t *rgb;
-    int w, h;
-    rc = data_image_decode(c, need_w, need_h, &rgb, &w, &h, e);
+    rc = data_image_decode_box(c, path, W, H, &box, cfg, out, e);
     if (rc != 0)
         return rc;
-    double fx = (double)w / W, fy = (double)h / H;
-    data_box sb = {box.x0 * fx, box.y0 * fy, box.x1 * fx, box.y1 * fy};
-    if (data_image_resize(c, rgb, w, h, &sb, out, cfg->width, cfg->height) != 0)
-        return tl_errf(e, TL_ENOMEM, "%s: out of memory resizing", path);
     data_augment_apply(&p, out, cfg->width, cfg->height, scratch);
     data_image_preprocess(out, (size_t)cfg->width * cfg->height, cfg->preprocess);
     return 0;

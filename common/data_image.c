@@ -723,6 +723,25 @@ void data_image_preprocess(float *x, size_t n, data_preprocess p)
 
 /* ---- the whole path ---------------------------------------------------------- */
 
+int data_image_decode_box(data_image_ctx *c, const char *path, int W, int H,
+                          const data_box *box, const data_image_cfg *cfg, float *out,
+                          tl_err *e)
+{
+    /* Decode just large enough that the box still covers the output size. */
+    int need_w = (int)ceil(cfg->width * (double)W / (box->x1 - box->x0) - 1e-6);
+    int need_h = (int)ceil(cfg->height * (double)H / (box->y1 - box->y0) - 1e-6);
+    const uint8_t *rgb;
+    int w, h;
+    int rc = data_image_decode(c, need_w, need_h, &rgb, &w, &h, e);
+    if (rc != 0)
+        return rc;
+    double fx = (double)w / W, fy = (double)h / H;
+    data_box sb = {box->x0 * fx, box->y0 * fy, box->x1 * fx, box->y1 * fy};
+    if (data_image_resize(c, rgb, w, h, &sb, out, cfg->width, cfg->height) != 0)
+        return tl_errf(e, TL_ENOMEM, "%s: out of memory resizing", path);
+    return 0;
+}
+
 int data_image_load(data_image_ctx *c, const char *path, const data_image_cfg *cfg, float *out,
                     tl_err *e)
 {
@@ -732,18 +751,9 @@ int data_image_load(data_image_ctx *c, const char *path, const data_image_cfg *c
         return rc;
     data_box box = cfg->crop_to_aspect_ratio ? data_image_aspect_box(W, H, cfg->width, cfg->height)
                                              : (data_box){0, 0, W, H};
-    /* Decode just large enough that the box still covers the output size. */
-    int need_w = (int)ceil(cfg->width * (double)W / (box.x1 - box.x0) - 1e-6);
-    int need_h = (int)ceil(cfg->height * (double)H / (box.y1 - box.y0) - 1e-6);
-    const uint8_t *rgb;
-    int w, h;
-    rc = data_image_decode(c, need_w, need_h, &rgb, &w, &h, e);
+    rc = data_image_decode_box(c, path, W, H, &box, cfg, out, e);
     if (rc != 0)
         return rc;
-    double fx = (double)w / W, fy = (double)h / H;
-    data_box sb = {box.x0 * fx, box.y0 * fy, box.x1 * fx, box.y1 * fy};
-    if (data_image_resize(c, rgb, w, h, &sb, out, cfg->width, cfg->height) != 0)
-        return tl_errf(e, TL_ENOMEM, "%s: out of memory resizing", path);
     data_image_preprocess(out, (size_t)cfg->width * cfg->height, cfg->preprocess);
     return 0;
 }

@@ -77,6 +77,14 @@ data_box data_image_aspect_box(int w, int h, int out_w, int out_h);
 /* In place on n pixels of RGB [0, 255] values. */
 void data_image_preprocess(float *x, size_t n, data_preprocess p);
 
+/* After data_image_open of a W x H image: decodes at the smallest DCT scale
+ * that still covers cfg's output size over box (in full-size pixels), and
+ * resamples box into out (cfg->height * cfg->width * 3 floats, [0, 255],
+ * not yet preprocessed). path names the file in errors. */
+int data_image_decode_box(data_image_ctx *c, const char *path, int W, int H,
+                          const data_box *box, const data_image_cfg *cfg, float *out,
+                          tl_err *e);
+
 /* open + decode (DCT-scaled for cfg's size) + resize + preprocess into out
  * (cfg->height * cfg->width * 3 floats). */
 int data_image_load(data_image_ctx *c, const char *path, const data_image_cfg *cfg, float *out,
