@@ -254,9 +254,14 @@ typedef struct {
     net *ext;
     float *feats;      /* (n, F) */
     int *labels;       /* (n) */
-    size_t F, pos;
+    size_t F, pos, n;
     size_t *counter;
+    const trial_cfg *cfg;
+    double t0, shown;  /* start, last progress line */
 } extract_ctx;
+
+/* Feature extraction over a large dataset takes minutes: a line every 10 s. */
+#define EXTRACT_PROGRESS_SECONDS 10.0
 
 static int extract_batch(void *u, const loader_batch *b)
 {
@@ -266,6 +271,12 @@ static int extract_batch(void *u, const loader_batch *b)
     memcpy(x->labels + x->pos, b->labels, (size_t)b->n * sizeof(int));
     x->pos += (size_t)b->n;
     *x->counter += (size_t)b->n;
+    double t = now();
+    if (t - x->shown >= EXTRACT_PROGRESS_SECONDS && x->pos < x->n) {
+        x->shown = t;
+        logf_(x->cfg, "features: %zu/%zu images (%.0f img/s)", x->pos, x->n,
+              x->pos / (t - x->t0));
+    }
     return 0;
 }
 
@@ -273,7 +284,8 @@ static int extract(ctx *c, net *ext, const size_t *ids, size_t n, const data_aug
                    int epoch, float *feats, int *labels, tl_err *e)
 {
     size_t F = (size_t)net_last(ext)->h * net_last(ext)->w * net_last(ext)->c;
-    extract_ctx x = {ext, feats, labels, F, 0, &c->r->backbone_images};
+    double t0 = now();
+    extract_ctx x = {ext, feats, labels, F, 0, n, &c->r->backbone_images, c->cfg, t0, t0};
     return each_batch(c, ids, n, aug, epoch, extract_batch, &x, e);
 }
 
