@@ -14,6 +14,7 @@ enum {
     TL_EFORMAT = -4,  /* file is not what it claims to be */
     TL_ESHAPE = -5,   /* tensor shape does not fit */
     TL_ENOTFOUND = -6,
+    TL_ESTOPPED = -7, /* stopped on request (a signal, a Stop message): resumable */
 };
 
 typedef struct {

@@ -51,6 +51,7 @@ const char *msg_body_name(const Tlsweep__Envelope *env)
     case TLSWEEP__ENVELOPE__BODY_HEARTBEAT: return "heartbeat";
     case TLSWEEP__ENVELOPE__BODY_STOP: return "stop";
     case TLSWEEP__ENVELOPE__BODY_ERROR: return "error";
+    case TLSWEEP__ENVELOPE__BODY_SETUP: return "setup";
     case TLSWEEP__ENVELOPE__BODY__NOT_SET: return "empty envelope";
     default: return "unknown body";
     }

@@ -53,6 +53,8 @@ void trial_cfg_default(trial_cfg *c)
     c->batch = 32;
     c->epochs = 5;
     c->seed = 42;
+    c->select_metric = SWEEP_VAL_ACCURACY;
+    c->select_max = 1;
     data_augment_cfg_default(&c->augment);
 }
 
@@ -298,6 +300,9 @@ typedef struct {
     long hits, seen;
     size_t *counter;            /* backbone images, NULL for the head net */
     metrics_confusion *cm;      /* NULL: not kept */
+    const trial_cfg *cfg;       /* training: step_done */
+    int epoch;
+    size_t step, steps;
 } run_ctx;
 
 static int run_batch(void *u, const loader_batch *b)
@@ -313,13 +318,18 @@ static int run_batch(void *u, const loader_batch *b)
         *r->counter += (size_t)b->n;
     if (r->cm)
         metrics_confusion_add(r->cm, net_output(r->t->n), b->labels, (size_t)b->n, NULL);
+    r->step++;
+    if (r->train && r->cfg && r->cfg->step_done &&
+        r->cfg->step_done(r->cfg->cb_ctx, r->epoch, r->step, r->steps, r->loss / r->seen))
+        return TL_ESTOPPED;
     return 0;
 }
 
 /* Over cached features rows order[0..n) (order NULL: in order). */
-static void run_cached(run_ctx *r, const float *feats, const int *labels, size_t F,
-                       const size_t *order, size_t n, int batch, float *xb, int *yb)
+static int run_cached(run_ctx *r, const float *feats, const int *labels, size_t F,
+                      const size_t *order, size_t n, int batch, float *xb, int *yb)
 {
+    r->steps = (n + (size_t)batch - 1) / (size_t)batch;
     for (size_t s = 0; s < n; s += (size_t)batch) {
         int bs = (int)(n - s < (size_t)batch ? n - s : (size_t)batch);
         for (int i = 0; i < bs; i++) {
@@ -328,8 +338,11 @@ static void run_cached(run_ctx *r, const float *feats, const int *labels, size_t
             yb[i] = labels[row];
         }
         loader_batch b = {.x = xb, .labels = yb, .n = bs};
-        run_batch(r, &b);
+        int rc = run_batch(r, &b);
+        if (rc)
+            return rc;
     }
+    return 0;
 }
 
 /* ---- the trial ------------------------------------------------------------------------ */
@@ -401,17 +414,70 @@ static void record_epoch(trial_result *r, const trial_cfg *cfg, int ep, const ru
               x->loss, x->accuracy, secs, x->images_per_s);
 }
 
-/* Keeps the epoch when it is the best so far; returns 1 when it is. */
-static int keep_best(trial_result *r)
+static double epoch_metric(const trial_epoch *x, sweep_metric m)
+{
+    switch (m) {
+    case SWEEP_VAL_LOSS: return x->val_loss;
+    case SWEEP_ACCURACY: return x->accuracy;
+    case SWEEP_LOSS: return x->loss;
+    default: return x->val_accuracy;
+    }
+}
+
+/* Keeps the epoch when it is the best so far by the selection metric;
+ * returns 1 when it is. Ties keep the earlier epoch. */
+static int keep_best(trial_result *r, const trial_cfg *cfg)
 {
     const trial_epoch *x = &r->epochs[r->n_epochs - 1];
-    /* without validation the last epoch is the one kept */
-    if (x->val_accuracy < 0 || r->best_epoch == 0 || x->val_accuracy > r->best_val_accuracy) {
-        r->best_epoch = x->epoch;
-        r->best_val_accuracy = x->val_accuracy;
-        return 1;
-    }
+    int on_val = cfg->select_metric == SWEEP_VAL_ACCURACY || cfg->select_metric == SWEEP_VAL_LOSS;
+    double v = epoch_metric(x, cfg->select_metric);
+    /* without validation a val_ metric keeps the last epoch */
+    int better = r->best_epoch == 0 || (on_val && x->val_accuracy < 0) ||
+                 (cfg->select_max ? v > r->best_value : v < r->best_value);
+    if (!better)
+        return 0;
+    r->best_epoch = x->epoch;
+    r->best_val_accuracy = x->val_accuracy;
+    r->best_value = v;
+    return 1;
+}
+
+/* Puts a snapshot back into the training context t and the kept weights. */
+static int resume_from(const trial_cfg *cfg, trial_result *r, train_ctx *t, float *best,
+                       tl_err *e)
+{
+    const trial_snapshot *s = cfg->resume;
+    if (!s)
+        return 0;
+    if (s->n_weights != t->n->n_weights || s->epoch < 1 || s->epoch > cfg->epochs ||
+        s->best_epoch < 1 || s->best_epoch > s->epoch)
+        return tl_errf(e, TL_ESHAPE,
+                       "resume: the checkpoint holds %zu weights after epoch %d (kept %d); this "
+                       "trial trains %zu weights for %d epochs",
+                       s->n_weights, s->epoch, s->best_epoch, t->n->n_weights, cfg->epochs);
+    int rc = optim_state_load(&t->opt, s->optim_state, s->n_optim, e);
+    if (rc)
+        return rc;
+    memcpy(t->n->weights, s->weights, s->n_weights * sizeof(float));
+    net_weights_changed(t->n);
+    memcpy(best, s->best, s->n_weights * sizeof(float));
+    memcpy(r->epochs, s->epochs, (size_t)s->epoch * sizeof *r->epochs);
+    r->n_epochs = s->epoch;
+    r->best_epoch = s->best_epoch;
+    r->best_value = s->best_value;
+    r->best_val_accuracy = r->epochs[s->best_epoch - 1].val_accuracy;
     return 0;
+}
+
+/* Hands the state after an epoch to epoch_done (the checkpoint). */
+static int snapshot(const trial_cfg *cfg, const trial_result *r, const train_ctx *t,
+                    const float *best)
+{
+    if (!cfg->epoch_done)
+        return 0;
+    trial_snapshot s = {r->n_epochs, t->n->weights, best, t->n->n_weights, t->opt.state,
+                        t->opt.nstate, r->epochs, r->best_epoch, r->best_value};
+    return cfg->epoch_done(cfg->cb_ctx, &s) ? TL_ESTOPPED : 0;
 }
 
 int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
@@ -503,22 +569,33 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
         /* ---- frozen: the backbone once per image, the head on the cache ---- */
         r->features_cached = 1;
         int pooled = head[0].kind == MODEL_HEAD_GAP;
-        net_init(&ext, size, size, 3, full.convention);
-        have_ext = 1;
-        net_backbone_cfg bc = {.alpha = spec.alpha};
-        int f = net_backbone(&ext, spec.backbone, &bc, e);
-        if (f >= 0 && pooled)
-            f = net_gap(&ext, "global_average_pooling2d", f);
-        if (f < 0) {
-            rc = f;
+        const net_layer *bl = &full.layers[full.features];
+        int fh = pooled ? 1 : bl->h, fw = pooled ? 1 : bl->w;
+        size_t F = (size_t)fh * fw * bl->c;
+        const trial_features *given = augment ? NULL : cfg->features;
+        if (given && (given->dim != F || given->n_items != ix.n_items)) {
+            rc = tl_errf(e, TL_ESHAPE,
+                         "train: the feature cache holds %zu images x %zu features; this "
+                         "trial needs %zu x %zu",
+                         given->n_items, given->dim, ix.n_items, F);
             goto out;
         }
-        net_set_trainable_from(&ext, ext.n_layers);
-        if ((rc = net_finalize(&ext, cfg->batch, 1, e)) ||
-            (rc = load_backbone(&ext, &wts, cfg->weights, e)))
-            goto out;
-        const net_layer *fl = net_last(&ext);
-        size_t F = (size_t)fl->h * fl->w * fl->c;
+        if (!given) {
+            net_init(&ext, size, size, 3, full.convention);
+            have_ext = 1;
+            net_backbone_cfg bc = {.alpha = spec.alpha};
+            int f = net_backbone(&ext, spec.backbone, &bc, e);
+            if (f >= 0 && pooled)
+                f = net_gap(&ext, "global_average_pooling2d", f);
+            if (f < 0) {
+                rc = f;
+                goto out;
+            }
+            net_set_trainable_from(&ext, ext.n_layers);
+            if ((rc = net_finalize(&ext, cfg->batch, 1, e)) ||
+                (rc = load_backbone(&ext, &wts, cfg->weights, e)))
+                goto out;
+        }
         /* the head alone: (1,1,C) pooled features start with a flatten */
         model_head_op hops[MODEL_MAX_HEAD_OPS];
         net_head_op nops[MODEL_MAX_HEAD_OPS];
@@ -531,7 +608,7 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
         for (int i = 0; i < n_head; i++)
             nops[i] = (net_head_op){kinds[hops[i].kind], hops[i].units, acts[hops[i].act],
                                     hops[i].rate};
-        net_init(&hn, fl->h, fl->w, fl->c, full.convention);
+        net_init(&hn, fh, fw, bl->c, full.convention);
         have_hn = 1;
         if ((rc = net_head(&hn, 0, nops, n_head, ix.n_classes, e)) < 0 ||
             (rc = net_finalize(&hn, cfg->batch, 1, e)))
@@ -550,36 +627,62 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
                          (nids[0] + nids[1] + nids[2]) * F);
             goto out;
         }
-        double t0 = now();
-        for (int s = augment ? 1 : 0; s < 3; s++)
-            if ((rc = extract(&c, &ext, ids[s], nids[s], NULL, 0, feats[s], labels[s], e)))
+        if (given) {
+            /* rows of the shared cache; images that did not decode are left out */
+            for (int s = 0; s < 3; s++) {
+                size_t k = 0;
+                for (size_t i = 0; i < nids[s]; i++) {
+                    size_t id = ids[s][i];
+                    if (!given->ok[id])
+                        continue;
+                    memcpy(feats[s] + k * F, given->x + id * F, F * sizeof(float));
+                    labels[s][k++] = ix.items[id].label;
+                }
+                r->bad_images += nids[s] - k;
+                nids[s] = k;
+            }
+            if (!nids[DATA_TRAIN]) {
+                rc = tl_errf(e, TL_EINVAL, "%s: no training image decoded", cfg->train_dir);
                 goto out;
-        double dt = now() - t0;
-        size_t done = nids[1] + nids[2] + (augment ? 0 : nids[0]);
-        logf_(cfg, "features: %zu images through the frozen %s once (%.1fs, %.0f img/s), "
-                   "%zu floats each, %.1f MiB cached",
-              done, spec.backbone, dt, dt > 0 ? done / dt : 0, F,
-              (nids[0] + nids[1] + nids[2]) * F * 4.0 / 1048576.0);
-        if (augment)
-            logf_(cfg, "features: random augmentation is on, so train features are recomputed "
-                       "every epoch");
+            }
+        } else {
+            double t0 = now();
+            for (int s = augment ? 1 : 0; s < 3; s++)
+                if ((rc = extract(&c, &ext, ids[s], nids[s], NULL, 0, feats[s], labels[s], e)))
+                    goto out;
+            double dt = now() - t0;
+            size_t done = nids[1] + nids[2] + (augment ? 0 : nids[0]);
+            logf_(cfg, "features: %zu images through the frozen %s once (%.1fs, %.0f img/s), "
+                       "%zu floats each, %.1f MiB cached",
+                  done, spec.backbone, dt, dt > 0 ? done / dt : 0, F,
+                  (nids[0] + nids[1] + nids[2]) * F * 4.0 / 1048576.0);
+            if (augment)
+                logf_(cfg, "features: random augmentation is on, so train features are "
+                           "recomputed every epoch");
+        }
         if ((rc = train_init(&th, &hn, &cfg->optim, cfg->seed, e)))
             goto out;
         have_th = 1;
-        for (int ep = 1; ep <= cfg->epochs; ep++) {
+        if ((rc = resume_from(cfg, r, &th, best, e)))
+            goto out;
+        for (int ep = r->n_epochs + 1; ep <= cfg->epochs; ep++) {
             double t1 = now();
             if (augment && (rc = extract(&c, &ext, ids[0], nids[0], aug, ep, feats[0],
                                          labels[0], e)))
                 goto out;
             epoch_order(order, nids[0], cfg->seed, ep);
-            run_ctx tr = {.t = &th, .train = 1};
-            run_cached(&tr, feats[0], labels[0], F, order, nids[0], cfg->batch, xb, yb);
+            run_ctx tr = {.t = &th, .train = 1, .cfg = cfg, .epoch = ep};
+            if ((rc = run_cached(&tr, feats[0], labels[0], F, order, nids[0], cfg->batch, xb,
+                                 yb)))
+                goto out;
             double secs = now() - t1;
             run_ctx va = {.t = &th};
             run_cached(&va, feats[1], labels[1], F, NULL, nids[1], cfg->batch, xb, yb);
             record_epoch(r, cfg, ep, &tr, &va, secs);
-            if (keep_best(r))
+            if (keep_best(r, cfg))
                 memcpy(best, hn.weights, hn.n_weights * sizeof(float));
+            if ((rc = snapshot(cfg, r, &th, best)))
+                goto out;
         }
         memcpy(hn.weights, best, hn.n_weights * sizeof(float));
         net_weights_changed(&hn);
@@ -601,29 +704,35 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
         if ((rc = train_init(&tf, &full, &cfg->optim, cfg->seed, e)))
             goto out;
         have_tf = 1;
+        if ((rc = resume_from(cfg, r, &tf, best, e)))
+            goto out;
         size_t *tids = malloc(nids[0] * sizeof *tids);
         if (!tids) {
             rc = tl_errf(e, TL_ENOMEM, "train: out of memory");
             goto out;
         }
-        for (int ep = 1; ep <= cfg->epochs; ep++) {
+        for (int ep = r->n_epochs + 1; ep <= cfg->epochs; ep++) {
             double t1 = now();
             epoch_order(order, nids[0], cfg->seed, ep);
             for (size_t i = 0; i < nids[0]; i++)
                 tids[i] = ids[0][order[i]];
-            run_ctx tr = {.t = &tf, .train = 1, .counter = &r->backbone_images};
+            run_ctx tr = {.t = &tf, .train = 1, .counter = &r->backbone_images, .cfg = cfg,
+                          .epoch = ep, .steps = (nids[0] + cfg->batch - 1) / cfg->batch};
             rc = each_batch(&c, tids, nids[0], aug, ep, run_batch, &tr, e);
             double secs = now() - t1;
             run_ctx va = {.t = &tf, .counter = &r->backbone_images};
             if (!rc)
                 rc = each_batch(&c, ids[1], nids[1], NULL, 0, run_batch, &va, e);
+            if (!rc) {
+                record_epoch(r, cfg, ep, &tr, &va, secs);
+                if (keep_best(r, cfg))
+                    memcpy(best, full.weights, full.n_weights * sizeof(float));
+                rc = snapshot(cfg, r, &tf, best);
+            }
             if (rc) {
                 free(tids);
                 goto out;
             }
-            record_epoch(r, cfg, ep, &tr, &va, secs);
-            if (keep_best(r))
-                memcpy(best, full.weights, full.n_weights * sizeof(float));
         }
         free(tids);
         memcpy(full.weights, best, full.n_weights * sizeof(float));
@@ -638,16 +747,21 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
     }
     memcpy(r->confusion, cm.counts, (size_t)ix.n_classes * ix.n_classes * sizeof(int64_t));
 
-    if (cfg->out) {
+    if (cfg->out || cfg->model_done) {
         tset ot;
         tset_init(&ot);
         rc = net_to_tset(&full, &ot, 1, e);
-        if (!rc)
+        if (!rc && cfg->model_done)
+            rc = cfg->model_done(cfg->cb_ctx, &spec, &ot);
+        if (!rc && cfg->out)
             rc = model_write(cfg->out, &spec, &ot, e);
         tset_free(&ot);
     }
 
 out:
+    if (rc == TL_ESTOPPED)
+        tl_errf(e, TL_ESTOPPED, "train: stopped on request after %d epoch%s", r->n_epochs,
+                r->n_epochs == 1 ? "" : "s");
     if (have_th)
         train_free(&th);
     if (have_tf)

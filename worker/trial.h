@@ -23,7 +23,43 @@
 #include "common/data_augment.h"
 #include "common/err.h"
 #include "common/model_file.h"
+#include "common/sweep.h"
+#include "common/tensors.h"
 #include "worker/optim/optim.h"
+
+typedef struct {
+    int epoch;                      /* from 1 */
+    double loss, accuracy;          /* training, over the epoch */
+    double val_loss, val_accuracy;  /* -1 when there is no validation set */
+    double seconds, images_per_s;   /* training part of the epoch */
+} trial_epoch;
+
+/* Backbone features computed elsewhere (the sweep's shared cache): row i
+ * belongs to item i of the dataset index the trial builds from the same
+ * directories and seed. ok[i] = 0 for an image that did not decode; such
+ * rows are left out of every split. */
+typedef struct {
+    const float *x;                 /* (n_items, dim) */
+    const uint8_t *ok;              /* (n_items) */
+    size_t n_items, dim;
+} trial_features;
+
+/* Everything needed to continue a trial after its `epoch`-th epoch with the
+ * same result as if it had never stopped: the training net's weights (the
+ * head-only net in frozen cached mode, the whole net otherwise), the
+ * weights of the epoch kept so far, the optimizer state (moments and step
+ * count; dropout masks derive from (seed, step), epoch orders from (seed,
+ * epoch), so no other random state exists) and the epochs so far. */
+typedef struct {
+    int epoch;                      /* epochs completed */
+    const float *weights, *best;    /* n_weights each */
+    size_t n_weights;
+    const float *optim_state;
+    size_t n_optim;
+    const trial_epoch *epochs;      /* epoch entries 1..epoch */
+    int best_epoch;                 /* 0: none kept yet */
+    double best_value;
+} trial_snapshot;
 
 typedef struct {
     const char *weights;            /* model file with the backbone (.tlm) */
@@ -42,6 +78,23 @@ typedef struct {
     int loader_threads;             /* 0: 2 */
     int no_cache;                   /* frozen without the feature cache (for tests) */
     const char *out;                /* best model (.tlm); NULL: not written */
+    /* Which epoch is kept: the best by this metric (default val_accuracy,
+     * max). Without a validation set the last epoch is kept. */
+    sweep_metric select_metric;
+    int select_max;
+    /* Frozen mode: train the head on these instead of extracting. */
+    const trial_features *features;
+    /* Continue from a snapshot (same configuration) instead of from scratch. */
+    const trial_snapshot *resume;
+    /* Called after every epoch; nonzero stops the trial (TL_ESTOPPED). */
+    int (*epoch_done)(void *ctx, const trial_snapshot *s);
+    /* Called after every training step; nonzero stops the trial at this
+     * step boundary (the epoch in progress is abandoned: a resume repeats it). */
+    int (*step_done)(void *ctx, int epoch, size_t step, size_t steps, double loss);
+    /* Called once with the kept model (spec with classes, all tensors)
+     * before `out` is written. */
+    int (*model_done)(void *ctx, const model_spec *spec, const tset *tensors);
+    void *cb_ctx;
     /* Progress, one line at a time (no newline); NULL: quiet. */
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
@@ -52,13 +105,6 @@ typedef struct {
 void trial_cfg_default(trial_cfg *c);
 
 typedef struct {
-    int epoch;                      /* from 1 */
-    double loss, accuracy;          /* training, over the epoch */
-    double val_loss, val_accuracy;  /* -1 when there is no validation set */
-    double seconds, images_per_s;   /* training part of the epoch */
-} trial_epoch;
-
-typedef struct {
     int n_classes;
     char **classes;                 /* owned */
     size_t n_train, n_val, n_test;
@@ -66,6 +112,7 @@ typedef struct {
     int n_epochs;
     int best_epoch;                 /* 1-based; the last epoch without validation */
     double best_val_accuracy;
+    double best_value;              /* select_metric at best_epoch */
     /* Backbone forward passes, counted in images (every image of every
      * batch that ran a backbone). Frozen without augmentation: exactly
      * n_train + n_val + n_test. */
@@ -78,7 +125,8 @@ typedef struct {
     size_t bad_images;              /* skipped by the loaders */
 } trial_result;
 
-/* Runs the trial. On error r holds what was done so far (free it anyway). */
+/* Runs the trial. On error r holds what was done so far (free it anyway);
+ * TL_ESTOPPED when a callback asked it to stop. */
 int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e);
 void trial_result_free(trial_result *r);
 
