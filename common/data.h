@@ -39,6 +39,9 @@ typedef struct {
 int data_index_build(data_index *ix, const data_index_cfg *cfg, tl_err *e);
 void data_index_free(data_index *ix);
 size_t data_index_count(const data_index *ix, data_split s);
+/* A hash of classes, paths, labels, sizes and splits: two processes that
+ * indexed the same folders the same way agree on it. */
+uint64_t data_index_fingerprint(const data_index *ix);
 /* Zero-byte files of split s: indexed (decoding skips them with a warning)
  * but worth a line in the log before the sweep starts. */
 size_t data_index_count_empty(const data_index *ix, data_split s);

@@ -113,7 +113,7 @@ int cli_train(int argc, char **argv)
         case 'b': cfg.batch = atoi(optarg); break;
         case 'e': cfg.epochs = atoi(optarg); break;
         case 'H': head = optarg; break;
-        case 'S': cfg.seed = strtoull(optarg, NULL, 10); break;
+        case 'S': cfg.seed = cfg.split_seed = strtoull(optarg, NULL, 10); break;
         case 'a': augment = optarg; break;
         case 't': threads = atoi(optarg); break;
         case 'L': cfg.loader_threads = atoi(optarg); break;

@@ -53,6 +53,7 @@ void trial_cfg_default(trial_cfg *c)
     c->batch = 32;
     c->epochs = 5;
     c->seed = 42;
+    c->split_seed = 42;
     c->select_metric = SWEEP_VAL_ACCURACY;
     c->select_max = 1;
     data_augment_cfg_default(&c->augment);
@@ -393,6 +394,26 @@ static int load_backbone(net *n, const tset *ts, const char *path, tl_err *e)
     return 0;
 }
 
+int trial_extractor_build(net *ext, const model_spec *w, const tset *wts, const char *path,
+                          int size, int pooled, int batch, tl_err *e)
+{
+    net_init(ext, size, size, 3, (net_convention)w->convention);
+    net_backbone_cfg bc = {.alpha = w->alpha};
+    int f = net_backbone(ext, w->backbone, &bc, e);
+    if (f >= 0 && pooled)
+        f = net_gap(ext, "global_average_pooling2d", f);
+    int rc = f < 0 ? f : 0;
+    if (!rc) {
+        net_set_trainable_from(ext, ext->n_layers);
+        rc = net_finalize(ext, batch, 1, e);
+    }
+    if (!rc)
+        rc = load_backbone(ext, wts, path, e);
+    if (rc)
+        net_free(ext);
+    return rc;
+}
+
 static void record_epoch(trial_result *r, const trial_cfg *cfg, int ep, const run_ctx *tr,
                          const run_ctx *va, double secs)
 {
@@ -511,7 +532,7 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
         goto out;
     }
     data_index_cfg dc = {cfg->train_dir, cfg->val_dir, cfg->test_dir,
-                         cfg->val_dir ? 0 : cfg->validation_split, cfg->seed};
+                         cfg->val_dir ? 0 : cfg->validation_split, cfg->split_seed};
     if ((rc = data_index_build(&ix, &dc, e)))
         goto out;
     have_ix = 1;
@@ -581,20 +602,10 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
             goto out;
         }
         if (!given) {
-            net_init(&ext, size, size, 3, full.convention);
+            if ((rc = trial_extractor_build(&ext, &wspec, &wts, cfg->weights, size, pooled,
+                                            cfg->batch, e)))
+                goto out;
             have_ext = 1;
-            net_backbone_cfg bc = {.alpha = spec.alpha};
-            int f = net_backbone(&ext, spec.backbone, &bc, e);
-            if (f >= 0 && pooled)
-                f = net_gap(&ext, "global_average_pooling2d", f);
-            if (f < 0) {
-                rc = f;
-                goto out;
-            }
-            net_set_trainable_from(&ext, ext.n_layers);
-            if ((rc = net_finalize(&ext, cfg->batch, 1, e)) ||
-                (rc = load_backbone(&ext, &wts, cfg->weights, e)))
-                goto out;
         }
         /* the head alone: (1,1,C) pooled features start with a flatten */
         model_head_op hops[MODEL_MAX_HEAD_OPS];

@@ -25,6 +25,7 @@
 #include "common/model_file.h"
 #include "common/sweep.h"
 #include "common/tensors.h"
+#include "worker/net/net.h"
 #include "worker/optim/optim.h"
 
 typedef struct {
@@ -73,7 +74,8 @@ typedef struct {
     int batch, epochs;
     const model_head_op *head;      /* ops before the classifier; NULL: one GAP */
     int n_head;
-    uint64_t seed;                  /* split, shuffling, head init, dropout, augmentation */
+    uint64_t seed;                  /* shuffling, head init, dropout, augmentation */
+    uint64_t split_seed;            /* the validation split (the sweep's data.seed) */
     data_augment_cfg augment;       /* all off: none */
     int loader_threads;             /* 0: 2 */
     int no_cache;                   /* frozen without the feature cache (for tests) */
@@ -133,6 +135,13 @@ void trial_result_free(trial_result *r);
 /* Head ops from "gap,dense128,dropout0.2" (also flatten, dense128relu6,
  * dense64linear; dense defaults to relu). *ops malloc'd. */
 int trial_parse_head(const char *s, model_head_op **ops, int *n, tl_err *e);
+
+/* The frozen backbone of weights file `path` (spec w, tensors wts) as a
+ * feature extractor for size x size images, batches up to `batch`,
+ * inference mode with BN folded; pooled: ends in global average pooling
+ * (features (1,1,C)), else the last feature map. net_free it. */
+int trial_extractor_build(net *ext, const model_spec *w, const tset *wts, const char *path,
+                          int size, int pooled, int batch, tl_err *e);
 
 /* Evaluates a model file (spec with classes) on one folder of class
  * folders through the full net: accuracy over the images. For checks that
