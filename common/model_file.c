@@ -105,11 +105,22 @@ int model_preproc_parse(const char *s)
 
 /* ---- writing ------------------------------------------------------------------ */
 
-/* A ProtobufCBuffer that stages bytes, writes them to f and hashes them:
- * the packed payload never exists whole in memory. */
+/* Where the bytes of a model go: a file (atomically) or a buffer, through
+ * one serialiser. begin() is told the total size once the model is known to
+ * be writable and before the first write(); stage is how much the
+ * serialiser should gather before each write() (0: pass every piece on). */
+typedef struct model_sink model_sink;
+struct model_sink {
+    int (*begin)(model_sink *s, uint64_t total, tl_err *e);
+    int (*write)(model_sink *s, const void *buf, size_t n, tl_err *e);
+    size_t stage;
+};
+
+/* A ProtobufCBuffer that stages bytes, writes them to the sink and hashes
+ * them: the packed payload never exists whole in memory. */
 typedef struct {
     ProtobufCBuffer base;
-    tl_atomic_file *f;
+    model_sink *out;
     tl_err *e;
     int rc;                  /* first write failure */
     sha256_ctx sha;
@@ -121,7 +132,7 @@ typedef struct {
 static void stream_flush(stream_buf *b)
 {
     if (b->n && !b->rc)
-        b->rc = tl_atomic_write(b->f, b->stage, b->n, b->e);
+        b->rc = b->out->write(b->out, b->stage, b->n, b->e);
     b->n = 0;
 }
 
@@ -136,7 +147,7 @@ static void stream_append(ProtobufCBuffer *base, size_t len, const uint8_t *data
         stream_flush(b);
     if (len >= b->cap) {
         if (!b->rc)
-            b->rc = tl_atomic_write(b->f, data, len, b->e);
+            b->rc = b->out->write(b->out, data, len, b->e);
         return;
     }
     memcpy(b->stage + b->n, data, len);
@@ -268,31 +279,33 @@ static int check_spec_for_write(const char *path, const model_spec *s, const tse
     return tset_check_finite(ts, path, e);
 }
 
-int model_write(const char *path, const model_spec *spec, const tset *tensors, tl_err *e)
+/* Checks, frames and streams spec and tensors into out: the one code path
+ * behind model_write and model_write_mem. name is used in messages. */
+static int model_emit(model_sink *out, const char *name, const model_spec *spec,
+                      const tset *tensors, tl_err *e)
 {
-    int rc = check_spec_for_write(path, spec, tensors, e);
+    int rc = check_spec_for_write(name, spec, tensors, e);
     if (rc)
         return rc;
     model_view v;
-    tl_atomic_file f = TL_ATOMIC_FILE_INIT;
-    stream_buf b = {.base = {.append = stream_append}, .f = &f, .e = e};
-    if (make_view(&v, spec, tensors) || !(b.stage = malloc(b.cap = (size_t)1 << 20))) {
-        rc = tl_errf(e, TL_ENOMEM, "%s: out of memory", path);
+    stream_buf b = {.base = {.append = stream_append}, .out = out, .e = e, .cap = out->stage};
+    if (make_view(&v, spec, tensors) || (b.cap && !(b.stage = malloc(b.cap)))) {
+        rc = tl_errf(e, TL_ENOMEM, "%s: out of memory", name);
         goto out;
     }
     size_t plen = tlsweep__model__get_packed_size(&v.m);
     if ((uint64_t)plen > MODEL_MAX_PAYLOAD) {
-        rc = tl_errf(e, TL_EINVAL, "%s: model of %zu bytes is over the %llu-byte limit", path,
+        rc = tl_errf(e, TL_EINVAL, "%s: model of %zu bytes is over the %llu-byte limit", name,
                      plen, (unsigned long long)MODEL_MAX_PAYLOAD);
         goto out;
     }
-    if ((rc = tl_atomic_open(&f, path, e)))
+    if ((rc = out->begin(out, MODEL_HEADER_SIZE + (uint64_t)plen + SHA256_DIGEST_SIZE, e)))
         goto out;
     unsigned char hdr[MODEL_HEADER_SIZE];
     memcpy(hdr, MODEL_MAGIC, 8);
     le_put_u32(hdr + 8, MODEL_FORMAT_VERSION);
     le_put_u64(hdr + 12, (uint64_t)plen);
-    if ((rc = tl_atomic_write(&f, hdr, sizeof hdr, e)))
+    if ((rc = out->write(out, hdr, sizeof hdr, e)))
         goto out;
     sha256_init(&b.sha);
     tlsweep__model__pack_to_buffer(&v.m, &b.base);
@@ -300,19 +313,119 @@ int model_write(const char *path, const model_spec *spec, const tset *tensors, t
     if ((rc = b.rc))
         goto out;
     if (b.written != plen) {
-        rc = tl_errf(e, TL_EINVAL, "%s: packed %llu bytes, expected %zu", path,
+        rc = tl_errf(e, TL_EINVAL, "%s: packed %llu bytes, expected %zu", name,
                      (unsigned long long)b.written, plen);
         goto out;
     }
     unsigned char digest[SHA256_DIGEST_SIZE];
     sha256_final(&b.sha, digest);
-    if ((rc = tl_atomic_write(&f, digest, sizeof digest, e)))
-        goto out;
-    rc = tl_atomic_commit(&f, e);
+    rc = out->write(out, digest, sizeof digest, e);
 out:
-    tl_atomic_abort(&f);
     free_view(&v);
     free(b.stage);
+    return rc;
+}
+
+/* The file sink: path.tmp, opened only once the model is known good. */
+typedef struct {
+    model_sink base;
+    const char *path;
+    tl_atomic_file f;
+} file_sink;
+
+static int file_begin(model_sink *s, uint64_t total, tl_err *e)
+{
+    (void)total;
+    file_sink *fs = (file_sink *)s;
+    return tl_atomic_open(&fs->f, fs->path, e);
+}
+
+static int file_write(model_sink *s, const void *buf, size_t n, tl_err *e)
+{
+    return tl_atomic_write(&((file_sink *)s)->f, buf, n, e);
+}
+
+int model_write(const char *path, const model_spec *spec, const tset *tensors, tl_err *e)
+{
+    file_sink s = {{file_begin, file_write, (size_t)1 << 20}, path, TL_ATOMIC_FILE_INIT};
+    int rc = model_emit(&s.base, path, spec, tensors, e);
+    if (!rc)
+        rc = tl_atomic_commit(&s.f, e);
+    tl_atomic_abort(&s.f);
+    return rc;
+}
+
+/* The memory sink: one allocation of exactly the announced size. */
+typedef struct {
+    model_sink base;
+    unsigned char *buf;
+    size_t len, cap;
+} mem_sink;
+
+#define MEM_NAME "model (in memory)"
+
+static int mem_begin(model_sink *s, uint64_t total, tl_err *e)
+{
+    mem_sink *ms = (mem_sink *)s;
+    if (total > SIZE_MAX || !(ms->buf = malloc((size_t)total)))
+        return tl_errf(e, TL_ENOMEM, "%s: out of memory for %llu bytes", MEM_NAME,
+                       (unsigned long long)total);
+    ms->cap = (size_t)total;
+    return 0;
+}
+
+static int mem_write(model_sink *s, const void *buf, size_t n, tl_err *e)
+{
+    mem_sink *ms = (mem_sink *)s;
+    if (n > ms->cap - ms->len)
+        return tl_errf(e, TL_EINVAL, "%s: more bytes than the %zu announced", MEM_NAME, ms->cap);
+    if (n)
+        memcpy(ms->buf + ms->len, buf, n);
+    ms->len += n;
+    return 0;
+}
+
+int model_write_mem(const model_spec *spec, const tset *tensors, unsigned char **buf,
+                    size_t *len, tl_err *e)
+{
+    *buf = NULL;
+    *len = 0;
+    mem_sink s = {{mem_begin, mem_write, 0}, NULL, 0, 0};
+    int rc = model_emit(&s.base, MEM_NAME, spec, tensors, e);
+    if (!rc && s.len != s.cap)
+        rc = tl_errf(e, TL_EINVAL, "%s: %zu bytes written, %zu announced", MEM_NAME, s.len,
+                     s.cap);
+    if (rc) {
+        free(s.buf);
+        return rc;
+    }
+    *buf = s.buf;
+    *len = s.len;
+    return 0;
+}
+
+int model_write_bytes(const char *path, const void *buf, size_t len, tl_err *e)
+{
+    /* The whole validating read: bytes that model_read would refuse never
+     * replace a good file. Costs a decoded copy of the model for a moment. */
+    model_spec s;
+    tset t;
+    model_spec_init(&s);
+    tset_init(&t);
+    int rc = model_read_mem(path, buf, len, &s, &t, e);
+    model_spec_free(&s);
+    tset_free(&t);
+    if (rc) {
+        char msg[sizeof e->msg];
+        snprintf(msg, sizeof msg, "%s", e ? e->msg : "");
+        return tl_errf(e, rc, "%s; not written", msg);
+    }
+    tl_atomic_file f;
+    if ((rc = tl_atomic_open(&f, path, e)))
+        return rc;
+    if (!(rc = tl_atomic_write(&f, buf, len, e)))
+        rc = tl_atomic_commit(&f, e);
+    tl_atomic_abort(&f);
     return rc;
 }
 

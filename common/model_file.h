@@ -95,6 +95,16 @@ int model_preproc_parse(const char *s);
 /* Writes spec and tensors to path atomically. The tensors must be finite
  * and named uniquely. */
 int model_write(const char *path, const model_spec *spec, const tset *tensors, tl_err *e);
+/* The bytes model_write would write, exactly, in one malloc'd buffer (*buf,
+ * *len; the caller frees *buf). Same checks, one code path. On error *buf is
+ * NULL and *len 0. */
+int model_write_mem(const model_spec *spec, const tset *tensors, unsigned char **buf,
+                    size_t *len, tl_err *e);
+/* Writes the bytes of a whole model file (from model_write_mem, or received
+ * whole) to path atomically, after model_read_mem has accepted them: bytes
+ * it refuses are TL_EFORMAT with its message naming path and "not written",
+ * and an existing path is left untouched. Briefly holds a decoded copy. */
+int model_write_bytes(const char *path, const void *buf, size_t len, tl_err *e);
 /* Reads path into spec and tensors, both initialised by the caller (and
  * empty). On error both are left empty (still to be freed by the caller). */
 int model_read(const char *path, model_spec *spec, tset *tensors, tl_err *e);

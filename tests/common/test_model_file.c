@@ -427,6 +427,98 @@ static void test_random_corruption(void **st)
     free(good);
 }
 
+/* model_write_mem gives the bytes model_write puts in the file, which
+ * model_read_mem takes back; a spec model_write refuses, it refuses too. */
+static void test_write_mem(void **st)
+{
+    (void)st;
+    write_good();
+    size_t flen;
+    unsigned char *file = tu_read_file(path, &flen);
+    model_spec s;
+    tset t;
+    make_spec(&s);
+    make_tensors(&t);
+    tl_err e = {0};
+    unsigned char *buf;
+    size_t len;
+    assert_int_equal(model_write_mem(&s, &t, &buf, &len, &e), 0);
+    assert_int_equal(len, flen);
+    assert_memory_equal(buf, file, len);
+
+    model_spec r;
+    tset rt;
+    model_spec_init(&r);
+    tset_init(&rt);
+    assert_int_equal(model_read_mem("mem.tlm", buf, len, &r, &rt, &e), 0);
+    assert_string_equal(r.backbone, "mobilenet_v2");
+    assert_int_equal(r.n_head, 3);
+    assert_int_equal(rt.n, t.n);
+    assert_memory_equal(rt.v[0].data, t.v[0].data, t.v[0].n * sizeof(float));
+    model_spec_free(&r);
+    tset_free(&rt);
+    free(buf);
+
+    t.v[1].data[2] = NAN;
+    buf = (unsigned char *)&buf;
+    assert_int_equal(model_write_mem(&s, &t, &buf, &len, &e), TL_EFORMAT);
+    tu_assert_one_line_error(&e, "in memory", "bn_Conv1/moving_variance");
+    assert_null(buf);
+    assert_int_equal(len, 0);
+    model_spec_free(&s);
+    tset_free(&t);
+    free(file);
+}
+
+/* model_write_bytes writes good bytes whole, and refuses damaged ones
+ * naming the target, leaving what was there and no temporary. */
+static void test_write_bytes(void **st)
+{
+    (void)st;
+    char target[80], tmp[90];
+    snprintf(target, sizeof target, "%s.copy", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", target);
+    write_good();
+    size_t len;
+    unsigned char *good = tu_read_file(path, &len);
+    tu_write_file(target, "old contents", 12);
+    tl_err e = {0};
+    assert_int_equal(model_write_bytes(target, good, len, &e), 0);
+    size_t n;
+    unsigned char *got = tu_read_file(target, &n);
+    assert_int_equal(n, len);
+    assert_memory_equal(got, good, len);
+    free(got);
+    assert_int_equal(access(tmp, F_OK), -1);
+
+    /* a flipped payload byte, a cut, a wrong magic */
+    unsigned char *bad = malloc(len);
+    memcpy(bad, good, len);
+    bad[len / 2] ^= 0x04;
+    struct {
+        size_t len;
+        const char *needle;
+    } cases[] = {{len, "checksum mismatch"}, {len - 1, "torn"}, {len, "no TLSWEEPM magic"}};
+    tu_write_file(target, "old contents", 12);
+    for (int i = 0; i < 3; i++) {
+        if (i == 1)
+            memcpy(bad, good, len);
+        if (i == 2)
+            bad[0] = 'X';
+        memset(&e, 0, sizeof e);
+        assert_int_equal(model_write_bytes(target, bad, cases[i].len, &e), TL_EFORMAT);
+        tu_assert_one_line_error(&e, target, cases[i].needle, "not written");
+        got = tu_read_file(target, &n);
+        assert_int_equal(n, 12);
+        assert_memory_equal(got, "old contents", 12);
+        free(got);
+        assert_int_equal(access(tmp, F_OK), -1);
+    }
+    free(bad);
+    free(good);
+    unlink(target);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -452,6 +544,8 @@ int main(void)
         cmocka_unit_test(test_bad_content),
         cmocka_unit_test(test_write_refuses_nan),
         cmocka_unit_test(test_random_corruption),
+        cmocka_unit_test(test_write_mem),
+        cmocka_unit_test(test_write_bytes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
