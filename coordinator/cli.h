@@ -13,6 +13,9 @@ int cli_data(int argc, char **argv);
 int cli_import(int argc, char **argv);
 int cli_train(int argc, char **argv);
 int cli_run(int argc, char **argv);
+int cli_predict(int argc, char **argv);
+int cli_evaluate(int argc, char **argv);
+int cli_embed(int argc, char **argv);
 /* `tlsweep data check DIR` (cli_data_check.c), a row of cli_data's table. */
 int cli_data_check(int argc, char **argv);
 

@@ -19,6 +19,9 @@ static const cli_command commands[] = {
     {"data", cli_data, "prepare datasets: fashion-mnist (idx files to class folders of JPEGs)"},
     {"import", cli_import, "weights (tfjs, .h5, safetensors, .tlm) into a native .tlm model file"},
     {"train", cli_train, "one transfer-learning trial: a backbone, a folder dataset, a best .tlm"},
+    {"predict", cli_predict, "top classes of images under a trained .tlm, with probabilities"},
+    {"evaluate", cli_evaluate, "a trained .tlm on class folders: accuracy, loss, confusion matrix"},
+    {"embed", cli_embed, "backbone features (pooled) of images, to safetensors or CSV"},
     {"run", cli_run, "run a sweep file (for now: --dry-run prints the trials and the work)"},
     /* bench: to come */
 };
