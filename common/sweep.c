@@ -979,6 +979,7 @@ static int parse_root(ctx *c, yaml_node_t *root)
     if (v[3] && parse_weights(c, v[3]))
         return TL_EINVAL;
     int rc = parse_grid(c, v[4], root, &bb_list, &bb_nodes);
+    s->goal_max = 1;   /* val_accuracy, max: without a select: */
     if (!rc && v[6])
         rc = parse_select(c, v[6], &metric_node);
     for (int i = 0; !rc && i < s->n_backbones; i++) {

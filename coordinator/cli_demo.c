@@ -8,17 +8,11 @@
 #include <time.h>
 
 #include "coordinator/cli.h"
+#include "common/clock.h"
 #include "worker/engine.h"
 #include "worker/net/backbones.h"
 #include "worker/synth.h"
 #include "worker/train.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int cli_demo(int argc, char **argv)
 {
@@ -106,7 +100,7 @@ int cli_demo(int argc, char **argv)
         goto out;
     }
     for (int ep = 1; ep <= epochs; ep++) {
-        double t0 = now(), loss = 0;
+        double t0 = tl_now(), loss = 0;
         int hits = 0, seen = 0;
         for (int b = 0; b + batch <= ntrain; b += batch) {
             int h = 0;
@@ -114,7 +108,7 @@ int cli_demo(int argc, char **argv)
             hits += h;
             seen += batch;
         }
-        double dt = now() - t0;
+        double dt = tl_now() - t0;
         int vh = 0, vs = 0;
         double vloss = 0;
         for (int b = 0; b < nval; b += batch) {

@@ -1,15 +1,26 @@
-/* `tlsweep run SWEEP.yaml --dry-run`: load the sweep (parse, validate,
- * expand the grid), print the trial table and the estimated backbone work,
- * and stop. Nothing is trained and nothing is written. The distributed run
- * itself (without --dry-run) is the next piece of issue 5. */
+/* `tlsweep run SWEEP.yaml`: the sweep. Under mpirun (or srun) rank 0
+ * coordinates and every other rank works; started alone, the coordinator
+ * and one worker thread share the process. `--dry-run` only prints the
+ * trial table and the estimated backbone work. */
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <mpi.h>
 
 #include "common/data.h"
+#include "common/msg.h"
+#include "common/msg_link.h"
 #include "common/sweep.h"
 #include "coordinator/cli.h"
+#include "coordinator/coord.h"
+#include "worker/engine.h"
+#include "worker/worker.h"
 
 static void print_table(const sweep *s)
 {
@@ -111,20 +122,219 @@ static void print_work(const sweep *s)
            (size_t)s->n_cache_groups + ft_epochs, keras);
 }
 
+/* ---- the run ---------------------------------------------------------------------- */
+
+/* Whether a launcher started us as one rank of several: then MPI is
+ * initialised; a plain `tlsweep run` never touches MPI. */
+static int launched_by_mpi(void)
+{
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i]))
+            return 1;
+    return 0;
+}
+
+static int read_text(const char *path, char **text, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            char *nb = cap < ((size_t)2 << 20) ? realloc(buf, cap * 2) : NULL;
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return -1;
+    *text = buf;
+    *len = n;
+    return 0;
+}
+
+/* Loads and checks everything that can be checked before out/ exists. */
+static int load_checked(const char *path, sweep *s, char **text, size_t *len, tl_err *e)
+{
+    memset(s, 0, sizeof *s);
+    if (read_text(path, text, len) != 0)
+        return tl_errf(e, TL_EIO, "%s: cannot read the sweep file", path);
+    int rc = sweep_parse(s, path, *text, *len, e);
+    if (!rc)
+        rc = coord_preflight(s, e);
+    return rc;
+}
+
+typedef struct {
+    msg_link *l;
+    worker_opts o;
+    int rc;
+    tl_err e;
+} local_worker;
+
+static void *local_worker_main(void *arg)
+{
+    local_worker *w = arg;
+    /* signals are the coordinator's (libuv's handles) */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    w->rc = worker_main(w->l, &w->o, &w->e);
+    return NULL;
+}
+
+static int run_local(const char *path, int quiet)
+{
+    sweep s;
+    char *text = NULL;
+    size_t len = 0;
+    tl_err e = {0};
+    int status = 1;
+    if (load_checked(path, &s, &text, &len, &e) != 0) {
+        fprintf(stderr, "tlsweep run: %s\n", e.msg);
+        goto out;
+    }
+    msg_link *lc = NULL, *lw = NULL;
+    if (msg_link_local_pair(&lc, &lw, &e) != 0) {
+        fprintf(stderr, "tlsweep run: %s\n", e.msg);
+        goto out;
+    }
+    local_worker w = {.l = lw};
+    pthread_t th;
+    if (pthread_create(&th, NULL, local_worker_main, &w) != 0) {
+        fprintf(stderr, "tlsweep run: cannot start the worker thread\n");
+        msg_link_free(lc);
+        msg_link_free(lw);
+        goto out;
+    }
+    coord_opts o = {.s = &s, .sweep_text = text, .sweep_len = len, .quiet = quiet};
+    status = coord_run(&o, lc, &e);
+    pthread_join(th, NULL);
+    if (status == 1)
+        fprintf(stderr, "tlsweep run: %s\n", e.msg);
+    else if (w.rc)
+        fprintf(stderr, "tlsweep run: worker: %s\n", w.e.msg);
+    msg_link_free(lc);
+    msg_link_free(lw);
+out:
+    sweep_free(&s);
+    free(text);
+    return status;
+}
+
+/* Engine threads of a worker: the node's cores shared by the workers on
+ * it (the coordinator mostly sleeps), unless the user set OMP_NUM_THREADS. */
+static int node_threads(MPI_Comm world, int rank)
+{
+    MPI_Comm node;
+    MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+    int on_node = 1, lowest = rank;
+    MPI_Comm_size(node, &on_node);
+    MPI_Allreduce(&rank, &lowest, 1, MPI_INT, MPI_MIN, node);
+    MPI_Comm_free(&node);
+    if (getenv("OMP_NUM_THREADS"))
+        return 0;
+    int workers = on_node - (lowest == 0 ? 1 : 0);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int t = workers > 0 && cores > 0 ? (int)(cores / workers) : 1;
+    return t > 0 ? t : 1;
+}
+
+static int run_mpi(const char *path, int quiet)
+{
+    int provided = 0, rank = 0, size = 1;
+    MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int threads = node_threads(MPI_COMM_WORLD, rank);
+    if (size == 1) {
+        MPI_Finalize();
+        return run_local(path, quiet);
+    }
+    MPI_Comm comm;
+    MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+    msg_link *l = NULL;
+    tl_err e = {0};
+    int status = 1, abandoned = 0;
+    if (msg_link_mpi(&l, comm, &e) != 0) {
+        fprintf(stderr, "tlsweep run: rank %d: %s\n", rank, e.msg);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    if (rank == 0) {
+        sweep s;
+        char *text = NULL;
+        size_t len = 0;
+        if (load_checked(path, &s, &text, &len, &e) != 0) {
+            fprintf(stderr, "tlsweep run: %s\n", e.msg);
+            /* the workers wait for a Setup: tell them to leave */
+            Tlsweep__Envelope *stop = msg_new_stop(TLSWEEP__STOP__REASON__ABORT);
+            for (int r = 1; stop && r < size; r++)
+                msg_link_send(l, r, stop, NULL);
+            msg_free(stop);
+        } else {
+            coord_opts o = {.s = &s, .sweep_text = text, .sweep_len = len, .quiet = quiet};
+            status = coord_run(&o, l, &e);
+            abandoned = o.abandoned;
+            if (status == 1)
+                fprintf(stderr, "tlsweep run: %s\n", e.msg);
+        }
+        sweep_free(&s);
+        free(text);
+    } else {
+        /* mpirun hands SIGUSR1 and a terminal's SIGINT to every rank; the
+         * coordinator decides and tells the workers */
+        signal(SIGUSR1, SIG_IGN);
+        signal(SIGINT, SIG_IGN);
+        worker_opts wo = {.threads = threads};
+        int rc = worker_main(l, &wo, &e);
+        if (rc)
+            fprintf(stderr, "tlsweep run: rank %d: %s\n", rank, e.msg);
+        status = rc ? 1 : 0;
+    }
+    msg_link_free(l);
+    if (abandoned)
+        MPI_Abort(MPI_COMM_WORLD, status);
+    MPI_Comm_free(&comm);
+    MPI_Finalize();
+    return status;
+}
+
 int cli_run(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: tlsweep run SWEEP.yaml [--dry-run]\n"
-        "  runs the sweep described by SWEEP.yaml (see examples/fashion-mnist.yaml)\n"
+        "usage: tlsweep run SWEEP.yaml [--dry-run] [--quiet]\n"
+        "  runs the sweep described by SWEEP.yaml (see examples/fashion-mnist.yaml);\n"
+        "  under mpirun/srun rank 0 coordinates and the other ranks train, alone it\n"
+        "  runs coordinator and worker in one process. Re-running the same command on\n"
+        "  the same out: resumes. Exit status: 0 done, 1 failed, 75 interrupted\n"
+        "  (SIGINT/SIGTERM/SIGUSR1; resumable).\n"
         "  --dry-run  parse and validate the file, print the trials and the estimated\n"
-        "             work, and stop: nothing is trained or written\n";
-    static const struct option opts[] = {
-        {"dry-run", no_argument, 0, 'n'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int dry = 0, ch;
+        "             work, and stop: nothing is trained or written\n"
+        "  --quiet    no progress line\n";
+    static const struct option opts[] = {{"dry-run", no_argument, 0, 'n'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int dry = 0, quiet = 0, ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "nh", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "nqh", opts, NULL)) != -1) {
         switch (ch) {
         case 'n': dry = 1; break;
+        case 'q': quiet = 1; break;
         default:
             fputs(usage, ch == 'h' ? stdout : stderr);
             return ch == 'h' ? 0 : 2;
@@ -134,10 +344,8 @@ int cli_run(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    if (!dry) {
-        fprintf(stderr, "tlsweep run: not implemented yet: only --dry-run (the distributed run comes next)\n");
-        return 2;
-    }
+    if (!dry)
+        return launched_by_mpi() ? run_mpi(argv[optind], quiet) : run_local(argv[optind], quiet);
     sweep s;
     tl_err e = {0};
     if (sweep_load(&s, argv[optind], &e) != 0) {

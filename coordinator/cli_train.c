@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "coordinator/cli.h"
+#include "common/clock.h"
 #include "worker/engine.h"
 #include "worker/trial.h"
 
@@ -26,13 +27,6 @@ static void print_line(void *ctx, const char *line)
     (void)ctx;
     printf("%s\n", line);
     fflush(stdout);
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static void report(const trial_result *r)
@@ -172,7 +166,7 @@ int cli_train(int argc, char **argv)
     engine_threads_set(threads > 0 ? threads : engine_threads_default());
     cfg.log = print_line;
 
-    double t0 = now();
+    double t0 = tl_now();
     trial_result r;
     int rc = trial_run(&cfg, &r, &e);
     if (rc) {
@@ -181,7 +175,7 @@ int cli_train(int argc, char **argv)
         printf("train: %zu images, val: %zu, test: %zu, %d classes\n", r.n_train, r.n_val,
                r.n_test, r.n_classes);
         report(&r);
-        printf("wrote %s (best epoch %d) in %.1fs\n", cfg.out, r.best_epoch, now() - t0);
+        printf("wrote %s (best epoch %d) in %.1fs\n", cfg.out, r.best_epoch, tl_now() - t0);
     }
     trial_result_free(&r);
     free(ops);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/data.h"
 #include "common/rng.h"
 #include "worker/loader.h"
@@ -16,13 +17,6 @@
 #include "worker/net/net_io.h"
 #include "worker/optim/metrics.h"
 #include "worker/train.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void logf_(const trial_cfg *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(const trial_cfg *c, const char *fmt, ...)
@@ -274,7 +268,7 @@ static int extract_batch(void *u, const loader_batch *b)
     memcpy(x->labels + x->pos, b->labels, (size_t)b->n * sizeof(int));
     x->pos += (size_t)b->n;
     *x->counter += (size_t)b->n;
-    double t = now();
+    double t = tl_now();
     if (t - x->shown >= EXTRACT_PROGRESS_SECONDS && x->pos < x->n) {
         x->shown = t;
         logf_(x->cfg, "features: %zu/%zu images (%.0f img/s)", x->pos, x->n,
@@ -287,7 +281,7 @@ static int extract(ctx *c, net *ext, const size_t *ids, size_t n, const data_aug
                    int epoch, float *feats, int *labels, tl_err *e)
 {
     size_t F = (size_t)net_last(ext)->h * net_last(ext)->w * net_last(ext)->c;
-    double t0 = now();
+    double t0 = tl_now();
     extract_ctx x = {ext, feats, labels, F, 0, n, &c->r->backbone_images, c->cfg, t0, t0};
     return each_batch(c, ids, n, aug, epoch, extract_batch, &x, e);
 }
@@ -657,11 +651,11 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
                 goto out;
             }
         } else {
-            double t0 = now();
+            double t0 = tl_now();
             for (int s = augment ? 1 : 0; s < 3; s++)
                 if ((rc = extract(&c, &ext, ids[s], nids[s], NULL, 0, feats[s], labels[s], e)))
                     goto out;
-            double dt = now() - t0;
+            double dt = tl_now() - t0;
             size_t done = nids[1] + nids[2] + (augment ? 0 : nids[0]);
             logf_(cfg, "features: %zu images through the frozen %s once (%.1fs, %.0f img/s), "
                        "%zu floats each, %.1f MiB cached",
@@ -677,7 +671,7 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
         if ((rc = resume_from(cfg, r, &th, best, e)))
             goto out;
         for (int ep = r->n_epochs + 1; ep <= cfg->epochs; ep++) {
-            double t1 = now();
+            double t1 = tl_now();
             if (augment && (rc = extract(&c, &ext, ids[0], nids[0], aug, ep, feats[0],
                                          labels[0], e)))
                 goto out;
@@ -686,7 +680,7 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
             if ((rc = run_cached(&tr, feats[0], labels[0], F, order, nids[0], cfg->batch, xb,
                                  yb)))
                 goto out;
-            double secs = now() - t1;
+            double secs = tl_now() - t1;
             run_ctx va = {.t = &th};
             run_cached(&va, feats[1], labels[1], F, NULL, nids[1], cfg->batch, xb, yb);
             record_epoch(r, cfg, ep, &tr, &va, secs);
@@ -723,14 +717,14 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
             goto out;
         }
         for (int ep = r->n_epochs + 1; ep <= cfg->epochs; ep++) {
-            double t1 = now();
+            double t1 = tl_now();
             epoch_order(order, nids[0], cfg->seed, ep);
             for (size_t i = 0; i < nids[0]; i++)
                 tids[i] = ids[0][order[i]];
             run_ctx tr = {.t = &tf, .train = 1, .counter = &r->backbone_images, .cfg = cfg,
                           .epoch = ep, .steps = (nids[0] + cfg->batch - 1) / cfg->batch};
             rc = each_batch(&c, tids, nids[0], aug, ep, run_batch, &tr, e);
-            double secs = now() - t1;
+            double secs = tl_now() - t1;
             run_ctx va = {.t = &tf, .counter = &r->backbone_images};
             if (!rc)
                 rc = each_batch(&c, ids[1], nids[1], NULL, 0, run_batch, &va, e);

@@ -1,0 +1,1151 @@
+/* The coordinator's loop (see coord.h): state, scheduling, messages. */
+#include "coordinator/coord_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/ckpt.h"
+#include "common/clock.h"
+#include "common/fcache.h"
+#include "common/fileio.h"
+#include "common/model_file.h"
+#include "common/msg.h"
+#include "common/sha256.h"
+
+/* Event lines go to stdout; the progress line (a terminal only) is
+ * cleared first so the two do not mix. */
+void coord_log(coord *c, const char *fmt, ...)
+{
+    if (c->progress_shown) {
+        fputs("\r\033[K", stderr);
+        c->progress_shown = 0;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+}
+
+/* ---- journal -------------------------------------------------------------------------- */
+
+static int journal_put(coord *c, Tlsweep__JournalRecord *rec, int sync)
+{
+    rec->unix_ms = tl_unix_ms();
+    size_t n = tlsweep__journal_record__get_packed_size(rec);
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf)
+        return tl_errf(&c->err, TL_ENOMEM, "journal: out of memory");
+    tlsweep__journal_record__pack(rec, buf);
+    int rc = journal_append(c->journal, buf, n, &c->err);
+    free(buf);
+    if (!rc && sync)
+        rc = journal_sync(c->journal, &c->err);
+    return rc;
+}
+
+/* Results are journaled without the model bytes (best.tlm has them). */
+static int journal_result(coord *c, const Tlsweep__TrialResult *r)
+{
+    Tlsweep__TrialResult tmp = *r;
+    tmp.model.data = NULL;
+    tmp.model.len = 0;
+    Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
+    rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_RESULT;
+    rec.result = &tmp;
+    return journal_put(c, &rec, 1);
+}
+
+static int find_trial(const coord *c, uint32_t index, uint64_t key)
+{
+    if (index >= c->s->n_trials || c->s->trials[index].key != key)
+        return -1;
+    return (int)index;
+}
+
+static void keep_epoch(ctrial *t, const Tlsweep__EpochReport *er)
+{
+    if (er->epoch < 1 || (int)er->epoch > t->n_hist)
+        return;
+    cepoch *h = &t->hist[er->epoch - 1];
+    *h = (cepoch){1, er->loss, er->accuracy, er->val_loss, er->val_accuracy, er->seconds,
+                  er->images_per_second};
+    if ((int)er->epoch > t->epochs_done)
+        t->epochs_done = (int)er->epoch;
+}
+
+/* A deep copy of a result without its model bytes (pack and unpack). */
+static Tlsweep__TrialResult *copy_result(const Tlsweep__TrialResult *r)
+{
+    Tlsweep__TrialResult tmp = *r;
+    tmp.model.data = NULL;
+    tmp.model.len = 0;
+    size_t n = tlsweep__trial_result__get_packed_size(&tmp);
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf)
+        return NULL;
+    tlsweep__trial_result__pack(&tmp, buf);
+    Tlsweep__TrialResult *out = tlsweep__trial_result__unpack(NULL, n, buf);
+    free(buf);
+    return out;
+}
+
+static int replay(void *ctx, const void *payload, size_t len)
+{
+    coord *c = ctx;
+    Tlsweep__JournalRecord *rec = tlsweep__journal_record__unpack(NULL, len, payload);
+    if (!rec)
+        return 0; /* framed and checksummed but not ours: skipped */
+    switch (rec->body_case) {
+    case TLSWEEP__JOURNAL_RECORD__BODY_EPOCH: {
+        /* epoch reports carry the index and id; keys are checked on results */
+        int i = rec->epoch->trial_index < c->s->n_trials ? (int)rec->epoch->trial_index : -1;
+        if (i >= 0 && !strcmp(rec->epoch->trial_id, c->s->trials[i].id))
+            keep_epoch(&c->trials[i], rec->epoch);
+        break;
+    }
+    case TLSWEEP__JOURNAL_RECORD__BODY_RESULT: {
+        const Tlsweep__TrialResult *r = rec->result;
+        int i = find_trial(c, r->trial_index, r->trial_key);
+        if (i >= 0 && r->status == TLSWEEP__TRIAL_RESULT__STATUS__DONE) {
+            ctrial *t = &c->trials[i];
+            if (t->res)
+                tlsweep__trial_result__free_unpacked(t->res, NULL);
+            t->res = copy_result(r);
+            t->st = TR_DONE;
+            c->resumed++;
+            coord_consider_best(c, i);
+        }
+        break;
+    }
+    case TLSWEEP__JOURNAL_RECORD__BODY_FEATURES:
+        for (int g = 0; g < c->s->n_cache_groups; g++)
+            if (c->groups[g].key == rec->features->cache_key) {
+                c->groups[g].forward_images += rec->features->forward_images;
+                c->groups[g].extractions++;
+            }
+        break;
+    case TLSWEEP__JOURNAL_RECORD__BODY_START:
+        c->restarts++;
+        break;
+    default:
+        break;
+    }
+    tlsweep__journal_record__free_unpacked(rec, NULL);
+    return 0;
+}
+
+/* ---- best trial ------------------------------------------------------------------------ */
+
+/* Whether finished trial a beats b: the select metric, then the grid order,
+ * so the winner does not depend on which worker finished first. */
+int coord_better(const coord *c, int a, int b)
+{
+    if (b < 0)
+        return 1;
+    double va = c->trials[a].res->best_value, vb = c->trials[b].res->best_value;
+    if (va != vb)
+        return c->s->goal_max ? va > vb : va < vb;
+    return a < b;
+}
+
+void coord_consider_best(coord *c, int i)
+{
+    if (coord_better(c, i, c->best))
+        c->best = i;
+}
+
+/* ---- files on the thread pool ---------------------------------------------------------- */
+
+typedef struct {
+    uv_work_t req;
+    coord *c;
+    int kind;          /* 0 checkpoint, 1 best model, 2 feature cache */
+    int index;         /* trial or group */
+    Tlsweep__Envelope *env;
+    char path[4096];
+    int rc;
+    tl_err err;
+} write_job;
+
+static void write_work(uv_work_t *req)
+{
+    write_job *j = req->data;
+    if (j->kind == 0) {
+        j->rc = ckpt_write(j->path, j->env->checkpoint, &j->err);
+    } else if (j->kind == 1) {
+        const Tlsweep__TrialResult *r = j->env->trial_result;
+        j->rc = model_write_bytes(j->path, r->model.data, r->model.len, &j->err);
+    } else {
+        cgroup *g = &j->c->groups[j->index];
+        j->rc = fcache_write(j->path, g->key, j->c->s->cache_groups[j->index].text,
+                             j->c->fingerprint, g->x, g->ok, j->c->ix.n_items, g->dim, &j->err);
+    }
+}
+
+static void start_ckpt(coord *c, int i, Tlsweep__Envelope *env);
+static void result_done(coord *c, Tlsweep__Envelope *env);
+static void process_results(coord *c);
+static void schedule(coord *c);
+static void check_finished(coord *c);
+
+static void ckpt_path(const coord *c, int i, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/checkpoints/%s.ckpt", c->out, c->s->trials[i].id);
+}
+
+static void write_after(uv_work_t *req, int status)
+{
+    (void)status;
+    write_job *j = req->data;
+    coord *c = j->c;
+    c->writes--;
+    if (j->kind == 0) {
+        ctrial *t = &c->trials[j->index];
+        t->ckpt_busy = 0;
+        if (j->rc)
+            coord_log(c, "warning: checkpoint of %s not written: %s", c->s->trials[j->index].id,
+                      j->err.msg);
+        msg_free(j->env);
+        if (t->st == TR_DONE) {
+            char p[4096];
+            ckpt_path(c, j->index, p, sizeof p);
+            unlink(p);
+            if (t->ckpt_next) {
+                msg_free(t->ckpt_next);
+                t->ckpt_next = NULL;
+            }
+        } else if (t->ckpt_next) {
+            Tlsweep__Envelope *next = t->ckpt_next;
+            t->ckpt_next = NULL;
+            start_ckpt(c, j->index, next);
+        }
+    } else if (j->kind == 1) {
+        c->best_busy = 0;
+        if (j->rc) {
+            coord_log(c, "error: %s", j->err.msg);
+            c->failed = 1;
+            snprintf(c->err.msg, sizeof c->err.msg, "%s", j->err.msg);
+        }
+        result_done(c, j->env);
+        process_results(c);
+    } else {
+        cgroup *g = &c->groups[j->index];
+        free(g->x);
+        free(g->ok);
+        g->x = NULL;
+        g->ok = NULL;
+        if (j->rc) {
+            coord_log(c, "error: %s", j->err.msg);
+            coord_fail(c, j->err.msg);
+        } else {
+            g->state = CG_READY;
+            double secs = tl_now() - g->t0;
+            Tlsweep__JournalFeatures jf = TLSWEEP__JOURNAL_FEATURES__INIT;
+            jf.cache_key = g->key;
+            jf.text = c->s->cache_groups[j->index].text;
+            jf.path = g->path;
+            jf.images = c->ix.n_items;
+            jf.forward_images = g->run_images;
+            jf.skipped = g->skipped;
+            jf.seconds = secs;
+            jf.dim = (uint32_t)g->dim;
+            Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
+            rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_FEATURES;
+            rec.features = &jf;
+            journal_put(c, &rec, 1);
+            g->forward_images += g->run_images;
+            g->extractions++;
+            coord_log(c, "features: %s: %zu images through the frozen backbone once (%.1f s, "
+                         "%.0f img/s), %zu floats each, cached in %s",
+                      c->s->cache_groups[j->index].text, c->ix.n_items, secs,
+                      secs > 0 ? c->ix.n_items / secs : 0, g->dim, g->path);
+        }
+    }
+    free(j);
+    schedule(c);
+    check_finished(c);
+}
+
+static void queue_write(coord *c, int kind, int index, Tlsweep__Envelope *env, const char *path)
+{
+    write_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        coord_fail(c, "out of memory queueing a file write");
+        msg_free(env);
+        return;
+    }
+    j->req.data = j;
+    j->c = c;
+    j->kind = kind;
+    j->index = index;
+    j->env = env;
+    snprintf(j->path, sizeof j->path, "%s", path);
+    c->writes++;
+    uv_queue_work(&c->loop, &j->req, write_work, write_after);
+}
+
+/* One checkpoint write per trial at a time; a newer one waits (only the
+ * newest), so an older write can never land over a newer file. */
+static void start_ckpt(coord *c, int i, Tlsweep__Envelope *env)
+{
+    ctrial *t = &c->trials[i];
+    if (t->ckpt_busy) {
+        if (t->ckpt_next)
+            msg_free(t->ckpt_next);
+        t->ckpt_next = env;
+        return;
+    }
+    t->ckpt_busy = 1;
+    char p[4096];
+    ckpt_path(c, i, p, sizeof p);
+    queue_write(c, 0, i, env, p);
+}
+
+/* ---- failing and stopping ------------------------------------------------------------- */
+
+static void send_stop(coord *c, Tlsweep__Stop__Reason reason)
+{
+    Tlsweep__Stop st = TLSWEEP__STOP__INIT;
+    st.reason = reason;
+    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+    env.body_case = TLSWEEP__ENVELOPE__BODY_STOP;
+    env.stop = &st;
+    for (int w = 0; w < c->n_workers; w++) {
+        cworker *k = &c->workers[w];
+        if (k->stopped)
+            continue;
+        env.seq = ++c->seq;
+        msg_link_send(c->l, k->rank, &env, NULL);
+        k->stop_sent = 1;
+        /* an idle worker leaves at once; a busy one answers first */
+        if (!k->busy)
+            k->stopped = 1;
+    }
+}
+
+void coord_fail(coord *c, const char *msg)
+{
+    if (!c->failed) {
+        snprintf(c->err.msg, sizeof c->err.msg, "%s", msg);
+        c->err.code = TL_EINVAL;
+    }
+    c->failed = 1;
+    if (!c->stopping) {
+        c->stopping = 1;
+        send_stop(c, TLSWEEP__STOP__REASON__ABORT);
+        for (int w = 0; w < c->n_workers; w++)
+            c->workers[w].stopped = 1;
+    }
+    check_finished(c);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    coord *c = h->data;
+    if (c->interrupted || c->stopping) {
+        /* a second signal: leave now; the journal is consistent as it is */
+        coord_log(c, "%s again: leaving without waiting for the workers", strsignal(signum));
+        for (int w = 0; w < c->n_workers; w++)
+            c->workers[w].stopped = 1;
+        c->interrupted = 1;
+        check_finished(c);
+        return;
+    }
+    c->interrupted = 1;
+    c->stopping = 1;
+    c->stop_time = tl_now();
+    coord_log(c, "%s: asking the workers to stop at the next step; re-run the same command to "
+                 "resume",
+              strsignal(signum));
+    send_stop(c, TLSWEEP__STOP__REASON__PREEMPTED);
+    check_finished(c);
+}
+
+/* ---- scheduling ------------------------------------------------------------------------ */
+
+static int trial_ready(const coord *c, int i)
+{
+    const sweep_trial *t = &c->s->trials[i];
+    if (c->trials[i].st != TR_PENDING)
+        return 0;
+    return !sweep_trial_uses_cache(t) || c->groups[t->cache_group].state == CG_READY;
+}
+
+static void send_task(coord *c, cworker *k, Tlsweep__Task *task)
+{
+    task->task_id = ++c->task_seq;
+    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+    env.body_case = TLSWEEP__ENVELOPE__BODY_TASK;
+    env.task = task;
+    env.seq = ++c->seq;
+    tl_err e = {0};
+    if (msg_link_send(c->l, k->rank, &env, &e)) {
+        coord_fail(c, e.msg);
+        return;
+    }
+    k->busy = 1;
+    k->task = task->task_id;
+}
+
+static int give_extraction(coord *c, cworker *k)
+{
+    for (int g = 0; g < c->s->n_cache_groups; g++) {
+        cgroup *cg = &c->groups[g];
+        if (cg->state != CG_EXTRACTING || cg->next_shard >= cg->n_shards)
+            continue;
+        size_t a = cg->next_shard * cg->shard_size;
+        size_t b = a + cg->shard_size < c->ix.n_items ? a + cg->shard_size : c->ix.n_items;
+        uint32_t *ids = malloc((b - a) * sizeof *ids);
+        if (!ids) {
+            coord_fail(c, "out of memory");
+            return 1;
+        }
+        for (size_t i = a; i < b; i++)
+            ids[i - a] = (uint32_t)i;
+        Tlsweep__Task t = TLSWEEP__TASK__INIT;
+        t.kind = TLSWEEP__TASK__KIND__EXTRACT_FEATURES;
+        t.cache_group = g;
+        t.cache_key = cg->key;
+        t.n_image_ids = b - a;
+        t.image_ids = ids;
+        t.trial_id = "";
+        send_task(c, k, &t);
+        free(ids);
+        if (cg->next_shard == 0)
+            cg->t0 = tl_now();
+        cg->next_shard++;
+        k->kind = CW_EXTRACT;
+        k->group = g;
+        return 1;
+    }
+    return 0;
+}
+
+static int give_trial(coord *c, cworker *k)
+{
+    for (size_t i = 0; i < c->s->n_trials; i++) {
+        if (!trial_ready(c, (int)i))
+            continue;
+        const sweep_trial *st = &c->s->trials[i];
+        ctrial *t = &c->trials[i];
+        char ck[4096];
+        ckpt_path(c, (int)i, ck, sizeof ck);
+        struct stat sb;
+        int resume = stat(ck, &sb) == 0 && !t->ckpt_busy;
+        Tlsweep__Task task = TLSWEEP__TASK__INIT;
+        task.kind = TLSWEEP__TASK__KIND__TRAIN_TRIAL;
+        task.trial_index = (uint32_t)i;
+        task.trial_key = st->key;
+        task.trial_id = (char *)st->id;
+        task.cache_group = st->cache_group;
+        task.resume_from = resume ? ck : "";
+        task.feature_cache = "";
+        if (sweep_trial_uses_cache(st)) {
+            task.feature_cache = c->groups[st->cache_group].path;
+            task.cache_key = c->groups[st->cache_group].key;
+        }
+        send_task(c, k, &task);
+        t->st = TR_RUNNING;
+        t->worker = k->rank;
+        t->started = tl_now();
+        k->kind = CW_TRAIN;
+        k->trial = (int)i;
+        if (resume)
+            coord_log(c, "trial %s: resuming from its checkpoint on rank %d", st->id, k->rank);
+        return 1;
+    }
+    return 0;
+}
+
+static void schedule(coord *c)
+{
+    if (c->stopping)
+        return;
+    for (int w = 0; w < c->n_workers; w++) {
+        cworker *k = &c->workers[w];
+        if (!k->ready || k->busy || k->stopped)
+            continue;
+        if (!give_extraction(c, k) && !give_trial(c, k))
+            break;
+    }
+}
+
+/* ---- finishing ------------------------------------------------------------------------- */
+
+static void close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void shut_down(coord *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    uv_close((uv_handle_t *)&c->poll_timer, close_cb);
+    uv_close((uv_handle_t *)&c->status_timer, close_cb);
+    uv_close((uv_handle_t *)&c->async, close_cb);
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&c->sig[i], close_cb);
+}
+
+static void check_finished(coord *c)
+{
+    if (c->closing || c->writes || c->best_busy || c->n_queue)
+        return;
+    int all_stopped = 1;
+    for (int w = 0; w < c->n_workers; w++)
+        all_stopped &= c->workers[w].stopped;
+    if (c->stopping) {
+        if (all_stopped)
+            shut_down(c);
+        return;
+    }
+    for (size_t i = 0; i < c->s->n_trials; i++)
+        if (c->trials[i].st == TR_PENDING || c->trials[i].st == TR_RUNNING)
+            return;
+    /* every trial done or failed */
+    c->stopping = 1;
+    send_stop(c, TLSWEEP__STOP__REASON__FINISHED);
+    for (int w = 0; w < c->n_workers; w++)
+        c->workers[w].stopped = 1;
+    shut_down(c);
+}
+
+/* ---- results ---------------------------------------------------------------------------- */
+
+/* The result is final: journal it, count it, drop the checkpoint. */
+static void result_done(coord *c, Tlsweep__Envelope *env)
+{
+    const Tlsweep__TrialResult *r = env->trial_result;
+    int i = (int)r->trial_index;
+    ctrial *t = &c->trials[i];
+    journal_result(c, r);
+    if (t->res)
+        tlsweep__trial_result__free_unpacked(t->res, NULL);
+    t->res = copy_result(r);
+    t->st = TR_DONE;
+    c->done_now++;
+    int was = c->best;
+    coord_consider_best(c, i);
+    const sweep_trial *st = &c->s->trials[i];
+    char mode[64];
+    sweep_mode_str(&st->mode, mode, sizeof mode);
+    coord_log(c, "done %s: %s %.4f (epoch %u/%u)%s%s %.4f  %.1f s%s", st->id,
+              sweep_metric_name(c->s->metric), r->best_value, r->best_epoch, r->epochs_done,
+              r->eval_split[0] ? "  " : "", r->eval_split[0] ? r->eval_split : "",
+              r->eval_accuracy, r->seconds, c->best == i && was != i ? "  (new best)" : "");
+    if (!t->ckpt_busy) {
+        char p[4096];
+        ckpt_path(c, i, p, sizeof p);
+        unlink(p);
+    }
+    msg_free(env);
+}
+
+/* Results wait in arrival order; one that beats the best first has its
+ * model written as best.tlm, and only then is it journaled, so a run
+ * killed in between redoes it (from its last checkpoint) rather than
+ * believing a best.tlm that is not on disk. */
+static void process_results(coord *c)
+{
+    while (!c->best_busy && c->n_queue) {
+        Tlsweep__Envelope *env = c->queue[0];
+        memmove(c->queue, c->queue + 1, (size_t)(--c->n_queue) * sizeof *c->queue);
+        const Tlsweep__TrialResult *r = env->trial_result;
+        int i = (int)r->trial_index;
+        /* is it better than the best so far? compare as if done */
+        Tlsweep__TrialResult *saved = c->trials[i].res;
+        Tlsweep__TrialResult probe = *r;
+        c->trials[i].res = &probe;
+        int better = coord_better(c, i, c->best);
+        c->trials[i].res = saved;
+        if (better && r->model.len) {
+            c->best_busy = 1;
+            char p[4096];
+            snprintf(p, sizeof p, "%s/best.tlm", c->out);
+            queue_write(c, 1, i, env, p);
+            return;
+        }
+        result_done(c, env);
+    }
+}
+
+/* ---- messages -------------------------------------------------------------------------- */
+
+static cworker *worker_of(coord *c, int rank)
+{
+    for (int w = 0; w < c->n_workers; w++)
+        if (c->workers[w].rank == rank)
+            return &c->workers[w];
+    return NULL;
+}
+
+static void on_hello(coord *c, cworker *k, const Tlsweep__Envelope *env)
+{
+    tl_err e = {0};
+    if (msg_hello_check(env, &e)) {
+        coord_log(c, "error: %s", e.msg);
+        coord_fail(c, e.msg);
+        return;
+    }
+    const Tlsweep__Hello *h = env->hello;
+    snprintf(k->host, sizeof k->host, "%s", h->host);
+    k->threads = h->threads;
+    Tlsweep__Setup su = TLSWEEP__SETUP__INIT;
+    su.sweep_file = c->s->file;
+    su.sweep_text.data = (uint8_t *)c->o->sweep_text;
+    su.sweep_text.len = c->o->sweep_len;
+    su.out_dir = (char *)c->out;
+    su.threads = (uint32_t)(c->s->threads > 0 ? c->s->threads : c->o->threads);
+    su.index_items = c->ix.n_items;
+    su.index_fingerprint = c->fingerprint;
+    Tlsweep__Envelope out = TLSWEEP__ENVELOPE__INIT;
+    out.body_case = TLSWEEP__ENVELOPE__BODY_SETUP;
+    out.setup = &su;
+    out.seq = ++c->seq;
+    if (msg_link_send(c->l, k->rank, &out, &e)) {
+        coord_fail(c, e.msg);
+        return;
+    }
+    k->ready = 1;
+    c->hellos++;
+    if (c->hellos == c->n_workers)
+        coord_log(c, "workers: %d ready (%s%s)", c->n_workers, k->host,
+                  c->n_workers > 1 ? ", ..." : "");
+}
+
+static void on_features(coord *c, cworker *k, const Tlsweep__FeatureChunk *f)
+{
+    int g = f->cache_group;
+    if (g < 0 || g >= c->s->n_cache_groups || c->groups[g].state != CG_EXTRACTING) {
+        coord_fail(c, "a feature chunk for a cache group not being extracted");
+        return;
+    }
+    cgroup *cg = &c->groups[g];
+    const Tlsweep__Tensor *x = f->features;
+    size_t n = f->n_image_ids;
+    size_t dim = x && x->n_shape == 2 ? (size_t)x->shape[1] : 0;
+    if (n && (!x || x->n_data != n * dim || (size_t)x->shape[0] != n || !dim ||
+              (cg->dim && dim != cg->dim))) {
+        coord_fail(c, "a feature chunk whose tensor does not match its image ids");
+        return;
+    }
+    if (n && !cg->x) {
+        cg->dim = dim;
+        cg->x = calloc(c->ix.n_items * dim, sizeof(float));
+        cg->ok = calloc(c->ix.n_items, 1);
+        if (!cg->x || !cg->ok) {
+            coord_fail(c, "out of memory for the feature cache");
+            return;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = f->image_ids[i];
+        if (id >= c->ix.n_items) {
+            coord_fail(c, "a feature chunk with an image id outside the index");
+            return;
+        }
+        memcpy(cg->x + (size_t)id * dim, x->data + i * dim, dim * sizeof(float));
+        cg->ok[id] = 1;
+    }
+    cg->run_images += n;
+    if (!f->last)
+        return;
+    cg->skipped += f->n_skipped_ids;
+    cg->run_images += f->n_skipped_ids;
+    k->busy = 0;
+    if (++cg->shards_done == cg->n_shards) {
+        if (!cg->x) {
+            coord_fail(c, "no image of the dataset decoded");
+            return;
+        }
+        cg->state = CG_WRITING;
+        queue_write(c, 2, g, NULL, cg->path);
+    }
+}
+
+static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
+{
+    const Tlsweep__TrialResult *r = env->trial_result;
+    k->busy = 0;
+    if (k->stop_sent)
+        k->stopped = 1;
+    if (k->kind == CW_EXTRACT) {
+        /* an extraction that stopped on request: the shard is lost */
+        msg_free(env);
+        return;
+    }
+    int i = find_trial(c, r->trial_index, r->trial_key);
+    if (i < 0) {
+        msg_free(env);
+        coord_fail(c, "a result for a trial not in this sweep");
+        return;
+    }
+    ctrial *t = &c->trials[i];
+    if (r->status == TLSWEEP__TRIAL_RESULT__STATUS__DONE) {
+        t->st = TR_FINISHING;
+        c->queue[c->n_queue++] = env;
+        process_results(c);
+        return;
+    }
+    if (r->status == TLSWEEP__TRIAL_RESULT__STATUS__STOPPED) {
+        t->st = TR_PENDING;
+        coord_log(c, "stopped %s after %u epoch%s (checkpointed)", r->trial_id, r->epochs_done,
+                  r->epochs_done == 1 ? "" : "s");
+    } else {
+        t->st = TR_FAILED;
+        c->n_failed++;
+        coord_log(c, "failed %s on rank %d: %s", r->trial_id, k->rank, r->message);
+        journal_result(c, r);
+    }
+    msg_free(env);
+}
+
+/* Bad images arrive as warnings; each distinct file is printed and listed once. */
+static void on_error(coord *c, cworker *k, const Tlsweep__Error *er)
+{
+    if (er->fatal) {
+        char line[600];
+        snprintf(line, sizeof line, "rank %d (%s): %s", k->rank, k->host, er->message);
+        coord_log(c, "error: %s", line);
+        coord_fail(c, line);
+        return;
+    }
+    for (size_t i = 0; i < c->n_bad; i++)
+        if (!strcmp(c->bad[i], er->message))
+            return;
+    if (c->n_bad == c->cap_bad) {
+        size_t cap = c->cap_bad ? 2 * c->cap_bad : 16;
+        char **b = realloc(c->bad, cap * sizeof *b);
+        if (!b)
+            return;
+        c->bad = b;
+        c->cap_bad = cap;
+    }
+    c->bad[c->n_bad] = strdup(er->message);
+    if (c->bad[c->n_bad]) {
+        coord_log(c, "warning: %s", er->message);
+        c->n_bad++;
+    }
+}
+
+static void handle(coord *c, Tlsweep__Envelope *env, int from)
+{
+    cworker *k = worker_of(c, from);
+    if (!k) {
+        msg_free(env);
+        return;
+    }
+    k->last_heard = tl_now();
+    k->silent_warned = 0;
+    switch (env->body_case) {
+    case TLSWEEP__ENVELOPE__BODY_HELLO:
+        on_hello(c, k, env);
+        break;
+    case TLSWEEP__ENVELOPE__BODY_PROGRESS: {
+        const Tlsweep__Progress *p = env->progress;
+        if (k->kind == CW_TRAIN && k->trial >= 0) {
+            c->trials[k->trial].step = p->step;
+            c->trials[k->trial].steps = p->steps_total;
+            c->trials[k->trial].cur_epoch = (int)p->epoch;
+        }
+        break;
+    }
+    case TLSWEEP__ENVELOPE__BODY_EPOCH_REPORT: {
+        Tlsweep__EpochReport *er = env->epoch_report;
+        int i = er->trial_index < c->s->n_trials ? (int)er->trial_index : -1;
+        if (i >= 0) {
+            keep_epoch(&c->trials[i], er);
+            c->trials[i].step = 0;
+            Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
+            rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_EPOCH;
+            rec.epoch = er;
+            journal_put(c, &rec, 1);
+        }
+        break;
+    }
+    case TLSWEEP__ENVELOPE__BODY_CHECKPOINT: {
+        int i = find_trial(c, env->checkpoint->trial_index, env->checkpoint->trial_key);
+        if (i >= 0) {
+            start_ckpt(c, i, env);
+            return; /* owned by the write now */
+        }
+        break;
+    }
+    case TLSWEEP__ENVELOPE__BODY_FEATURE_CHUNK:
+        on_features(c, k, env->feature_chunk);
+        break;
+    case TLSWEEP__ENVELOPE__BODY_TRIAL_RESULT:
+        on_result(c, k, env);
+        schedule(c);
+        check_finished(c);
+        return;
+    case TLSWEEP__ENVELOPE__BODY_ERROR:
+        on_error(c, k, env->error);
+        break;
+    default:
+        break;
+    }
+    msg_free(env);
+    schedule(c);
+    check_finished(c);
+}
+
+static void drain(coord *c)
+{
+    for (int n = 0; n < 256 && !c->closing; n++) {
+        Tlsweep__Envelope *env = NULL;
+        int from = -1, got = 0;
+        tl_err e = {0};
+        if (msg_link_poll(c->l, &env, &from, &got, &e)) {
+            coord_log(c, "error: %s", e.msg);
+            coord_fail(c, e.msg);
+            return;
+        }
+        if (!got)
+            return;
+        handle(c, env, from);
+    }
+}
+
+static void on_poll(uv_timer_t *h)
+{
+    drain(h->data);
+}
+
+static void on_async(uv_async_t *h)
+{
+    drain(h->data);
+}
+
+static void notify(void *ctx)
+{
+    uv_async_send(ctx);
+}
+
+static void on_status(uv_timer_t *h)
+{
+    coord *c = h->data;
+    double t = tl_now();
+    int hb = c->o->heartbeat_timeout_s > 0 ? c->o->heartbeat_timeout_s : 60;
+    for (int w = 0; w < c->n_workers; w++) {
+        cworker *k = &c->workers[w];
+        if (k->stopped || k->silent_warned || t - k->last_heard < hb)
+            continue;
+        k->silent_warned = 1;
+        coord_log(c, "warning: rank %d (%s) silent for %.0f s%s", k->rank,
+                  k->host[0] ? k->host : "no hello yet", t - k->last_heard,
+                  k->busy ? " while on a task" : "");
+    }
+    if (c->stopping && !c->closing) {
+        int grace = c->o->stop_grace_s > 0 ? c->o->stop_grace_s : 30;
+        if (t - c->stop_time > grace) {
+            coord_log(c, "workers did not stop within %d s; leaving without them", grace);
+            for (int w = 0; w < c->n_workers; w++)
+                c->workers[w].stopped = 1;
+            c->o->abandoned = 1;
+            check_finished(c);
+        }
+    }
+    coord_progress(c, t);
+}
+
+/* ---- setup ------------------------------------------------------------------------------- */
+
+int coord_preflight(const sweep *s, tl_err *e)
+{
+    for (int i = 0; i < s->n_backbones; i++) {
+        const char *w = sweep_weights_path(s, s->backbones[i]);
+        if (!w)
+            return tl_errf(e, TL_EINVAL, "%s: weights: no file for backbone %s", s->file,
+                           s->backbones[i]);
+        if (access(w, R_OK) != 0)
+            return tl_errf(e, TL_EIO, "%s: weights.%s: %s: %s", s->file, s->backbones[i], w,
+                           strerror(errno));
+    }
+    data_index_cfg dc = {s->train_dir, s->val_dir, s->test_dir,
+                         s->val_dir ? 0 : s->validation_split, s->data_seed};
+    data_index ix;
+    int rc = data_index_build(&ix, &dc, e);
+    if (!rc)
+        data_index_free(&ix);
+    return rc;
+}
+
+static int mkdir_p(const char *path, tl_err *e)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return tl_errf(e, TL_EIO, "%s: cannot create: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return tl_errf(e, TL_EIO, "%s: cannot create: %s", buf, strerror(errno));
+    return 0;
+}
+
+/* The cache file's key: the group's text plus the weights file's identity
+ * (size and modification time), so replacing the weights file is a miss. */
+static uint64_t cache_key(const sweep *s, int g)
+{
+    const sweep_cache_group *cg = &s->cache_groups[g];
+    char buf[700];
+    const char *w = NULL;
+    for (size_t i = 0; i < s->n_trials; i++)
+        if (s->trials[i].cache_group == g)
+            w = s->trials[i].weights;
+    struct stat sb;
+    memset(&sb, 0, sizeof sb);
+    if (w)
+        stat(w, &sb);
+    snprintf(buf, sizeof buf, "%s|%lld|%lld.%09ld", cg->text, (long long)sb.st_size,
+             (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *p = (const unsigned char *)buf; *p; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static int prepare_groups(coord *c, tl_err *e)
+{
+    int workers = c->n_workers > 0 ? c->n_workers : 1;
+    for (int g = 0; g < c->s->n_cache_groups; g++) {
+        cgroup *cg = &c->groups[g];
+        cg->key = cache_key(c->s, g);
+        fcache_path(cg->path, sizeof cg->path, c->cache_dir, cg->key);
+        int needed = 0;
+        for (size_t i = 0; i < c->s->n_trials; i++)
+            needed |= c->s->trials[i].cache_group == g && c->trials[i].st != TR_DONE;
+        if (!needed) {
+            cg->state = CG_READY;
+            continue;
+        }
+        fcache fc;
+        tl_err fe = {0};
+        int rc = fcache_read(cg->path, cg->key, c->fingerprint, &fc, &fe);
+        if (rc == 0) {
+            fcache_free(&fc);
+            cg->state = CG_READY;
+            coord_log(c, "features: reusing %s", cg->path);
+            continue;
+        }
+        if (rc != TL_ENOTFOUND && rc != TL_EIO && rc != TL_EFORMAT)
+            return tl_errf(e, rc, "%s", fe.msg);
+        if (rc == TL_EFORMAT)
+            coord_log(c, "warning: %s; computing the features again", fe.msg);
+        cg->state = CG_EXTRACTING;
+        /* a few shards per worker keep everyone busy to the end */
+        size_t shard = (c->ix.n_items + (size_t)workers * 4 - 1) / ((size_t)workers * 4);
+        if (shard < 64)
+            shard = 64;
+        if (shard > 4096)
+            shard = 4096;
+        cg->shard_size = shard;
+        cg->n_shards = (c->ix.n_items + shard - 1) / shard;
+    }
+    return 0;
+}
+
+static void free_state(coord *c)
+{
+    for (size_t i = 0; c->trials && i < c->s->n_trials; i++) {
+        ctrial *t = &c->trials[i];
+        if (t->res)
+            tlsweep__trial_result__free_unpacked(t->res, NULL);
+        if (t->ckpt_next)
+            msg_free(t->ckpt_next);
+        free(t->hist);
+    }
+    free(c->trials);
+    for (int g = 0; c->groups && g < c->s->n_cache_groups; g++) {
+        free(c->groups[g].x);
+        free(c->groups[g].ok);
+    }
+    free(c->groups);
+    free(c->workers);
+    for (size_t i = 0; i < c->n_bad; i++)
+        free(c->bad[i]);
+    free(c->bad);
+    for (int i = 0; i < c->n_queue; i++)
+        msg_free(c->queue[i]);
+    free(c->queue);
+    if (c->have_ix)
+        data_index_free(&c->ix);
+}
+
+static int write_sweep_copy(coord *c, tl_err *e)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/sweep.yaml", c->out);
+    tl_atomic_file f = TL_ATOMIC_FILE_INIT;
+    int rc = tl_atomic_open(&f, p, e);
+    if (!rc)
+        rc = tl_atomic_write(&f, c->o->sweep_text, c->o->sweep_len, e);
+    if (!rc)
+        rc = tl_atomic_commit(&f, e);
+    tl_atomic_abort(&f);
+    return rc;
+}
+
+int coord_run(coord_opts *o, msg_link *l, tl_err *e)
+{
+    coord cc, *c = &cc;
+    memset(c, 0, sizeof *c);
+    c->o = o;
+    c->s = o->s;
+    c->l = l;
+    c->best = -1;
+    c->out = c->s->out;
+    c->tty = isatty(2) && !o->quiet;
+    c->t0 = c->progress_at = tl_now();
+    int status = 1;
+    const sweep *s = c->s;
+
+    data_index_cfg dc = {s->train_dir, s->val_dir, s->test_dir,
+                         s->val_dir ? 0 : s->validation_split, s->data_seed};
+    int rc = data_index_build(&c->ix, &dc, e);
+    if (rc)
+        return 1;
+    c->have_ix = 1;
+    c->fingerprint = data_index_fingerprint(&c->ix);
+    c->n_workers = msg_link_size(l) - 1;
+    c->trials = calloc(s->n_trials, sizeof *c->trials);
+    c->groups = calloc((size_t)(s->n_cache_groups ? s->n_cache_groups : 1), sizeof *c->groups);
+    c->workers = calloc((size_t)(c->n_workers ? c->n_workers : 1), sizeof *c->workers);
+    c->queue = calloc(s->n_trials, sizeof *c->queue);
+    if (!c->trials || !c->groups || !c->workers || !c->queue) {
+        tl_errf(e, TL_ENOMEM, "coordinator: out of memory");
+        goto out;
+    }
+    if (c->n_workers < 1) {
+        tl_errf(e, TL_EINVAL, "coordinator: no workers (the link has %d rank)", msg_link_size(l));
+        goto out;
+    }
+    for (size_t i = 0; i < s->n_trials; i++) {
+        c->trials[i].worker = -1;
+        c->trials[i].n_hist = s->trials[i].epochs;
+        c->trials[i].hist = calloc((size_t)s->trials[i].epochs, sizeof *c->trials[i].hist);
+        if (!c->trials[i].hist) {
+            tl_errf(e, TL_ENOMEM, "coordinator: out of memory");
+            goto out;
+        }
+    }
+    for (int w = 0; w < c->n_workers; w++) {
+        c->workers[w].rank = w + 1;
+        c->workers[w].trial = -1;
+        c->workers[w].last_heard = c->t0;
+    }
+
+    /* out/ and the journal: from here on, outputs exist */
+    snprintf(c->cache_dir, sizeof c->cache_dir, "%s/cache", c->out);
+    char p[4096];
+    snprintf(p, sizeof p, "%s/checkpoints", c->out);
+    if ((rc = mkdir_p(c->out, e)) || (rc = mkdir_p(c->cache_dir, e)) || (rc = mkdir_p(p, e)))
+        goto out;
+    snprintf(p, sizeof p, "%s/journal", c->out);
+    size_t dropped = 0;
+    if ((rc = journal_open(&c->journal, p, replay, c, &dropped, e)))
+        goto out;
+    if (dropped)
+        coord_log(c, "journal: %zu bytes of a torn last record dropped (%s)", dropped, p);
+    if ((rc = write_sweep_copy(c, e)))
+        goto out;
+    if (c->resumed)
+        coord_log(c, "resuming %s: %d of %zu trials already finished", c->out, c->resumed,
+                  s->n_trials);
+    unsigned char digest[32];
+    char hex[65];
+    sha256(o->sweep_text, o->sweep_len, digest);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    Tlsweep__JournalStart js = TLSWEEP__JOURNAL_START__INIT;
+    js.sweep_file = s->file;
+    js.sweep_sha256 = hex;
+    js.trials = (uint32_t)s->n_trials;
+    js.ranks = (uint32_t)msg_link_size(l);
+    js.tlsweep_version = TLSWEEP_VERSION;
+    js.resumed_trials = (uint32_t)c->resumed;
+    Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
+    rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_START;
+    rec.start = &js;
+    if ((rc = journal_put(c, &rec, 1))) {
+        *e = c->err;
+        goto out;
+    }
+    if ((rc = prepare_groups(c, e)))
+        goto out;
+    coord_log(c, "%s: %zu trials on %d worker%s, %zu images, out: %s", s->name, s->n_trials,
+              c->n_workers, c->n_workers == 1 ? "" : "s", c->ix.n_items, c->out);
+
+    uv_loop_init(&c->loop);
+    uv_timer_init(&c->loop, &c->poll_timer);
+    uv_timer_init(&c->loop, &c->status_timer);
+    uv_async_init(&c->loop, &c->async, on_async);
+    c->poll_timer.data = c->status_timer.data = c->async.data = c;
+    static const int sigs[3] = {SIGINT, SIGTERM, SIGUSR1};
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(&c->loop, &c->sig[i]);
+        c->sig[i].data = c;
+        uv_signal_start(&c->sig[i], on_signal, sigs[i]);
+    }
+    msg_link_set_notify(l, notify, &c->async);
+    uv_timer_start(&c->poll_timer, on_poll, 1, 1);
+    uv_timer_start(&c->status_timer, on_status, 1000, 1000);
+    check_finished(c); /* a fully resumed sweep has nothing to do */
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    msg_link_set_notify(l, NULL, NULL);
+    uv_loop_close(&c->loop);
+
+    coord_progress_clear(c);
+    Tlsweep__JournalStop jst = TLSWEEP__JOURNAL_STOP__INIT;
+    jst.kind = c->failed       ? TLSWEEP__JOURNAL_STOP__KIND__FAILED
+               : c->interrupted ? TLSWEEP__JOURNAL_STOP__KIND__INTERRUPTED
+                               : TLSWEEP__JOURNAL_STOP__KIND__FINISHED;
+    jst.message = c->failed ? c->err.msg : "";
+    Tlsweep__JournalRecord srec = TLSWEEP__JOURNAL_RECORD__INIT;
+    srec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_STOP;
+    srec.stop = &jst;
+    journal_put(c, &srec, 1);
+    tl_err oe = {0};
+    if (coord_write_results(c, &oe))
+        coord_log(c, "warning: %s", oe.msg);
+    coord_leaderboard(c);
+    if (c->failed) {
+        *e = c->err;
+        status = 1;
+    } else if (c->interrupted) {
+        coord_log(c, "interrupted: %d of %zu trials finished; re-run the same command to resume",
+                  coord_count(c, TR_DONE), s->n_trials);
+        status = COORD_EXIT_INTERRUPTED;
+    } else if (c->n_failed) {
+        tl_errf(e, TL_EINVAL, "%d trial%s failed (see above); the others finished", c->n_failed,
+                c->n_failed == 1 ? "" : "s");
+        status = 1;
+    } else {
+        status = 0;
+    }
+out:
+    if (c->journal)
+        journal_close(c->journal, NULL);
+    free_state(c);
+    return status;
+}

@@ -1,0 +1,55 @@
+/* The coordinator of a sweep (rank 0, or the main thread of a
+ * single-process run): owns out/, hands tasks to workers over a msg_link,
+ * journals what comes back, writes checkpoints, the feature caches,
+ * best.tlm and the summaries, and prints progress.
+ *
+ * Its loop is libuv's: a timer drains the link (MPI probes are
+ * non-blocking; a local link also wakes it through uv_async), signal
+ * handles turn SIGINT/SIGTERM/SIGUSR1 into a Stop for every worker, a
+ * status timer prints progress and names workers that fell silent, and
+ * large files are written on libuv's thread pool.
+ *
+ * out/ holds:
+ *   journal               append-only records (common/journal.h, JournalRecord)
+ *   sweep.yaml            the sweep text of the last run
+ *   cache/<key>.features  frozen backbone features, one file per cache key
+ *   checkpoints/<id>.ckpt the last epoch of every unfinished trial
+ *   best.tlm              the best trial's model so far
+ *   results.csv, results.json
+ *
+ * A re-run on the same out/ resumes: finished trials (journaled results
+ * whose key matches) are skipped, unfinished ones continue from their
+ * checkpoint, caches whose key and dataset fingerprint match are reused. */
+#ifndef TLSWEEP_COORD_H
+#define TLSWEEP_COORD_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "common/msg_link.h"
+#include "common/sweep.h"
+
+/* Exit status of an interrupted run that a re-run resumes (EX_TEMPFAIL). */
+enum { COORD_EXIT_INTERRUPTED = 75 };
+
+typedef struct {
+    const sweep *s;
+    const char *sweep_text;     /* the file's bytes, sent to workers */
+    size_t sweep_len;
+    int threads;                /* engine threads per worker for Setup; 0: each worker's own */
+    int heartbeat_timeout_s;    /* silent longer: named in the log; 0: 60 */
+    int stop_grace_s;           /* after a signal, wait this long for workers; 0: 30 */
+    int quiet;                  /* no progress line */
+    int abandoned;              /* out: workers that did not stop in time were left behind */
+} coord_opts;
+
+/* Checks that the sweep can start (weights readable, dataset indexable)
+ * before anything is created, so a bad setup leaves no output. */
+int coord_preflight(const sweep *s, tl_err *e);
+
+/* Runs the sweep to the end. Returns the process exit status: 0 every
+ * trial finished, 1 a failure (e has the line; what finished is kept),
+ * COORD_EXIT_INTERRUPTED after a signal. */
+int coord_run(coord_opts *o, msg_link *l, tl_err *e);
+
+#endif

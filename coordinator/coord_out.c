@@ -1,0 +1,391 @@
+/* What the coordinator shows and leaves behind: the live progress line,
+ * the leaderboard, results.csv and results.json. */
+#include "coordinator/coord_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/fileio.h"
+
+int coord_count(const coord *c, ctrial_state st)
+{
+    int n = 0;
+    for (size_t i = 0; i < c->s->n_trials; i++)
+        n += c->trials[i].st == st;
+    return n;
+}
+
+static void fmt_duration(double s, char *buf, size_t n)
+{
+    if (s < 0 || s > 1e7)
+        snprintf(buf, n, "?");
+    else if (s < 60)
+        snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(buf, n, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(buf, n, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+/* Work in epoch units: an epoch through the backbone counts 1, an epoch of
+ * a head on cached features a hundredth, a feature extraction one. */
+static void work_units(const coord *c, double *done, double *total)
+{
+    *done = *total = 0;
+    for (size_t i = 0; i < c->s->n_trials; i++) {
+        const sweep_trial *st = &c->s->trials[i];
+        const ctrial *t = &c->trials[i];
+        double w = sweep_trial_uses_cache(st) ? 0.01 : 1.0;
+        *total += w * st->epochs;
+        double d = t->st == TR_DONE || t->st == TR_FINISHING ? st->epochs : t->epochs_done;
+        if (t->st == TR_RUNNING && t->steps)
+            d += (double)t->step / (double)t->steps;
+        *done += w * (d < st->epochs ? d : st->epochs);
+    }
+    for (int g = 0; g < c->s->n_cache_groups; g++) {
+        const cgroup *cg = &c->groups[g];
+        if (cg->state == CG_NONE || (cg->state == CG_READY && !cg->n_shards))
+            continue;
+        *total += 1;
+        *done += cg->n_shards ? (double)cg->shards_done / cg->n_shards : 1;
+    }
+}
+
+void coord_progress(coord *c, double now)
+{
+    if (c->o->quiet || c->closing)
+        return;
+    /* a terminal gets a live line; a log file a line every 30 s */
+    if (!c->tty && now - c->progress_at < 30)
+        return;
+    c->progress_at = now;
+    int done = coord_count(c, TR_DONE) + coord_count(c, TR_FINISHING);
+    int running = coord_count(c, TR_RUNNING), failed = coord_count(c, TR_FAILED);
+    int queued = coord_count(c, TR_PENDING);
+    double wd, wt;
+    work_units(c, &wd, &wt);
+    double el = now - c->t0;
+    char eta[32], elapsed[32];
+    fmt_duration(wd > 0 ? el * (wt - wd) / wd : -1, eta, sizeof eta);
+    fmt_duration(el, elapsed, sizeof elapsed);
+    char best[200] = "";
+    if (c->best >= 0)
+        snprintf(best, sizeof best, "  best %s %.4f (%s)", sweep_metric_name(c->s->metric),
+                 c->trials[c->best].res->best_value, c->s->trials[c->best].id);
+    char extracting[64] = "";
+    for (int g = 0; g < c->s->n_cache_groups; g++)
+        if (c->groups[g].state == CG_EXTRACTING)
+            snprintf(extracting, sizeof extracting, "  features %zu/%zu shards",
+                     c->groups[g].shards_done, c->groups[g].n_shards);
+    char line[512];
+    snprintf(line, sizeof line, "[%s] trials %d/%zu done, %d running, %d queued%s%s%s  ETA %s",
+             elapsed, done, c->s->n_trials, running, queued,
+             failed ? "  (failed: see above)" : "", extracting, best, eta);
+    if (c->tty) {
+        fprintf(stderr, "\r\033[K%s", line);
+        c->progress_shown = 1;
+    } else {
+        fprintf(stderr, "%s\n", line);
+    }
+    fflush(stderr);
+}
+
+void coord_progress_clear(coord *c)
+{
+    if (c->progress_shown) {
+        fputs("\r\033[K", stderr);
+        c->progress_shown = 0;
+    }
+}
+
+/* Finished trials, best first (the order of coord_better); failed ones after. */
+static int *ranking(const coord *c, int *n_out)
+{
+    int n = 0;
+    int *v = malloc((c->s->n_trials ? c->s->n_trials : 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < c->s->n_trials; i++)
+        if (c->trials[i].st == TR_DONE)
+            v[n++] = (int)i;
+    /* insertion sort: sweeps are small and the comparison is not a plain key */
+    for (int i = 1; i < n; i++) {
+        int x = v[i], j = i - 1;
+        while (j >= 0 && coord_better(c, x, v[j])) {
+            v[j + 1] = v[j];
+            j--;
+        }
+        v[j + 1] = x;
+    }
+    *n_out = n;
+    return v;
+}
+
+static const char *status_name(ctrial_state st)
+{
+    switch (st) {
+    case TR_DONE: return "done";
+    case TR_FAILED: return "failed";
+    case TR_RUNNING:
+    case TR_FINISHING: return "interrupted";
+    default: return "pending";
+    }
+}
+
+void coord_leaderboard(coord *c)
+{
+    int n = 0;
+    int *v = ranking(c, &n);
+    if (!v || !n) {
+        free(v);
+        coord_log(c, "leaderboard: no trial finished");
+        return;
+    }
+    int w = 5;
+    for (int k = 0; k < n; k++) {
+        int l = (int)strlen(c->s->trials[v[k]].id);
+        w = l > w ? l : w;
+    }
+    const char *m = sweep_metric_name(c->s->metric);
+    coord_log(c, "\nleaderboard (%s, %s; %d of %zu trials)", m, c->s->goal_max ? "max" : "min",
+              n, c->s->n_trials);
+    coord_log(c, "%4s  %-*s  %-14s  %-12s  %5s  %8s  %8s  %8s  %9s  %8s", "rank", w, "trial",
+              m, "mode", "epoch", "val_acc", "val_loss", "train_acc", "eval_acc", "time");
+    for (int k = 0; k < n; k++) {
+        const sweep_trial *st = &c->s->trials[v[k]];
+        const Tlsweep__TrialResult *r = c->trials[v[k]].res;
+        char mode[64], tm[32], ev[32];
+        sweep_mode_str(&st->mode, mode, sizeof mode);
+        fmt_duration(r->seconds, tm, sizeof tm);
+        if (r->eval_split && r->eval_split[0])
+            snprintf(ev, sizeof ev, "%.4f %s", r->eval_accuracy, r->eval_split);
+        else
+            snprintf(ev, sizeof ev, "-");
+        coord_log(c, "%4d  %-*s  %-14.4f  %-12.12s  %2u/%-2u  %8.4f  %8.4f  %9.4f  %9s  %8s",
+                  k + 1, w, st->id, r->best_value, mode, r->best_epoch, r->epochs_done,
+                  r->val_accuracy, r->val_loss, r->accuracy, ev, tm);
+    }
+    coord_log(c, "\nbest: %s -> %s/best.tlm", c->s->trials[v[0]].id, c->out);
+    for (int g = 0; g < c->s->n_cache_groups; g++) {
+        const cgroup *cg = &c->groups[g];
+        if (cg->extractions)
+            coord_log(c, "features %s: %.2f backbone passes per image over %d trial%s",
+                      c->s->cache_groups[g].text,
+                      c->ix.n_items ? (double)cg->forward_images / c->ix.n_items : 0,
+                      c->s->cache_groups[g].n_trials,
+                      c->s->cache_groups[g].n_trials == 1 ? "" : "s");
+    }
+    if (c->n_bad)
+        coord_log(c, "bad images skipped: %zu (listed in %s/results.json)", c->n_bad, c->out);
+    free(v);
+}
+
+/* ---- results.csv / results.json ------------------------------------------------------- */
+
+static int write_text(const char *path, const char *text, size_t n, tl_err *e)
+{
+    tl_atomic_file f = TL_ATOMIC_FILE_INIT;
+    int rc = tl_atomic_open(&f, path, e);
+    if (!rc)
+        rc = tl_atomic_write(&f, text, n, e);
+    if (!rc)
+        rc = tl_atomic_commit(&f, e);
+    tl_atomic_abort(&f);
+    return rc;
+}
+
+static json_t *trial_json(const coord *c, int i, int rank)
+{
+    const sweep_trial *st = &c->s->trials[i];
+    const ctrial *t = &c->trials[i];
+    char mode[64];
+    sweep_mode_str(&st->mode, mode, sizeof mode);
+    json_t *o = json_object();
+    json_object_set_new(o, "rank", rank > 0 ? json_integer(rank) : json_null());
+    json_object_set_new(o, "id", json_string(st->id));
+    json_object_set_new(o, "index", json_integer(st->index));
+    json_object_set_new(o, "status", json_string(status_name(t->st)));
+    json_object_set_new(o, "backbone", json_string(st->backbone));
+    json_object_set_new(o, "mode", json_string(mode));
+    json_object_set_new(o, "learning_rate", json_real(st->learning_rate));
+    json_object_set_new(o, "optimizer", json_string(sweep_optimizer_name(st->optimizer)));
+    json_object_set_new(o, "batch_size", json_integer(st->batch_size));
+    json_object_set_new(o, "epochs", json_integer(st->epochs));
+    json_object_set_new(o, "feature_cache", json_boolean(sweep_trial_uses_cache(st)));
+    const Tlsweep__TrialResult *r = t->res;
+    if (r && t->st == TR_DONE) {
+        json_object_set_new(o, sweep_metric_name(c->s->metric), json_real(r->best_value));
+        json_object_set_new(o, "best_epoch", json_integer(r->best_epoch));
+        json_object_set_new(o, "val_accuracy", json_real(r->val_accuracy));
+        json_object_set_new(o, "val_loss", json_real(r->val_loss));
+        json_object_set_new(o, "accuracy", json_real(r->accuracy));
+        json_object_set_new(o, "loss", json_real(r->loss));
+        if (r->eval_split && r->eval_split[0]) {
+            json_object_set_new(o, "eval_split", json_string(r->eval_split));
+            json_object_set_new(o, "eval_accuracy", json_real(r->eval_accuracy));
+            json_object_set_new(o, "eval_loss", json_real(r->eval_loss));
+        }
+        json_object_set_new(o, "seconds", json_real(r->seconds));
+        json_object_set_new(o, "backbone_images", json_integer((json_int_t)r->backbone_images));
+        json_t *cm = json_array();
+        for (uint32_t a = 0; a < r->num_classes && r->n_confusion; a++) {
+            json_t *row = json_array();
+            for (uint32_t b = 0; b < r->num_classes; b++)
+                json_array_append_new(row, json_integer((json_int_t)r->confusion[a * r->num_classes + b]));
+            json_array_append_new(cm, row);
+        }
+        json_object_set_new(o, "confusion", cm);
+    } else if (r && r->message && r->message[0]) {
+        json_object_set_new(o, "error", json_string(r->message));
+    }
+    json_t *h = json_array();
+    for (int k = 0; k < t->n_hist; k++) {
+        const cepoch *x = &t->hist[k];
+        if (!x->seen)
+            continue;
+        json_t *eo = json_object();
+        json_object_set_new(eo, "epoch", json_integer(k + 1));
+        json_object_set_new(eo, "loss", json_real(x->loss));
+        json_object_set_new(eo, "accuracy", json_real(x->accuracy));
+        json_object_set_new(eo, "val_loss", json_real(x->val_loss));
+        json_object_set_new(eo, "val_accuracy", json_real(x->val_accuracy));
+        json_object_set_new(eo, "seconds", json_real(x->seconds));
+        json_array_append_new(h, eo);
+    }
+    json_object_set_new(o, "history", h);
+    return o;
+}
+
+static int write_json(coord *c, const int *v, int n, tl_err *e)
+{
+    json_t *root = json_object();
+    json_object_set_new(root, "sweep", json_string(c->s->name));
+    json_object_set_new(root, "sweep_file", json_string(c->s->file));
+    json_t *sel = json_object();
+    json_object_set_new(sel, "metric", json_string(sweep_metric_name(c->s->metric)));
+    json_object_set_new(sel, "goal", json_string(c->s->goal_max ? "max" : "min"));
+    json_object_set_new(root, "select", sel);
+    const char *state = c->failed ? "failed" : c->interrupted ? "interrupted" : "finished";
+    json_object_set_new(root, "state", json_string(state));
+    if (n > 0) {
+        json_t *b = json_object();
+        json_object_set_new(b, "trial", json_string(c->s->trials[v[0]].id));
+        json_object_set_new(b, "value", json_real(c->trials[v[0]].res->best_value));
+        json_object_set_new(b, "model", json_string("best.tlm"));
+        json_object_set_new(root, "best", b);
+    } else {
+        json_object_set_new(root, "best", json_null());
+    }
+    json_t *cls = json_array();
+    for (int k = 0; k < c->ix.n_classes; k++)
+        json_array_append_new(cls, json_string(c->ix.classes[k]));
+    json_object_set_new(root, "classes", cls);
+    json_t *ds = json_object();
+    json_object_set_new(ds, "images", json_integer((json_int_t)c->ix.n_items));
+    json_object_set_new(ds, "train", json_integer((json_int_t)data_index_count(&c->ix, DATA_TRAIN)));
+    json_object_set_new(ds, "val", json_integer((json_int_t)data_index_count(&c->ix, DATA_VAL)));
+    json_object_set_new(ds, "test", json_integer((json_int_t)data_index_count(&c->ix, DATA_TEST)));
+    json_object_set_new(root, "dataset", ds);
+    json_t *fe = json_array();
+    for (int g = 0; g < c->s->n_cache_groups; g++) {
+        const cgroup *cg = &c->groups[g];
+        json_t *o = json_object();
+        char key[17];
+        snprintf(key, sizeof key, "%016llx", (unsigned long long)cg->key);
+        json_object_set_new(o, "key", json_string(key));
+        json_object_set_new(o, "text", json_string(c->s->cache_groups[g].text));
+        json_object_set_new(o, "trials", json_integer(c->s->cache_groups[g].n_trials));
+        json_object_set_new(o, "extractions", json_integer(cg->extractions));
+        json_object_set_new(o, "forward_images", json_integer((json_int_t)cg->forward_images));
+        json_object_set_new(o, "passes_per_image",
+                            json_real(c->ix.n_items ? (double)cg->forward_images / c->ix.n_items : 0));
+        json_array_append_new(fe, o);
+    }
+    json_object_set_new(root, "feature_caches", fe);
+    json_t *tr = json_array();
+    for (int k = 0; k < n; k++)
+        json_array_append_new(tr, trial_json(c, v[k], k + 1));
+    for (size_t i = 0; i < c->s->n_trials; i++)
+        if (c->trials[i].st != TR_DONE)
+            json_array_append_new(tr, trial_json(c, (int)i, 0));
+    json_object_set_new(root, "trials", tr);
+    json_t *bad = json_array();
+    for (size_t k = 0; k < c->n_bad; k++)
+        json_array_append_new(bad, json_string(c->bad[k]));
+    json_object_set_new(root, "bad_images", bad);
+    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    json_decref(root);
+    if (!text)
+        return tl_errf(e, TL_ENOMEM, "results.json: out of memory");
+    char p[4096];
+    snprintf(p, sizeof p, "%s/results.json", c->out);
+    size_t len = strlen(text);
+    text[len] = '\n';
+    int rc = write_text(p, text, len + 1, e);
+    free(text);
+    return rc;
+}
+
+static int write_csv(coord *c, const int *v, int n, tl_err *e)
+{
+    size_t cap = 4096 + 512 * (c->s->n_trials + 1), len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return tl_errf(e, TL_ENOMEM, "results.csv: out of memory");
+    len += (size_t)snprintf(buf + len, cap - len,
+                            "rank,trial,status,backbone,mode,learning_rate,optimizer,batch_size,"
+                            "epochs,best_epoch,%s,val_accuracy,val_loss,accuracy,loss,eval_split,"
+                            "eval_accuracy,seconds\n",
+                            sweep_metric_name(c->s->metric));
+    for (int pass = 0; pass < 2; pass++) {
+        size_t count = pass ? c->s->n_trials : (size_t)n;
+        for (size_t k = 0; k < count; k++) {
+            int i = pass ? (int)k : v[k];
+            if (pass && c->trials[i].st == TR_DONE)
+                continue;
+            const sweep_trial *st = &c->s->trials[i];
+            const Tlsweep__TrialResult *r = c->trials[i].st == TR_DONE ? c->trials[i].res : NULL;
+            char mode[64];
+            sweep_mode_str(&st->mode, mode, sizeof mode);
+            for (char *q = mode; *q; q++)
+                if (*q == ',')
+                    *q = ';';
+            char rk[24] = "";
+            if (!pass)
+                snprintf(rk, sizeof rk, "%zu", k + 1);
+            len += (size_t)snprintf(buf + len, cap - len, "%s,%s,%s,%s,%s,%.10g,%s,%d,%d,", rk,
+                                    st->id, status_name(c->trials[i].st), st->backbone, mode,
+                                    st->learning_rate, sweep_optimizer_name(st->optimizer),
+                                    st->batch_size, st->epochs);
+            if (r)
+                len += (size_t)snprintf(buf + len, cap - len, "%u,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%.6f,%.2f\n",
+                                        r->best_epoch, r->best_value, r->val_accuracy,
+                                        r->val_loss, r->accuracy, r->loss,
+                                        r->eval_split ? r->eval_split : "", r->eval_accuracy,
+                                        r->seconds);
+            else
+                len += (size_t)snprintf(buf + len, cap - len, ",,,,,,,,\n");
+        }
+    }
+    char p[4096];
+    snprintf(p, sizeof p, "%s/results.csv", c->out);
+    int rc = write_text(p, buf, len, e);
+    free(buf);
+    return rc;
+}
+
+int coord_write_results(coord *c, tl_err *e)
+{
+    int n = 0;
+    int *v = ranking(c, &n);
+    if (!v)
+        return tl_errf(e, TL_ENOMEM, "results: out of memory");
+    int rc = write_csv(c, v, n, e);
+    if (!rc)
+        rc = write_json(c, v, n, e);
+    free(v);
+    return rc;
+}

@@ -1,0 +1,689 @@
+/* The worker loop (see worker.h). Envelopes sent from here are built on
+ * the stack, pointing at the worker's own data: packing copies them. */
+#include "worker/worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/ckpt.h"
+#include "common/clock.h"
+#include "common/data.h"
+#include "common/fcache.h"
+#include "common/model_file.h"
+#include "common/msg.h"
+#include "common/sweep.h"
+#include "worker/engine.h"
+#include "worker/loader.h"
+#include "worker/trial.h"
+
+enum { EXTRACT_BATCH = 32 };
+/* FeatureChunks stay well under the message layer's whole-message limit. */
+#define FEATURE_MSG_BYTES ((size_t)64 << 20)
+
+typedef struct {
+    msg_link *l;
+    const worker_opts *o;
+    int rank;
+    uint64_t seq;
+    sweep s;
+    int have_sweep;
+    data_index ix;
+    int have_ix;
+    /* the extractor of the last cache group asked for */
+    int ext_group;
+    net ext;
+    model_spec ext_spec;
+    size_t ext_dim;
+    /* the feature cache of the last frozen trial, kept between trials */
+    char fc_path[4096];
+    fcache fc;
+    int have_fc;
+    /* the task in progress */
+    uint64_t task_id;
+    const char *trial_id;
+    int trial_index;
+    uint64_t trial_key;
+    int stop;             /* a Stop arrived: 1 preempted, 2 finished/abort */
+    double last_progress, last_sent;
+    unsigned char *model;
+    size_t model_len;
+} worker;
+
+static int send_env(worker *w, Tlsweep__Envelope *env, tl_err *e)
+{
+    env->seq = ++w->seq;
+    env->from_rank = w->rank;
+    w->last_sent = tl_now();
+    return msg_link_send(w->l, 0, env, e);
+}
+
+static int send_error(worker *w, int code, const char *message, int fatal)
+{
+    Tlsweep__Error er = TLSWEEP__ERROR__INIT;
+    er.code = code;
+    er.message = (char *)message;
+    er.task_id = w->task_id;
+    er.trial_id = (char *)(w->trial_id ? w->trial_id : "");
+    er.fatal = fatal;
+    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+    env.body_case = TLSWEEP__ENVELOPE__BODY_ERROR;
+    env.error = &er;
+    return send_env(w, &env, NULL);
+}
+
+/* Bad images: one line each, to the coordinator, which prints and lists them. */
+static void warn_image(void *ctx, const char *line)
+{
+    send_error(ctx, TL_EFORMAT, line, 0);
+}
+
+/* A Stop that arrived while working; other envelopes have no business
+ * arriving mid-task and are dropped. */
+static void check_stop(worker *w)
+{
+    for (;;) {
+        Tlsweep__Envelope *env = NULL;
+        int from = -1, got = 0;
+        if (msg_link_poll(w->l, &env, &from, &got, NULL) != 0 || !got)
+            return;
+        if (env->body_case == TLSWEEP__ENVELOPE__BODY_STOP)
+            w->stop = env->stop->reason == TLSWEEP__STOP__REASON__PREEMPTED ? 1 : 2;
+        msg_free(env);
+    }
+}
+
+static void heartbeat(worker *w)
+{
+    Tlsweep__Heartbeat hb = TLSWEEP__HEARTBEAT__INIT;
+    hb.unix_ms = tl_unix_ms();
+    hb.task_id = w->task_id;
+    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+    env.body_case = TLSWEEP__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    send_env(w, &env, NULL);
+}
+
+/* ---- setup -------------------------------------------------------------------------- */
+
+static int setup(worker *w, const Tlsweep__Setup *su, tl_err *e)
+{
+    int rc = sweep_parse(&w->s, su->sweep_file, (const char *)su->sweep_text.data,
+                         su->sweep_text.len, e);
+    if (rc)
+        return rc;
+    w->have_sweep = 1;
+    const sweep *s = &w->s;
+    data_index_cfg dc = {s->train_dir, s->val_dir, s->test_dir,
+                         s->val_dir ? 0 : s->validation_split, s->data_seed};
+    if ((rc = data_index_build(&w->ix, &dc, e)))
+        return rc;
+    w->have_ix = 1;
+    uint64_t fp = data_index_fingerprint(&w->ix);
+    if (w->ix.n_items != su->index_items || fp != su->index_fingerprint) {
+        char host[256] = "?";
+        gethostname(host, sizeof host - 1);
+        return tl_errf(e, TL_EINVAL,
+                       "rank %d (%s): %s indexes as %zu images (fingerprint %016llx), the "
+                       "coordinator's as %llu (%016llx): the ranks do not see the same files",
+                       w->rank, host, s->train_dir, w->ix.n_items, (unsigned long long)fp,
+                       (unsigned long long)su->index_items,
+                       (unsigned long long)su->index_fingerprint);
+    }
+    int threads = su->threads ? (int)su->threads : w->o->threads;
+    if (threads > 0)
+        engine_threads_set(threads);
+    return 0;
+}
+
+/* ---- feature extraction ----------------------------------------------------------------- */
+
+static const sweep_trial *group_trial(const sweep *s, int group)
+{
+    for (size_t i = 0; i < s->n_trials; i++)
+        if (s->trials[i].cache_group == group)
+            return &s->trials[i];
+    return NULL;
+}
+
+static void drop_extractor(worker *w)
+{
+    if (w->ext_group >= 0) {
+        net_free(&w->ext);
+        model_spec_free(&w->ext_spec);
+        w->ext_group = -1;
+    }
+}
+
+static int open_extractor(worker *w, int group, tl_err *e)
+{
+    if (w->ext_group == group)
+        return 0;
+    drop_extractor(w);
+    const sweep_trial *t = group_trial(&w->s, group);
+    if (!t)
+        return tl_errf(e, TL_EINVAL, "task: no trial uses cache group %d", group);
+    tset wts;
+    tset_init(&wts);
+    model_spec_init(&w->ext_spec);
+    int rc = model_read(t->weights, &w->ext_spec, &wts, e);
+    int pooled = w->s.n_head > 0 && w->s.head[0].kind == SWEEP_HEAD_GAP;
+    if (!w->s.n_head)
+        pooled = 1;
+    if (!rc)
+        rc = trial_extractor_build(&w->ext, &w->ext_spec, &wts, t->weights, w->s.image_size,
+                                   pooled, EXTRACT_BATCH, e);
+    tset_free(&wts);
+    if (rc) {
+        model_spec_free(&w->ext_spec);
+        return rc;
+    }
+    const net_layer *fl = net_last(&w->ext);
+    w->ext_dim = (size_t)fl->h * fl->w * fl->c;
+    w->ext_group = group;
+    return 0;
+}
+
+static int send_features(worker *w, const Tlsweep__Task *t, const uint32_t *ids, size_t n,
+                         const float *x, const uint32_t *skipped, size_t n_skipped, int last,
+                         tl_err *e)
+{
+    Tlsweep__Envelope *env = msg_new_feature_chunk(t->task_id, w->ext_spec.backbone, ids, n, x,
+                                                   w->ext_dim, last);
+    if (!env)
+        return tl_errf(e, TL_ENOMEM, "features: out of memory");
+    env->feature_chunk->cache_group = t->cache_group;
+    if (last) {
+        /* borrowed for the send, given back before msg_free */
+        env->feature_chunk->skipped_ids = (uint32_t *)skipped;
+        env->feature_chunk->n_skipped_ids = n_skipped;
+    }
+    int rc = send_env(w, env, e);
+    env->feature_chunk->skipped_ids = NULL;
+    env->feature_chunk->n_skipped_ids = 0;
+    msg_free(env);
+    return rc;
+}
+
+static int extract_task(worker *w, const Tlsweep__Task *t, tl_err *e)
+{
+    int rc = open_extractor(w, t->cache_group, e);
+    if (rc)
+        return rc;
+    size_t n = t->n_image_ids;
+    for (size_t i = 0; i < n; i++)
+        if (t->image_ids[i] >= w->ix.n_items)
+            return tl_errf(e, TL_EINVAL, "task %llu: image id %u outside the index (%zu images)",
+                           (unsigned long long)t->task_id, t->image_ids[i], w->ix.n_items);
+    size_t D = w->ext_dim;
+    size_t rows_max = FEATURE_MSG_BYTES / (D * sizeof(float));
+    if (rows_max < 1)
+        rows_max = 1;
+    size_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    uint32_t *out_ids = malloc((rows_max + EXTRACT_BATCH) * sizeof *out_ids);
+    float *out = malloc((rows_max + EXTRACT_BATCH) * D * sizeof *out);
+    uint32_t *skipped = malloc((n ? n : 1) * sizeof *skipped);
+    if (!ids || !out_ids || !out || !skipped) {
+        rc = tl_errf(e, TL_ENOMEM, "features: out of memory for %zu images", n);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = t->image_ids[i];
+    size_t n_skipped = 0, rows = 0;
+    loader_cfg lc = {
+        .items = w->ix.items,
+        .ids = ids,
+        .n_ids = n,
+        .batch_size = EXTRACT_BATCH,
+        .image = {w->s.image_size, w->s.image_size, (data_preprocess)w->ext_spec.preproc, 0, 0},
+        .threads = w->o->loader_threads > 0 ? w->o->loader_threads : 2,
+        .warn = warn_image,
+        .warn_ctx = w,
+    };
+    loader *L = NULL;
+    if ((rc = loader_open(&L, &lc, e)))
+        goto out;
+    loader_batch b;
+    size_t pos = 0;
+    while ((rc = loader_next(L, &b, e)) == 1) {
+        net_forward(&w->ext, b.x, b.n, 0);
+        const float *f = net_output(&w->ext);
+        for (int i = 0; i < b.n; i++, pos++) {
+            /* a slot holding a substitute means ids[pos] did not decode */
+            if (b.ids[i] != ids[pos]) {
+                skipped[n_skipped++] = (uint32_t)ids[pos];
+                continue;
+            }
+            out_ids[rows] = (uint32_t)ids[pos];
+            memcpy(out + rows * D, f + (size_t)i * D, D * sizeof(float));
+            rows++;
+        }
+        if (rows >= rows_max) {
+            if ((rc = send_features(w, t, out_ids, rows, out, NULL, 0, 0, e)))
+                break;
+            rows = 0;
+        }
+        check_stop(w);
+        if (w->stop) {
+            rc = TL_ESTOPPED;
+            break;
+        }
+    }
+    loader_close(L);
+    if (rc == 0 || rc == 1)
+        rc = send_features(w, t, out_ids, rows, out, skipped, n_skipped, 1, e);
+    else if (rc == TL_ESTOPPED)
+        tl_errf(e, TL_ESTOPPED, "features: stopped on request");
+out:
+    free(ids);
+    free(out_ids);
+    free(out);
+    free(skipped);
+    return rc;
+}
+
+/* ---- training ------------------------------------------------------------------------- */
+
+static int epoch_done(void *ctx, const trial_snapshot *sn)
+{
+    worker *w = ctx;
+    const trial_epoch *x = &sn->epochs[sn->epoch - 1];
+    Tlsweep__EpochReport er = TLSWEEP__EPOCH_REPORT__INIT;
+    er.task_id = w->task_id;
+    er.trial_id = (char *)w->trial_id;
+    er.trial_index = (uint32_t)w->trial_index;
+    er.epoch = (uint32_t)x->epoch;
+    er.loss = (float)x->loss;
+    er.accuracy = (float)x->accuracy;
+    er.val_loss = (float)x->val_loss;
+    er.val_accuracy = (float)x->val_accuracy;
+    er.seconds = x->seconds;
+    er.images_per_second = (float)x->images_per_s;
+    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+    env.body_case = TLSWEEP__ENVELOPE__BODY_EPOCH_REPORT;
+    env.epoch_report = &er;
+    if (send_env(w, &env, NULL))
+        return 1;
+
+    /* the checkpoint: three tensors and the epochs so far */
+    int64_t shape_w[1] = {(int64_t)sn->n_weights}, shape_o[1] = {(int64_t)sn->n_optim};
+    Tlsweep__Tensor tw = TLSWEEP__TENSOR__INIT, tb = TLSWEEP__TENSOR__INIT,
+                    to = TLSWEEP__TENSOR__INIT;
+    tw.name = "weights";
+    tw.n_shape = 1;
+    tw.shape = shape_w;
+    tw.n_data = sn->n_weights;
+    tw.data = (float *)sn->weights;
+    tb = tw;
+    tb.name = "best";
+    tb.data = (float *)sn->best;
+    to.name = "optim";
+    to.n_shape = 1;
+    to.shape = shape_o;
+    to.n_data = sn->n_optim;
+    to.data = (float *)sn->optim_state;
+    Tlsweep__Tensor *tensors[3] = {&tw, &tb, &to};
+    Tlsweep__EpochReport *hist = calloc((size_t)sn->epoch, sizeof *hist);
+    Tlsweep__EpochReport **hp = calloc((size_t)sn->epoch, sizeof *hp);
+    if (!hist || !hp) {
+        free(hist);
+        free(hp);
+        return 1;
+    }
+    for (int i = 0; i < sn->epoch; i++) {
+        const trial_epoch *q = &sn->epochs[i];
+        tlsweep__epoch_report__init(&hist[i]);
+        hist[i].epoch = (uint32_t)q->epoch;
+        hist[i].loss = (float)q->loss;
+        hist[i].accuracy = (float)q->accuracy;
+        hist[i].val_loss = (float)q->val_loss;
+        hist[i].val_accuracy = (float)q->val_accuracy;
+        hist[i].seconds = q->seconds;
+        hist[i].images_per_second = (float)q->images_per_s;
+        hp[i] = &hist[i];
+    }
+    Tlsweep__Checkpoint ck = TLSWEEP__CHECKPOINT__INIT;
+    ck.task_id = w->task_id;
+    ck.trial_id = (char *)w->trial_id;
+    ck.trial_index = (uint32_t)w->trial_index;
+    ck.trial_key = w->trial_key;
+    ck.epoch = (uint32_t)sn->epoch;
+    ck.n_tensors = 3;
+    ck.tensors = tensors;
+    ck.best_epoch = (uint32_t)sn->best_epoch;
+    ck.best_value = sn->best_value;
+    ck.n_history = (size_t)sn->epoch;
+    ck.history = hp;
+    Tlsweep__Envelope cenv = TLSWEEP__ENVELOPE__INIT;
+    cenv.body_case = TLSWEEP__ENVELOPE__BODY_CHECKPOINT;
+    cenv.checkpoint = &ck;
+    int rc = send_env(w, &cenv, NULL);
+    free(hist);
+    free(hp);
+    check_stop(w);
+    return rc || w->stop;
+}
+
+static int step_done(void *ctx, int epoch, size_t step, size_t steps, double loss)
+{
+    worker *w = ctx;
+    double t = tl_now();
+    if (t - w->last_progress >= 1.0) {
+        w->last_progress = t;
+        Tlsweep__Progress p = TLSWEEP__PROGRESS__INIT;
+        p.task_id = w->task_id;
+        p.trial_id = (char *)w->trial_id;
+        p.epoch = (uint32_t)epoch;
+        p.step = step;
+        p.steps_total = steps;
+        p.loss = (float)loss;
+        Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+        env.body_case = TLSWEEP__ENVELOPE__BODY_PROGRESS;
+        env.progress = &p;
+        send_env(w, &env, NULL);
+        check_stop(w);
+    }
+    return w->stop != 0;
+}
+
+static int model_done(void *ctx, const model_spec *spec, const tset *ts)
+{
+    worker *w = ctx;
+    free(w->model);
+    w->model = NULL;
+    return model_write_mem(spec, ts, &w->model, &w->model_len, NULL);
+}
+
+/* Of the trial's log only its warnings (bad images) travel: the
+ * coordinator prints progress from the reports. */
+static void trial_log(void *ctx, const char *line)
+{
+    if (!strncmp(line, "warning: ", 9))
+        warn_image(ctx, line + 9);
+}
+
+static const model_head_op *head_ops(const sweep *s, model_head_op *ops)
+{
+    static const model_head_kind kinds[] = {MODEL_HEAD_GAP, MODEL_HEAD_FLATTEN, MODEL_HEAD_DENSE,
+                                            MODEL_HEAD_DROPOUT};
+    static const model_act acts[] = {MODEL_ACT_LINEAR, MODEL_ACT_RELU, MODEL_ACT_RELU6};
+    for (int i = 0; i < s->n_head && i < MODEL_MAX_HEAD_OPS; i++)
+        ops[i] = (model_head_op){kinds[s->head[i].kind], s->head[i].units, acts[s->head[i].act],
+                                 s->head[i].rate};
+    return s->n_head ? ops : NULL;
+}
+
+/* The optimizer of a grid point; schedules count steps, which need the
+ * batches per epoch of the index the trial will build. */
+static optim_cfg trial_optim(const worker *w, const sweep_trial *t)
+{
+    optim_cfg oc = optim_cfg_default((optim_kind)t->optimizer);
+    oc.learning_rate = t->learning_rate;
+    if (t->momentum >= 0)
+        oc.momentum = t->momentum;
+    oc.weight_decay = t->weight_decay;
+    size_t n_train = data_index_count(&w->ix, DATA_TRAIN);
+    int64_t per_epoch = (int64_t)((n_train + (size_t)t->batch_size - 1) / (size_t)t->batch_size);
+    if (per_epoch < 1)
+        per_epoch = 1;
+    if (t->sched.kind == SWEEP_SCHED_COSINE) {
+        oc.sched.kind = OPTIM_SCHED_COSINE;
+        oc.sched.decay_steps = per_epoch * t->epochs;
+    } else if (t->sched.kind == SWEEP_SCHED_STEP) {
+        oc.sched.kind = OPTIM_SCHED_STEP;
+        oc.sched.every = per_epoch * t->sched.every_epochs;
+        oc.sched.factor = t->sched.factor;
+    }
+    return oc;
+}
+
+/* A checkpoint read back as the snapshot trial_run resumes from. */
+static int load_resume(const char *path, const sweep_trial *t, Tlsweep__Checkpoint **ck,
+                       trial_snapshot *sn, trial_epoch **hist, tl_err *e)
+{
+    int rc = ckpt_read(path, ck, e);
+    if (rc)
+        return rc;
+    Tlsweep__Checkpoint *c = *ck;
+    const Tlsweep__Tensor *tw = ckpt_tensor(c, "weights"), *tb = ckpt_tensor(c, "best"),
+                          *to = ckpt_tensor(c, "optim");
+    if (c->trial_key != t->key || !tw || !tb || !to || tw->n_data != tb->n_data ||
+        c->n_history != c->epoch || c->epoch < 1)
+        return tl_errf(e, TL_EFORMAT, "%s: not a checkpoint of trial %s", path, t->id);
+    *hist = calloc(c->n_history, sizeof **hist);
+    if (!*hist)
+        return tl_errf(e, TL_ENOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < c->n_history; i++) {
+        const Tlsweep__EpochReport *h = c->history[i];
+        (*hist)[i] = (trial_epoch){(int)h->epoch, h->loss, h->accuracy, h->val_loss,
+                                   h->val_accuracy, h->seconds, h->images_per_second};
+    }
+    *sn = (trial_snapshot){(int)c->epoch, tw->data, tb->data, tw->n_data, to->data, to->n_data,
+                           *hist, (int)c->best_epoch, c->best_value};
+    return 0;
+}
+
+static int send_result(worker *w, const sweep_trial *t, const trial_result *r, int status,
+                       const char *message, double secs)
+{
+    Tlsweep__TrialResult tr = TLSWEEP__TRIAL_RESULT__INIT;
+    tr.task_id = w->task_id;
+    tr.trial_id = (char *)t->id;
+    tr.trial_index = (uint32_t)t->index;
+    tr.trial_key = t->key;
+    tr.status = (Tlsweep__TrialResult__Status)status;
+    tr.message = (char *)(message ? message : "");
+    tr.epochs_done = (uint32_t)r->n_epochs;
+    tr.best_epoch = (uint32_t)r->best_epoch;
+    tr.best_value = r->best_value;
+    if (r->best_epoch >= 1 && r->best_epoch <= r->n_epochs) {
+        const trial_epoch *x = &r->epochs[r->best_epoch - 1];
+        tr.val_loss = (float)x->val_loss;
+        tr.val_accuracy = (float)x->val_accuracy;
+        tr.loss = (float)x->loss;
+        tr.accuracy = (float)x->accuracy;
+    }
+    tr.num_classes = (uint32_t)r->n_classes;
+    tr.n_class_names = (size_t)r->n_classes;
+    tr.class_names = r->classes;
+    tr.eval_split = (char *)(r->eval_split ? r->eval_split : "");
+    tr.eval_loss = (float)r->eval_loss;
+    tr.eval_accuracy = (float)r->eval_accuracy;
+    tr.backbone_images = r->backbone_images;
+    tr.bad_images = r->bad_images;
+    tr.seconds = secs;
+    if (status == TLSWEEP__TRIAL_RESULT__STATUS__DONE && r->confusion) {
+        tr.n_confusion = (size_t)r->n_classes * (size_t)r->n_classes;
+        tr.confusion = (uint64_t *)r->confusion;
+        tr.model.data = w->model;
+        tr.model.len = w->model_len;
+    }
+    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+    env.body_case = TLSWEEP__ENVELOPE__BODY_TRIAL_RESULT;
+    env.trial_result = &tr;
+    return send_env(w, &env, NULL);
+}
+
+static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
+{
+    const sweep *s = &w->s;
+    if (task->trial_index >= s->n_trials || s->trials[task->trial_index].key != task->trial_key)
+        return tl_errf(e, TL_EINVAL,
+                       "task %llu: trial %u (%s) is not this worker's grid point: the "
+                       "sweep text differs",
+                       (unsigned long long)task->task_id, task->trial_index, task->trial_id);
+    const sweep_trial *t = &s->trials[task->trial_index];
+    w->trial_id = t->id;
+    w->trial_index = t->index;
+    w->trial_key = t->key;
+    double t0 = tl_now();
+
+    trial_cfg cfg;
+    trial_cfg_default(&cfg);
+    cfg.weights = t->weights;
+    cfg.train_dir = s->train_dir;
+    cfg.val_dir = s->val_dir;
+    cfg.test_dir = s->test_dir;
+    cfg.validation_split = s->validation_split;
+    cfg.size = s->image_size;
+    switch (t->mode.kind) {
+    case SWEEP_FROZEN: cfg.mode = MODEL_FROZEN; break;
+    case SWEEP_FINE_TUNE: cfg.mode = MODEL_FINE_TUNE; break;
+    case SWEEP_FINE_TUNE_AT:
+        cfg.mode = MODEL_FINE_TUNE_AT;
+        cfg.fine_tune_at = t->mode.fine_tune_at;
+        break;
+    case SWEEP_FROZEN_THEN_FINE_TUNE:
+        return tl_errf(e, TL_EINVAL, "trial %s: frozen_then_fine_tune is not supported yet",
+                       t->id);
+    }
+    cfg.optim = trial_optim(w, t);
+    cfg.batch = t->batch_size;
+    cfg.epochs = t->epochs;
+    model_head_op ops[MODEL_MAX_HEAD_OPS];
+    cfg.head = head_ops(s, ops);
+    cfg.n_head = s->n_head;
+    cfg.seed = s->seed;
+    cfg.split_seed = s->data_seed;
+    cfg.augment = s->augment;
+    cfg.loader_threads = w->o->loader_threads;
+    cfg.select_metric = s->metric;
+    cfg.select_max = s->goal_max;
+    cfg.epoch_done = epoch_done;
+    cfg.step_done = step_done;
+    cfg.model_done = model_done;
+    cfg.cb_ctx = w;
+    cfg.log = trial_log;
+    cfg.log_ctx = w;
+
+    int rc = 0;
+    trial_features tf;
+    if (task->feature_cache && task->feature_cache[0]) {
+        if (!w->have_fc || strcmp(w->fc_path, task->feature_cache)) {
+            if (w->have_fc)
+                fcache_free(&w->fc);
+            w->have_fc = 0;
+            if ((rc = fcache_read(task->feature_cache, task->cache_key,
+                                  data_index_fingerprint(&w->ix), &w->fc, e)))
+                return rc;
+            snprintf(w->fc_path, sizeof w->fc_path, "%s", task->feature_cache);
+            w->have_fc = 1;
+        }
+        tf = (trial_features){w->fc.x, w->fc.ok, w->fc.n_items, w->fc.dim};
+        cfg.features = &tf;
+    }
+    Tlsweep__Checkpoint *ck = NULL;
+    trial_snapshot sn;
+    trial_epoch *hist = NULL;
+    if (task->resume_from && task->resume_from[0]) {
+        if ((rc = load_resume(task->resume_from, t, &ck, &sn, &hist, e)))
+            goto out;
+        cfg.resume = &sn;
+    }
+    trial_result r;
+    w->last_progress = tl_now();
+    rc = trial_run(&cfg, &r, e);
+    int status = rc == 0 ? TLSWEEP__TRIAL_RESULT__STATUS__DONE
+                 : rc == TL_ESTOPPED ? TLSWEEP__TRIAL_RESULT__STATUS__STOPPED
+                                     : TLSWEEP__TRIAL_RESULT__STATUS__FAILED;
+    int src = send_result(w, t, &r, status, rc ? e->msg : NULL, tl_now() - t0);
+    trial_result_free(&r);
+    /* a failed trial is the coordinator's to report; the worker goes on */
+    rc = src;
+out:
+    if (ck)
+        tlsweep__checkpoint__free_unpacked(ck, NULL);
+    free(hist);
+    free(w->model);
+    w->model = NULL;
+    w->model_len = 0;
+    return rc;
+}
+
+/* ---- the loop ------------------------------------------------------------------------- */
+
+static int handle_task(worker *w, const Tlsweep__Task *t, tl_err *e)
+{
+    w->task_id = t->task_id;
+    w->trial_id = t->trial_id;
+    int rc;
+    if (t->kind == TLSWEEP__TASK__KIND__EXTRACT_FEATURES)
+        rc = extract_task(w, t, e);
+    else if (t->kind == TLSWEEP__TASK__KIND__TRAIN_TRIAL)
+        rc = train_task(w, t, e);
+    else
+        rc = tl_errf(e, TL_EINVAL, "task %llu: unknown kind %d", (unsigned long long)t->task_id,
+                     (int)t->kind);
+    w->task_id = 0;
+    w->trial_id = NULL;
+    return rc;
+}
+
+int worker_main(msg_link *l, const worker_opts *o, tl_err *e)
+{
+    worker w;
+    memset(&w, 0, sizeof w);
+    w.l = l;
+    w.o = o;
+    w.rank = msg_link_rank(l);
+    w.ext_group = -1;
+    int hb_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 2000;
+    tl_err le = {0};
+    if (!e)
+        e = &le;
+
+    Tlsweep__Envelope *hello = NULL;
+    int rc = msg_new_hello(w.rank, &hello, e);
+    if (rc)
+        return rc;
+    hello->hello->threads = (uint32_t)engine_threads_get();
+    rc = send_env(&w, hello, e);
+    msg_free(hello);
+    if (rc)
+        return rc;
+
+    for (;;) {
+        Tlsweep__Envelope *env = NULL;
+        int from = -1;
+        if ((rc = msg_link_recv(l, &env, &from, hb_ms, e)))
+            break;
+        if (!env) {
+            heartbeat(&w);
+            continue;
+        }
+        switch (env->body_case) {
+        case TLSWEEP__ENVELOPE__BODY_SETUP:
+            if ((rc = setup(&w, env->setup, e)))
+                send_error(&w, rc, e->msg, 1);
+            break;
+        case TLSWEEP__ENVELOPE__BODY_TASK:
+            if (!w.have_ix)
+                rc = tl_errf(e, TL_EINVAL, "rank %d: a task before the setup", w.rank);
+            else
+                rc = handle_task(&w, env->task, e);
+            if (rc == TL_ESTOPPED)
+                rc = 0;
+            else if (rc)
+                send_error(&w, rc, e->msg, 1);
+            break;
+        case TLSWEEP__ENVELOPE__BODY_STOP:
+            w.stop = 2;
+            break;
+        default:
+            break;
+        }
+        msg_free(env);
+        if (rc || w.stop)
+            break;
+    }
+    drop_extractor(&w);
+    if (w.have_fc)
+        fcache_free(&w.fc);
+    if (w.have_ix)
+        data_index_free(&w.ix);
+    if (w.have_sweep)
+        sweep_free(&w.s);
+    return rc;
+}

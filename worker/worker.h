@@ -1,0 +1,33 @@
+/* The worker side of a sweep: Hello, then Setup (the sweep text), then
+ * tasks until a Stop. Transport-agnostic (common/msg_link.h): the same
+ * loop runs on an MPI rank and on a thread of a single-process run.
+ *
+ *   EXTRACT_FEATURES  the frozen backbone of a cache group over a shard of
+ *                     image ids; answers FeatureChunks (rows of the ids that
+ *                     decoded, skipped_ids for the rest).
+ *   TRAIN_TRIAL       one grid point through worker/trial.c; after each
+ *                     epoch an EpochReport and a Checkpoint, Progress about
+ *                     once a second, then a TrialResult carrying the kept
+ *                     model (.tlm bytes).
+ *
+ * A Stop PREEMPTED during a task ends it at the next step boundary (the
+ * epoch in progress is dropped: the last Checkpoint is where a resumed run
+ * continues), answers TrialResult STOPPED and leaves the loop. Bad images
+ * are reported as non-fatal Errors, one per file. */
+#ifndef TLSWEEP_WORKER_H
+#define TLSWEEP_WORKER_H
+
+#include "common/err.h"
+#include "common/msg_link.h"
+
+typedef struct {
+    int threads;          /* engine threads when the sweep sets none; 0: all cores */
+    int loader_threads;   /* decoding threads per loader; 0: 2 */
+    int heartbeat_ms;     /* idle heartbeat period; 0: 2000 */
+} worker_opts;
+
+/* Returns 0 after a Stop, or a negative TL_E* when the coordinator could
+ * not be served (e has the line; a fatal Error was sent when possible). */
+int worker_main(msg_link *l, const worker_opts *o, tl_err *e);
+
+#endif
