@@ -37,6 +37,9 @@ void coord_log(coord *c, const char *fmt, ...)
     fflush(stdout);
 }
 
+/* images per extraction task; a multiple of worker.c's EXTRACT_BATCH (32) */
+#define COORD_SHARD_IMAGES 256
+
 /* ---- journal -------------------------------------------------------------------------- */
 
 static int journal_put(coord *c, Tlsweep__JournalRecord *rec, int sync)
@@ -773,6 +776,9 @@ static void handle(coord *c, Tlsweep__Envelope *env, int from)
             rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_EPOCH;
             rec.epoch = er;
             journal_put(c, &rec, 1);
+            /* tests stop a run at a known point through the real signal path */
+            if (++c->epochs_seen == c->signal_after)
+                raise(SIGTERM);
         }
         break;
     }
@@ -927,7 +933,6 @@ static uint64_t cache_key(const sweep *s, int g)
 
 static int prepare_groups(coord *c, tl_err *e)
 {
-    int workers = c->n_workers > 0 ? c->n_workers : 1;
     for (int g = 0; g < c->s->n_cache_groups; g++) {
         cgroup *cg = &c->groups[g];
         cg->key = cache_key(c->s, g);
@@ -953,12 +958,11 @@ static int prepare_groups(coord *c, tl_err *e)
         if (rc == TL_EFORMAT)
             coord_log(c, "warning: %s; computing the features again", fe.msg);
         cg->state = CG_EXTRACTING;
-        /* a few shards per worker keep everyone busy to the end */
-        size_t shard = (c->ix.n_items + (size_t)workers * 4 - 1) / ((size_t)workers * 4);
-        if (shard < 64)
-            shard = 64;
-        if (shard > 4096)
-            shard = 4096;
+        /* Fixed shards, a multiple of the workers' extraction batch: every
+         * image meets the same batch whatever the number of workers, so
+         * its features are the same bits in any run (GEMM's blocking
+         * follows the matrix shape). */
+        size_t shard = COORD_SHARD_IMAGES;
         cg->shard_size = shard;
         cg->n_shards = (c->ix.n_items + shard - 1) / shard;
     }
@@ -1017,6 +1021,8 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     c->out = c->s->out;
     c->tty = isatty(2) && !o->quiet;
     c->t0 = c->progress_at = tl_now();
+    const char *sa = getenv("TLSWEEP_TEST_SIGTERM_AFTER_EPOCHS");
+    c->signal_after = sa ? atoi(sa) : 0;
     int status = 1;
     const sweep *s = c->s;
 

@@ -1,0 +1,198 @@
+#!/bin/sh
+# `tlsweep run` end to end on a tiny random MobileNetV2 (alpha 0.35, 32x32,
+# from cli/tiny_model) and a few Fashion-MNIST images per class.
+#   sweep_test.sh CASE TLSWEEP TINY_MODEL
+# CASE:
+#   mpi_equals_local  a 3-rank mpirun sweep ends with the same leaderboard,
+#                     figure for figure, as a single-process run; the frozen
+#                     grid (3 learning rates) ran the backbone once per image
+#   sigterm_resume    SIGTERM to the coordinator mid-trial: exit 75 within
+#                     seconds, a checkpoint left; the re-run resumes from it
+#                     and ends with the uninterrupted run's leaderboard
+#   kill9_resume      kill -9 of a worker rank under mpirun takes the job
+#                     down; the re-run finishes with the same leaderboard
+#   bad_sweeps        each kind of bad sweep file: one line, exit 1, no out/
+# Every run uses `threads: 1`, so results are bit-identical across runs.
+set -eu
+case_=$1
+tlsweep=$2
+tiny=$3
+py=/usr/bin/python3
+src=/usr/share/datasets/fashion-mnist
+if [ ! -e "$src/train-labels-idx1-ubyte.gz" ] && [ ! -e "$src/train-labels-idx1-ubyte" ]; then
+    echo "$src not installed (deploy/install-deps.sh installs dataset-fashion-mnist)" >&2
+    exit 1
+fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=passive
+d=$(mktemp -d /tmp/tl_sweep_XXXXXX)
+trap 'rm -rf "$d"' EXIT
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+"$tiny" "$d/tiny.tlm"
+"$tlsweep" data fashion-mnist "$d/fm" --per-class 16 --size 32 > /dev/null
+
+# sweep OUT EPOCHS: 3 frozen learning rates and one fine-tune
+sweep() {
+    cat <<EOF
+name: tiny
+data:
+  train_dir: $d/fm/train
+  test_dir: $d/fm/test
+  validation_split: 0.25
+  image_size: 32
+model:
+  head: [global_average_pooling, {dense: 32}, {dropout: 0.1}]
+weights:
+  mobilenet_v2: $d/tiny.tlm
+grid:
+  backbone: [mobilenet_v2]
+  mode: [frozen, {fine_tune_at: 100}]
+  learning_rate: [1.0e-2, 3.0e-3, 1.0e-3]
+  optimizer: [adam]
+  batch_size: [16]
+epochs: $2
+threads: 1
+seed: 7
+out: $1
+EOF
+}
+
+# the leaderboard without timings: rank, trial and every metric
+board() {
+    cut -d, -f1-17 "$1/results.csv"
+}
+
+run_local() { # OUT EPOCHS [ENV...]
+    out=$1
+    ep=$2
+    shift 2
+    sweep "$out" "$ep" > "$out.yaml"
+    env "$@" "$tlsweep" run --quiet "$out.yaml" > "$out.log" 2>&1
+}
+
+run_mpi() { # OUT EPOCHS
+    sweep "$1" "$2" > "$1.yaml"
+    mpiexec -n 3 --oversubscribe "$tlsweep" run --quiet "$1.yaml" > "$1.log" 2>&1
+}
+
+case $case_ in
+mpi_equals_local)
+    run_local "$d/a" 3 || { cat "$d/a.log"; fail "single-process run"; }
+    run_mpi "$d/b" 3 || { cat "$d/b.log"; fail "3-rank run"; }
+    cat "$d/b.log"
+    board "$d/a" > "$d/a.board"
+    board "$d/b" > "$d/b.board"
+    diff "$d/a.board" "$d/b.board" || fail "3 ranks and 1 process disagree"
+    [ "$(wc -l < "$d/a.board")" -eq 7 ] || fail "expected 6 trials in results.csv"
+    for f in best.tlm results.json journal sweep.yaml; do
+        [ -s "$d/b/$f" ] || fail "out/$f missing"
+    done
+    $py - "$d/b/results.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["state"] == "finished", r["state"]
+fc = r["feature_caches"]
+assert len(fc) == 1 and fc[0]["trials"] == 3, fc
+# the frozen grid's backbone work: one pass per image, not trials x epochs
+assert fc[0]["extractions"] == 1 and fc[0]["passes_per_image"] == 1.0, fc
+assert r["best"]["trial"] == r["trials"][0]["id"]
+assert all(t["status"] == "done" for t in r["trials"])
+assert len(r["trials"][0]["history"]) == 3
+print("best", r["best"], "features", fc[0]["passes_per_image"], "passes per image")
+EOF
+    # the written best model is the best trial's: evaluate reproduces its test accuracy
+    acc=$($py -c 'import json,sys; r=json.load(open(sys.argv[1])); print("%.4f" % r["trials"][0]["eval_accuracy"])' "$d/b/results.json")
+    "$tlsweep" evaluate --model "$d/b/best.tlm" "$d/fm/test" | grep -q "^accuracy $acc " ||
+        fail "best.tlm does not give the best trial's test accuracy $acc"
+    ;;
+sigterm_resume)
+    run_local "$d/a" 4 || { cat "$d/a.log"; fail "uninterrupted run"; }
+    # 12 epoch reports: the frozen trials (3 x 4) are done and the first
+    # fine-tune trial has not started, or is part way when it stops
+    set +e
+    start=$(date +%s)
+    run_local "$d/b" 4 TLSWEEP_TEST_SIGTERM_AFTER_EPOCHS=14
+    rc=$?
+    set -e
+    took=$(($(date +%s) - start))
+    cat "$d/b.log"
+    [ $rc -eq 75 ] || fail "SIGTERM: exit $rc, expected 75 (interrupted, resumable)"
+    grep -q "re-run the same command to resume" "$d/b.log" || fail "no resume hint"
+    ls "$d/b/checkpoints/"*.ckpt > /dev/null 2>&1 || fail "no checkpoint left for the stopped trial"
+    [ "$took" -lt 60 ] || fail "took ${took}s to stop"
+    run_local "$d/b" 4 || { cat "$d/b.log"; fail "resumed run"; }
+    cat "$d/b.log"
+    grep -q "resuming from its checkpoint" "$d/b.log" || fail "the stopped trial did not resume"
+    grep -q "3 of 6 trials already finished" "$d/b.log" || fail "finished trials were not skipped"
+    board "$d/a" > "$d/a.board"
+    board "$d/b" > "$d/b.board"
+    diff "$d/a.board" "$d/b.board" || fail "resumed leaderboard differs from the uninterrupted one"
+    ls "$d/b/checkpoints/"*.ckpt > /dev/null 2>&1 && fail "checkpoints of finished trials left behind"
+    ;;
+kill9_resume)
+    run_local "$d/a" 6 || { cat "$d/a.log"; fail "uninterrupted run"; }
+    sweep "$d/b" 6 > "$d/b.yaml"
+    mpiexec -n 3 --oversubscribe "$tlsweep" run --quiet "$d/b.yaml" > "$d/b.log" 2>&1 &
+    mpi=$!
+    # wait for a fine-tune trial's first checkpoint, then kill a worker rank
+    i=0
+    while [ $i -lt 600 ]; do
+        if ls "$d/b/checkpoints/"*ft100*.ckpt > /dev/null 2>&1; then
+            break
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    victim=
+    for p in $(pgrep -f "tlsweep run --quiet $d/b.yaml" || true); do
+        if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -q '^OMPI_COMM_WORLD_RANK=[12]$'; then
+            victim=$p
+            break
+        fi
+    done
+    [ -n "$victim" ] || { cat "$d/b.log"; fail "no worker rank to kill"; }
+    kill -9 "$victim"
+    set +e
+    wait $mpi
+    rc=$?
+    set -e
+    [ $rc -ne 0 ] || fail "mpirun exited 0 after a worker was killed"
+    echo "mpirun exited $rc after kill -9 of worker pid $victim"
+    run_mpi "$d/b" 6 || { cat "$d/b.log"; fail "resumed run"; }
+    cat "$d/b.log"
+    board "$d/a" > "$d/a.board"
+    board "$d/b" > "$d/b.board"
+    diff "$d/a.board" "$d/b.board" || fail "resumed leaderboard differs from the uninterrupted one"
+    ;;
+bad_sweeps)
+    sweep "$d/ok" 2 > "$d/ok.yaml"
+    "$tlsweep" run --dry-run "$d/ok.yaml" > /dev/null || fail "the good sweep does not load"
+    n=0
+    check() { # NAME EXPECTED-TEXT (stdin: the sweep)
+        n=$((n + 1))
+        cat > "$d/bad$n.yaml"
+        set +e
+        "$tlsweep" run --quiet "$d/bad$n.yaml" > "$d/bad$n.out" 2> "$d/bad$n.err"
+        rc=$?
+        set -e
+        [ $rc -eq 1 ] || fail "$1: exit $rc, expected 1"
+        [ "$(wc -l < "$d/bad$n.err")" -eq 1 ] || { cat "$d/bad$n.err"; fail "$1: not one line"; }
+        grep -q "$2" "$d/bad$n.err" || { cat "$d/bad$n.err"; fail "$1: no '$2'"; }
+        [ ! -e "$d/ok" ] || fail "$1: out/ was created"
+        echo "$1: $(cat "$d/bad$n.err")"
+    }
+    sed 's/^epochs: 2$/epochs: 2\nepoch: 3/' "$d/ok.yaml" | check "unknown key" "epoch"
+    sed 's/learning_rate: \[1.0e-2,/learning_rate: [-1.0e-2,/' "$d/ok.yaml" | check "bad value" "grid.learning_rate\[0\]"
+    sed 's/^  image_size: 32$/  image_size: [32/' "$d/ok.yaml" | check "YAML syntax" "bad$n.yaml:\|bad[0-9]*.yaml:"
+    sed "s|mobilenet_v2: $d/tiny.tlm|mobilenet_v2: $d/missing.tlm|" "$d/ok.yaml" | check "weights file missing" "missing.tlm"
+    sed "s|train_dir: $d/fm/train|train_dir: $d/nowhere|" "$d/ok.yaml" | check "no dataset" "nowhere"
+    sed 's/mode: \[frozen, {fine_tune_at: 100}\]/mode: [frozen, {fine_tune_at: -4}]/' "$d/ok.yaml" | check "bad fine_tune_at" "fine_tune_at"
+    ;;
+*)
+    fail "unknown case $case_"
+    ;;
+esac
+echo "ok: $case_"
