@@ -939,8 +939,9 @@ static int parse_select(ctx *c, yaml_node_t *m, yaml_node_t **metric_node)
 static int parse_root(ctx *c, yaml_node_t *root)
 {
     static const char *const keys[] = {"name", "data", "model", "weights", "grid",
-                                       "epochs", "select", "out", "seed", "threads", NULL};
-    yaml_node_t *v[10];
+                                       "epochs", "select", "out", "seed", "threads",
+                                       "feature_cache", NULL};
+    yaml_node_t *v[11];
     sweep *s = c->s;
     if (get_map(c, root, "", keys, v, "a mapping of sweep keys"))
         return TL_EINVAL;
@@ -959,6 +960,10 @@ static int parse_root(ctx *c, yaml_node_t *root)
         return TL_EINVAL;
     if (v[9] && get_int(c, v[9], "threads", "a whole number >= 0 (0: automatic)", 0, 4096, &s->threads))
         return TL_EINVAL;
+    int cache = 1;
+    if (v[10] && get_bool(c, v[10], "feature_cache", &cache))
+        return TL_EINVAL;
+    s->no_feature_cache = !cache;
 
     yaml_node_t *size_node = NULL, *metric_node = NULL, *bb_list = NULL, **bb_nodes = NULL;
     s->image_size = 224;

@@ -126,6 +126,9 @@ typedef struct {
     char *out;
     uint64_t seed;
     int threads;            /* 0: automatic (cores per node / ranks per node) */
+    /* feature_cache: false runs frozen trials the Keras way, the backbone
+     * forward every epoch (for comparisons; the cache is on by default) */
+    int no_feature_cache;
 
     /* The expansion. cache_groups: one per distinct frozen feature cache. */
     sweep_trial *trials;

@@ -94,7 +94,7 @@ int sweep_expand(sweep *s, tl_err *e)
         return tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
     }
     shared_text(s, shared, 4096);
-    int cache_on = !data_augment_active(&s->augment);
+    int cache_on = !data_augment_active(&s->augment) && !s->no_feature_cache;
     size_t k = 0;
     for (int ib = 0; ib < s->n_backbones; ib++)
     for (int im = 0; im < s->n_modes; im++)

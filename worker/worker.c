@@ -548,6 +548,7 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     cfg.seed = s->seed;
     cfg.split_seed = s->data_seed;
     cfg.augment = s->augment;
+    cfg.no_cache = s->no_feature_cache;
     cfg.loader_threads = w->o->loader_threads;
     cfg.select_metric = s->metric;
     cfg.select_max = s->goal_max;
