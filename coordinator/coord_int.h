@@ -89,7 +89,6 @@ typedef struct {
     int best_busy, writes;
     uint64_t seq, task_seq;
     int resumed, restarts, done_now, n_failed;
-    int epochs_seen, signal_after;  /* TLSWEEP_TEST_SIGTERM_AFTER_EPOCHS */
     char **bad;                 /* distinct bad-image lines */
     size_t n_bad, cap_bad;
 
