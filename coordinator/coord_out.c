@@ -144,16 +144,19 @@ void coord_leaderboard(coord *c)
         coord_log(c, "leaderboard: no trial finished");
         return;
     }
-    int w = 5;
+    int w = 5, mw = 4;
     for (int k = 0; k < n; k++) {
-        int l = (int)strlen(c->s->trials[v[k]].id);
+        char mode[64];
+        sweep_mode_str(&c->s->trials[v[k]].mode, mode, sizeof mode);
+        int l = (int)strlen(c->s->trials[v[k]].id), ml = (int)strlen(mode);
         w = l > w ? l : w;
+        mw = ml > mw ? ml : mw;
     }
     const char *m = sweep_metric_name(c->s->metric);
     coord_log(c, "\nleaderboard (%s, %s; %d of %zu trials)", m, c->s->goal_max ? "max" : "min",
               n, c->s->n_trials);
-    coord_log(c, "%4s  %-*s  %-14s  %-12s  %5s  %8s  %8s  %8s  %9s  %8s", "rank", w, "trial",
-              m, "mode", "epoch", "val_acc", "val_loss", "train_acc", "eval_acc", "time");
+    coord_log(c, "%4s  %-*s  %-14s  %-*s  %5s  %8s  %8s  %8s  %9s  %8s", "rank", w, "trial", m,
+              mw, "mode", "epoch", "val_acc", "val_loss", "train_acc", "eval_acc", "time");
     for (int k = 0; k < n; k++) {
         const sweep_trial *st = &c->s->trials[v[k]];
         const Tlsweep__TrialResult *r = c->trials[v[k]].res;
@@ -164,8 +167,8 @@ void coord_leaderboard(coord *c)
             snprintf(ev, sizeof ev, "%.4f %s", r->eval_accuracy, r->eval_split);
         else
             snprintf(ev, sizeof ev, "-");
-        coord_log(c, "%4d  %-*s  %-14.4f  %-12.12s  %2u/%-2u  %8.4f  %8.4f  %9.4f  %9s  %8s",
-                  k + 1, w, st->id, r->best_value, mode, r->best_epoch, r->epochs_done,
+        coord_log(c, "%4d  %-*s  %-14.4f  %-*s  %2u/%-2u  %8.4f  %8.4f  %9.4f  %9s  %8s",
+                  k + 1, w, st->id, r->best_value, mw, mode, r->best_epoch, r->epochs_done,
                   r->val_accuracy, r->val_loss, r->accuracy, ev, tm);
     }
     coord_log(c, "\nbest: %s -> %s/best.tlm", c->s->trials[v[0]].id, c->out);

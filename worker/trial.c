@@ -580,7 +580,18 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
     data_split es = nids[DATA_TEST] ? DATA_TEST : DATA_VAL;
     r->eval_split = nids[DATA_TEST] ? "test" : nids[DATA_VAL] ? "val" : NULL;
 
-    if (cfg->mode == MODEL_FROZEN && !cfg->no_cache) {
+    /* Keras's two-stage recipe: the head alone on the cache for stage1
+     * epochs, then fine-tuning from fine_tune_at at a tenth of the rate. */
+    int two = cfg->stage1_epochs > 0 && cfg->mode == MODEL_FINE_TUNE_AT;
+    int stage1 = cfg->mode == MODEL_FROZEN ? cfg->epochs : two ? cfg->stage1_epochs : 0;
+    if (two && stage1 >= cfg->epochs) {
+        rc = tl_errf(e, TL_EINVAL, "train: %d frozen epochs leave none of %d to fine-tune",
+                     stage1, cfg->epochs);
+        goto out;
+    }
+    /* a checkpoint from the second stage skips the first */
+    int in_stage2 = two && cfg->resume && cfg->resume->epoch > stage1;
+    if (stage1 && (two || !cfg->no_cache) && !in_stage2) {
         /* ---- frozen: the backbone once per image, the head on the cache ---- */
         r->features_cached = 1;
         int pooled = head[0].kind == MODEL_HEAD_GAP;
@@ -670,7 +681,7 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
         have_th = 1;
         if ((rc = resume_from(cfg, r, &th, best, e)))
             goto out;
-        for (int ep = r->n_epochs + 1; ep <= cfg->epochs; ep++) {
+        for (int ep = r->n_epochs + 1; ep <= stage1; ep++) {
             double t1 = tl_now();
             if (augment && (rc = extract(&c, &ext, ids[0], nids[0], aug, ep, feats[0],
                                          labels[0], e)))
@@ -689,27 +700,56 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
             if ((rc = snapshot(cfg, r, &th, best)))
                 goto out;
         }
-        memcpy(hn.weights, best, hn.n_weights * sizeof(float));
-        net_weights_changed(&hn);
-        copy_params_by_name(&full, &hn, 1);
-        if (r->eval_split) {
-            run_ctx ev = {.t = &th, .cm = &cm};
-            run_cached(&ev, feats[es], labels[es], F, NULL, nids[es], cfg->batch, xb, yb);
-            r->eval_loss = ev.seen ? ev.loss / ev.seen : 0;
-            r->eval_accuracy = ev.seen ? (double)ev.hits / ev.seen : 0;
+        if (!two) {
+            memcpy(hn.weights, best, hn.n_weights * sizeof(float));
+            net_weights_changed(&hn);
+            copy_params_by_name(&full, &hn, 1);
+            if (r->eval_split) {
+                run_ctx ev = {.t = &th, .cm = &cm};
+                run_cached(&ev, feats[es], labels[es], F, NULL, nids[es], cfg->batch, xb, yb);
+                r->eval_loss = ev.seen ? ev.loss / ev.seen : 0;
+                r->eval_accuracy = ev.seen ? (double)ev.hits / ev.seen : 0;
+            }
+        } else {
+            /* stage 2 goes on from the last head (as Keras's second fit
+             * does); the kept weights become the whole net's */
+            float *bf = malloc(full.n_weights * sizeof(float));
+            float *last = malloc(hn.n_weights * sizeof(float));
+            if (!bf || !last) {
+                free(bf);
+                free(last);
+                rc = tl_errf(e, TL_ENOMEM, "train: out of memory");
+                goto out;
+            }
+            memcpy(last, hn.weights, hn.n_weights * sizeof(float));
+            memcpy(hn.weights, best, hn.n_weights * sizeof(float));
+            copy_params_by_name(&full, &hn, 1);
+            memcpy(bf, full.weights, full.n_weights * sizeof(float));
+            memcpy(hn.weights, last, hn.n_weights * sizeof(float));
+            net_weights_changed(&hn);
+            copy_params_by_name(&full, &hn, 1);
+            free(last);
+            free(best);
+            best = bf;
+            logf_(cfg, "fine-tuning from layer %d for %d epochs at learning rate %g",
+                  cfg->fine_tune_at, cfg->epochs - stage1, cfg->optim.learning_rate / 10);
         }
-    } else {
+    }
+    if (!stage1 || (!two && cfg->no_cache) || (two && r->n_epochs < cfg->epochs)) {
         /* ---- through the whole net every epoch ---- */
-        if (!(best = malloc(full.n_weights * sizeof(float)))) {
+        if (!best && !(best = malloc(full.n_weights * sizeof(float)))) {
             rc = tl_errf(e, TL_ENOMEM, "train: out of memory");
             goto out;
         }
         if (cfg->mode == MODEL_FROZEN)
             logf_(cfg, "features: not cached: the frozen backbone runs every epoch");
-        if ((rc = train_init(&tf, &full, &cfg->optim, cfg->seed, e)))
+        optim_cfg oc = cfg->optim;
+        if (two)
+            oc.learning_rate /= 10;
+        if ((rc = train_init(&tf, &full, &oc, cfg->seed, e)))
             goto out;
         have_tf = 1;
-        if ((rc = resume_from(cfg, r, &tf, best, e)))
+        if ((!two || in_stage2) && (rc = resume_from(cfg, r, &tf, best, e)))
             goto out;
         size_t *tids = malloc(nids[0] * sizeof *tids);
         if (!tids) {

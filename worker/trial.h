@@ -70,6 +70,10 @@ typedef struct {
     int size;                       /* input side; 0: the weights file's */
     model_mode mode;
     int fine_tune_at;               /* MODEL_FINE_TUNE_AT: Keras layer index */
+    /* MODEL_FINE_TUNE_AT only, > 0: Keras's two-stage recipe, the head alone
+     * on the frozen backbone's features for this many epochs, then the
+     * rest fine-tuning from fine_tune_at at a tenth of the learning rate. */
+    int stage1_epochs;
     optim_cfg optim;
     int batch, epochs;
     const model_head_op *head;      /* ops before the classifier; NULL: one GAP */

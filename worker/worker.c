@@ -536,8 +536,10 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
         cfg.fine_tune_at = t->mode.fine_tune_at;
         break;
     case SWEEP_FROZEN_THEN_FINE_TUNE:
-        return tl_errf(e, TL_EINVAL, "trial %s: frozen_then_fine_tune is not supported yet",
-                       t->id);
+        cfg.mode = MODEL_FINE_TUNE_AT;
+        cfg.fine_tune_at = t->mode.fine_tune_at;
+        cfg.stage1_epochs = t->mode.frozen_epochs;
+        break;
     }
     cfg.optim = trial_optim(w, t);
     cfg.batch = t->batch_size;

@@ -35,7 +35,8 @@ fail() {
 "$tiny" "$d/tiny.tlm"
 "$tlsweep" data fashion-mnist "$d/fm" --per-class 16 --size 32 > /dev/null
 
-# sweep OUT EPOCHS: 3 frozen learning rates and one fine-tune
+# sweep OUT EPOCHS: 3 learning rates, each frozen, fine-tuned from layer 100,
+# and Keras's two-stage recipe (1 frozen epoch, then fine-tuning)
 sweep() {
     cat <<EOF
 name: tiny
@@ -50,7 +51,7 @@ weights:
   mobilenet_v2: $d/tiny.tlm
 grid:
   backbone: [mobilenet_v2]
-  mode: [frozen, {fine_tune_at: 100}]
+  mode: [frozen, {fine_tune_at: 100}, {frozen_then_fine_tune: {fine_tune_at: 100, epochs: 1}}]
   learning_rate: [1.0e-2, 3.0e-3, 1.0e-3]
   optimizer: [adam]
   batch_size: [16]
@@ -101,7 +102,7 @@ mpi_equals_local)
     board "$d/a" > "$d/a.board"
     board "$d/b" > "$d/b.board"
     diff "$d/a.board" "$d/b.board" || fail "3 ranks and 1 process disagree"
-    [ "$(wc -l < "$d/a.board")" -eq 7 ] || fail "expected 6 trials in results.csv"
+    [ "$(wc -l < "$d/a.board")" -eq 10 ] || fail "expected 9 trials in results.csv"
     for f in best.tlm results.json journal sweep.yaml; do
         [ -s "$d/b/$f" ] || fail "out/$f missing"
     done
@@ -110,7 +111,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["state"] == "finished", r["state"]
 fc = r["feature_caches"]
-assert len(fc) == 1 and fc[0]["trials"] == 3, fc
+assert len(fc) == 1 and fc[0]["trials"] == 6, fc  # frozen and two-stage
 # the frozen grid's backbone work: one pass per image, not trials x epochs
 assert fc[0]["extractions"] == 1 and fc[0]["passes_per_image"] == 1.0, fc
 assert r["best"]["trial"] == r["trials"][0]["id"]
@@ -198,7 +199,7 @@ bad_sweeps)
     sed 's/^  image_size: 32$/  image_size: [32/' "$d/ok.yaml" | check "YAML syntax" "bad$n.yaml:\|bad[0-9]*.yaml:"
     sed "s|mobilenet_v2: $d/tiny.tlm|mobilenet_v2: $d/missing.tlm|" "$d/ok.yaml" | check "weights file missing" "missing.tlm"
     sed "s|train_dir: $d/fm/train|train_dir: $d/nowhere|" "$d/ok.yaml" | check "no dataset" "nowhere"
-    sed 's/mode: \[frozen, {fine_tune_at: 100}\]/mode: [frozen, {fine_tune_at: -4}]/' "$d/ok.yaml" | check "bad fine_tune_at" "fine_tune_at"
+    sed 's/mode: \[frozen, {fine_tune_at: 100}/mode: [frozen, {fine_tune_at: -4}/' "$d/ok.yaml" | check "bad fine_tune_at" "fine_tune_at"
     ;;
 *)
     fail "unknown case $case_"
