@@ -130,14 +130,22 @@ static void test_resize_by_hand(void **state)
     assert_float_equal(o2[9], 50.0, 1e-5);
 }
 
+/* A lossless RGB PNG of iu_pattern's pixels (*pix, to free) in dir. */
+static char *pattern_png(const char *name, int W, int H, uint8_t **pix)
+{
+    *pix = iu_pattern(W, H, 3);
+    char *p = iu_path(dir, name);
+    iu_png(p, *pix, W, H, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0);
+    return p;
+}
+
 /* The whole path on a lossless PNG against the naive reference. */
 static void test_load_png_vs_reference(void **state)
 {
     (void)state;
     int W = 50, H = 40;
-    uint8_t *pix = iu_pattern(W, H, 3);
-    char *p = iu_path(dir, "ref.png");
-    iu_png(p, pix, W, H, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0);
+    uint8_t *pix;
+    char *p = pattern_png("ref.png", W, H, &pix);
     float out[24 * 24 * 3];
     double ref[24 * 24 * 3];
     tl_err e;
@@ -601,12 +609,65 @@ static void test_augment_determinism(void **state)
     free(pix);
 }
 
+/* The whole path applies the preprocessing as it resizes: every
+ * convention, at an identity size (each tap one pixel at weight 1, which
+ * skips both passes) and a shrink, against the naive reference and the
+ * conventions' formulas in double. */
+static void test_load_preprocess_fused(void **state)
+{
+    (void)state;
+    int W = 30, H = 20;
+    uint8_t *pix;
+    char *p = pattern_png("pre.png", W, H, &pix);
+    static const data_preprocess pres[] = {DATA_PRE_TF, DATA_PRE_CAFFE, DATA_PRE_TORCH, DATA_PRE_UNIT};
+    static const int sizes[][2] = {{30, 20}, {13, 7}, {41, 33}};
+    float out[41 * 33 * 3];
+    double ref[41 * 33 * 3];
+    tl_err e;
+    data_image_ctx *c = data_image_ctx_new();
+    for (int si = 0; si < 3; si++) {
+        int ow = sizes[si][0], oh = sizes[si][1];
+        naive_resize(pix, W, H, (data_box){0, 0, W, H}, ref, ow, oh);
+        for (int pi = 0; pi < 4; pi++) {
+            data_image_cfg cfg = {ow, oh, pres[pi], 0, 0};
+            assert_int_equal(data_image_load(c, p, &cfg, out, &e), 0);
+            for (int i = 0; i < ow * oh; i++)
+                for (int ch = 0; ch < 3; ch++) {
+                    const double *r = ref + 3 * i;
+                    double want, per255;   /* output units per 0..255 unit */
+                    switch (pres[pi]) {
+                    case DATA_PRE_TF: want = r[ch] / 127.5 - 1; per255 = 1 / 127.5; break;
+                    case DATA_PRE_CAFFE: {
+                        static const double mean[3] = {103.939, 116.779, 123.68};
+                        want = r[2 - ch] - mean[ch];
+                        per255 = 1;
+                        break;
+                    }
+                    case DATA_PRE_TORCH: {
+                        static const double mean[3] = {0.485, 0.456, 0.406}, sd[3] = {0.229, 0.224, 0.225};
+                        want = (r[ch] / 255 - mean[ch]) / sd[ch];
+                        per255 = 1 / (255 * sd[ch]);
+                        break;
+                    }
+                    default: want = r[ch] / 255; per255 = 1.0 / 255; break;
+                    }
+                    /* the resize tests' 1e-3 on the 0..255 scale */
+                    assert_float_equal(out[3 * i + ch], want, 1e-3 * per255);
+                }
+        }
+    }
+    data_image_ctx_free(c);
+    free(pix);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resize_naive_reference),
         cmocka_unit_test(test_resize_by_hand),
         cmocka_unit_test(test_load_png_vs_reference),
+        cmocka_unit_test(test_load_preprocess_fused),
         cmocka_unit_test(test_dct_scaling),
         cmocka_unit_test(test_exif_orientation),
         cmocka_unit_test(test_gray_and_cmyk_jpeg),
