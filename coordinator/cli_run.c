@@ -197,7 +197,7 @@ static void *local_worker_main(void *arg)
     return NULL;
 }
 
-static int run_local(const char *path, int quiet)
+static int run_local(const char *path, int quiet, int slice, int n_slices)
 {
     sweep s;
     char *text = NULL;
@@ -221,7 +221,8 @@ static int run_local(const char *path, int quiet)
         msg_link_free(lw);
         goto out;
     }
-    coord_opts o = {.s = &s, .sweep_text = text, .sweep_len = len, .quiet = quiet};
+    coord_opts o = {.s = &s, .sweep_text = text, .sweep_len = len, .quiet = quiet,
+                    .slice = slice, .n_slices = n_slices};
     status = coord_run(&o, lc, &e);
     pthread_join(th, NULL);
     if (status == 1)
@@ -254,7 +255,7 @@ static int node_threads(MPI_Comm world, int rank)
     return t > 0 ? t : 1;
 }
 
-static int run_mpi(const char *path, int quiet)
+static int run_mpi(const char *path, int quiet, int slice, int n_slices)
 {
     int provided = 0, rank = 0, size = 1;
     MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
@@ -263,7 +264,7 @@ static int run_mpi(const char *path, int quiet)
     int threads = node_threads(MPI_COMM_WORLD, rank);
     if (size == 1) {
         MPI_Finalize();
-        return run_local(path, quiet);
+        return run_local(path, quiet, slice, n_slices);
     }
     MPI_Comm comm;
     MPI_Comm_dup(MPI_COMM_WORLD, &comm);
@@ -286,7 +287,8 @@ static int run_mpi(const char *path, int quiet)
                 msg_link_send(l, r, stop, NULL);
             msg_free(stop);
         } else {
-            coord_opts o = {.s = &s, .sweep_text = text, .sweep_len = len, .quiet = quiet};
+            coord_opts o = {.s = &s, .sweep_text = text, .sweep_len = len, .quiet = quiet,
+                            .slice = slice, .n_slices = n_slices};
             status = coord_run(&o, l, &e);
             abandoned = o.abandoned;
             if (status == 1)
@@ -316,7 +318,7 @@ static int run_mpi(const char *path, int quiet)
 int cli_run(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: tlsweep run SWEEP.yaml [--dry-run] [--quiet]\n"
+        "usage: tlsweep run SWEEP.yaml [--dry-run] [--quiet] [--slice I/N]\n"
         "  runs the sweep described by SWEEP.yaml (see examples/fashion-mnist.yaml);\n"
         "  under mpirun/srun rank 0 coordinates and the other ranks train, alone it\n"
         "  runs coordinator and worker in one process. Re-running the same command on\n"
@@ -324,17 +326,30 @@ int cli_run(int argc, char **argv)
         "  (SIGINT/SIGTERM/SIGUSR1; resumable).\n"
         "  --dry-run  parse and validate the file, print the trials and the estimated\n"
         "             work, and stop: nothing is trained or written\n"
-        "  --quiet    no progress line\n";
+        "  --quiet    no progress line\n"
+        "  --slice I/N  run only trials i with i %% N == I (0 <= I < N), into\n"
+        "             OUT/slices/I (a job array's task); `tlsweep merge OUT` joins them\n";
     static const struct option opts[] = {{"dry-run", no_argument, 0, 'n'},
                                          {"quiet", no_argument, 0, 'q'},
+                                         {"slice", required_argument, 0, 's'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    int dry = 0, quiet = 0, ch;
+    int dry = 0, quiet = 0, ch, slice = 0, n_slices = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "nqh", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "nqhs:", opts, NULL)) != -1) {
         switch (ch) {
         case 'n': dry = 1; break;
         case 'q': quiet = 1; break;
+        case 's': {
+            char tail;
+            if (sscanf(optarg, "%d/%d%c", &slice, &n_slices, &tail) != 2 || n_slices < 1 ||
+                n_slices > 100000 || slice < 0 || slice >= n_slices) {
+                fprintf(stderr, "tlsweep run: --slice %s: expected I/N with 0 <= I < N\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        }
         default:
             fputs(usage, ch == 'h' ? stdout : stderr);
             return ch == 'h' ? 0 : 2;
@@ -345,7 +360,8 @@ int cli_run(int argc, char **argv)
         return 2;
     }
     if (!dry)
-        return launched_by_mpi() ? run_mpi(argv[optind], quiet) : run_local(argv[optind], quiet);
+        return launched_by_mpi() ? run_mpi(argv[optind], quiet, slice, n_slices)
+                                 : run_local(argv[optind], quiet, slice, n_slices);
     sweep s;
     tl_err e = {0};
     if (sweep_load(&s, argv[optind], &e) != 0) {

@@ -120,8 +120,10 @@ static int replay(void *ctx, const void *payload, size_t len)
     case TLSWEEP__JOURNAL_RECORD__BODY_RESULT: {
         const Tlsweep__TrialResult *r = rec->result;
         int i = find_trial(c, r->trial_index, r->trial_key);
-        if (i >= 0 && r->status == TLSWEEP__TRIAL_RESULT__STATUS__DONE) {
+        if (i >= 0 && r->status == TLSWEEP__TRIAL_RESULT__STATUS__DONE &&
+            c->trials[i].st != TR_OTHER) {
             ctrial *t = &c->trials[i];
+            t->slice = c->replay_slice;
             if (t->res)
                 tlsweep__trial_result__free_unpacked(t->res, NULL);
             t->res = copy_result(r);
@@ -135,6 +137,7 @@ static int replay(void *ctx, const void *payload, size_t len)
         for (int g = 0; g < c->s->n_cache_groups; g++)
             if (c->groups[g].key == rec->features->cache_key) {
                 c->groups[g].forward_images += rec->features->forward_images;
+                c->groups[g].seconds += rec->features->seconds;
                 c->groups[g].extractions++;
             }
         break;
@@ -268,6 +271,7 @@ static void write_after(uv_work_t *req, int status)
             rec.features = &jf;
             journal_put(c, &rec, 1);
             g->forward_images += g->run_images;
+            g->seconds += secs;
             g->extractions++;
             coord_log(c, "features: %s: %zu images through the frozen backbone once (%.1f s, "
                          "%.0f img/s), %zu floats each, cached in %s",
@@ -936,7 +940,8 @@ static int prepare_groups(coord *c, tl_err *e)
         fcache_path(cg->path, sizeof cg->path, c->cache_dir, cg->key);
         int needed = 0;
         for (size_t i = 0; i < c->s->n_trials; i++)
-            needed |= c->s->trials[i].cache_group == g && c->trials[i].st != TR_DONE;
+            needed |= c->s->trials[i].cache_group == g && c->trials[i].st != TR_DONE &&
+                      c->trials[i].st != TR_OTHER;
         if (!needed) {
             cg->state = CG_READY;
             continue;
@@ -1007,6 +1012,43 @@ static int write_sweep_copy(coord *c, tl_err *e)
     return rc;
 }
 
+/* Index, trials, groups and workers of sweep s; c->o/s/l set by the caller. */
+static int state_init(coord *c, int n_workers, tl_err *e)
+{
+    const sweep *s = c->s;
+    c->best = -1;
+    c->t0 = c->progress_at = tl_now();
+    data_index_cfg dc = {s->train_dir, s->val_dir, s->test_dir,
+                         s->val_dir ? 0 : s->validation_split, s->data_seed};
+    int rc = data_index_build(&c->ix, &dc, e);
+    if (rc)
+        return rc;
+    c->have_ix = 1;
+    c->fingerprint = data_index_fingerprint(&c->ix);
+    c->n_workers = n_workers;
+    c->trials = calloc(s->n_trials, sizeof *c->trials);
+    c->groups = calloc((size_t)(s->n_cache_groups ? s->n_cache_groups : 1), sizeof *c->groups);
+    c->workers = calloc((size_t)(n_workers > 0 ? n_workers : 1), sizeof *c->workers);
+    c->queue = calloc(s->n_trials, sizeof *c->queue);
+    if (!c->trials || !c->groups || !c->workers || !c->queue)
+        return tl_errf(e, TL_ENOMEM, "coordinator: out of memory");
+    for (size_t i = 0; i < s->n_trials; i++) {
+        c->trials[i].worker = -1;
+        c->trials[i].slice = -1;
+        c->trials[i].n_hist = s->trials[i].epochs;
+        c->trials[i].hist = calloc((size_t)s->trials[i].epochs, sizeof *c->trials[i].hist);
+        if (!c->trials[i].hist)
+            return tl_errf(e, TL_ENOMEM, "coordinator: out of memory");
+    }
+    for (int w = 0; w < n_workers; w++) {
+        c->workers[w].rank = w + 1;
+        c->workers[w].trial = -1;
+        c->workers[w].last_heard = c->t0;
+    }
+    c->n_mine = (int)s->n_trials;
+    return 0;
+}
+
 int coord_run(coord_opts *o, msg_link *l, tl_err *e)
 {
     coord cc, *c = &cc;
@@ -1014,51 +1056,40 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     c->o = o;
     c->s = o->s;
     c->l = l;
-    c->best = -1;
-    c->out = c->s->out;
     c->tty = isatty(2) && !o->quiet;
-    c->t0 = c->progress_at = tl_now();
-    int status = 1;
+    int status = 1, rc;
     const sweep *s = c->s;
+    char outbuf[4000];
 
-    data_index_cfg dc = {s->train_dir, s->val_dir, s->test_dir,
-                         s->val_dir ? 0 : s->validation_split, s->data_seed};
-    int rc = data_index_build(&c->ix, &dc, e);
-    if (rc)
-        return 1;
-    c->have_ix = 1;
-    c->fingerprint = data_index_fingerprint(&c->ix);
-    c->n_workers = msg_link_size(l) - 1;
-    c->trials = calloc(s->n_trials, sizeof *c->trials);
-    c->groups = calloc((size_t)(s->n_cache_groups ? s->n_cache_groups : 1), sizeof *c->groups);
-    c->workers = calloc((size_t)(c->n_workers ? c->n_workers : 1), sizeof *c->workers);
-    c->queue = calloc(s->n_trials, sizeof *c->queue);
-    if (!c->trials || !c->groups || !c->workers || !c->queue) {
-        tl_errf(e, TL_ENOMEM, "coordinator: out of memory");
+    if (state_init(c, msg_link_size(l) - 1, e))
         goto out;
-    }
     if (c->n_workers < 1) {
         tl_errf(e, TL_EINVAL, "coordinator: no workers (the link has %d rank)", msg_link_size(l));
         goto out;
     }
-    for (size_t i = 0; i < s->n_trials; i++) {
-        c->trials[i].worker = -1;
-        c->trials[i].n_hist = s->trials[i].epochs;
-        c->trials[i].hist = calloc((size_t)s->trials[i].epochs, sizeof *c->trials[i].hist);
-        if (!c->trials[i].hist) {
-            tl_errf(e, TL_ENOMEM, "coordinator: out of memory");
+    /* a slice of a job array: its own journal and checkpoints under
+     * out/slices/I, the feature caches shared in out/cache */
+    c->out = s->out;
+    snprintf(c->cache_dir, sizeof c->cache_dir, "%s/cache", s->out);
+    if (o->n_slices > 0) {
+        if (o->slice < 0 || o->slice >= o->n_slices) {
+            tl_errf(e, TL_EINVAL, "slice %d of %d: expected 0 <= slice < %d", o->slice,
+                    o->n_slices, o->n_slices);
             goto out;
         }
-    }
-    for (int w = 0; w < c->n_workers; w++) {
-        c->workers[w].rank = w + 1;
-        c->workers[w].trial = -1;
-        c->workers[w].last_heard = c->t0;
+        snprintf(outbuf, sizeof outbuf, "%s/slices/%d", s->out, o->slice);
+        c->out = outbuf;
+        c->n_mine = 0;
+        for (size_t i = 0; i < s->n_trials; i++) {
+            if ((int)(i % (size_t)o->n_slices) != o->slice)
+                c->trials[i].st = TR_OTHER;
+            else
+                c->n_mine++;
+        }
     }
 
     /* out/ and the journal: from here on, outputs exist */
-    snprintf(c->cache_dir, sizeof c->cache_dir, "%s/cache", c->out);
-    char p[4096];
+    char p[4200];
     snprintf(p, sizeof p, "%s/checkpoints", c->out);
     if ((rc = mkdir_p(c->out, e)) || (rc = mkdir_p(c->cache_dir, e)) || (rc = mkdir_p(p, e)))
         goto out;
@@ -1071,8 +1102,8 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     if ((rc = write_sweep_copy(c, e)))
         goto out;
     if (c->resumed)
-        coord_log(c, "resuming %s: %d of %zu trials already finished", c->out, c->resumed,
-                  s->n_trials);
+        coord_log(c, "resuming %s: %d of %d trials already finished", c->out, c->resumed,
+                  c->n_mine);
     unsigned char digest[32];
     char hex[65];
     sha256(o->sweep_text, o->sweep_len, digest);
@@ -1094,7 +1125,7 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     }
     if ((rc = prepare_groups(c, e)))
         goto out;
-    coord_log(c, "%s: %zu trials on %d worker%s, %zu images, out: %s", s->name, s->n_trials,
+    coord_log(c, "%s: %d trials on %d worker%s, %zu images, out: %s", s->name, c->n_mine,
               c->n_workers, c->n_workers == 1 ? "" : "s", c->ix.n_items, c->out);
 
     uv_loop_init(&c->loop);
@@ -1134,8 +1165,8 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
         *e = c->err;
         status = 1;
     } else if (c->interrupted) {
-        coord_log(c, "interrupted: %d of %zu trials finished; re-run the same command to resume",
-                  coord_count(c, TR_DONE), s->n_trials);
+        coord_log(c, "interrupted: %d of %d trials finished; re-run the same command to resume",
+                  coord_count(c, TR_DONE), c->n_mine);
         status = COORD_EXIT_INTERRUPTED;
     } else if (c->n_failed) {
         tl_errf(e, TL_EINVAL, "%d trial%s failed (see above); the others finished", c->n_failed,
@@ -1148,5 +1179,119 @@ out:
     if (c->journal)
         journal_close(c->journal, NULL);
     free_state(c);
+    return status;
+}
+
+/* ---- merging the slices of a job array ---------------------------------------------- */
+
+static int copy_file_checked(const char *from, const char *to, tl_err *e)
+{
+    FILE *f = fopen(from, "rb");
+    if (!f)
+        return tl_errf(e, TL_EIO, "%s: %s", from, strerror(errno));
+    unsigned char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : (size_t)1 << 20;
+            unsigned char *nb = realloc(buf, nc);
+            if (!nb) {
+                rc = tl_errf(e, TL_ENOMEM, "%s: out of memory", from);
+                break;
+            }
+            buf = nb;
+            cap = nc;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        if (!got)
+            break;
+        n += got;
+    }
+    if (!rc && ferror(f))
+        rc = tl_errf(e, TL_EIO, "%s: read failed", from);
+    fclose(f);
+    if (!rc)
+        rc = model_write_bytes(to, buf, n, e);
+    free(buf);
+    return rc;
+}
+
+int coord_merge(const char *out, int quiet, tl_err *e)
+{
+    coord cc, *c = &cc;
+    memset(c, 0, sizeof *c);
+    coord_opts o = {.quiet = quiet};
+    c->o = &o;
+    c->out = out;
+    sweep s;
+    memset(&s, 0, sizeof s);
+    char *text = NULL;
+    int status = 1, n_slices = 0;
+    char p[4096];
+    /* slices are numbered from 0; the first gap ends the list */
+    struct stat sb;
+    for (;; n_slices++) {
+        snprintf(p, sizeof p, "%s/slices/%d/journal", out, n_slices);
+        if (stat(p, &sb) != 0)
+            break;
+    }
+    if (!n_slices) {
+        tl_errf(e, TL_ENOTFOUND, "%s/slices/0/journal: no slice of a job array to merge", out);
+        goto done;
+    }
+    snprintf(p, sizeof p, "%s/slices/0/sweep.yaml", out);
+    FILE *f = fopen(p, "rb");
+    size_t len = 0;
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        long l = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        text = l > 0 ? malloc((size_t)l) : NULL;
+        len = text ? fread(text, 1, (size_t)l, f) : 0;
+        fclose(f);
+    }
+    if (!text || !len) {
+        tl_errf(e, TL_EIO, "%s: cannot read the sweep of slice 0", p);
+        goto done;
+    }
+    if (sweep_parse(&s, p, text, len, e))
+        goto done;
+    c->s = &s;
+    if (state_init(c, 0, e))
+        goto done;
+    for (int k = 0; k < n_slices; k++) {
+        snprintf(p, sizeof p, "%s/slices/%d/journal", out, k);
+        c->replay_slice = k;
+        size_t ignored = 0;
+        if (journal_scan(p, replay, c, &ignored, e))
+            goto done;
+    }
+    if (c->best >= 0) {
+        char from[4096];
+        snprintf(from, sizeof from, "%s/slices/%d/best.tlm", out, c->trials[c->best].slice);
+        snprintf(p, sizeof p, "%s/best.tlm", out);
+        if (copy_file_checked(from, p, e))
+            goto done;
+    }
+    tl_err oe = {0};
+    if (coord_write_results(c, &oe)) {
+        *e = oe;
+        goto done;
+    }
+    coord_leaderboard(c);
+    int done_n = coord_count(c, TR_DONE);
+    coord_log(c, "merged %d slice%s: %d of %zu trials finished", n_slices,
+              n_slices == 1 ? "" : "s", done_n, s.n_trials);
+    if ((size_t)done_n == s.n_trials)
+        status = 0;
+    else
+        tl_errf(e, TL_EINVAL, "%s: %zu of %zu trials have not finished; re-run their slices",
+                out, s.n_trials - (size_t)done_n, s.n_trials);
+done:
+    if (c->s)
+        free_state(c);
+    sweep_free(&s);
+    free(text);
     return status;
 }

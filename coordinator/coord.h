@@ -40,6 +40,7 @@ typedef struct {
     int heartbeat_timeout_s;    /* silent longer: named in the log; 0: 60 */
     int stop_grace_s;           /* after a signal, wait this long for workers; 0: 30 */
     int quiet;                  /* no progress line */
+    int slice, n_slices;        /* n_slices > 0: run trials i with i % n_slices == slice */
     int abandoned;              /* out: workers that did not stop in time were left behind */
 } coord_opts;
 
@@ -51,5 +52,10 @@ int coord_preflight(const sweep *s, tl_err *e);
  * trial finished, 1 a failure (e has the line; what finished is kept),
  * COORD_EXIT_INTERRUPTED after a signal. */
 int coord_run(coord_opts *o, msg_link *l, tl_err *e);
+
+/* `tlsweep merge OUT`: the slices of a job array (OUT/slices/N) as one
+ * sweep: leaderboard, results.csv/json and best.tlm in OUT. Returns the
+ * exit status: 0 every trial finished, 1 an error or trials missing. */
+int coord_merge(const char *out, int quiet, tl_err *e);
 
 #endif

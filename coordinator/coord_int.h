@@ -12,7 +12,8 @@
 #include "coordinator/coord.h"
 #include "tlsweep.pb-c.h"
 
-typedef enum { TR_PENDING, TR_RUNNING, TR_FINISHING, TR_DONE, TR_FAILED } ctrial_state;
+/* TR_OTHER: another slice's trial (job arrays); not run, not reported */
+typedef enum { TR_PENDING, TR_RUNNING, TR_FINISHING, TR_DONE, TR_FAILED, TR_OTHER } ctrial_state;
 
 typedef struct {
     int seen;
@@ -30,6 +31,7 @@ typedef struct {
     int cur_epoch;
     uint64_t step, steps;       /* progress inside the current epoch */
     int worker;
+    int slice;                  /* merge: the slice whose journal finished it */
     double started;
     int ckpt_busy;
     Tlsweep__Envelope *ckpt_next;
@@ -48,6 +50,7 @@ typedef struct {
     uint64_t run_images;        /* forwarded in this run */
     uint64_t forward_images;    /* over all runs (journal) */
     int extractions;            /* journaled extraction passes */
+    double seconds;             /* their wall time */
     uint64_t skipped;
     double t0;
 } cgroup;
@@ -89,6 +92,8 @@ typedef struct {
     int best_busy, writes;
     uint64_t seq, task_seq;
     int resumed, restarts, done_now, n_failed;
+    int n_mine;                 /* trials of this run (its slice) */
+    int replay_slice;
     char **bad;                 /* distinct bad-image lines */
     size_t n_bad, cap_bad;
 

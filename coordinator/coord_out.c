@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "common/clock.h"
 #include "common/fileio.h"
 
 int coord_count(const coord *c, ctrial_state st)
@@ -38,6 +39,8 @@ static void work_units(const coord *c, double *done, double *total)
     for (size_t i = 0; i < c->s->n_trials; i++) {
         const sweep_trial *st = &c->s->trials[i];
         const ctrial *t = &c->trials[i];
+        if (t->st == TR_OTHER)
+            continue;
         double w = sweep_trial_uses_cache(st) ? 0.01 : 1.0;
         *total += w * st->epochs;
         double d = t->st == TR_DONE || t->st == TR_FINISHING ? st->epochs : t->epochs_done;
@@ -81,8 +84,8 @@ void coord_progress(coord *c, double now)
             snprintf(extracting, sizeof extracting, "  features %zu/%zu shards",
                      c->groups[g].shards_done, c->groups[g].n_shards);
     char line[512];
-    snprintf(line, sizeof line, "[%s] trials %d/%zu done, %d running, %d queued%s%s%s  ETA %s",
-             elapsed, done, c->s->n_trials, running, queued,
+    snprintf(line, sizeof line, "[%s] trials %d/%d done, %d running, %d queued%s%s%s  ETA %s",
+             elapsed, done, c->n_mine, running, queued,
              failed ? "  (failed: see above)" : "", extracting, best, eta);
     if (c->tty) {
         fprintf(stderr, "\r\033[K%s", line);
@@ -153,8 +156,8 @@ void coord_leaderboard(coord *c)
         mw = ml > mw ? ml : mw;
     }
     const char *m = sweep_metric_name(c->s->metric);
-    coord_log(c, "\nleaderboard (%s, %s; %d of %zu trials)", m, c->s->goal_max ? "max" : "min",
-              n, c->s->n_trials);
+    coord_log(c, "\nleaderboard (%s, %s; %d of %d trials)", m, c->s->goal_max ? "max" : "min",
+              n, c->n_mine);
     coord_log(c, "%4s  %-*s  %-14s  %-*s  %5s  %8s  %8s  %8s  %9s  %8s", "rank", w, "trial", m,
               mw, "mode", "epoch", "val_acc", "val_loss", "train_acc", "eval_acc", "time");
     for (int k = 0; k < n; k++) {
@@ -273,6 +276,8 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
     json_object_set_new(root, "select", sel);
     const char *state = c->failed ? "failed" : c->interrupted ? "interrupted" : "finished";
     json_object_set_new(root, "state", json_string(state));
+    json_object_set_new(root, "runs", json_integer(c->restarts + 1));
+    json_object_set_new(root, "wall_seconds", json_real(tl_now() - c->t0));
     if (n > 0) {
         json_t *b = json_object();
         json_object_set_new(b, "trial", json_string(c->s->trials[v[0]].id));
@@ -303,6 +308,7 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
         json_object_set_new(o, "trials", json_integer(c->s->cache_groups[g].n_trials));
         json_object_set_new(o, "extractions", json_integer(cg->extractions));
         json_object_set_new(o, "forward_images", json_integer((json_int_t)cg->forward_images));
+        json_object_set_new(o, "seconds", json_real(cg->seconds));
         json_object_set_new(o, "passes_per_image",
                             json_real(c->ix.n_items ? (double)cg->forward_images / c->ix.n_items : 0));
         json_array_append_new(fe, o);
@@ -312,7 +318,7 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
     for (int k = 0; k < n; k++)
         json_array_append_new(tr, trial_json(c, v[k], k + 1));
     for (size_t i = 0; i < c->s->n_trials; i++)
-        if (c->trials[i].st != TR_DONE)
+        if (c->trials[i].st != TR_DONE && c->trials[i].st != TR_OTHER)
             json_array_append_new(tr, trial_json(c, (int)i, 0));
     json_object_set_new(root, "trials", tr);
     json_t *bad = json_array();
@@ -347,7 +353,7 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
         size_t count = pass ? c->s->n_trials : (size_t)n;
         for (size_t k = 0; k < count; k++) {
             int i = pass ? (int)k : v[k];
-            if (pass && c->trials[i].st == TR_DONE)
+            if (pass && (c->trials[i].st == TR_DONE || c->trials[i].st == TR_OTHER))
                 continue;
             const sweep_trial *st = &c->s->trials[i];
             const Tlsweep__TrialResult *r = c->trials[i].st == TR_DONE ? c->trials[i].res : NULL;

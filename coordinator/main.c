@@ -22,7 +22,8 @@ static const cli_command commands[] = {
     {"predict", cli_predict, "top classes of images under a trained .tlm, with probabilities"},
     {"evaluate", cli_evaluate, "a trained .tlm on class folders: accuracy, loss, confusion matrix"},
     {"embed", cli_embed, "backbone features (pooled) of images, to safetensors or CSV"},
-    {"run", cli_run, "run a sweep file (for now: --dry-run prints the trials and the work)"},
+    {"run", cli_run, "run a sweep file: under mpirun/srun across ranks, or in one process"},
+    {"merge", cli_merge, "join the slices of a job array (run --slice I/N) into one leaderboard"},
     /* bench: to come */
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)

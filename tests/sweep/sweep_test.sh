@@ -12,6 +12,8 @@
 #                     and ends with the uninterrupted run's leaderboard
 #   kill9_resume      kill -9 of a worker rank under mpirun takes the job
 #                     down; the re-run finishes with the same leaderboard
+#   slices_merge      a job array's way: three `--slice I/3` runs and `merge`
+#                     give the whole run's leaderboard and best.tlm
 #   bad_sweeps        each kind of bad sweep file: one line, exit 1, no out/
 # Every run uses `threads: 1`, so results are bit-identical across runs.
 set -eu
@@ -176,6 +178,35 @@ kill9_resume)
     board "$d/a" > "$d/a.board"
     board "$d/b" > "$d/b.board"
     diff "$d/a.board" "$d/b.board" || fail "resumed leaderboard differs from the uninterrupted one"
+    ;;
+slices_merge)
+    run_local "$d/a" 3 || { cat "$d/a.log"; fail "whole run"; }
+    sweep "$d/b" 3 > "$d/b.yaml"
+    for i in 0 1 2; do
+        "$tlsweep" run --quiet --slice $i/3 "$d/b.yaml" > "$d/b$i.log" 2>&1 ||
+            { cat "$d/b$i.log"; fail "slice $i/3"; }
+        grep -q "3 trials on 1 worker" "$d/b$i.log" || { cat "$d/b$i.log"; fail "slice $i/3: not 3 trials"; }
+    done
+    # one extraction for all slices: the first wrote out/cache, the others read it
+    [ "$(grep -l "features: reusing" "$d"/b?.log | wc -l)" -ge 1 ] || fail "slices did not share the cache"
+    set +e
+    "$tlsweep" merge "$d/b" > "$d/merge.log" 2>&1
+    rc=$?
+    set -e
+    cat "$d/merge.log"
+    [ $rc -eq 0 ] || fail "merge exited $rc"
+    board "$d/a" > "$d/a.board"
+    board "$d/b" > "$d/b.board"
+    diff "$d/a.board" "$d/b.board" || fail "merged slices differ from the whole run"
+    cmp "$d/a/best.tlm" "$d/b/best.tlm" || fail "merged best.tlm is not the whole run's"
+    # a missing slice: merged anyway, exit 1, the gap named
+    rm -rf "$d/b/slices/2"
+    set +e
+    "$tlsweep" merge "$d/b" > "$d/merge2.log" 2>&1
+    rc=$?
+    set -e
+    [ $rc -eq 1 ] && grep -q "3 of 9 trials have not finished" "$d/merge2.log" ||
+        { cat "$d/merge2.log"; fail "merge with a slice missing"; }
     ;;
 bad_sweeps)
     sweep "$d/ok" 2 > "$d/ok.yaml"
