@@ -22,6 +22,10 @@ packages=(
     python3-h5py
     # data benchmark: Pillow for comparison, real photos from darknet
     python3-pil darknet
+    # the report page, rendered by a test in headless Chromium
+    chromium
+    # tests/slurm: a single-node Slurm cluster started by the tests themselves
+    slurm-wlm munge
 )
 # The weights package (npm nsfwjs) and the TensorFlow.js parity tests need
 # node and npm: Debian's, unless the machine already has its own.
