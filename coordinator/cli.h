@@ -14,6 +14,7 @@ int cli_import(int argc, char **argv);
 int cli_train(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_merge(int argc, char **argv);
+int cli_report(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_evaluate(int argc, char **argv);
 int cli_embed(int argc, char **argv);

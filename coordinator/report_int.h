@@ -1,0 +1,102 @@
+/* Inside the report: results.json as checked C structs (strings point into
+ * the parsed JSON, which outlives them), a growable text buffer, and the
+ * page's sections (report_html.c) and charts (report_svg.c). */
+#ifndef TLSWEEP_REPORT_INT_H
+#define TLSWEEP_REPORT_INT_H
+
+#include <stddef.h>
+
+typedef struct {
+    double epoch, loss, accuracy, val_loss, val_accuracy, seconds; /* NAN when absent */
+} rep_epoch;
+
+typedef struct {
+    int rank;              /* 1 = best; 0 for trials that did not finish */
+    int index;             /* position in the sweep's grid, or -1 */
+    const char *id, *status, *backbone, *mode, *optimizer;
+    const char *error;     /* NULL when none */
+    const char *eval_split; /* NULL when none */
+    double learning_rate;
+    long batch_size, epochs;
+    int feature_cache;
+    int done;              /* status "done": the metrics below are set */
+    double metric;         /* the select metric; NAN when absent */
+    double val_accuracy, val_loss, accuracy, loss, eval_accuracy, eval_loss, seconds;
+    long best_epoch;
+    long *confusion;       /* (n_classes, n_classes) rows = truth, or NULL */
+    rep_epoch *hist;
+    int n_hist;
+    int colour;            /* index into the palette, by rank order */
+} rep_trial;
+
+typedef struct {
+    const char *key, *text;
+    long trials, extractions, forward_images;
+    double seconds;        /* NAN when absent (results.json before run counts) */
+} rep_cache;
+
+typedef struct {
+    const char *file;      /* OUT/results.json, for messages */
+    const char *sweep, *state, *metric, *goal;
+    int goal_max;
+    long runs;             /* 0 when absent */
+    double wall_seconds;   /* NAN when absent */
+    const char *best_id;   /* NULL when no trial finished */
+    double best_value;
+    int best;              /* index into trials, or -1 */
+    const char **classes;
+    int n_classes;
+    long images, train, val, test;
+    rep_cache *caches;
+    int n_caches;
+    rep_trial *trials;     /* ranked first, as in the file */
+    int n_trials;
+    const char **bad;
+    size_t n_bad;
+} rep_results;
+
+/* ---- the text buffer: appends never fail loudly; oom is checked once ---- */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom;
+} rep_buf;
+
+void rep_puts(rep_buf *b, const char *s);
+void rep_printf(rep_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s with & < > " ' as entities: safe in text and in quoted attributes. */
+void rep_esc(rep_buf *b, const char *s);
+
+/* ---- charts (report_svg.c) ---------------------------------------------- */
+
+/* The palette for trial lines: distinct colours, then the same with dashes. */
+const char *rep_colour(int k);
+/* "stroke-dasharray" value for the k-th trial colour ("" for the first 10). */
+const char *rep_dash(int k);
+/* A colour from light (t = 0) to dark blue (t = 1) as "#rrggbb" in out[8];
+ * returns 1 when text on it should be white. */
+int rep_heat(double t, char out[8]);
+
+/* One line chart: the y of every trial's history (field at byte offset
+ * `off` in rep_epoch) against epoch. y_unit: 1 for accuracy (0..1 axis),
+ * 0 for loss (0..max). */
+void rep_svg_curves(rep_buf *b, const rep_results *r, const char *title, size_t off, int y_unit);
+
+typedef struct {
+    const char *label;
+    double value;
+    const char *colour;
+    const char *note;      /* text after the value, or NULL */
+} rep_bar;
+
+/* A horizontal bar chart, bars scaled to the largest value. unit: printf
+ * format for the value ("%.1f s", "%.1f%%"). */
+void rep_svg_bars(rep_buf *b, const char *title, const rep_bar *bars, int n, const char *unit,
+                  double max);
+
+/* ---- the page (report_html.c) ------------------------------------------- */
+
+void rep_html_page(rep_buf *b, const rep_results *r);
+
+#endif

@@ -1,0 +1,91 @@
+#!/bin/sh
+# The report page in a real browser: a tiny sweep (random MobileNetV2 from
+# cli/tiny_model, a few Fashion-MNIST images per class), `tlsweep report
+# OUT`, then headless Chromium renders OUT/report.html to a PNG, which must
+# have the window's size, not be blank, and show the learning curves (the
+# best trial's line colour) and the heat maps (their darkest blue).
+#   render_chromium.sh TLSWEEP TINY_MODEL
+# Chromium is required, not optional: deploy/install-deps.sh installs it.
+set -eu
+tlsweep=$1
+tiny=$2
+py=/usr/bin/python3
+chromium=${CHROMIUM:-/usr/bin/chromium}
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+[ -x "$chromium" ] || fail "$chromium not found: the report is checked in a real browser" \
+    "(Debian: apt-get install chromium, as deploy/install-deps.sh does)"
+$py -c 'import PIL' 2> /dev/null || fail "$py has no PIL (Debian: apt-get install python3-pil)"
+src=/usr/share/datasets/fashion-mnist
+if [ ! -e "$src/train-labels-idx1-ubyte.gz" ] && [ ! -e "$src/train-labels-idx1-ubyte" ]; then
+    fail "$src not installed (deploy/install-deps.sh installs dataset-fashion-mnist)"
+fi
+export OMP_WAIT_POLICY=passive
+d=$(mktemp -d /tmp/tl_report_XXXXXX)
+trap 'rm -rf "$d"' EXIT
+
+"$tiny" "$d/tiny.tlm"
+"$tlsweep" data fashion-mnist "$d/fm" --per-class 8 --size 32 > /dev/null
+cat > "$d/sweep.yaml" <<YAML
+name: report-check
+data:
+  train_dir: $d/fm/train
+  test_dir: $d/fm/test
+  validation_split: 0.25
+  image_size: 32
+model:
+  head: [global_average_pooling, {dense: 16}]
+weights:
+  mobilenet_v2: $d/tiny.tlm
+grid:
+  backbone: [mobilenet_v2]
+  mode: [frozen, {fine_tune_at: 100}]
+  learning_rate: [1.0e-2, 1.0e-3]
+  optimizer: [adam]
+  batch_size: [16]
+epochs: 3
+threads: 1
+seed: 7
+out: $d/out
+YAML
+"$tlsweep" run --quiet "$d/sweep.yaml" > "$d/run.log" 2>&1 || { cat "$d/run.log"; fail "tlsweep run"; }
+written=$("$tlsweep" report "$d/out") || fail "tlsweep report"
+[ "$written" = "$d/out/report.html" ] || fail "report printed '$written', not $d/out/report.html"
+[ -s "$d/out/report.html" ] || fail "no report.html"
+if grep -qi 'http' "$d/out/report.html"; then
+    fail "report.html refers to the network"
+fi
+
+# A fresh profile and HOME: no first-run state, nothing of the user's.
+mkdir -p "$d/home"
+HOME=$d/home timeout 120 "$chromium" --headless --no-sandbox --disable-gpu --no-first-run \
+    --disable-background-networking --user-data-dir="$d/home/profile" \
+    --screenshot="$d/report.png" --window-size=1200,2400 \
+    "file://$d/out/report.html" > "$d/chromium.log" 2>&1 ||
+    { cat "$d/chromium.log"; fail "chromium exited with $?"; }
+[ -s "$d/report.png" ] || { cat "$d/chromium.log"; fail "chromium wrote no screenshot"; }
+
+$py - "$d/report.png" <<'PY'
+import sys
+from PIL import Image
+im = Image.open(sys.argv[1]).convert("RGB")
+assert im.size == (1200, 2400), f"screenshot is {im.size}, expected (1200, 2400)"
+px = im.getdata()
+n = len(px)
+colours = im.getcolors(maxcolors=1 << 24)
+white = sum(c for c, rgb in colours if min(rgb) >= 250)
+inked = 1 - white / n
+print(f"{len(colours)} colours, {inked:.1%} of pixels not white")
+assert len(colours) > 300, f"only {len(colours)} distinct colours: blank or unstyled page"
+assert inked > 0.05, f"only {inked:.1%} of the page is not white"
+count = dict((rgb, c) for c, rgb in colours)
+# the best trial's curve (#1f77b4, 3.5 px wide) and the darkest heat-map cell (#08306b)
+for name, rgb, least in (("best trial's curve", (0x1f, 0x77, 0xb4), 300),
+                         ("heat map's best cell", (0x08, 0x30, 0x6b), 1000)):
+    got = count.get(rgb, 0)
+    print(f"{name}: {got} pixels of #{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x}")
+    assert got >= least, f"{name} not drawn: {got} pixels of {rgb}, expected >= {least}"
+PY
+echo "report renders: $d/out/report.html"
