@@ -20,6 +20,7 @@
 #include "common/model_file.h"
 #include "common/msg.h"
 #include "common/sha256.h"
+#include "coordinator/report.h"
 
 /* Event lines go to stdout; the progress line (a terminal only) is
  * cleared first so the two do not mix. */
@@ -1160,7 +1161,10 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     tl_err oe = {0};
     if (coord_write_results(c, &oe))
         coord_log(c, "warning: %s", oe.msg);
+    else if (report_write(c->out, &oe))
+        coord_log(c, "warning: %s", oe.msg);
     coord_leaderboard(c);
+    coord_log(c, "report: %s/report.html", c->out);
     if (c->failed) {
         *e = c->err;
         status = 1;
@@ -1275,11 +1279,12 @@ int coord_merge(const char *out, int quiet, tl_err *e)
             goto done;
     }
     tl_err oe = {0};
-    if (coord_write_results(c, &oe)) {
+    if (coord_write_results(c, &oe) || report_write(out, &oe)) {
         *e = oe;
         goto done;
     }
     coord_leaderboard(c);
+    coord_log(c, "report: %s/report.html", out);
     int done_n = coord_count(c, TR_DONE);
     coord_log(c, "merged %d slice%s: %d of %zu trials finished", n_slices,
               n_slices == 1 ? "" : "s", done_n, s.n_trials);
