@@ -136,7 +136,15 @@ start() {
         --seed-file="$state/munge/munged.seed" ||
         die "munged did not start: $(tail -n 3 "$state/munge/munged.log" 2>/dev/null)"
 
-    host=$(hostname -s)
+    host=$(uname -n)
+    host=${host%%.*}
+    # Bind to the host name's address only when that is 127.0.0.1 (as here):
+    # in a container whose name resolves to its own IP, binding there would
+    # hide slurmd from NodeAddr=127.0.0.1, so such a cluster binds to any.
+    comm=
+    case $(getent ahostsv4 "$host" 2> /dev/null | head -n 1) in
+    127.*) comm=CommunicationParameters=NoCtldInAddrAny,NoInAddrAny ;;
+    esac
     cpus=$(nproc)
     set -- $(free_ports)
     cat > "$state/slurm.conf" <<EOF
@@ -167,8 +175,8 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 SwitchType=switch/none
 MpiDefault=pmix
-# bind to the node's address (127.0.0.1), not to every interface
-CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
+# bind to the host name's address if that is 127.0.0.1, else to any
+$comm
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU

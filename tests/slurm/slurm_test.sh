@@ -9,9 +9,10 @@
 #      requeued job released at once (StartTime=now): run 2 logs
 #      SLURM_RESTART_COUNT=1, resumes from the checkpoints, exits 0 and ends
 #      with run 1's leaderboard
-#   3. the warning signal's way: `scancel -b -s USR1` (what --signal=B:USR1
-#      sends): the sweep stops with exit 75, the script requeues the job
-#      itself; released, it resumes and ends with run 1's leaderboard
+#   3. the warning signal's way, with LAUNCH=mpirun: `scancel -b -s USR1`
+#      (what --signal=B:USR1 sends): mpirun hands it to the ranks, the sweep
+#      stops with exit 75 and the script requeues the job itself; released,
+#      it resumes and ends with run 1's leaderboard
 #   4. slurm/submit-array.sh with 2 array tasks and the dependent merge job:
 #      the merged leaderboard is run 1's
 #   slurm_test.sh TLSWEEP TINY_MODEL
@@ -134,7 +135,7 @@ release_and_check() {
     # Released while the last run's slurmstepd still cleans up, the new run's
     # srun can fail to launch (and exit 0): a real requeue waits ~120 s anyway.
     i=0
-    while pgrep -f "^slurmstepd: \[$1\." > /dev/null; do
+    while grep -qsa "^slurmstepd: \[$1\." /proc/[0-9]*/cmdline; do
         [ $i -lt 150 ] || fail "job $1's last run still has a slurmstepd after 30 s"
         sleep 0.2
         i=$((i + 1))
@@ -176,14 +177,17 @@ release_and_check "$job" "$d/b"
 # the kill reached the batch script as SIGTERM (noted, not forwarded)
 grep -q "SIGTERM" "$d/b.log" || fail "the requeue's SIGTERM did not reach the batch script"
 
-echo "== 3. the warning signal: scancel -b -s USR1, the job requeues itself ($(elapsed) s)"
+echo "== 3. mpirun; the warning signal: scancel -b -s USR1, the job requeues itself ($(elapsed) s)"
+export LAUNCH=mpirun
 job=$(submit "$d/c" --parsable)
+unset LAUNCH
 wait_checkpoint "$d/c"
 t1=$(date +%s)
 scancel -b --signal=USR1 "$job"
 release_and_check "$job" "$d/c"
 grep -q "^tlsweep job: exit 75" "$d/c.log" || fail "USR1: the first run did not exit 75"
 grep -q "^tlsweep job: requeued $job" "$d/c.log" || fail "USR1: the job did not requeue itself"
+grep -q "3 ranks, .*, mpirun," "$d/c.log" || fail "LAUNCH=mpirun was not used"
 
 echo "== 4. job array of 2 slices, then the dependent merge ($(elapsed) s)"
 sweep "$d/e"
