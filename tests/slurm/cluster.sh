@@ -19,8 +19,8 @@
 # free ports picked at start, so two clusters can run side by side; no cgroups
 # (proctrack/linuxproc, task/none, jobacct_gather/none); MpiDefault=pmix;
 # ReturnToService=2; the node's CPUs from nproc. munged uses its own socket in
-# STATE (AuthInfo=socket=...) and /etc/munge/munge.key, or a key made with
-# mungekey in STATE when that file is missing.
+# STATE (AuthInfo=socket=...) and /etc/munge/munge.key (or $MUNGE_KEY), or
+# a key made with mungekey in STATE when that file is missing.
 set -eu
 
 usage() {
@@ -120,7 +120,7 @@ start() {
     chown munge:munge "$state/munge"
     chmod 755 "$state/munge"  # munged: the socket directory must be world-searchable
 
-    key=/etc/munge/munge.key
+    key=${MUNGE_KEY:-/etc/munge/munge.key}
     if [ ! -s "$key" ]; then
         key=$state/munge/munge.key
         if [ ! -s "$key" ]; then
