@@ -38,32 +38,36 @@ die() {
     exit 1
 }
 
+# Whether process PID runs and is named COMM (a zombie, exited but not yet
+# reaped, does not count; nor does a pid reused by another program).
+alive() { # PID COMM
+    [ "$(cat "/proc/$1/comm" 2> /dev/null)" = "$2" ] || return 1
+    case $(sed 's/^.*) //' "/proc/$1/stat" 2> /dev/null) in Z* | X* | '') return 1 ;; esac
+}
+
 # The daemon named COMM whose pid is in FILE, if that process still runs:
 # prints its pid. A stale pid file (or a reused pid) prints nothing.
 running_pid() { # FILE COMM
     [ -s "$1" ] || return 0
-    p=$(cat "$1" 2>/dev/null) || return 0
+    p=$(cat "$1" 2> /dev/null) || return 0
     case $p in '' | *[!0-9]*) return 0 ;; esac
-    c=$(cat "/proc/$p/comm" 2>/dev/null) || return 0
-    [ "$c" = "$2" ] || return 0
-    # an exited daemon not yet reaped by its parent is a zombie: gone
-    case $(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) in Z* | X* | '') return 0 ;; esac
-    echo "$p"
-    return 0
+    if alive "$p" "$2"; then echo "$p"; fi
 }
 
+# TERM, then KILL after 10 s. The pid is read once: slurmd removes its pid
+# file as soon as it starts shutting down, which can take a while.
 stop_daemon() { # FILE COMM
     p=$(running_pid "$1" "$2")
     [ -n "$p" ] || return 0
-    kill -TERM "$p" 2>/dev/null || return 0
+    kill -TERM "$p" 2> /dev/null || return 0
     i=0
-    while [ $i -lt 100 ] && [ -n "$(running_pid "$1" "$2")" ]; do
+    while [ $i -lt 100 ] && alive "$p" "$2"; do
         sleep 0.1
         i=$((i + 1))
     done
-    if [ -n "$(running_pid "$1" "$2")" ]; then
-        echo "cluster.sh: $2 (pid $p) ignored SIGTERM for 10 s: SIGKILL" >&2
-        kill -KILL "$p" 2>/dev/null || true
+    if alive "$p" "$2"; then
+        echo "cluster.sh: $2 (pid $p) still runs 10 s after SIGTERM: SIGKILL" >&2
+        kill -KILL "$p" 2> /dev/null || true
     fi
 }
 

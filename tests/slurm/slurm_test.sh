@@ -141,7 +141,14 @@ release_and_check() {
         i=$((i + 1))
     done
     scontrol update JobId="$1" StartTime=now
-    wait_state "$1" "" 180 || { cat "$2.log"; fail "job $1 still '$(state "$1")' 180 s after its release"; }
+    # the second run's last line (the log, not squeue: a job that has just
+    # ended leaves squeue soon, and squeue can miss a job for a moment)
+    i=0
+    until [ "$(grep -c '^tlsweep job: exit' "$2.log")" -ge 2 ]; do
+        [ $i -lt 900 ] || { cat "$2.log"; fail "job $1 ('$(state "$1")') not done 180 s after its release"; }
+        sleep 0.2
+        i=$((i + 1))
+    done
     cat "$2.log"
     grep -q "SLURM_RESTART_COUNT=1" "$2.log" || fail "the requeued run did not log SLURM_RESTART_COUNT=1"
     grep -Eq "resuming from its checkpoint|already finished" "$2.log" ||
@@ -198,6 +205,12 @@ rc=$?
 set -e
 cat "$d"/e-0.log "$d"/e-1.log "$d"/e-merge.log 2> /dev/null || true
 echo "array and merge jobs: $ids"
+# array tasks start together and share OUT/cache: both may write the same
+# feature cache file at once (in tlsweep, not in the templates)
+if grep -q "features.tmp failed" "$d"/e-?.log 2> /dev/null; then
+    fail "tlsweep: two slices wrote OUT/cache at once and one failed on the shared .tmp name" \
+        "(common/fileio.c tl_atomic_open: path.tmp is the same for every writer)"
+fi
 [ $rc -eq 0 ] || fail "submit-array.sh (merge --wait): exit $rc"
 grep -q "slice 0/2" "$d/e-0.log" && grep -q "slice 1/2" "$d/e-1.log" || fail "the array tasks did not run slices 0/2 and 1/2"
 grep -q "merged 2 slices: 6 of 6 trials finished" "$d/e-merge.log" || fail "merge did not find all 6 trials"
