@@ -77,9 +77,12 @@ stop() {
     # Jobs still running would leave their slurmstepd behind: cancel them
     # through this cluster's own slurmctld, and give them a few seconds.
     if [ -f "$conf" ] && [ -n "$(running_pid "$state/slurmctld.pid" slurmctld)" ]; then
-        if [ -n "$(SLURM_CONF=$conf squeue -h -o %i 2>/dev/null)" ]; then
-            SLURM_CONF=$conf scancel --full --quiet --signal=KILL $(SLURM_CONF=$conf squeue -h -o %i) 2>/dev/null || true
-            SLURM_CONF=$conf scancel --quiet $(SLURM_CONF=$conf squeue -h -o %i) 2>/dev/null || true
+        jobs=$(SLURM_CONF=$conf squeue -h -o %i 2> /dev/null || true)
+        if [ -n "$jobs" ]; then
+            # shellcheck disable=SC2086 # one argument per job id
+            SLURM_CONF=$conf scancel --full --quiet --signal=KILL $jobs 2> /dev/null || true
+            # shellcheck disable=SC2086
+            SLURM_CONF=$conf scancel --quiet $jobs 2> /dev/null || true
             i=0
             while [ $i -lt 50 ] && [ -n "$(SLURM_CONF=$conf squeue -h -t R,CG -o %i 2>/dev/null)" ]; do
                 sleep 0.2
@@ -150,6 +153,7 @@ start() {
     127.*) comm=CommunicationParameters=NoCtldInAddrAny,NoInAddrAny ;;
     esac
     cpus=$(nproc)
+    # shellcheck disable=SC2046 # two port numbers
     set -- $(free_ports)
     cat > "$state/slurm.conf" <<EOF
 # written by tests/slurm/cluster.sh: a single-node cluster in $state

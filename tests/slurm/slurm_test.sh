@@ -90,7 +90,9 @@ best() {
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["best"]["trial"])' "$1/results.json"
 }
 check_results() { # OUT NAME
-    [ -s "$1/results.json" ] && [ -s "$1/best.tlm" ] || fail "$2: no results.json or best.tlm in $1"
+    if [ ! -s "$1/results.json" ] || [ ! -s "$1/best.tlm" ]; then
+        fail "$2: no results.json or best.tlm in $1"
+    fi
     python3 - "$1/results.json" "$2" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -212,7 +214,8 @@ if grep -q "features.tmp failed" "$d"/e-?.log 2> /dev/null; then
         "(common/fileio.c tl_atomic_open: path.tmp is the same for every writer)"
 fi
 [ $rc -eq 0 ] || fail "submit-array.sh (merge --wait): exit $rc"
-grep -q "slice 0/2" "$d/e-0.log" && grep -q "slice 1/2" "$d/e-1.log" || fail "the array tasks did not run slices 0/2 and 1/2"
+grep -q "slice 0/2" "$d/e-0.log" || fail "array task 0 did not run slice 0/2"
+grep -q "slice 1/2" "$d/e-1.log" || fail "array task 1 did not run slice 1/2"
 grep -q "merged 2 slices: 6 of 6 trials finished" "$d/e-merge.log" || fail "merge did not find all 6 trials"
 check_results "$d/e" "merged array"
 board "$d/e" > "$d/e.board"
