@@ -19,13 +19,17 @@ int tl_atomic_open(tl_atomic_file *f, const char *path, tl_err *e)
     f->fd = -1;
     f->err = 0;
     f->tmp = NULL;
-    /* "path\0path.tmp\0" in one allocation */
-    if (!(f->path = malloc(2 * plen + 6)))
+    /* "path\0path.tmp.PID.N\0" in one allocation: a name of this writer's
+     * own, so processes writing the same file at once (job-array slices
+     * sharing a feature cache) never truncate each other's temporary; the
+     * last rename wins, and each wrote a whole file */
+    static _Atomic unsigned long serial;
+    size_t cap = 2 * plen + 64;
+    if (!(f->path = malloc(cap)))
         return tl_errf(e, TL_ENOMEM, "%s: out of memory", path);
     memcpy(f->path, path, plen + 1);
     f->tmp = f->path + plen + 1;
-    memcpy(f->tmp, path, plen);
-    memcpy(f->tmp + plen, ".tmp", 5);
+    snprintf(f->tmp, cap - plen - 1, "%s.tmp.%ld.%lu", path, (long)getpid(), ++serial);
     f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (f->fd < 0) {
         int rc = io_fail(f, "open", errno, e);

@@ -1,5 +1,5 @@
 /* Files written whole or not at all (SQLite's write-to-temp and rename):
- * bytes go to "<path>.tmp"; commit fsyncs it, renames it over path and
+ * bytes go to "<path>.tmp.<pid>.<n>"; commit fsyncs it, renames it over path and
  * fsyncs the directory, so a reader sees the old file or the new one, never
  * a torn one. Streaming, so a writer can hash or pack as it goes.
  *

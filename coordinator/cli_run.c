@@ -297,10 +297,13 @@ static int run_mpi(const char *path, int quiet, int slice, int n_slices)
         sweep_free(&s);
         free(text);
     } else {
-        /* mpirun hands SIGUSR1 and a terminal's SIGINT to every rank; the
-         * coordinator decides and tells the workers */
+        /* mpirun hands SIGUSR1 and a terminal's SIGINT to every rank, and
+         * Slurm sends SIGTERM to every task at a requeue or cancel; the
+         * coordinator gets it too, decides and tells the workers, who stop
+         * at the next step (Slurm's SIGKILL follows only after KillWait) */
         signal(SIGUSR1, SIG_IGN);
         signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
         worker_opts wo = {.threads = threads};
         int rc = worker_main(l, &wo, &e);
         if (rc)

@@ -361,6 +361,9 @@ void coord_fail(coord *c, const char *msg)
 static void on_signal(uv_signal_t *h, int signum)
 {
     coord *c = h->data;
+    /* Slurm's TERM and the batch script's USR1 arrive together: one request */
+    if (c->interrupted && tl_now() - c->stop_time < 2.0)
+        return;
     if (c->interrupted || c->stopping) {
         /* a second signal: leave now; the journal is consistent as it is */
         coord_log(c, "%s again: leaving without waiting for the workers", strsignal(signum));

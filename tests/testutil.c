@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* nftw's FTW_DEPTH, FTW_PHYS */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <math.h>
@@ -202,4 +203,23 @@ void tu_assert_one_line_error_(const char *file, int line, const tl_err *e, ...)
             _fail(file, line);
         }
     va_end(ap);
+}
+
+int tu_tmp_left(const char *path)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? strrchr(path, '/') + 1 : path;
+    if (slash)
+        *slash = '\0';
+    char prefix[512];
+    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    DIR *d = opendir(slash ? (dir[0] ? dir : "/") : ".");
+    int found = 0;
+    for (struct dirent *de; d && !found && (de = readdir(d));)
+        found = !strncmp(de->d_name, prefix, strlen(prefix));
+    if (d)
+        closedir(d);
+    return found;
 }

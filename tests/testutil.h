@@ -55,6 +55,9 @@ const char *tu_tmpdir(void);
 void tu_write_file(const char *path, const void *data, size_t n);
 /* The whole file, malloc'd with one spare byte; fails the test on error. */
 unsigned char *tu_read_file(const char *path, size_t *n);
+/* Whether an atomic write's temporary of path ("<path>.tmp.<pid>.<n>",
+ * common/fileio.h) is left in its folder. */
+int tu_tmp_left(const char *path);
 
 /* ---- errors --------------------------------------------------------------- */
 

@@ -518,18 +518,26 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
     tset_init(&wts);
     memset(&ix, 0, sizeof ix);
 
-    int rc = model_read(cfg->weights, &wspec, &wts, e);
-    if (rc)
+    /* the weights and the index may come loaded (a worker keeps them
+     * between trials); else they are read here */
+    const model_spec *W = cfg->weights_spec ? cfg->weights_spec : &wspec;
+    const tset *WT = cfg->weights_spec ? cfg->weights_tensors : &wts;
+    int rc = 0;
+    if (!cfg->weights_spec && (rc = model_read(cfg->weights, &wspec, &wts, e)))
         goto out;
-    if (!wspec.backbone || !wspec.backbone[0]) {
+    if (!W->backbone || !W->backbone[0]) {
         rc = tl_errf(e, TL_EFORMAT, "%s: the model file names no backbone", cfg->weights);
         goto out;
     }
-    data_index_cfg dc = {cfg->train_dir, cfg->val_dir, cfg->test_dir,
-                         cfg->val_dir ? 0 : cfg->validation_split, cfg->split_seed};
-    if ((rc = data_index_build(&ix, &dc, e)))
-        goto out;
-    have_ix = 1;
+    if (cfg->index) {
+        ix = *cfg->index; /* borrowed: not freed here */
+    } else {
+        data_index_cfg dc = {cfg->train_dir, cfg->val_dir, cfg->test_dir,
+                             cfg->val_dir ? 0 : cfg->validation_split, cfg->split_seed};
+        if ((rc = data_index_build(&ix, &dc, e)))
+            goto out;
+        have_ix = 1;
+    }
     for (int s = 0; s < 3; s++)
         if (!(ids[s] = ids_of(&ix, (data_split)s, &nids[s]))) {
             rc = tl_errf(e, TL_ENOMEM, "train: out of memory");
@@ -557,13 +565,16 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
             goto out;
         }
 
-    int size = cfg->size > 0 ? cfg->size : wspec.height;
-    if ((rc = build_spec(&spec, &wspec, cfg, &ix, head, n_head, size, e)))
+    int size = cfg->size > 0 ? cfg->size : W->height;
+    if ((rc = build_spec(&spec, W, cfg, &ix, head, n_head, size, e)))
         goto out;
-    if ((rc = net_build_from_spec(&full, &spec, cfg->batch, e)))
+    /* frozen on the cache, the whole net only collects the final weights:
+     * no batch-sized activations for it */
+    int cached_only = cfg->mode == MODEL_FROZEN && !cfg->no_cache;
+    if ((rc = net_build_from_spec(&full, &spec, cached_only ? 1 : cfg->batch, e)))
         goto out;
     have_full = 1;
-    if ((rc = load_backbone(&full, &wts, cfg->weights, e)))
+    if ((rc = load_backbone(&full, WT, cfg->weights, e)))
         goto out;
     init_head(&full, cfg->seed);
     if ((rc = metrics_confusion_init(&cm, (size_t)ix.n_classes, e)))
@@ -607,7 +618,7 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
             goto out;
         }
         if (!given) {
-            if ((rc = trial_extractor_build(&ext, &wspec, &wts, cfg->weights, size, pooled,
+            if ((rc = trial_extractor_build(&ext, W, WT, cfg->weights, size, pooled,
                                             cfg->batch, e)))
                 goto out;
             have_ext = 1;

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/data.h"
 #include "common/data_augment.h"
 #include "common/err.h"
 #include "common/model_file.h"
@@ -88,6 +89,12 @@ typedef struct {
      * max). Without a validation set the last epoch is kept. */
     sweep_metric select_metric;
     int select_max;
+    /* Already loaded: the weights file's spec and tensors (NULL: read
+     * `weights`), and the dataset index of train/val/test dirs, split and
+     * split_seed (NULL: built here). Borrowed, not freed. */
+    const model_spec *weights_spec;
+    const tset *weights_tensors;
+    const data_index *index;
     /* Frozen mode: train the head on these instead of extracting. */
     const trial_features *features;
     /* Continue from a snapshot (same configuration) instead of from scratch. */

@@ -37,6 +37,11 @@ typedef struct {
     net ext;
     model_spec ext_spec;
     size_t ext_dim;
+    /* the weights file of the last trial, kept between trials */
+    char wt_path[4096];
+    model_spec wt_spec;
+    tset wt_ts;
+    int have_wt;
     /* the feature cache of the last frozen trial, kept between trials */
     char fc_path[4096];
     fcache fc;
@@ -562,6 +567,25 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     cfg.log_ctx = w;
 
     int rc = 0;
+    if (!w->have_wt || strcmp(w->wt_path, t->weights)) {
+        if (w->have_wt) {
+            model_spec_free(&w->wt_spec);
+            tset_free(&w->wt_ts);
+            w->have_wt = 0;
+        }
+        model_spec_init(&w->wt_spec);
+        tset_init(&w->wt_ts);
+        if ((rc = model_read(t->weights, &w->wt_spec, &w->wt_ts, e))) {
+            model_spec_free(&w->wt_spec);
+            tset_free(&w->wt_ts);
+            return rc;
+        }
+        snprintf(w->wt_path, sizeof w->wt_path, "%s", t->weights);
+        w->have_wt = 1;
+    }
+    cfg.weights_spec = &w->wt_spec;
+    cfg.weights_tensors = &w->wt_ts;
+    cfg.index = &w->ix;
     trial_features tf;
     if (task->feature_cache && task->feature_cache[0]) {
         if (!w->have_fc || strcmp(w->fc_path, task->feature_cache)) {
@@ -682,6 +706,10 @@ int worker_main(msg_link *l, const worker_opts *o, tl_err *e)
             break;
     }
     drop_extractor(&w);
+    if (w.have_wt) {
+        model_spec_free(&w.wt_spec);
+        tset_free(&w.wt_ts);
+    }
     if (w.have_fc)
         fcache_free(&w.fc);
     if (w.have_ix)

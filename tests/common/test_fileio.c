@@ -15,18 +15,6 @@
 
 #include "common/fileio.h"
 
-static int exists(const char *p)
-{
-    return access(p, F_OK) == 0;
-}
-
-static const char *tmp_of(const char *p)
-{
-    static char b[600];
-    snprintf(b, sizeof b, "%s.tmp", p);
-    return b;
-}
-
 static void assert_file_is(const char *p, const char *want)
 {
     size_t n;
@@ -44,14 +32,14 @@ static void test_commit(void **st)
     tl_atomic_file f;
     for (int round = 0; round < 2; round++) { /* creates, then replaces */
         assert_int_equal(tl_atomic_open(&f, p, &e), 0);
-        assert_true(exists(tmp_of(p)));
+        assert_true(tu_tmp_left(p));
         assert_int_equal(tl_atomic_write(&f, "hello ", 6, &e), 0);
         assert_int_equal(tl_atomic_write(&f, round ? "again" : "world", 5, &e), 0);
         assert_int_equal(tl_atomic_write(&f, NULL, 0, &e), 0);
         assert_int_equal(tl_atomic_commit(&f, &e), 0);
         tl_atomic_abort(&f); /* a no-op after a commit */
         assert_file_is(p, round ? "hello again" : "hello world");
-        assert_false(exists(tmp_of(p)));
+        assert_false(tu_tmp_left(p));
     }
     struct stat sb;
     assert_int_equal(stat(p, &sb), 0);
@@ -85,7 +73,7 @@ static void test_abort_midway(void **st)
     tl_atomic_abort(&f);
     tl_atomic_abort(&f); /* twice is harmless */
     assert_file_is(p, "old");
-    assert_false(exists(tmp_of(p)));
+    assert_false(tu_tmp_left(p));
 }
 
 /* A real I/O error: with RLIMIT_FSIZE at 4 KiB (and SIGXFSZ ignored), the
@@ -123,7 +111,7 @@ static void test_write_fails(void **st)
     tu_assert_one_line_error(&e, p, "write of", strerror(EFBIG));
     tl_atomic_abort(&f);
     assert_file_is(p, "old");
-    assert_false(exists(tmp_of(p)));
+    assert_false(tu_tmp_left(p));
 }
 
 /* rename onto a non-empty directory fails: the commit reports it, removes
@@ -141,7 +129,7 @@ static void test_rename_fails(void **st)
     assert_int_equal(tl_atomic_commit(&f, &e), TL_EIO);
     tu_assert_one_line_error(&e, p, "rename of", ".tmp");
     tl_atomic_abort(&f);
-    assert_false(exists(tmp_of(p)));
+    assert_false(tu_tmp_left(p));
     assert_file_is(tu_tmp("adir/inside"), "in");
 }
 
