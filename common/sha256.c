@@ -51,6 +51,78 @@ static void block(uint32_t h[8], const unsigned char *p)
     h[4] += e, h[5] += f, h[6] += g, h[7] += k;
 }
 
+/* ---- SHA extensions (x86: Intel Goldmont+, AMD Zen) ---------------------------------- */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define SHA256_HAVE_NI 1
+
+/* The state lives as (A,B,E,F) and (C,D,G,H) for sha256rnds2; each step
+ * does four rounds, and message words come in groups of four:
+ * W[g] = msg2(msg1(W[g-4], W[g-3]) + (W[g-1]:W[g-2] >> 32 bits), W[g-1]). */
+__attribute__((target("sha,sse4.1"))) static void blocks_ni(uint32_t h[8],
+                                                            const unsigned char *p,
+                                                            size_t n)
+{
+    const __m128i swap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+    __m128i dcba = _mm_loadu_si128((const __m128i *)&h[0]);
+    __m128i hgfe = _mm_loadu_si128((const __m128i *)&h[4]);
+    __m128i cdab = _mm_shuffle_epi32(dcba, 0xB1);
+    hgfe = _mm_shuffle_epi32(hgfe, 0x1B);
+    __m128i abef = _mm_alignr_epi8(cdab, hgfe, 8);
+    __m128i cdgh = _mm_blend_epi16(hgfe, cdab, 0xF0);
+    for (; n; n--, p += 64) {
+        __m128i abef0 = abef, cdgh0 = cdgh, w[16];
+        for (int g = 0; g < 16; g++) {
+            if (g < 4)
+                w[g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * g)), swap);
+            else
+                w[g] = _mm_sha256msg2_epu32(
+                    _mm_add_epi32(_mm_sha256msg1_epu32(w[g - 4], w[g - 3]),
+                                  _mm_alignr_epi8(w[g - 1], w[g - 2], 4)),
+                    w[g - 1]);
+            __m128i m = _mm_add_epi32(w[g], _mm_loadu_si128((const __m128i *)&K[4 * g]));
+            cdgh = _mm_sha256rnds2_epu32(cdgh, abef, m);
+            abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(m, 0x0E));
+        }
+        abef = _mm_add_epi32(abef, abef0);
+        cdgh = _mm_add_epi32(cdgh, cdgh0);
+    }
+    __m128i feba = _mm_shuffle_epi32(abef, 0x1B);
+    __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+    _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(feba, dchg, 0xF0));
+    _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(dchg, feba, 8));
+}
+#endif
+
+static int use_ni = -1; /* -1: not asked yet */
+
+int sha256_set_accel(int on)
+{
+#ifdef SHA256_HAVE_NI
+    __builtin_cpu_init();
+    use_ni = on && __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+#else
+    (void)on;
+    use_ni = 0;
+#endif
+    return use_ni;
+}
+
+static void blocks(uint32_t h[8], const unsigned char *p, size_t n)
+{
+    if (use_ni < 0)
+        sha256_set_accel(1);
+#ifdef SHA256_HAVE_NI
+    if (use_ni) {
+        blocks_ni(h, p, n);
+        return;
+    }
+#endif
+    for (; n; n--, p += 64)
+        block(h, p);
+}
+
 void sha256_init(sha256_ctx *c)
 {
     static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -72,11 +144,12 @@ void sha256_update(sha256_ctx *c, const void *data, size_t len)
         len -= take;
         if (c->nbuf < 64)
             return;
-        block(c->h, c->buf);
+        blocks(c->h, c->buf, 1);
         c->nbuf = 0;
     }
-    for (; len >= 64; p += 64, len -= 64)
-        block(c->h, p);
+    blocks(c->h, p, len / 64);
+    p += len / 64 * 64;
+    len %= 64;
     memcpy(c->buf, p, len);
     c->nbuf = len;
 }

@@ -279,8 +279,18 @@ static int extract_task(worker *w, const Tlsweep__Task *t, tl_err *e)
     loader_close(L);
     if (rc == 0 || rc == 1)
         rc = send_features(w, t, out_ids, rows, out, skipped, n_skipped, 1, e);
-    else if (rc == TL_ESTOPPED)
+    else if (rc == TL_ESTOPPED) {
+        /* the coordinator waits for every busy worker's answer before it exits */
+        Tlsweep__TrialResult tr = TLSWEEP__TRIAL_RESULT__INIT;
+        tr.task_id = t->task_id;
+        tr.status = TLSWEEP__TRIAL_RESULT__STATUS__STOPPED;
+        tr.message = "features: stopped on request";
+        Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+        env.body_case = TLSWEEP__ENVELOPE__BODY_TRIAL_RESULT;
+        env.trial_result = &tr;
+        send_env(w, &env, NULL);
         tl_errf(e, TL_ESTOPPED, "features: stopped on request");
+    }
 out:
     free(ids);
     free(out_ids);

@@ -191,8 +191,14 @@ double optim_lr(const optim *o)
 /* The kernels: one pass over the slice, every element independent, so the
  * compiler vectorises them and results do not depend on slicing. */
 
+/* Element-wise updates: vectorised, and split across the threads for large
+ * slices (each element's arithmetic is the same either way, so results do
+ * not depend on the thread count). */
+#define SLICE_LOOP _Pragma("omp parallel for simd schedule(static) if (n >= 32768)")
+
 static void decay_slice(float *restrict w, size_t n, float c)
 {
+    SLICE_LOOP
     for (size_t i = 0; i < n; i++)
         w[i] -= w[i] * c;
 }
@@ -203,6 +209,7 @@ static void adam_slice(float *restrict w, const float *restrict g, float *restri
 {
     /* Keras 3 writes the moments as m += (g - m)(1 - b1); kept so float
      * rounding follows it. */
+    SLICE_LOOP
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         float mi = m[i] + (gi - m[i]) * one_m_b1;
@@ -215,6 +222,7 @@ static void adam_slice(float *restrict w, const float *restrict g, float *restri
 
 static void sgd_slice(float *restrict w, const float *restrict g, size_t n, float lr)
 {
+    SLICE_LOOP
     for (size_t i = 0; i < n; i++)
         w[i] -= g[i] * lr;
 }
@@ -223,13 +231,15 @@ static void sgd_momentum_slice(float *restrict w, const float *restrict g, float
                                size_t n, float lr, float mom, int nesterov)
 {
     if (nesterov) {
-        for (size_t i = 0; i < n; i++) {
+        SLICE_LOOP
+    for (size_t i = 0; i < n; i++) {
             float mi = m[i] * mom - g[i] * lr;
             m[i] = mi;
             w[i] += mi * mom - g[i] * lr;
         }
     } else {
-        for (size_t i = 0; i < n; i++) {
+        SLICE_LOOP
+    for (size_t i = 0; i < n; i++) {
             float mi = m[i] * mom - g[i] * lr;
             m[i] = mi;
             w[i] += mi;
@@ -244,7 +254,8 @@ static void rmsprop_slice(float *restrict w, const float *restrict g, float *res
 {
     float one_m_rho = 1.0f - rho;
     if (mo) {
-        for (size_t i = 0; i < n; i++) {
+        SLICE_LOOP
+    for (size_t i = 0; i < n; i++) {
             float gi = g[i];
             float vi = rho * ms[i] + one_m_rho * (gi * gi);
             ms[i] = vi;
@@ -253,7 +264,8 @@ static void rmsprop_slice(float *restrict w, const float *restrict g, float *res
             w[i] -= mi;
         }
     } else {
-        for (size_t i = 0; i < n; i++) {
+        SLICE_LOOP
+    for (size_t i = 0; i < n; i++) {
             float gi = g[i];
             float vi = rho * ms[i] + one_m_rho * (gi * gi);
             ms[i] = vi;
