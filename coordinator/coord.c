@@ -466,6 +466,12 @@ static int give_trial(coord *c, cworker *k)
             task.feature_cache = c->groups[st->cache_group].path;
             task.cache_key = c->groups[st->cache_group].key;
         }
+        if (c->best >= 0) {
+            task.has_best = 1;
+            task.best_value = c->trials[c->best].res->best_value;
+            task.best_index = (uint32_t)c->best;
+            task.goal_max = c->s->goal_max;
+        }
         send_task(c, k, &task);
         t->st = TR_RUNNING;
         t->worker = k->rank;

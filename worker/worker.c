@@ -55,6 +55,8 @@ typedef struct {
     double last_progress, last_sent;
     unsigned char *model;
     size_t model_len;
+    const Tlsweep__Task *task;       /* TRAIN_TRIAL in progress */
+    const trial_result *result;
 } worker;
 
 static int send_env(worker *w, Tlsweep__Envelope *env, tl_err *e)
@@ -403,11 +405,22 @@ static int step_done(void *ctx, int epoch, size_t step, size_t steps, double los
     return w->stop != 0;
 }
 
+/* The kept model travels only when the trial may be the best: one that
+ * cannot beat the best known when its task was sent never will. Ties go
+ * to the lower grid index, as the coordinator ranks them. */
 static int model_done(void *ctx, const model_spec *spec, const tset *ts)
 {
     worker *w = ctx;
     free(w->model);
     w->model = NULL;
+    w->model_len = 0;
+    const Tlsweep__Task *t = w->task;
+    if (t->has_best) {
+        double v = w->result->best_value, b = t->best_value;
+        int better = v != b ? (t->goal_max ? v > b : v < b) : t->trial_index < t->best_index;
+        if (!better)
+            return 0;
+    }
     return model_write_mem(spec, ts, &w->model, &w->model_len, NULL);
 }
 
@@ -621,6 +634,8 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     }
     trial_result r;
     w->last_progress = tl_now();
+    w->task = task;
+    w->result = &r;
     rc = trial_run(&cfg, &r, e);
     int status = rc == 0 ? TLSWEEP__TRIAL_RESULT__STATUS__DONE
                  : rc == TL_ESTOPPED ? TLSWEEP__TRIAL_RESULT__STATUS__STOPPED
