@@ -940,8 +940,8 @@ static int parse_root(ctx *c, yaml_node_t *root)
 {
     static const char *const keys[] = {"name", "data", "model", "weights", "grid",
                                        "epochs", "select", "out", "seed", "threads",
-                                       "feature_cache", NULL};
-    yaml_node_t *v[11];
+                                       "feature_cache", "checkpoint_seconds", NULL};
+    yaml_node_t *v[12];
     sweep *s = c->s;
     if (get_map(c, root, "", keys, v, "a mapping of sweep keys"))
         return TL_EINVAL;
@@ -964,6 +964,10 @@ static int parse_root(ctx *c, yaml_node_t *root)
     if (v[10] && get_bool(c, v[10], "feature_cache", &cache))
         return TL_EINVAL;
     s->no_feature_cache = !cache;
+    s->checkpoint_seconds = 1.0;
+    if (v[11] && get_range(c, v[11], "checkpoint_seconds", "a number of seconds >= 0", 0, 0, 1e9, 0,
+                           &s->checkpoint_seconds))
+        return TL_EINVAL;
 
     yaml_node_t *size_node = NULL, *metric_node = NULL, *bb_list = NULL, **bb_nodes = NULL;
     s->image_size = 224;

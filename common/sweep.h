@@ -129,6 +129,9 @@ typedef struct {
     /* feature_cache: false runs frozen trials the Keras way, the backbone
      * forward every epoch (for comparisons; the cache is on by default) */
     int no_feature_cache;
+    /* a trial's checkpoint is written after an epoch only when the last one
+     * is at least this old (0: every epoch); long epochs always checkpoint */
+    double checkpoint_seconds;
 
     /* The expansion. cache_groups: one per distinct frozen feature cache. */
     sweep_trial *trials;

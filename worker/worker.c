@@ -52,7 +52,7 @@ typedef struct {
     int trial_index;
     uint64_t trial_key;
     int stop;             /* a Stop arrived: 1 preempted, 2 finished/abort */
-    double last_progress, last_sent;
+    double last_progress, last_sent, last_ckpt;
     unsigned char *model;
     size_t model_len;
     const Tlsweep__Task *task;       /* TRAIN_TRIAL in progress */
@@ -323,6 +323,14 @@ static int epoch_done(void *ctx, const trial_snapshot *sn)
     env.epoch_report = &er;
     if (send_env(w, &env, NULL))
         return 1;
+    /* epochs of a head on cached features take milliseconds: checkpoints
+     * of those come at most every checkpoint_seconds (a resume repeats the
+     * epochs since, the same way) */
+    if (tl_now() - w->last_ckpt < w->s.checkpoint_seconds) {
+        check_stop(w);
+        return w->stop;
+    }
+    w->last_ckpt = tl_now();
 
     /* the checkpoint: three tensors and the epochs so far */
     int64_t shape_w[1] = {(int64_t)sn->n_weights}, shape_o[1] = {(int64_t)sn->n_optim};
@@ -636,6 +644,7 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     w->last_progress = tl_now();
     w->task = task;
     w->result = &r;
+    w->last_ckpt = tl_now();
     rc = trial_run(&cfg, &r, e);
     int status = rc == 0 ? TLSWEEP__TRIAL_RESULT__STATUS__DONE
                  : rc == TL_ESTOPPED ? TLSWEEP__TRIAL_RESULT__STATUS__STOPPED

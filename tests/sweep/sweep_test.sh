@@ -59,6 +59,7 @@ grid:
   batch_size: [16]
 epochs: $2
 threads: 1
+checkpoint_seconds: 0
 seed: 7
 out: $1
 EOF
