@@ -143,6 +143,15 @@ release_and_check() {
         sleep 0.2
         i=$((i + 1))
     done
+    # and until the node is idle again (not "completing": a job released onto
+    # a completing node was seen to vanish without running)
+    i=0
+    until [ "$(sinfo -h -o %T | sort -u)" = idle ]; do
+        [ $i -lt 150 ] || fail "the node is '$(sinfo -h -o %T)', not idle, 30 s after the requeue"
+        sleep 0.2
+        i=$((i + 1))
+    done
+    sleep 1
     scontrol update JobId="$1" StartTime=now
     # the second run's last line (the log, not squeue: a job that has just
     # ended leaves squeue soon, and squeue can miss a job for a moment)
