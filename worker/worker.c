@@ -303,21 +303,27 @@ out:
 
 /* ---- training ------------------------------------------------------------------------- */
 
+/* An epoch's figures as the wire carries them (report and history alike). */
+static void epoch_report(Tlsweep__EpochReport *r, const trial_epoch *x)
+{
+    tlsweep__epoch_report__init(r);
+    r->epoch = (uint32_t)x->epoch;
+    r->loss = (float)x->loss;
+    r->accuracy = (float)x->accuracy;
+    r->val_loss = (float)x->val_loss;
+    r->val_accuracy = (float)x->val_accuracy;
+    r->seconds = x->seconds;
+    r->images_per_second = (float)x->images_per_s;
+}
+
 static int epoch_done(void *ctx, const trial_snapshot *sn)
 {
     worker *w = ctx;
-    const trial_epoch *x = &sn->epochs[sn->epoch - 1];
-    Tlsweep__EpochReport er = TLSWEEP__EPOCH_REPORT__INIT;
+    Tlsweep__EpochReport er;
+    epoch_report(&er, &sn->epochs[sn->epoch - 1]);
     er.task_id = w->task_id;
     er.trial_id = (char *)w->trial_id;
     er.trial_index = (uint32_t)w->trial_index;
-    er.epoch = (uint32_t)x->epoch;
-    er.loss = (float)x->loss;
-    er.accuracy = (float)x->accuracy;
-    er.val_loss = (float)x->val_loss;
-    er.val_accuracy = (float)x->val_accuracy;
-    er.seconds = x->seconds;
-    er.images_per_second = (float)x->images_per_s;
     Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
     env.body_case = TLSWEEP__ENVELOPE__BODY_EPOCH_REPORT;
     env.epoch_report = &er;
@@ -358,15 +364,7 @@ static int epoch_done(void *ctx, const trial_snapshot *sn)
         return 1;
     }
     for (int i = 0; i < sn->epoch; i++) {
-        const trial_epoch *q = &sn->epochs[i];
-        tlsweep__epoch_report__init(&hist[i]);
-        hist[i].epoch = (uint32_t)q->epoch;
-        hist[i].loss = (float)q->loss;
-        hist[i].accuracy = (float)q->accuracy;
-        hist[i].val_loss = (float)q->val_loss;
-        hist[i].val_accuracy = (float)q->val_accuracy;
-        hist[i].seconds = q->seconds;
-        hist[i].images_per_second = (float)q->images_per_s;
+        epoch_report(&hist[i], &sn->epochs[i]);
         hp[i] = &hist[i];
     }
     Tlsweep__Checkpoint ck = TLSWEEP__CHECKPOINT__INIT;
