@@ -96,45 +96,12 @@ int ckpt_write(const char *path, const Tlsweep__Checkpoint *c, tl_err *e)
     return rc;
 }
 
-/* The whole file into a malloc'd buffer. */
-static int read_whole(const char *path, unsigned char **buf, size_t *n, tl_err *e)
-{
-    *buf = NULL;
-    *n = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return tl_errf(e, errno == ENOENT ? TL_ENOTFOUND : TL_EIO, "%s: cannot open: %s", path,
-                       strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(fp);
-        return tl_errf(e, TL_EIO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
-    unsigned char *b = malloc(size ? size : 1);
-    if (!b) {
-        fclose(fp);
-        return tl_errf(e, TL_ENOMEM, "%s: cannot allocate %zu bytes", path, size);
-    }
-    size_t got = fread(b, 1, size, fp);
-    int err = ferror(fp);
-    fclose(fp);
-    if (got != size) {
-        free(b);
-        return tl_errf(e, TL_EIO, "%s: read %zu of %zu bytes%s", path, got, size,
-                       err ? "" : " (file shrank while reading)");
-    }
-    *buf = b;
-    *n = size;
-    return 0;
-}
-
 int ckpt_read(const char *path, Tlsweep__Checkpoint **c, tl_err *e)
 {
     *c = NULL;
     unsigned char *b;
     size_t size;
-    int rc = read_whole(path, &b, &size, e);
+    int rc = tl_read_file(path, SIZE_MAX - 1, &b, &size, e);
     if (rc)
         return rc;
     const size_t frame = CKPT_HEADER_SIZE + SHA256_DIGEST_SIZE;

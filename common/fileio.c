@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int io_fail(tl_atomic_file *f, const char *what, int err, tl_err *e)
@@ -96,4 +98,41 @@ void tl_atomic_abort(tl_atomic_file *f)
         unlink(f->tmp);
     free(f->path);
     f->path = f->tmp = NULL;
+}
+
+int tl_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, tl_err *e)
+{
+    *buf = NULL;
+    *len = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return tl_errf(e, errno == ENOENT ? TL_ENOTFOUND : TL_EIO, "%s: cannot open: %s", path,
+                       strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(fp);
+        return tl_errf(e, TL_EIO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)sb.st_size > max) {
+        fclose(fp);
+        return tl_errf(e, TL_EFORMAT, "%s: larger than %zu bytes", path, max);
+    }
+    size_t size = (size_t)sb.st_size;
+    unsigned char *b = malloc(size + 1);
+    if (!b) {
+        fclose(fp);
+        return tl_errf(e, TL_ENOMEM, "%s: cannot allocate %zu bytes", path, size);
+    }
+    size_t got = size ? fread(b, 1, size, fp) : 0;
+    int err = ferror(fp);
+    fclose(fp);
+    if (got != size) {
+        free(b);
+        return tl_errf(e, TL_EIO, "%s: read %zu of %zu bytes%s", path, got, size,
+                       err ? "" : " (file shrank while reading)");
+    }
+    b[size] = 0;
+    *buf = b;
+    *len = size;
+    return 0;
 }

@@ -43,4 +43,10 @@ int tl_atomic_commit(tl_atomic_file *f, tl_err *e);
  * failed open, a previous abort, or on TL_ATOMIC_FILE_INIT. */
 void tl_atomic_abort(tl_atomic_file *f);
 
+/* The whole of path into a malloc'd buffer with a NUL after the last byte
+ * (for text); files over max bytes are refused before reading (TL_EFORMAT,
+ * naming the limit). A missing file is TL_ENOTFOUND, other failures TL_EIO,
+ * each naming the path. */
+int tl_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, tl_err *e);
+
 #endif

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "common/fileio.h"
+
 /* Limits that keep a hostile file from costing more than a moment (a
  * grid list is checked for repeats pairwise). */
 enum { SWEEP_MAX_FILE = 1 << 20, SWEEP_MAX_LIST = 1000 };
@@ -1188,30 +1190,35 @@ int sweep_parse(sweep *s, const char *file, const char *text, size_t len, tl_err
     return rc;
 }
 
-int sweep_load(sweep *s, const char *path, tl_err *e)
+int sweep_load_text(sweep *s, const char *path, char **text, size_t *len, tl_err *e)
 {
     memset(s, 0, sizeof *s);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tl_errf(e, TL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = malloc(SWEEP_MAX_FILE + 1);
-    if (!buf) {
-        fclose(f);
-        return tl_errf(e, TL_ENOMEM, "%s: out of memory", path);
-    }
-    size_t n = fread(buf, 1, SWEEP_MAX_FILE + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
+    *text = NULL;
+    *len = 0;
+    unsigned char *buf;
+    size_t n;
+    int rc = tl_read_file(path, SWEEP_MAX_FILE, &buf, &n, e);
+    if (rc == TL_EFORMAT)
+        return tl_errf(e, TL_EFORMAT, "%s: larger than %d bytes: not a sweep file", path,
+                       SWEEP_MAX_FILE);
+    if (rc == TL_ENOTFOUND && e)
+        e->code = TL_EIO; /* as before: any open failure is an I/O error */
+    if (rc)
+        return rc == TL_ENOTFOUND ? TL_EIO : rc;
+    if ((rc = sweep_parse(s, path, (const char *)buf, n, e))) {
         free(buf);
-        return tl_errf(e, TL_EIO, "%s: read error", path);
+        return rc;
     }
-    if (n > SWEEP_MAX_FILE) {
-        free(buf);
-        return tl_errf(e, TL_EFORMAT, "%s: larger than %d bytes: not a sweep file", path, SWEEP_MAX_FILE);
-    }
-    buf[n] = '\0';
-    int rc = sweep_parse(s, path, buf, n, e);
-    free(buf);
+    *text = (char *)buf;
+    *len = n;
+    return 0;
+}
+
+int sweep_load(sweep *s, const char *path, tl_err *e)
+{
+    char *text;
+    size_t len;
+    int rc = sweep_load_text(s, path, &text, &len, e);
+    free(text);
     return rc;
 }

@@ -144,6 +144,9 @@ typedef struct {
  * (sweep_free is still safe) and e holds one line. Touches nothing on disk
  * except reading path. */
 int sweep_load(sweep *s, const char *path, tl_err *e);
+/* The same, keeping the file's bytes (*text, NUL-terminated, free it) for
+ * whoever must hand the exact sweep on (the coordinator to its workers). */
+int sweep_load_text(sweep *s, const char *path, char **text, size_t *len, tl_err *e);
 /* The same from memory; file names the text in messages. */
 int sweep_parse(sweep *s, const char *file, const char *text, size_t len, tl_err *e);
 void sweep_free(sweep *s);

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/fileio.h"
+
 /* ---- small helpers ------------------------------------------------------------ */
 
 static int ends_with(const char *s, const char *suffix)
@@ -23,43 +25,20 @@ static void copy_str(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
-/* Whole file, NUL-terminated. A missing file is TL_ENOTFOUND. */
+/* Whole file, NUL-terminated (tl_read_file); `what` joins the message.
+ * A missing file is TL_ENOTFOUND. */
 static int read_whole(const char *path, size_t max, const char *what, char **out, size_t *len,
                       tl_err *e)
 {
-    *out = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tl_errf(e, errno == ENOENT ? TL_ENOTFOUND : TL_EIO, "%s: cannot open %s: %s",
-                       path, what, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return tl_errf(e, TL_EIO, "%s: %s is not a regular file", path, what);
+    unsigned char *b;
+    int rc = tl_read_file(path, max, &b, len, e);
+    if (rc && e) {
+        char m[sizeof e->msg];
+        memcpy(m, e->msg, sizeof m);
+        tl_errf(e, rc, "%.*s (the %s)", (int)(sizeof m - 40), m, what);
     }
-    if ((uint64_t)st.st_size > max) {
-        fclose(f);
-        return tl_errf(e, TL_EFORMAT, "%s: %s of %lld bytes is over the %zu byte limit", path,
-                       what, (long long)st.st_size, max);
-    }
-    size_t n = (size_t)st.st_size;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        return tl_errf(e, TL_ENOMEM, "%s: out of memory for %zu bytes", path, n);
-    }
-    size_t got = n ? fread(buf, 1, n, f) : 0;
-    int bad = ferror(f);
-    fclose(f);
-    if (got != n || bad) {
-        free(buf);
-        return tl_errf(e, TL_EIO, "%s: short read of %s (%zu of %zu bytes)", path, what, got, n);
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    return 0;
+    *out = (char *)b;
+    return rc;
 }
 
 /* ---- base64 ------------------------------------------------------------------- */

@@ -135,45 +135,31 @@ static int launched_by_mpi(void)
     return 0;
 }
 
-static int read_text(const char *path, char **text, size_t *len)
+/* The sweep, its text and the dataset index, loaded and checked before
+ * out/ exists; the coordinator goes on with the same index. */
+typedef struct {
+    sweep s;
+    char *text;
+    size_t len;
+    data_index ix;
+    int have_ix;
+} loaded;
+
+static int load_checked(const char *path, loaded *L, tl_err *e)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *nb = cap < ((size_t)2 << 20) ? realloc(buf, cap * 2) : NULL;
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf)
-        return -1;
-    *text = buf;
-    *len = n;
-    return 0;
+    memset(L, 0, sizeof *L);
+    int rc = sweep_load_text(&L->s, path, &L->text, &L->len, e);
+    if (!rc && !(rc = coord_preflight(&L->s, &L->ix, e)))
+        L->have_ix = 1;
+    return rc;
 }
 
-/* Loads and checks everything that can be checked before out/ exists. */
-static int load_checked(const char *path, sweep *s, char **text, size_t *len, tl_err *e)
+static void unload(loaded *L)
 {
-    memset(s, 0, sizeof *s);
-    if (read_text(path, text, len) != 0)
-        return tl_errf(e, TL_EIO, "%s: cannot read the sweep file", path);
-    int rc = sweep_parse(s, path, *text, *len, e);
-    if (!rc)
-        rc = coord_preflight(s, e);
-    return rc;
+    sweep_free(&L->s);
+    free(L->text);
+    if (L->have_ix)
+        data_index_free(&L->ix);
 }
 
 typedef struct {
@@ -199,12 +185,10 @@ static void *local_worker_main(void *arg)
 
 static int run_local(const char *path, int quiet, int slice, int n_slices)
 {
-    sweep s;
-    char *text = NULL;
-    size_t len = 0;
+    loaded L;
     tl_err e = {0};
     int status = 1;
-    if (load_checked(path, &s, &text, &len, &e) != 0) {
+    if (load_checked(path, &L, &e) != 0) {
         fprintf(stderr, "tlsweep run: %s\n", e.msg);
         goto out;
     }
@@ -221,8 +205,8 @@ static int run_local(const char *path, int quiet, int slice, int n_slices)
         msg_link_free(lw);
         goto out;
     }
-    coord_opts o = {.s = &s, .sweep_text = text, .sweep_len = len, .quiet = quiet,
-                    .slice = slice, .n_slices = n_slices};
+    coord_opts o = {.s = &L.s, .sweep_text = L.text, .sweep_len = L.len, .index = &L.ix,
+                    .quiet = quiet, .slice = slice, .n_slices = n_slices};
     status = coord_run(&o, lc, &e);
     pthread_join(th, NULL);
     if (status == 1)
@@ -232,8 +216,7 @@ static int run_local(const char *path, int quiet, int slice, int n_slices)
     msg_link_free(lc);
     msg_link_free(lw);
 out:
-    sweep_free(&s);
-    free(text);
+    unload(&L);
     return status;
 }
 
@@ -276,10 +259,8 @@ static int run_mpi(const char *path, int quiet, int slice, int n_slices)
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     if (rank == 0) {
-        sweep s;
-        char *text = NULL;
-        size_t len = 0;
-        if (load_checked(path, &s, &text, &len, &e) != 0) {
+        loaded L;
+        if (load_checked(path, &L, &e) != 0) {
             fprintf(stderr, "tlsweep run: %s\n", e.msg);
             /* the workers wait for a Setup: tell them to leave */
             Tlsweep__Envelope *stop = msg_new_stop(TLSWEEP__STOP__REASON__ABORT);
@@ -287,15 +268,15 @@ static int run_mpi(const char *path, int quiet, int slice, int n_slices)
                 msg_link_send(l, r, stop, NULL);
             msg_free(stop);
         } else {
-            coord_opts o = {.s = &s, .sweep_text = text, .sweep_len = len, .quiet = quiet,
-                            .slice = slice, .n_slices = n_slices};
+            coord_opts o = {.s = &L.s, .sweep_text = L.text, .sweep_len = L.len,
+                            .index = &L.ix, .quiet = quiet, .slice = slice,
+                            .n_slices = n_slices};
             status = coord_run(&o, l, &e);
             abandoned = o.abandoned;
             if (status == 1)
                 fprintf(stderr, "tlsweep run: %s\n", e.msg);
         }
-        sweep_free(&s);
-        free(text);
+        unload(&L);
     } else {
         /* mpirun hands SIGUSR1 and a terminal's SIGINT to every rank, and
          * Slurm sends SIGTERM to every task at a requeue or cancel; the

@@ -881,7 +881,7 @@ static void on_status(uv_timer_t *h)
 
 /* ---- setup ------------------------------------------------------------------------------- */
 
-int coord_preflight(const sweep *s, tl_err *e)
+int coord_preflight(const sweep *s, data_index *ix, tl_err *e)
 {
     for (int i = 0; i < s->n_backbones; i++) {
         const char *w = sweep_weights_path(s, s->backbones[i]);
@@ -894,11 +894,7 @@ int coord_preflight(const sweep *s, tl_err *e)
     }
     data_index_cfg dc = {s->train_dir, s->val_dir, s->test_dir,
                          s->val_dir ? 0 : s->validation_split, s->data_seed};
-    data_index ix;
-    int rc = data_index_build(&ix, &dc, e);
-    if (!rc)
-        data_index_free(&ix);
-    return rc;
+    return data_index_build(ix, &dc, e);
 }
 
 static int mkdir_p(const char *path, tl_err *e)
@@ -1023,17 +1019,21 @@ static int write_sweep_copy(coord *c, tl_err *e)
 }
 
 /* Index, trials, groups and workers of sweep s; c->o/s/l set by the caller. */
-static int state_init(coord *c, int n_workers, tl_err *e)
+static int state_init(coord *c, const data_index *ix, int n_workers, tl_err *e)
 {
     const sweep *s = c->s;
     c->best = -1;
     c->t0 = c->progress_at = tl_now();
-    data_index_cfg dc = {s->train_dir, s->val_dir, s->test_dir,
-                         s->val_dir ? 0 : s->validation_split, s->data_seed};
-    int rc = data_index_build(&c->ix, &dc, e);
-    if (rc)
-        return rc;
-    c->have_ix = 1;
+    if (ix) {
+        c->ix = *ix; /* borrowed: the caller frees it */
+    } else {
+        data_index_cfg dc = {s->train_dir, s->val_dir, s->test_dir,
+                             s->val_dir ? 0 : s->validation_split, s->data_seed};
+        int rc = data_index_build(&c->ix, &dc, e);
+        if (rc)
+            return rc;
+        c->have_ix = 1;
+    }
     c->fingerprint = data_index_fingerprint(&c->ix);
     c->n_workers = n_workers;
     c->trials = calloc(s->n_trials, sizeof *c->trials);
@@ -1071,7 +1071,7 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     const sweep *s = c->s;
     char outbuf[4000];
 
-    if (state_init(c, msg_link_size(l) - 1, e))
+    if (state_init(c, o->index, msg_link_size(l) - 1, e))
         goto out;
     if (c->n_workers < 1) {
         tl_errf(e, TL_EINVAL, "coordinator: no workers (the link has %d rank)", msg_link_size(l));
@@ -1197,33 +1197,12 @@ out:
 
 /* ---- merging the slices of a job array ---------------------------------------------- */
 
-static int copy_file_checked(const char *from, const char *to, tl_err *e)
+/* best.tlm of the winning slice, checked as a model on the way */
+static int copy_model(const char *from, const char *to, tl_err *e)
 {
-    FILE *f = fopen(from, "rb");
-    if (!f)
-        return tl_errf(e, TL_EIO, "%s: %s", from, strerror(errno));
-    unsigned char *buf = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    for (;;) {
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : (size_t)1 << 20;
-            unsigned char *nb = realloc(buf, nc);
-            if (!nb) {
-                rc = tl_errf(e, TL_ENOMEM, "%s: out of memory", from);
-                break;
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        if (!got)
-            break;
-        n += got;
-    }
-    if (!rc && ferror(f))
-        rc = tl_errf(e, TL_EIO, "%s: read failed", from);
-    fclose(f);
+    unsigned char *buf;
+    size_t n;
+    int rc = tl_read_file(from, SIZE_MAX - 1, &buf, &n, e);
     if (!rc)
         rc = model_write_bytes(to, buf, n, e);
     free(buf);
@@ -1254,24 +1233,11 @@ int coord_merge(const char *out, int quiet, tl_err *e)
         goto done;
     }
     snprintf(p, sizeof p, "%s/slices/0/sweep.yaml", out);
-    FILE *f = fopen(p, "rb");
-    size_t len = 0;
-    if (f) {
-        fseek(f, 0, SEEK_END);
-        long l = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        text = l > 0 ? malloc((size_t)l) : NULL;
-        len = text ? fread(text, 1, (size_t)l, f) : 0;
-        fclose(f);
-    }
-    if (!text || !len) {
-        tl_errf(e, TL_EIO, "%s: cannot read the sweep of slice 0", p);
-        goto done;
-    }
-    if (sweep_parse(&s, p, text, len, e))
+    size_t len;
+    if (sweep_load_text(&s, p, &text, &len, e))
         goto done;
     c->s = &s;
-    if (state_init(c, 0, e))
+    if (state_init(c, NULL, 0, e))
         goto done;
     for (int k = 0; k < n_slices; k++) {
         snprintf(p, sizeof p, "%s/slices/%d/journal", out, k);
@@ -1284,7 +1250,7 @@ int coord_merge(const char *out, int quiet, tl_err *e)
         char from[4096];
         snprintf(from, sizeof from, "%s/slices/%d/best.tlm", out, c->trials[c->best].slice);
         snprintf(p, sizeof p, "%s/best.tlm", out);
-        if (copy_file_checked(from, p, e))
+        if (copy_model(from, p, e))
             goto done;
     }
     tl_err oe = {0};

@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 
+#include "common/data.h"
 #include "common/err.h"
 #include "common/msg_link.h"
 #include "common/sweep.h"
@@ -36,6 +37,7 @@ typedef struct {
     const sweep *s;
     const char *sweep_text;     /* the file's bytes, sent to workers */
     size_t sweep_len;
+    const data_index *index;    /* the dataset as coord_preflight indexed it (borrowed) */
     int threads;                /* engine threads per worker for Setup; 0: each worker's own */
     int heartbeat_timeout_s;    /* silent longer: named in the log; 0: 60 */
     int stop_grace_s;           /* after a signal, wait this long for workers; 0: 30 */
@@ -45,8 +47,9 @@ typedef struct {
 } coord_opts;
 
 /* Checks that the sweep can start (weights readable, dataset indexable)
- * before anything is created, so a bad setup leaves no output. */
-int coord_preflight(const sweep *s, tl_err *e);
+ * before anything is created, so a bad setup leaves no output. The index
+ * (data_index_free it) is the one coord_run goes on with. */
+int coord_preflight(const sweep *s, data_index *ix, tl_err *e);
 
 /* Runs the sweep to the end. Returns the process exit status: 0 every
  * trial finished, 1 a failure (e has the line; what finished is kept),
