@@ -10,11 +10,8 @@ set -eu
 tlsweep=$1
 tiny=$2
 py=/usr/bin/python3
-src=/usr/share/datasets/fashion-mnist
-if [ ! -e "$src/train-labels-idx1-ubyte.gz" ] && [ ! -e "$src/train-labels-idx1-ubyte" ]; then
-    echo "$src not installed (deploy/install-deps.sh installs dataset-fashion-mnist)" >&2
-    exit 1
-fi
+. "$(dirname "$0")/../lib/tiny.sh"
+need_fashion_mnist
 d=$(mktemp -d /tmp/tl_predict_XXXXXX)
 trap 'rm -rf "$d"' EXIT
 fail() {

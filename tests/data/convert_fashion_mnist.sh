@@ -5,11 +5,8 @@
 #   convert_fashion_mnist.sh path/to/tlsweep
 set -eu
 tlsweep=$1
-src=/usr/share/datasets/fashion-mnist
-if [ ! -e "$src/train-labels-idx1-ubyte.gz" ] && [ ! -e "$src/train-labels-idx1-ubyte" ]; then
-    echo "$src not installed (deploy/install-deps.sh installs dataset-fashion-mnist)" >&2
-    exit 1
-fi
+. "$(dirname "$0")/../lib/tiny.sh"
+need_fashion_mnist
 out=$(mktemp -d /tmp/tl_fmcli_XXXXXX)
 trap 'rm -rf "$out"' EXIT
 "$tlsweep" data fashion-mnist "$out" --per-class 3 --size 48

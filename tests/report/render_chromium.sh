@@ -18,38 +18,15 @@ fail() {
 [ -x "$chromium" ] || fail "$chromium not found: the report is checked in a real browser" \
     "(Debian: apt-get install chromium, as deploy/install-deps.sh does)"
 $py -c 'import PIL' 2> /dev/null || fail "$py has no PIL (Debian: apt-get install python3-pil)"
-src=/usr/share/datasets/fashion-mnist
-if [ ! -e "$src/train-labels-idx1-ubyte.gz" ] && [ ! -e "$src/train-labels-idx1-ubyte" ]; then
-    fail "$src not installed (deploy/install-deps.sh installs dataset-fashion-mnist)"
-fi
+. "$(dirname "$0")/../lib/tiny.sh"
+need_fashion_mnist
 export OMP_WAIT_POLICY=passive
 d=$(mktemp -d /tmp/tl_report_XXXXXX)
 trap 'rm -rf "$d"' EXIT
 
-"$tiny" "$d/tiny.tlm"
-"$tlsweep" data fashion-mnist "$d/fm" --per-class 8 --size 32 > /dev/null
-cat > "$d/sweep.yaml" <<YAML
-name: report-check
-data:
-  train_dir: $d/fm/train
-  test_dir: $d/fm/test
-  validation_split: 0.25
-  image_size: 32
-model:
-  head: [global_average_pooling, {dense: 16}]
-weights:
-  mobilenet_v2: $d/tiny.tlm
-grid:
-  backbone: [mobilenet_v2]
-  mode: [frozen, {fine_tune_at: 100}]
-  learning_rate: [1.0e-2, 1.0e-3]
-  optimizer: [adam]
-  batch_size: [16]
-epochs: 3
-threads: 1
-seed: 7
-out: $d/out
-YAML
+tiny_data "$tlsweep" "$tiny" "$d" 8
+tiny_sweep "$d" report-check 3 "[frozen, {fine_tune_at: 100}]" "[1.0e-2, 1.0e-3]" \
+    "[global_average_pooling, {dense: 16}]" "out: $d/out" > "$d/sweep.yaml"
 "$tlsweep" run --quiet "$d/sweep.yaml" > "$d/run.log" 2>&1 || { cat "$d/run.log"; fail "tlsweep run"; }
 written=$("$tlsweep" report "$d/out") || fail "tlsweep report"
 [ "$written" = "$d/out/report.html" ] || fail "report printed '$written', not $d/out/report.html"

@@ -33,9 +33,8 @@ for b in slurmctld slurmd munged sbatch srun scontrol squeue scancel; do
         fail "$b not found: this test needs a real Slurm (Debian's slurm-wlm and munge; deploy/install-deps.sh installs them)"
 done
 [ "$(id -u)" -eq 0 ] || fail "needs root: it starts slurmd and munged (the CI container runs as root)"
-src=/usr/share/datasets/fashion-mnist
-[ -e "$src/train-labels-idx1-ubyte.gz" ] || [ -e "$src/train-labels-idx1-ubyte" ] ||
-    fail "$src not installed (deploy/install-deps.sh installs dataset-fashion-mnist)"
+. "$here/../lib/tiny.sh"
+need_fashion_mnist
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=passive
 d=$(mktemp -d /tmp/tl_slurm_XXXXXX)
@@ -56,33 +55,12 @@ eval "$start"
 [ -n "${SLURM_CONF:-}" ] || fail "cluster.sh start printed no SLURM_CONF"
 echo "cluster up in $(elapsed) s: $(sinfo -h -o '%P %T %c CPUs %N')"
 
-"$tiny" "$d/tiny.tlm" > /dev/null
-"$tlsweep" data fashion-mnist "$d/fm" --per-class 16 --size 32 > /dev/null
+tiny_data "$tlsweep" "$tiny" "$d" 16
 
 sweep() { # OUT: 2 modes x 3 learning rates, up to 30 epochs (early stopping)
-    cat > "$1.yaml" <<EOF
-name: tiny
-data:
-  train_dir: $d/fm/train
-  test_dir: $d/fm/test
-  validation_split: 0.25
-  image_size: 32
-model:
-  head: [global_average_pooling, {dense: 32}, {dropout: 0.1}]
-weights:
-  mobilenet_v2: $d/tiny.tlm
-grid:
-  backbone: [mobilenet_v2]
-  mode: [frozen, {fine_tune_at: 100}]
-  learning_rate: [1.0e-2, 3.0e-3, 1.0e-3]
-  optimizer: [adam]
-  batch_size: [16]
-epochs: 30
-threads: 1
-checkpoint_seconds: 0
-seed: 7
-out: $1
-EOF
+    tiny_sweep "$d" tiny 30 "[frozen, {fine_tune_at: 100}]" "[1.0e-2, 3.0e-3, 1.0e-3]" \
+        "[global_average_pooling, {dense: 32}, {dropout: 0.1}]" "checkpoint_seconds: 0
+out: $1" > "$1.yaml"
 }
 board() { # the leaderboard without timings
     cut -d, -f1-17 "$1/results.csv"

@@ -21,11 +21,7 @@ case_=$1
 tlsweep=$2
 tiny=$3
 py=/usr/bin/python3
-src=/usr/share/datasets/fashion-mnist
-if [ ! -e "$src/train-labels-idx1-ubyte.gz" ] && [ ! -e "$src/train-labels-idx1-ubyte" ]; then
-    echo "$src not installed (deploy/install-deps.sh installs dataset-fashion-mnist)" >&2
-    exit 1
-fi
+. "$(dirname "$0")/../lib/tiny.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=passive
 d=$(mktemp -d /tmp/tl_sweep_XXXXXX)
 trap 'rm -rf "$d"' EXIT
@@ -34,35 +30,16 @@ fail() {
     exit 1
 }
 
-"$tiny" "$d/tiny.tlm"
-"$tlsweep" data fashion-mnist "$d/fm" --per-class 16 --size 32 > /dev/null
+tiny_data "$tlsweep" "$tiny" "$d" 16
 
 # sweep OUT EPOCHS: 3 learning rates, each frozen, fine-tuned from layer 100,
 # and Keras's two-stage recipe (1 frozen epoch, then fine-tuning)
 sweep() {
-    cat <<EOF
-name: tiny
-data:
-  train_dir: $d/fm/train
-  test_dir: $d/fm/test
-  validation_split: 0.25
-  image_size: 32
-model:
-  head: [global_average_pooling, {dense: 32}, {dropout: 0.1}]
-weights:
-  mobilenet_v2: $d/tiny.tlm
-grid:
-  backbone: [mobilenet_v2]
-  mode: [frozen, {fine_tune_at: 100}, {frozen_then_fine_tune: {fine_tune_at: 100, epochs: 1}}]
-  learning_rate: [1.0e-2, 3.0e-3, 1.0e-3]
-  optimizer: [adam]
-  batch_size: [16]
-epochs: $2
-threads: 1
-checkpoint_seconds: 0
-seed: 7
-out: $1
-EOF
+    tiny_sweep "$d" tiny "$2" \
+        "[frozen, {fine_tune_at: 100}, {frozen_then_fine_tune: {fine_tune_at: 100, epochs: 1}}]" \
+        "[1.0e-2, 3.0e-3, 1.0e-3]" "[global_average_pooling, {dense: 32}, {dropout: 0.1}]" \
+        "checkpoint_seconds: 0
+out: $1"
 }
 
 # the leaderboard without timings: rank, trial and every metric
