@@ -14,10 +14,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "common/rng.h"
-#include "worker/engine.h"
+#include "common/base/rng.h"
+#include "worker/engine/engine.h"
 #include "worker/net/backbones.h"
-#include "worker/train.h"
+#include "worker/engine/train.h"
 
 static double now(void)
 {

@@ -2,7 +2,7 @@
  *
  *   tlsweep-data-bench [--size S] [--seconds T] [--dump FILE] IMAGE...
  *
- * Decode + resize + preprocess throughput of common/data_image.c on one
+ * Decode + resize + preprocess throughput of common/data/data_image.c on one
  * core, the number bench/data_compare.py sets against Pillow. Loads every
  * image in turn (files stay in the page cache after the first pass) for at
  * least T seconds and prints "images/s N". --dump writes the first image's
@@ -14,7 +14,7 @@
  *
  * Does the loader keep up with training? For each DIR (class sub-folders as
  * `tlsweep data` writes them, or a flat folder of images) and size, in one
- * run: the rate worker/loader.c delivers batches with 1 and 2 decoding
+ * run: the rate worker/engine/loader.c delivers batches with 1 and 2 decoding
  * threads (plain, as for feature extraction, and augmented with flip and
  * random resized crop, as for fine-tuning), the rate of MobileNetV2 train
  * steps (random weights; frozen: backbone forward in inference mode + head
@@ -29,12 +29,12 @@
 #include <strings.h>
 #include <time.h>
 
-#include "common/data_image.h"
-#include "common/rng.h"
-#include "worker/engine.h"
-#include "worker/loader.h"
+#include "common/data/data_image.h"
+#include "common/base/rng.h"
+#include "worker/engine/engine.h"
+#include "worker/engine/loader.h"
 #include "worker/net/backbones.h"
-#include "worker/train.h"
+#include "worker/engine/train.h"
 
 static double now(void)
 {

@@ -13,14 +13,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/ckpt.h"
-#include "common/clock.h"
-#include "common/fcache.h"
-#include "common/fileio.h"
-#include "common/model_file.h"
-#include "common/msg.h"
-#include "common/sha256.h"
-#include "coordinator/report.h"
+#include "common/store/ckpt.h"
+#include "common/base/clock.h"
+#include "common/store/fcache.h"
+#include "common/base/fileio.h"
+#include "common/weights/model_file.h"
+#include "common/msg/msg.h"
+#include "common/base/sha256.h"
+#include "coordinator/report/report.h"
 
 /* Event lines go to stdout; the progress line (a terminal only) is
  * cleared first so the two do not mix. */

@@ -10,7 +10,7 @@
  * large files are written on libuv's thread pool.
  *
  * out/ holds:
- *   journal               append-only records (common/journal.h, JournalRecord)
+ *   journal               append-only records (common/store/journal.h, JournalRecord)
  *   sweep.yaml            the sweep text of the last run
  *   cache/<key>.features  frozen backbone features, one file per cache key
  *   checkpoints/<id>.ckpt the last epoch of every unfinished trial
@@ -25,10 +25,10 @@
 
 #include <stddef.h>
 
-#include "common/data.h"
-#include "common/err.h"
-#include "common/msg_link.h"
-#include "common/sweep.h"
+#include "common/data/data.h"
+#include "common/base/err.h"
+#include "common/msg/msg_link.h"
+#include "common/sweep/sweep.h"
 
 /* Exit status of an interrupted run that a re-run resumes (EX_TEMPFAIL). */
 enum { COORD_EXIT_INTERRUPTED = 75 };

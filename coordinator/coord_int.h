@@ -7,8 +7,8 @@
 
 #include <uv.h>
 
-#include "common/data.h"
-#include "common/journal.h"
+#include "common/data/data.h"
+#include "common/store/journal.h"
 #include "coordinator/coord.h"
 #include "tlsweep.pb-c.h"
 

@@ -8,8 +8,8 @@
 
 #include <jansson.h>
 
-#include "common/clock.h"
-#include "common/fileio.h"
+#include "common/base/clock.h"
+#include "common/base/fileio.h"
 
 int coord_count(const coord *c, ctrial_state st)
 {

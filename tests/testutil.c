@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "common/rng.h"
+#include "common/base/rng.h"
 
 void tu_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi)
 {

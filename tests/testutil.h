@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "common/err.h"
+#include "common/base/err.h"
 
 void tu_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
 float *tu_alloc_uniform(size_t n, uint64_t seed, float lo, float hi);
@@ -56,7 +56,7 @@ void tu_write_file(const char *path, const void *data, size_t n);
 /* The whole file, malloc'd with one spare byte; fails the test on error. */
 unsigned char *tu_read_file(const char *path, size_t *n);
 /* Whether an atomic write's temporary of path ("<path>.tmp.<pid>.<n>",
- * common/fileio.h) is left in its folder. */
+ * common/base/fileio.h) is left in its folder. */
 int tu_tmp_left(const char *path);
 
 /* ---- errors --------------------------------------------------------------- */

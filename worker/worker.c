@@ -8,16 +8,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/ckpt.h"
-#include "common/clock.h"
-#include "common/data.h"
-#include "common/fcache.h"
-#include "common/model_file.h"
-#include "common/msg.h"
-#include "common/sweep.h"
-#include "worker/engine.h"
-#include "worker/loader.h"
-#include "worker/trial.h"
+#include "common/store/ckpt.h"
+#include "common/base/clock.h"
+#include "common/data/data.h"
+#include "common/store/fcache.h"
+#include "common/weights/model_file.h"
+#include "common/msg/msg.h"
+#include "common/sweep/sweep.h"
+#include "worker/engine/engine.h"
+#include "worker/engine/loader.h"
+#include "worker/trial/trial.h"
 
 enum { EXTRACT_BATCH = 32 };
 /* FeatureChunks stay well under the message layer's whole-message limit. */

@@ -1,11 +1,11 @@
 /* The worker side of a sweep: Hello, then Setup (the sweep text), then
- * tasks until a Stop. Transport-agnostic (common/msg_link.h): the same
+ * tasks until a Stop. Transport-agnostic (common/msg/msg_link.h): the same
  * loop runs on an MPI rank and on a thread of a single-process run.
  *
  *   EXTRACT_FEATURES  the frozen backbone of a cache group over a shard of
  *                     image ids; answers FeatureChunks (rows of the ids that
  *                     decoded, skipped_ids for the rest).
- *   TRAIN_TRIAL       one grid point through worker/trial.c; after each
+ *   TRAIN_TRIAL       one grid point through worker/trial/trial.c; after each
  *                     epoch an EpochReport and a Checkpoint, Progress about
  *                     once a second, then a TrialResult carrying the kept
  *                     model (.tlm bytes).
@@ -17,8 +17,8 @@
 #ifndef TLSWEEP_WORKER_H
 #define TLSWEEP_WORKER_H
 
-#include "common/err.h"
-#include "common/msg_link.h"
+#include "common/base/err.h"
+#include "common/msg/msg_link.h"
 
 typedef struct {
     int threads;          /* engine threads when the sweep sets none; 0: all cores */

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common/model_file.h"
-#include "common/rng.h"
-#include "worker/engine.h"
+#include "common/weights/model_file.h"
+#include "common/base/rng.h"
+#include "worker/engine/engine.h"
 #include "worker/net/backbones.h"
 #include "worker/net/net_io.h"
 

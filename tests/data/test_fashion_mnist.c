@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "common/fashion_mnist.h"
+#include "common/data/fashion_mnist.h"
 
 static void be32(unsigned char *p, uint32_t v)
 {

@@ -1,5 +1,5 @@
 /* Decode, orientation, colour conversion, resize and preprocessing of
- * common/data_image.c, and its refusal of bad files. References: a naive
+ * common/data/data_image.c, and its refusal of bad files. References: a naive
  * 2-D resampler written from Pillow's formula, hand-computed values, and
  * images the test writes itself (lossless PNGs, or JPEGs compared with a
  * tolerance). */
@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/data_augment.h"
-#include "common/data_image.h"
+#include "common/data/data_augment.h"
+#include "common/data/data_image.h"
 
 static char *dir;
 

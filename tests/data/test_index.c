@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/data.h"
+#include "common/data/data.h"
 
 static void mkdirs(const char *rel)
 {

@@ -1,4 +1,4 @@
-/* worker/loader.c: batches in a deterministic order whatever the thread
+/* worker/engine/loader.c: batches in a deterministic order whatever the thread
  * count, bad files replaced by the next good one in the list, counted and
  * warned once each. Images are flat PNGs whose colour encodes their index,
  * so every slot says which file it came from. */
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker/loader.h"
+#include "worker/engine/loader.h"
 
 enum { N = 23, S = 12 };
 

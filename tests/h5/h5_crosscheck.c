@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/tensors.h"
-#include "common/weights_h5.h"
+#include "common/weights/tensors.h"
+#include "common/weights/weights_h5.h"
 
 static int rd(FILE *f, void *p, size_t n)
 {

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/tensors.h"
-#include "common/weights_tfjs.h"
+#include "common/weights/tensors.h"
+#include "common/weights/weights_tfjs.h"
 
 int main(int argc, char **argv)
 {

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/msg_link.h"
+#include "common/msg/msg_link.h"
 
 #define DIM 256
 #define ROWS ((1u << 20) / sizeof(float) / DIM)

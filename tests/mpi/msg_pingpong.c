@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/msg.h"
+#include "common/msg/msg.h"
 
 #define TENSOR_BYTES (5u << 20)
 #define REPLY_BYTES (1u << 20)

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/model_file.h"
+#include "common/weights/model_file.h"
 #include "worker/net/backbones.h"
 #include "worker/net/net_io.h"
 

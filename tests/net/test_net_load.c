@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/safetensors.h"
+#include "common/weights/safetensors.h"
 #include "worker/net/net_load.h"
 
 static char path[64];

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/safetensors.h"
+#include "common/weights/safetensors.h"
 #include "testutil.h"
 #include "worker/net/backbones.h"
 #include "worker/net/net_load.h"

@@ -6,8 +6,8 @@
 
 #include "testutil.h"
 #include "worker/net/backbones.h"
-#include "worker/synth.h"
-#include "worker/train.h"
+#include "worker/engine/synth.h"
+#include "worker/engine/train.h"
 
 enum { SIZE = 16, CLASSES = 4, NTRAIN = 512, NTEST = 256, BATCH = 32, EPOCHS = 6 };
 

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/rng.h"
+#include "common/base/rng.h"
 #include "worker/nn/nn.h"
 
 static void test_rate_zero_is_identity(void **state)

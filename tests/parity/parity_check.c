@@ -25,8 +25,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/safetensors.h"
-#include "worker/engine.h"
+#include "common/weights/safetensors.h"
+#include "worker/engine/engine.h"
 #include "worker/net/backbones.h"
 #include "worker/net/net_load.h"
 

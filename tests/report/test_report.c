@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "coordinator/report.h"
+#include "coordinator/report/report.h"
 
 #define NC 3
 static const char *const classes[NC] = {"cat", "<dog & \"co\">", "bird"};

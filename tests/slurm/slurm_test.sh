@@ -199,7 +199,7 @@ echo "array and merge jobs: $ids"
 # feature cache file at once (in tlsweep, not in the templates)
 if grep -q "features.tmp failed" "$d"/e-?.log 2> /dev/null; then
     fail "tlsweep: two slices wrote OUT/cache at once and one failed on the shared .tmp name" \
-        "(common/fileio.c tl_atomic_open: path.tmp is the same for every writer)"
+        "(common/base/fileio.c tl_atomic_open: path.tmp is the same for every writer)"
 fi
 [ $rc -eq 0 ] || fail "submit-array.sh (merge --wait): exit $rc"
 grep -q "slice 0/2" "$d/e-0.log" || fail "array task 0 did not run slice 0/2"

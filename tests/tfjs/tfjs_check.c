@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/weights_tfjs.h"
+#include "common/weights/weights_tfjs.h"
 #include "worker/net/backbones.h"
 
 #define TOL_PROBS 1e-4

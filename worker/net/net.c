@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/rng.h"
+#include "common/base/rng.h"
 #include "worker/net/net_plan.h"
 
 #define ALIGN_FLOATS 16  /* 64-byte alignment of every arena tensor */

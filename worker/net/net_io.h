@@ -7,9 +7,9 @@
 #ifndef TLSWEEP_NET_IO_H
 #define TLSWEEP_NET_IO_H
 
-#include "common/err.h"
-#include "common/model_file.h"
-#include "common/tensors.h"
+#include "common/base/err.h"
+#include "common/weights/model_file.h"
+#include "common/weights/tensors.h"
 #include "worker/net/net.h"
 
 /* net_init + net_backbone + net_head (when spec->num_classes > 0) +

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/safetensors.h"
+#include "common/weights/safetensors.h"
 
 typedef enum { MAP_COPY, MAP_CONV, MAP_DEPTHWISE, MAP_DENSE } map_kind;
 

@@ -3,7 +3,7 @@
 #ifndef TLSWEEP_NET_LOAD_H
 #define TLSWEEP_NET_LOAD_H
 
-#include "common/err.h"
+#include "common/base/err.h"
 #include "worker/net/net.h"
 
 /* Loads a safetensors file of torch-named tensors in torch layouts into the

@@ -3,7 +3,7 @@
  * count and recomputable without storing it. */
 #include "worker/nn/nn.h"
 
-#include "common/rng.h"
+#include "common/base/rng.h"
 
 #define DROP_PAR_MIN 65536 /* elements below which one thread is faster */
 

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/err.h"
+#include "common/base/err.h"
 
 typedef enum { OPTIM_ADAM, OPTIM_SGD, OPTIM_RMSPROP } optim_kind;
 

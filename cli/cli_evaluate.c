@@ -1,0 +1,267 @@
+/* `tlsweep evaluate --model M.tlm DIR`: a written model on a folder of
+ * class folders: accuracy, loss, per-class accuracy and the confusion
+ * matrix, as text or JSON. Folders map to the model's classes by name, so
+ * a test set may leave classes out; a folder the model does not know is an
+ * error. Bad images are skipped with a warning and counted. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "worker/engine/infer.h"
+#include "worker/engine/engine.h"
+#include "worker/engine/metrics.h"
+
+#define EVALUATE_BATCH_DEFAULT 32
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: tlsweep evaluate --model M.tlm [--batch N] [--json] DIR\n"
+               "  DIR holds one folder per class, named as the model's classes\n");
+}
+
+typedef struct {
+    cli_model *m;
+    const data_index *ix;
+    const int *map;          /* folder label -> model class */
+    int *labels;             /* (batch) */
+    double loss;             /* summed over images */
+    int64_t hits, seen;
+    metrics_confusion cm;
+    const char **bad;        /* (n_items) paths of bad images */
+    size_t n_bad;
+} eval_ctx;
+
+static int on_rows(void *u, const float *rows, const size_t *items, int n)
+{
+    eval_ctx *x = u;
+    size_t C = cli_model_width(x->m);
+    for (int i = 0; i < n; i++)
+        x->labels[i] = x->map[x->ix->items[items[i]].label];
+    x->loss += (double)cli_model_probabilities(x->m, rows, x->labels, n) * n;
+    x->seen += n;
+    metrics_topk_correct(rows, x->labels, (size_t)n, C, 1, &x->hits, NULL);
+    metrics_confusion_add(&x->cm, rows, x->labels, (size_t)n, NULL);
+    return 0;
+}
+
+static void on_bad(void *u, size_t item, const char *reason)
+{
+    eval_ctx *x = u;
+    fprintf(stderr, "tlsweep evaluate: warning: %s\n", reason);
+    x->bad[x->n_bad++] = x->ix->items[item].path;
+}
+
+/* "'a', 'b', 'c'" into buf, cut short with "..." when it does not fit. */
+static const char *name_list(char *const *names, int n, char *buf, size_t size)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n; i++) {
+        int w = snprintf(buf + at, size - at, "%s'%s'", i ? ", " : "", names[i]);
+        if (w < 0 || (size_t)w >= size - at) {
+            snprintf(buf + (size > 4 ? size - 4 : 0), size > 4 ? 4 : size, "...");
+            break;
+        }
+        at += (size_t)w;
+    }
+    return buf;
+}
+
+/* map[folder label] = the model's class of the same name. */
+static int map_classes(const model_spec *s, const char *model, const data_index *ix,
+                       const char *dir, int *map, tl_err *e)
+{
+    char a[256], b[256];
+    if (s->n_class_names == 0) {
+        if (ix->n_classes != s->num_classes)
+            return tl_errf(e, TL_EINVAL, "%s has %d class folders, %s has %d unnamed classes",
+                           dir, ix->n_classes, model, s->num_classes);
+        for (int i = 0; i < ix->n_classes; i++)
+            map[i] = i;
+        return 0;
+    }
+    for (int i = 0; i < ix->n_classes; i++) {
+        map[i] = -1;
+        for (int j = 0; j < s->n_class_names && map[i] < 0; j++)
+            if (!strcmp(ix->classes[i], s->class_names[j]))
+                map[i] = j;
+        if (map[i] < 0)
+            return tl_errf(e, TL_EINVAL,
+                           "%s: class folder '%s' is not a class of %s (folders: %s; model: %s)",
+                           dir, ix->classes[i], model,
+                           name_list(ix->classes, ix->n_classes, a, sizeof a),
+                           name_list(s->class_names, s->n_class_names, b, sizeof b));
+    }
+    return 0;
+}
+
+static void print_text(const eval_ctx *x, const char *model, const char *dir)
+{
+    const model_spec *s = &x->m->spec;
+    int C = (int)cli_model_width(x->m);
+    const int64_t *cm = x->cm.counts;
+    char buf[32];
+    printf("model: %s\n", model);
+    printf("data: %s: %lld images, %zu bad skipped\n", dir, (long long)x->seen, x->n_bad);
+    printf("accuracy %.4f (%lld/%lld)  loss %.4f\n", x->seen ? (double)x->hits / x->seen : 0.0,
+           (long long)x->hits, (long long)x->seen, x->seen ? x->loss / x->seen : 0.0);
+    int w = 5;
+    for (int i = 0; i < C; i++) {
+        const char *name = i < s->n_class_names ? s->class_names[i] : "";
+        if ((int)strlen(name) > w)
+            w = (int)strlen(name);
+    }
+    printf("per-class accuracy:\n");
+    for (int i = 0; i < C; i++) {
+        int64_t total = 0;
+        for (int j = 0; j < C; j++)
+            total += cm[(size_t)i * C + j];
+        snprintf(buf, sizeof buf, "%d", i);
+        const char *name = i < s->n_class_names ? s->class_names[i] : buf;
+        if (total)
+            printf("  %-*s  %lld/%lld  %.1f%%\n", w, name, (long long)cm[(size_t)i * C + i],
+                   (long long)total, 100.0 * cm[(size_t)i * C + i] / total);
+        else
+            printf("  %-*s  0/0  -\n", w, name);
+    }
+    printf("confusion matrix (rows: true class, columns: predicted):\n");
+    printf("  %3s %-*s |", "#", w, "class");
+    for (int j = 0; j < C; j++)
+        printf(" %5d", j);
+    printf("\n");
+    for (int i = 0; i < C; i++) {
+        printf("  %3d %-*s |", i, w, i < s->n_class_names ? s->class_names[i] : "");
+        for (int j = 0; j < C; j++)
+            printf(" %5lld", (long long)cm[(size_t)i * C + j]);
+        printf("\n");
+    }
+}
+
+static int print_json(const eval_ctx *x, const char *model, const char *dir)
+{
+    const model_spec *s = &x->m->spec;
+    int C = (int)cli_model_width(x->m);
+    const int64_t *cm = x->cm.counts;
+    json_t *bad = json_array(), *classes = json_array(), *per = json_array(),
+           *conf = json_array();
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:o, s:o, s:o, s:o}", "model", model, "data", dir,
+        "images", (json_int_t)x->seen, "correct", (json_int_t)x->hits, "accuracy",
+        x->seen ? (double)x->hits / x->seen : 0.0, "loss", x->seen ? x->loss / x->seen : 0.0,
+        "bad_images", (json_int_t)x->n_bad, "bad", bad, "classes", classes, "per_class", per,
+        "confusion", conf);
+    if (!doc)
+        return -1;
+    int err = 0;
+    for (size_t i = 0; i < x->n_bad; i++)
+        err |= json_array_append_new(bad, json_string(x->bad[i]));
+    char buf[32];
+    for (int i = 0; i < C; i++) {
+        snprintf(buf, sizeof buf, "%d", i);
+        const char *name = i < s->n_class_names ? s->class_names[i] : buf;
+        int64_t total = 0;
+        json_t *row = json_array();
+        for (int j = 0; j < C; j++) {
+            total += cm[(size_t)i * C + j];
+            err |= json_array_append_new(row, json_integer(cm[(size_t)i * C + j]));
+        }
+        err |= json_array_append_new(classes, json_string(name));
+        err |= json_array_append_new(conf, row);
+        json_t *acc = total ? json_real((double)cm[(size_t)i * C + i] / total) : json_null();
+        err |= json_array_append_new(
+            per, json_pack("{s:s, s:I, s:I, s:o}", "class", name, "correct",
+                           (json_int_t)cm[(size_t)i * C + i], "total", (json_int_t)total,
+                           "accuracy", acc));
+    }
+    if (!err)
+        err = json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("\n");
+    json_decref(doc);
+    return err;
+}
+
+int cli_evaluate(int argc, char **argv)
+{
+    const char *model = NULL;
+    int batch = EVALUATE_BATCH_DEFAULT, json = 0;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
+        {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:b:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'b':
+            if ((batch = cli_model_parse_batch(optarg)) < 0) {
+                fprintf(stderr, "tlsweep evaluate: --batch needs an integer in [1, 4096]\n");
+                return 2;
+            }
+            break;
+        case 'j': json = 1; break;
+        default: usage(c == 'h' ? stdout : stderr); return c == 'h' ? 0 : 2;
+        }
+    }
+    if (!model || optind != argc - 1) {
+        usage(stderr);
+        return 2;
+    }
+    const char *dir = argv[optind];
+    engine_threads_set(engine_threads_default());
+    tl_err e = {0};
+    data_index ix;
+    data_index_cfg dc = {dir, NULL, NULL, 0, 0};
+    if (data_index_build(&ix, &dc, &e)) {
+        fprintf(stderr, "tlsweep evaluate: %s\n", e.msg);
+        return 1;
+    }
+    if ((size_t)batch > ix.n_items)
+        batch = (int)ix.n_items;
+    cli_model m;
+    if (cli_model_open(&m, model, 0, batch, &e)) {
+        fprintf(stderr, "tlsweep evaluate: %s\n", e.msg);
+        data_index_free(&ix);
+        return 1;
+    }
+    size_t C = cli_model_width(&m);
+    int rc = 1;
+    eval_ctx x = {.m = &m, .ix = &ix};
+    int *map = malloc((size_t)ix.n_classes * sizeof *map);
+    x.labels = malloc((size_t)batch * sizeof *x.labels);
+    x.bad = malloc(ix.n_items * sizeof *x.bad);
+    if (!map || !x.labels || !x.bad ||
+        metrics_confusion_init(&x.cm, C, &e)) {
+        fprintf(stderr, "tlsweep evaluate: out of memory\n");
+        goto out;
+    }
+    x.map = map;
+    if (map_classes(&m.spec, model, &ix, dir, map, &e) ||
+        cli_model_run(&m, ix.items, ix.n_items, on_rows, on_bad, &x, &e)) {
+        fprintf(stderr, "tlsweep evaluate: %s\n", e.msg);
+        goto out;
+    }
+    if (!x.seen) {
+        fprintf(stderr, "tlsweep evaluate: %s: none of the %zu images decodes\n", dir,
+                ix.n_items);
+        goto out;
+    }
+    if (json ? print_json(&x, model, dir) : (print_text(&x, model, dir), 0)) {
+        fprintf(stderr, "tlsweep evaluate: cannot write the JSON document\n");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (x.cm.counts)
+        metrics_confusion_free(&x.cm);
+    free(x.bad);
+    free(x.labels);
+    free(map);
+    cli_model_close(&m);
+    data_index_free(&ix);
+    return rc;
+}

@@ -1,0 +1,360 @@
+/* `tlsweep run SWEEP.yaml`: the sweep. Under mpirun (or srun) rank 0
+ * coordinates and every other rank works; started alone, the coordinator
+ * and one worker thread share the process. `--dry-run` only prints the
+ * trial table and the estimated backbone work. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mpi.h>
+
+#include "common/data/data.h"
+#include "common/msg/msg.h"
+#include "common/msg/msg_link.h"
+#include "common/sweep/sweep.h"
+#include "cli/cli.h"
+#include "coordinator/coord.h"
+#include "worker/engine/engine.h"
+#include "worker/worker.h"
+
+static void print_table(const sweep *s)
+{
+    int w = 2;
+    for (size_t i = 0; i < s->n_trials; i++) {
+        int l = (int)strlen(s->trials[i].id);
+        w = l > w ? l : w;
+    }
+    printf("%s: %zu trials (%s)\n\n", s->name, s->n_trials, s->file);
+    printf("%4s  %-*s  %-12s  %-20s  %-8s  %-9s  %5s  %6s\n", "#", w, "id", "backbone", "mode", "lr",
+           "optimizer", "batch", "epochs");
+    for (size_t i = 0; i < s->n_trials; i++) {
+        const sweep_trial *t = &s->trials[i];
+        char mode[64];
+        sweep_mode_str(&t->mode, mode, sizeof mode);
+        printf("%4zu  %-*s  %-12s  %-20s  %-8.2g  %-9s  %5d  %6d\n", i + 1, w, t->id, t->backbone, mode,
+               t->learning_rate, sweep_optimizer_name(t->optimizer), t->batch_size, t->epochs);
+    }
+}
+
+/* Images per epoch when train_dir can be indexed now; 0 otherwise. */
+static size_t count_images(const sweep *s, size_t *n_all)
+{
+    struct stat st;
+    *n_all = 0;
+    if (stat(s->train_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    data_index_cfg cfg = {.train_dir = s->train_dir, .val_dir = s->val_dir, .test_dir = s->test_dir,
+                          .validation_split = s->validation_split, .seed = s->data_seed};
+    data_index ix;
+    memset(&ix, 0, sizeof ix);
+    tl_err e = {0};
+    if (data_index_build(&ix, &cfg, &e) != 0) {
+        printf("  (dataset not counted: %s)\n", e.msg);
+        return 0;
+    }
+    size_t n = data_index_count(&ix, DATA_TRAIN) + data_index_count(&ix, DATA_VAL);
+    *n_all = ix.n_items;
+    data_index_free(&ix);
+    return n;
+}
+
+static void print_times(size_t passes, size_t images)
+{
+    if (images)
+        printf(" = %zu image passes\n", passes * images);
+    else
+        printf("\n");
+}
+
+/* Backbone passes: a frozen cache key costs one pass over the images,
+ * whatever the number of trials and epochs; a fine-tune trial costs one
+ * (forward and backward) per image per epoch. */
+static void print_work(const sweep *s)
+{
+    size_t cached = 0, ft = 0, ft_epochs = 0, keras = 0;
+    for (size_t i = 0; i < s->n_trials; i++) {
+        const sweep_trial *t = &s->trials[i];
+        keras += (size_t)t->epochs;
+        int stage1 = t->mode.kind == SWEEP_FROZEN_THEN_FINE_TUNE ? t->mode.frozen_epochs : 0;
+        if (sweep_trial_uses_cache(t)) {
+            cached++;
+            if (t->mode.kind == SWEEP_FROZEN_THEN_FINE_TUNE) {
+                ft++;
+                ft_epochs += (size_t)(t->epochs - stage1);
+            }
+        } else {
+            ft++;
+            ft_epochs += (size_t)t->epochs;
+        }
+    }
+    printf("\nestimated work:\n");
+    size_t n_all = 0, images = count_images(s, &n_all);
+    if (images)
+        printf("  images: %zu per epoch (train + validation), %zu indexed\n", images, n_all);
+    else
+        printf("  images: train_dir not readable now; counts are in units of the dataset (images)\n");
+    printf("  trials: %zu (%zu on a frozen feature cache, %zu running the backbone each epoch)\n",
+           s->n_trials, cached, ft);
+    if (data_augment_active(&s->augment))
+        printf("  augmentation is on: features are recomputed every epoch (no feature cache)\n");
+    printf("  frozen: backbone forward passes: images x 1 per cache key, %d key%s:\n", s->n_cache_groups,
+           s->n_cache_groups == 1 ? "" : "s");
+    for (int g = 0; g < s->n_cache_groups; g++)
+        printf("    %016llx  %s  (%d trials)\n", (unsigned long long)s->cache_groups[g].key,
+               s->cache_groups[g].text, s->cache_groups[g].n_trials);
+    printf("    = %d x images", s->n_cache_groups);
+    print_times((size_t)s->n_cache_groups, images);
+    printf("  fine-tune: backbone forward+backward: images x epochs: %zu trials, %zu epochs = %zu x images",
+           ft, ft_epochs, ft_epochs);
+    print_times(ft_epochs, images);
+    for (int i = 0; i < s->n_backbones; i++) {
+        const char *w = sweep_weights_path(s, s->backbones[i]);
+        struct stat st;
+        if (w && stat(w, &st) != 0)
+            printf("  note: weights file %s (%s) not found here; a real run needs it\n", w, s->backbones[i]);
+    }
+    printf("  total: %zu x images of backbone work (the Keras way, backbone every epoch: %zu x images)\n",
+           (size_t)s->n_cache_groups + ft_epochs, keras);
+}
+
+/* ---- the run ---------------------------------------------------------------------- */
+
+/* Whether a launcher started us as one rank of several: then MPI is
+ * initialised; a plain `tlsweep run` never touches MPI. */
+static int launched_by_mpi(void)
+{
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i]))
+            return 1;
+    return 0;
+}
+
+/* The sweep, its text and the dataset index, loaded and checked before
+ * out/ exists; the coordinator goes on with the same index. */
+typedef struct {
+    sweep s;
+    char *text;
+    size_t len;
+    data_index ix;
+    int have_ix;
+} loaded;
+
+static int load_checked(const char *path, loaded *L, tl_err *e)
+{
+    memset(L, 0, sizeof *L);
+    int rc = sweep_load_text(&L->s, path, &L->text, &L->len, e);
+    if (!rc && !(rc = coord_preflight(&L->s, &L->ix, e)))
+        L->have_ix = 1;
+    return rc;
+}
+
+static void unload(loaded *L)
+{
+    sweep_free(&L->s);
+    free(L->text);
+    if (L->have_ix)
+        data_index_free(&L->ix);
+}
+
+typedef struct {
+    msg_link *l;
+    worker_opts o;
+    int rc;
+    tl_err e;
+} local_worker;
+
+static void *local_worker_main(void *arg)
+{
+    local_worker *w = arg;
+    /* signals are the coordinator's (libuv's handles) */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    w->rc = worker_main(w->l, &w->o, &w->e);
+    return NULL;
+}
+
+static int run_local(const char *path, int quiet, int slice, int n_slices)
+{
+    loaded L;
+    tl_err e = {0};
+    int status = 1;
+    if (load_checked(path, &L, &e) != 0) {
+        fprintf(stderr, "tlsweep run: %s\n", e.msg);
+        goto out;
+    }
+    msg_link *lc = NULL, *lw = NULL;
+    if (msg_link_local_pair(&lc, &lw, &e) != 0) {
+        fprintf(stderr, "tlsweep run: %s\n", e.msg);
+        goto out;
+    }
+    local_worker w = {.l = lw};
+    pthread_t th;
+    if (pthread_create(&th, NULL, local_worker_main, &w) != 0) {
+        fprintf(stderr, "tlsweep run: cannot start the worker thread\n");
+        msg_link_free(lc);
+        msg_link_free(lw);
+        goto out;
+    }
+    coord_opts o = {.s = &L.s, .sweep_text = L.text, .sweep_len = L.len, .index = &L.ix,
+                    .quiet = quiet, .slice = slice, .n_slices = n_slices};
+    status = coord_run(&o, lc, &e);
+    pthread_join(th, NULL);
+    if (status == 1)
+        fprintf(stderr, "tlsweep run: %s\n", e.msg);
+    else if (w.rc)
+        fprintf(stderr, "tlsweep run: worker: %s\n", w.e.msg);
+    msg_link_free(lc);
+    msg_link_free(lw);
+out:
+    unload(&L);
+    return status;
+}
+
+/* Engine threads of a worker: the node's cores shared by the workers on
+ * it (the coordinator mostly sleeps), unless the user set OMP_NUM_THREADS. */
+static int node_threads(MPI_Comm world, int rank)
+{
+    MPI_Comm node;
+    MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+    int on_node = 1, lowest = rank;
+    MPI_Comm_size(node, &on_node);
+    MPI_Allreduce(&rank, &lowest, 1, MPI_INT, MPI_MIN, node);
+    MPI_Comm_free(&node);
+    if (getenv("OMP_NUM_THREADS"))
+        return 0;
+    int workers = on_node - (lowest == 0 ? 1 : 0);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int t = workers > 0 && cores > 0 ? (int)(cores / workers) : 1;
+    return t > 0 ? t : 1;
+}
+
+static int run_mpi(const char *path, int quiet, int slice, int n_slices)
+{
+    int provided = 0, rank = 0, size = 1;
+    MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int threads = node_threads(MPI_COMM_WORLD, rank);
+    if (size == 1) {
+        MPI_Finalize();
+        return run_local(path, quiet, slice, n_slices);
+    }
+    MPI_Comm comm;
+    MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+    msg_link *l = NULL;
+    tl_err e = {0};
+    int status = 1, abandoned = 0;
+    if (msg_link_mpi(&l, comm, &e) != 0) {
+        fprintf(stderr, "tlsweep run: rank %d: %s\n", rank, e.msg);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    if (rank == 0) {
+        loaded L;
+        if (load_checked(path, &L, &e) != 0) {
+            fprintf(stderr, "tlsweep run: %s\n", e.msg);
+            /* the workers wait for a Setup: tell them to leave */
+            Tlsweep__Envelope *stop = msg_new_stop(TLSWEEP__STOP__REASON__ABORT);
+            for (int r = 1; stop && r < size; r++)
+                msg_link_send(l, r, stop, NULL);
+            msg_free(stop);
+        } else {
+            coord_opts o = {.s = &L.s, .sweep_text = L.text, .sweep_len = L.len,
+                            .index = &L.ix, .quiet = quiet, .slice = slice,
+                            .n_slices = n_slices};
+            status = coord_run(&o, l, &e);
+            abandoned = o.abandoned;
+            if (status == 1)
+                fprintf(stderr, "tlsweep run: %s\n", e.msg);
+        }
+        unload(&L);
+    } else {
+        /* mpirun hands SIGUSR1 and a terminal's SIGINT to every rank, and
+         * Slurm sends SIGTERM to every task at a requeue or cancel; the
+         * coordinator gets it too, decides and tells the workers, who stop
+         * at the next step (Slurm's SIGKILL follows only after KillWait) */
+        signal(SIGUSR1, SIG_IGN);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        worker_opts wo = {.threads = threads};
+        int rc = worker_main(l, &wo, &e);
+        if (rc)
+            fprintf(stderr, "tlsweep run: rank %d: %s\n", rank, e.msg);
+        status = rc ? 1 : 0;
+    }
+    msg_link_free(l);
+    if (abandoned)
+        MPI_Abort(MPI_COMM_WORLD, status);
+    MPI_Comm_free(&comm);
+    MPI_Finalize();
+    return status;
+}
+
+int cli_run(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: tlsweep run SWEEP.yaml [--dry-run] [--quiet] [--slice I/N]\n"
+        "  runs the sweep described by SWEEP.yaml (see examples/fashion-mnist.yaml);\n"
+        "  under mpirun/srun rank 0 coordinates and the other ranks train, alone it\n"
+        "  runs coordinator and worker in one process. Re-running the same command on\n"
+        "  the same out: resumes. Exit status: 0 done, 1 failed, 75 interrupted\n"
+        "  (SIGINT/SIGTERM/SIGUSR1; resumable).\n"
+        "  --dry-run  parse and validate the file, print the trials and the estimated\n"
+        "             work, and stop: nothing is trained or written\n"
+        "  --quiet    no progress line\n"
+        "  --slice I/N  run only trials i with i %% N == I (0 <= I < N), into\n"
+        "             OUT/slices/I (a job array's task); `tlsweep merge OUT` joins them\n";
+    static const struct option opts[] = {{"dry-run", no_argument, 0, 'n'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"slice", required_argument, 0, 's'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int dry = 0, quiet = 0, ch, slice = 0, n_slices = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "nqhs:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'n': dry = 1; break;
+        case 'q': quiet = 1; break;
+        case 's': {
+            char tail;
+            if (sscanf(optarg, "%d/%d%c", &slice, &n_slices, &tail) != 2 || n_slices < 1 ||
+                n_slices > 100000 || slice < 0 || slice >= n_slices) {
+                fprintf(stderr, "tlsweep run: --slice %s: expected I/N with 0 <= I < N\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        }
+        default:
+            fputs(usage, ch == 'h' ? stdout : stderr);
+            return ch == 'h' ? 0 : 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!dry)
+        return launched_by_mpi() ? run_mpi(argv[optind], quiet, slice, n_slices)
+                                 : run_local(argv[optind], quiet, slice, n_slices);
+    sweep s;
+    tl_err e = {0};
+    if (sweep_load(&s, argv[optind], &e) != 0) {
+        fprintf(stderr, "tlsweep run: %s\n", e.msg);
+        return 1;
+    }
+    print_table(&s);
+    print_work(&s);
+    printf("\ndry run: nothing trained, nothing written (out: %s)\n", s.out);
+    sweep_free(&s);
+    return 0;
+}

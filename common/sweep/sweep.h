@@ -1,0 +1,173 @@
+/* The sweep file (YAML, Keras vocabulary) and its grid.
+ *
+ * sweep_load() parses, validates and expands in one go, before anything is
+ * created on disk: a sweep that loads is a sweep that can run. A bad file
+ * gives one line, `FILE:LINE:COL: KEY.PATH[i]: what was expected`, e.g.
+ *   sweep.yaml:14:31: grid.learning_rate[2]: expected a number > 0, got -1e-3
+ *
+ * Grid values are lists; a scalar is a one-element list. The trials are the
+ * cartesian product in this order, outermost first (stable: it is the
+ * order of the journal and of the dry-run table):
+ *   backbone, mode, learning_rate, optimizer, batch_size, weight_decay,
+ *   momentum, schedule
+ * each list in the order the file gives it.
+ *
+ * Enums keep the order of their engine counterparts (sweep_optimizer as
+ * optim_kind, sweep_act as net_act, sweep_head_kind as net_head_kind) so
+ * the worker converts by cast; common/ does not include worker/ headers. */
+#ifndef TLSWEEP_SWEEP_H
+#define TLSWEEP_SWEEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/data/data_augment.h"
+#include "common/base/err.h"
+
+typedef enum {
+    SWEEP_FROZEN,                 /* base.trainable = False, BN in inference mode */
+    SWEEP_FINE_TUNE,              /* every layer trains */
+    SWEEP_FINE_TUNE_AT,           /* layers from fine_tune_at on train */
+    SWEEP_FROZEN_THEN_FINE_TUNE,  /* Keras's two-stage recipe: frozen_epochs frozen, then fine_tune_at */
+} sweep_mode_kind;
+
+typedef struct {
+    sweep_mode_kind kind;
+    int fine_tune_at;    /* FINE_TUNE_AT, FROZEN_THEN_FINE_TUNE */
+    int frozen_epochs;   /* FROZEN_THEN_FINE_TUNE: epochs of the first stage, < sweep epochs */
+} sweep_mode;
+
+typedef enum { SWEEP_ADAM, SWEEP_SGD, SWEEP_RMSPROP } sweep_optimizer;
+typedef enum { SWEEP_HEAD_GAP, SWEEP_HEAD_FLATTEN, SWEEP_HEAD_DENSE, SWEEP_HEAD_DROPOUT } sweep_head_kind;
+typedef enum { SWEEP_ACT_LINEAR, SWEEP_ACT_RELU, SWEEP_ACT_RELU6 } sweep_act;
+
+typedef struct {
+    sweep_head_kind kind;
+    int units;           /* DENSE */
+    sweep_act act;       /* DENSE */
+    float rate;          /* DROPOUT */
+} sweep_head_op;
+
+/* Learning-rate schedules, per trial. `constant`, `cosine` (to 0 over the
+ * trial's steps), or {step: {every: EPOCHS, factor: F}}; the trainer turns
+ * epochs into steps once it knows the batches per epoch. */
+typedef enum { SWEEP_SCHED_CONSTANT, SWEEP_SCHED_COSINE, SWEEP_SCHED_STEP } sweep_sched_kind;
+typedef struct {
+    sweep_sched_kind kind;
+    int every_epochs;    /* STEP */
+    double factor;       /* STEP */
+} sweep_sched;
+
+typedef enum { SWEEP_VAL_ACCURACY, SWEEP_VAL_LOSS, SWEEP_ACCURACY, SWEEP_LOSS } sweep_metric;
+
+typedef struct {
+    const char *backbone;   /* static name: "mobilenet_v2", "resnet50", "vgg16", "inception_v3" */
+    char *path;
+} sweep_weights;
+
+typedef struct {
+    char id[128];           /* from the content, unique in the sweep, [A-Za-z0-9._-] only */
+    uint64_t key;           /* FNV-1a of everything that changes the trial's result (journal key) */
+    int index;              /* position in the grid order */
+    const char *backbone;
+    const char *weights;    /* path, from weights: */
+    sweep_mode mode;
+    double learning_rate;
+    sweep_optimizer optimizer;
+    int batch_size;
+    double weight_decay;    /* 0 when the file gives none */
+    double momentum;        /* -1 when the file gives none: the optimizer's Keras default */
+    sweep_sched sched;
+    int epochs;
+    /* Frozen feature cache: trials with the same cache_key train their heads
+     * on the same backbone features. -1 / 0 for trials that run the backbone
+     * every epoch (fine-tune modes, or any trial when augmentation is on). */
+    int cache_group;
+    uint64_t cache_key;
+} sweep_trial;
+
+typedef struct {
+    uint64_t key;           /* FNV-1a of cache_text */
+    char text[512];         /* backbone|weights path|image size|preprocessing */
+    int n_trials;
+} sweep_cache_group;
+
+typedef struct {
+    char *file;             /* as given to sweep_load, for messages */
+    char *name;             /* name:, or the file's base name without extension */
+
+    /* data: */
+    char *train_dir, *val_dir, *test_dir;
+    double validation_split;
+    int image_size;         /* square input side */
+    uint64_t data_seed;     /* data.seed, or seed */
+    data_augment_cfg augment;
+
+    /* model: */
+    sweep_head_op *head;
+    int n_head;
+
+    sweep_weights *weights;
+    int n_weights;
+
+    /* grid: (the lists as given; n_* >= 1 after a successful load) */
+    const char **backbones; int n_backbones;
+    sweep_mode *modes;      int n_modes;
+    double *learning_rates; int n_learning_rates;
+    sweep_optimizer *optimizers; int n_optimizers;
+    int *batch_sizes;       int n_batch_sizes;
+    double *weight_decays;  int n_weight_decays;   /* 0 when absent: {0} */
+    double *momenta;        int n_momenta;         /* 0 when absent: {-1} */
+    sweep_sched *scheds;    int n_scheds;          /* 0 when absent: {constant} */
+
+    int epochs;
+    sweep_metric metric;
+    int goal_max;           /* 1: max, 0: min */
+    char *out;
+    uint64_t seed;
+    int threads;            /* 0: automatic (cores per node / ranks per node) */
+    /* feature_cache: false runs frozen trials the Keras way, the backbone
+     * forward every epoch (for comparisons; the cache is on by default) */
+    int no_feature_cache;
+    /* a trial's checkpoint is written after an epoch only when the last one
+     * is at least this old (0: every epoch); long epochs always checkpoint */
+    double checkpoint_seconds;
+
+    /* The expansion. cache_groups: one per distinct frozen feature cache. */
+    sweep_trial *trials;
+    size_t n_trials;
+    sweep_cache_group *cache_groups;
+    int n_cache_groups;
+} sweep;
+
+/* Reads, parses, validates and expands path. On error s is left empty
+ * (sweep_free is still safe) and e holds one line. Touches nothing on disk
+ * except reading path. */
+int sweep_load(sweep *s, const char *path, tl_err *e);
+/* The same, keeping the file's bytes (*text, NUL-terminated, free it) for
+ * whoever must hand the exact sweep on (the coordinator to its workers). */
+int sweep_load_text(sweep *s, const char *path, char **text, size_t *len, tl_err *e);
+/* The same from memory; file names the text in messages. */
+int sweep_parse(sweep *s, const char *file, const char *text, size_t len, tl_err *e);
+void sweep_free(sweep *s);
+
+/* Fills s->trials and s->cache_groups from the parsed lists (sweep_load
+ * calls it; callers that build a sweep in code may too). */
+enum { SWEEP_MAX_TRIALS = 100000 };
+int sweep_expand(sweep *s, tl_err *e);
+/* The weights path for backbone, or NULL. */
+const char *sweep_weights_path(const sweep *s, const char *backbone);
+
+/* Names as the file spells them. */
+const char *sweep_optimizer_name(sweep_optimizer o);
+const char *sweep_metric_name(sweep_metric m);
+/* "frozen", "fine_tune", "fine_tune_at: 100", "frozen_then_fine_tune: 5 then 100". */
+void sweep_mode_str(const sweep_mode *m, char *buf, size_t n);
+/* Keras preprocessing of a backbone's own weights: "tf" or "caffe". */
+const char *sweep_backbone_preprocessing(const char *backbone);
+/* Smallest input side (as net_backbone_min_size), -1 for an unknown name. */
+int sweep_backbone_min_size(const char *backbone);
+/* Whether the trial's backbone runs once per image (frozen cache) for some epochs. */
+int sweep_trial_uses_cache(const sweep_trial *t);
+
+#endif

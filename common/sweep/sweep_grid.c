@@ -1,0 +1,166 @@
+/* Grid expansion: the cartesian product in the documented order (sweep.h),
+ * each trial's id and journal key, and the frozen feature-cache groups. */
+#include "common/sweep/sweep.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t fnv1a(uint64_t h, const char *t)
+{
+    for (; *t; t++) {
+        h ^= (unsigned char)*t;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+
+/* Shortest %e that reads back as x, without '+': 1e-03, 1.5e-04, 3e00. */
+static void num_tag(double x, char *buf, size_t n)
+{
+    char t[40];
+    for (int p = 0; p < 17; p++) {
+        snprintf(t, sizeof t, "%.*e", p, x);
+        if (strtod(t, NULL) == x)
+            break;
+    }
+    size_t j = 0;
+    for (size_t i = 0; t[i] && j + 1 < n; i++)
+        if (t[i] != '+')
+            buf[j++] = t[i];
+    buf[j] = '\0';
+}
+
+static void mode_tag(const sweep_mode *m, char *buf, size_t n)
+{
+    switch (m->kind) {
+    case SWEEP_FROZEN: snprintf(buf, n, "frozen"); break;
+    case SWEEP_FINE_TUNE: snprintf(buf, n, "ft"); break;
+    case SWEEP_FINE_TUNE_AT: snprintf(buf, n, "ft%d", m->fine_tune_at); break;
+    case SWEEP_FROZEN_THEN_FINE_TUNE:
+        snprintf(buf, n, "frozen%d-ft%d", m->frozen_epochs, m->fine_tune_at);
+        break;
+    }
+}
+
+static void sched_tag(const sweep_sched *sc, char *buf, size_t n)
+{
+    char f[32];
+    switch (sc->kind) {
+    case SWEEP_SCHED_CONSTANT: snprintf(buf, n, "const"); break;
+    case SWEEP_SCHED_COSINE: snprintf(buf, n, "cosine"); break;
+    case SWEEP_SCHED_STEP:
+        num_tag(sc->factor, f, sizeof f);
+        snprintf(buf, n, "step%dx%s", sc->every_epochs, f);
+        break;
+    }
+}
+
+/* Everything outside the trial's own grid values that changes its result. */
+static void shared_text(const sweep *s, char *buf, size_t n)
+{
+    const data_augment_cfg *a = &s->augment;
+    size_t j = (size_t)snprintf(
+        buf, n, "train=%s|val=%s|test=%s|split=%a|size=%d|dseed=%llu|seed=%llu|aug=%d,%a,%a,%a,%a,%a,%a,%a,%a|head=",
+        s->train_dir, s->val_dir ? s->val_dir : "", s->test_dir ? s->test_dir : "", s->validation_split,
+        s->image_size, (unsigned long long)s->data_seed, (unsigned long long)s->seed, a->horizontal_flip,
+        (double)a->rotation_range, (double)a->width_shift_range, (double)a->height_shift_range,
+        (double)a->zoom_range[0], (double)a->zoom_range[1], (double)a->brightness_range[0],
+        (double)a->brightness_range[1], (double)a->contrast);
+    for (int i = 0; i < s->n_head && j < n; i++)
+        j += (size_t)snprintf(buf + j, n - j, "%d:%d:%d:%a;", (int)s->head[i].kind, s->head[i].units,
+                              (int)s->head[i].act, (double)s->head[i].rate);
+}
+
+int sweep_expand(sweep *s, tl_err *e)
+{
+    int nwd = s->n_weight_decays ? s->n_weight_decays : 1;
+    int nmo = s->n_momenta ? s->n_momenta : 1;
+    int nsc = s->n_scheds ? s->n_scheds : 1;
+    double total = (double)s->n_backbones * s->n_modes * s->n_learning_rates * s->n_optimizers *
+                   s->n_batch_sizes * nwd * nmo * nsc;
+    if (total < 1 || total > SWEEP_MAX_TRIALS)
+        return tl_errf(e, TL_EINVAL, "%s: grid: expected 1 to %d trials, the product of the lists is %.0f",
+                       s->file ? s->file : "sweep", SWEEP_MAX_TRIALS, total);
+    free(s->trials);
+    free(s->cache_groups);
+    s->n_cache_groups = 0;
+    s->trials = calloc((size_t)total, sizeof *s->trials);
+    s->cache_groups = calloc((size_t)s->n_backbones * (size_t)s->n_modes, sizeof *s->cache_groups);
+    char *shared = malloc(4096);
+    if (!s->trials || !s->cache_groups || !shared) {
+        free(shared);
+        return tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
+    }
+    shared_text(s, shared, 4096);
+    int cache_on = !data_augment_active(&s->augment) && !s->no_feature_cache;
+    size_t k = 0;
+    for (int ib = 0; ib < s->n_backbones; ib++)
+    for (int im = 0; im < s->n_modes; im++)
+    for (int il = 0; il < s->n_learning_rates; il++)
+    for (int io = 0; io < s->n_optimizers; io++)
+    for (int ia = 0; ia < s->n_batch_sizes; ia++)
+    for (int iw = 0; iw < nwd; iw++)
+    for (int iu = 0; iu < nmo; iu++)
+    for (int is = 0; is < nsc; is++) {
+        sweep_trial *t = &s->trials[k];
+        t->index = (int)k;
+        t->backbone = s->backbones[ib];
+        t->weights = sweep_weights_path(s, t->backbone);
+        t->mode = s->modes[im];
+        t->learning_rate = s->learning_rates[il];
+        t->optimizer = s->optimizers[io];
+        t->batch_size = s->batch_sizes[ia];
+        t->weight_decay = s->n_weight_decays ? s->weight_decays[iw] : 0;
+        t->momentum = s->n_momenta ? s->momenta[iu] : -1;
+        if (s->n_scheds)
+            t->sched = s->scheds[is];
+        t->epochs = s->epochs;
+
+        char md[48], lr[32], wd[32], mo[32], sc[48];
+        mode_tag(&t->mode, md, sizeof md);
+        num_tag(t->learning_rate, lr, sizeof lr);
+        int j = snprintf(t->id, sizeof t->id, "%s-%s-lr%s-%s-b%d", t->backbone, md, lr,
+                         sweep_optimizer_name(t->optimizer), t->batch_size);
+        if (s->n_weight_decays) {
+            num_tag(t->weight_decay, wd, sizeof wd);
+            j += snprintf(t->id + j, sizeof t->id - (size_t)j, "-wd%s", wd);
+        }
+        if (s->n_momenta) {
+            num_tag(t->momentum, mo, sizeof mo);
+            j += snprintf(t->id + j, sizeof t->id - (size_t)j, "-m%s", mo);
+        }
+        if (s->n_scheds) {
+            sched_tag(&t->sched, sc, sizeof sc);
+            snprintf(t->id + j, sizeof t->id - (size_t)j, "-%s", sc);
+        }
+        char kt[256];
+        snprintf(kt, sizeof kt, "tlsweep-trial-v1|%s|weights=%s|epochs=%d|lr=%a|wd=%a|m=%a|", t->id,
+                 t->weights, t->epochs, t->learning_rate, t->weight_decay, t->momentum);
+        t->key = fnv1a(fnv1a(FNV_OFFSET, kt), shared);
+
+        t->cache_group = -1;
+        if (cache_on && (t->mode.kind == SWEEP_FROZEN || t->mode.kind == SWEEP_FROZEN_THEN_FINE_TUNE)) {
+            char text[512];
+            snprintf(text, sizeof text, "%s|%s|%d|%s", t->backbone, t->weights, s->image_size,
+                     sweep_backbone_preprocessing(t->backbone));
+            int g = 0;
+            while (g < s->n_cache_groups && strcmp(s->cache_groups[g].text, text) != 0)
+                g++;
+            if (g == s->n_cache_groups) {
+                snprintf(s->cache_groups[g].text, sizeof s->cache_groups[g].text, "%s", text);
+                s->cache_groups[g].key = fnv1a(FNV_OFFSET, text);
+                s->n_cache_groups++;
+            }
+            s->cache_groups[g].n_trials++;
+            t->cache_group = g;
+            t->cache_key = s->cache_groups[g].key;
+        }
+        k++;
+    }
+    s->n_trials = k;
+    free(shared);
+    return 0;
+}
+

@@ -1,0 +1,1121 @@
+#include "common/weights/weights_tfjs.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/base/fileio.h"
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* Whole file, NUL-terminated (tl_read_file); `what` joins the message.
+ * A missing file is TL_ENOTFOUND. */
+static int read_whole(const char *path, size_t max, const char *what, char **out, size_t *len,
+                      tl_err *e)
+{
+    unsigned char *b;
+    int rc = tl_read_file(path, max, &b, len, e);
+    if (rc && e) {
+        char m[sizeof e->msg];
+        memcpy(m, e->msg, sizeof m);
+        tl_errf(e, rc, "%.*s (the %s)", (int)(sizeof m - 40), m, what);
+    }
+    *out = (char *)b;
+    return rc;
+}
+
+/* ---- base64 ------------------------------------------------------------------- */
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+long weights_tfjs_base64_decode(const char *src, size_t len, unsigned char *dst, size_t cap)
+{
+    /* padding only at the very end, at most two, completing a quantum */
+    size_t pad = 0;
+    while (pad < 2 && len > 0 && src[len - 1] == '=') {
+        len--;
+        pad++;
+    }
+    if (pad && (len + pad) % 4)
+        return -1;
+    if (len % 4 == 1)
+        return -1;
+    size_t need = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
+    if (need > cap || need > (size_t)LONG_MAX)
+        return -1;
+    size_t o = 0, i = 0;
+    for (; i + 4 <= len; i += 4) {
+        int a = b64_value((unsigned char)src[i]), b = b64_value((unsigned char)src[i + 1]);
+        int c = b64_value((unsigned char)src[i + 2]), d = b64_value((unsigned char)src[i + 3]);
+        if ((a | b | c | d) < 0)
+            return -1;
+        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+        dst[o++] = (unsigned char)(v >> 16);
+        dst[o++] = (unsigned char)(v >> 8);
+        dst[o++] = (unsigned char)v;
+    }
+    size_t rest = len - i;
+    if (rest) {
+        int a = b64_value((unsigned char)src[i]), b = b64_value((unsigned char)src[i + 1]);
+        int c = rest == 3 ? b64_value((unsigned char)src[i + 2]) : 0;
+        if ((a | b | c) < 0)
+            return -1;
+        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6;
+        dst[o++] = (unsigned char)(v >> 16);
+        if (rest == 3)
+            dst[o++] = (unsigned char)(v >> 8);
+    }
+    return (long)o;
+}
+
+/* ---- JS module wrapper -> JSON ----------------------------------------------- */
+
+typedef struct {
+    char *b;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+static void sb_put(sbuf *s, const char *p, size_t k)
+{
+    if (s->oom)
+        return;
+    if (s->n + k + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->n + k + 1)
+            cap *= 2;
+        char *b = realloc(s->b, cap);
+        if (!b) {
+            s->oom = 1;
+            return;
+        }
+        s->b = b;
+        s->cap = cap;
+    }
+    memcpy(s->b + s->n, p, k);
+    s->n += k;
+    s->b[s->n] = 0;
+}
+
+static void sb_puts(sbuf *s, const char *p)
+{
+    sb_put(s, p, strlen(p));
+}
+
+typedef struct {
+    const char *s;
+    size_t len, i;
+    int depth;
+    sbuf out;
+    const char *err;     /* static description of the first error */
+} jsp;
+
+#define JSP_MAX_DEPTH 256
+
+static int is_ident_start(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '$';
+}
+
+static int is_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int peek(const jsp *p)
+{
+    return p->i < p->len ? (unsigned char)p->s[p->i] : -1;
+}
+
+static void skip_ws(jsp *p)
+{
+    while (p->i < p->len) {
+        char c = p->s[p->i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            p->i++;
+        } else if (c == '/' && p->i + 1 < p->len && p->s[p->i + 1] == '/') {
+            while (p->i < p->len && p->s[p->i] != '\n')
+                p->i++;
+        } else if (c == '/' && p->i + 1 < p->len && p->s[p->i + 1] == '*') {
+            const char *end = NULL;
+            for (size_t k = p->i + 2; k + 1 < p->len; k++)
+                if (p->s[k] == '*' && p->s[k + 1] == '/') {
+                    end = p->s + k;
+                    break;
+                }
+            if (!end) {
+                p->i = p->len;
+                return;
+            }
+            p->i = (size_t)(end - p->s) + 2;
+        } else {
+            return;
+        }
+    }
+}
+
+static int fail(jsp *p, const char *what)
+{
+    if (!p->err)
+        p->err = what;
+    return -1;
+}
+
+static int parse_value(jsp *p);
+
+/* A "..." or '...' literal, re-emitted as a JSON string. */
+static int parse_string(jsp *p)
+{
+    char q = p->s[p->i++];
+    sb_put(&p->out, "\"", 1);
+    while (p->i < p->len) {
+        unsigned char c = (unsigned char)p->s[p->i];
+        if (c == (unsigned char)q) {
+            p->i++;
+            sb_put(&p->out, "\"", 1);
+            return 0;
+        }
+        if (c < 0x20)
+            return fail(p, "control character or line break inside a string");
+        if (c == '"') {              /* inside a '...' string */
+            sb_put(&p->out, "\\\"", 2);
+            p->i++;
+            continue;
+        }
+        if (c != '\\') {
+            sb_put(&p->out, p->s + p->i, 1);
+            p->i++;
+            continue;
+        }
+        if (p->i + 1 >= p->len)
+            return fail(p, "unterminated string");
+        char x = p->s[p->i + 1];
+        p->i += 2;
+        switch (x) {
+        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't': {
+            char esc[2] = {'\\', x};
+            sb_put(&p->out, esc, 2);
+            break;
+        }
+        case '\'':
+            sb_put(&p->out, "'", 1);
+            break;
+        case 'u':
+            if (p->i + 4 > p->len)
+                return fail(p, "bad \\u escape");
+            for (int k = 0; k < 4; k++)
+                if (!strchr("0123456789abcdefABCDEF", p->s[p->i + k]) || !p->s[p->i + k])
+                    return fail(p, "bad \\u escape");
+            sb_puts(&p->out, "\\u");
+            sb_put(&p->out, p->s + p->i, 4);
+            p->i += 4;
+            break;
+        case 'x':
+            if (p->i + 2 > p->len || !p->s[p->i] || !p->s[p->i + 1] ||
+                !strchr("0123456789abcdefABCDEF", p->s[p->i]) ||
+                !strchr("0123456789abcdefABCDEF", p->s[p->i + 1]))
+                return fail(p, "bad \\x escape");
+            sb_puts(&p->out, "\\u00");
+            sb_put(&p->out, p->s + p->i, 2);
+            p->i += 2;
+            break;
+        default:
+            return fail(p, "unsupported escape in a string");
+        }
+    }
+    return fail(p, "unterminated string");
+}
+
+/* JS number (.5, 5., -1e-3) re-emitted as a JSON number. */
+static int parse_number(jsp *p)
+{
+    if (peek(p) == '-') {
+        sb_put(&p->out, "-", 1);
+        p->i++;
+    }
+    size_t a = p->i;
+    while (is_digit(peek(p)))
+        p->i++;
+    size_t int_len = p->i - a;
+    if (int_len > 1 && p->s[a] == '0')
+        return fail(p, "number with a leading zero (octal or hex literals are not data)");
+    size_t f = 0, flen = 0;
+    if (peek(p) == '.') {
+        p->i++;
+        f = p->i;
+        while (is_digit(peek(p)))
+            p->i++;
+        flen = p->i - f;
+    }
+    if (!int_len && !flen)
+        return fail(p, "malformed number");
+    if (int_len)
+        sb_put(&p->out, p->s + a, int_len);
+    else
+        sb_put(&p->out, "0", 1);
+    if (flen) {
+        sb_put(&p->out, ".", 1);
+        sb_put(&p->out, p->s + f, flen);
+    }
+    if (peek(p) == 'e' || peek(p) == 'E') {
+        size_t x = p->i++;
+        if (peek(p) == '+' || peek(p) == '-')
+            p->i++;
+        if (!is_digit(peek(p)))
+            return fail(p, "malformed exponent");
+        while (is_digit(peek(p)))
+            p->i++;
+        sb_put(&p->out, p->s + x, p->i - x);
+    }
+    if (is_ident_start(peek(p)) || is_digit(peek(p)))
+        return fail(p, "malformed number");
+    return 0;
+}
+
+static int parse_ident(jsp *p, size_t *at, size_t *n)
+{
+    *at = p->i;
+    while (p->i < p->len && (is_ident_start(peek(p)) || is_digit(peek(p))))
+        p->i++;
+    *n = p->i - *at;
+    return 0;
+}
+
+static int ident_is(const jsp *p, size_t at, size_t n, const char *w)
+{
+    return n == strlen(w) && !memcmp(p->s + at, w, n);
+}
+
+static int parse_container(jsp *p, char open)
+{
+    char close = open == '{' ? '}' : ']';
+    if (++p->depth > JSP_MAX_DEPTH)
+        return fail(p, "nesting too deep");
+    p->i++;
+    sb_put(&p->out, &open, 1);
+    skip_ws(p);
+    if (peek(p) == close) {
+        p->i++;
+        sb_put(&p->out, &close, 1);
+        p->depth--;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(p);
+        if (open == '{') {
+            int c = peek(p);
+            if (c == '"' || c == '\'') {
+                if (parse_string(p))
+                    return -1;
+            } else if (is_ident_start(c)) {
+                size_t at, n;
+                parse_ident(p, &at, &n);
+                sb_put(&p->out, "\"", 1);
+                sb_put(&p->out, p->s + at, n);
+                sb_put(&p->out, "\"", 1);
+            } else if (is_digit(c)) {
+                size_t at = p->i;
+                while (is_digit(peek(p)))
+                    p->i++;
+                sb_put(&p->out, "\"", 1);
+                sb_put(&p->out, p->s + at, p->i - at);
+                sb_put(&p->out, "\"", 1);
+            } else {
+                return fail(p, "expected a property name");
+            }
+            skip_ws(p);
+            if (peek(p) != ':')
+                return fail(p, "expected ':' after a property name");
+            p->i++;
+            sb_put(&p->out, ":", 1);
+        }
+        if (parse_value(p))
+            return -1;
+        skip_ws(p);
+        int c = peek(p);
+        if (c == ',') {
+            p->i++;
+            skip_ws(p);
+            if (peek(p) == close) {       /* trailing comma */
+                p->i++;
+                break;
+            }
+            sb_put(&p->out, ",", 1);
+            continue;
+        }
+        if (c == close) {
+            p->i++;
+            break;
+        }
+        return fail(p, open == '{' ? "expected ',' or '}' in an object"
+                                   : "expected ',' or ']' in an array");
+    }
+    sb_put(&p->out, &close, 1);
+    p->depth--;
+    return 0;
+}
+
+static int parse_value(jsp *p)
+{
+    skip_ws(p);
+    int c = peek(p);
+    if (c < 0)
+        return fail(p, "unexpected end of the module");
+    if (c == '{' || c == '[')
+        return parse_container(p, (char)c);
+    if (c == '"' || c == '\'')
+        return parse_string(p);
+    if (c == '-' || c == '.' || is_digit(c))
+        return parse_number(p);
+    if (c == '!') {
+        p->i++;
+        if (peek(p) == '0')
+            sb_puts(&p->out, "true");
+        else if (peek(p) == '1')
+            sb_puts(&p->out, "false");
+        else
+            return fail(p, "unsupported expression after '!'");
+        p->i++;
+        return 0;
+    }
+    if (is_ident_start(c)) {
+        size_t at, n;
+        parse_ident(p, &at, &n);
+        if (ident_is(p, at, n, "true") || ident_is(p, at, n, "false") ||
+            ident_is(p, at, n, "null")) {
+            sb_put(&p->out, p->s + at, n);
+            return 0;
+        }
+        if (ident_is(p, at, n, "void")) {
+            skip_ws(p);
+            if (peek(p) != '0')
+                return fail(p, "unsupported expression after 'void'");
+            p->i++;
+            sb_puts(&p->out, "null");
+            return 0;
+        }
+        if (ident_is(p, at, n, "NaN") || ident_is(p, at, n, "Infinity"))
+            return fail(p, "non-finite number literal");
+        return fail(p, "an expression that is not a literal");
+    }
+    return fail(p, "unexpected character");
+}
+
+/* Start of the value exported by the module: after "exports=" (browserify,
+ * CommonJS) or "export default". Occurrences not followed by a literal
+ * (module.exports=e()) are skipped. */
+static int find_export(const char *s, size_t len, size_t *at)
+{
+    static const char *const keys[] = {"exports", "export default"};
+    size_t best = (size_t)-1;
+    for (int k = 0; k < 2; k++) {
+        size_t kl = strlen(keys[k]);
+        for (size_t i = 0; i + kl <= len; i++) {
+            if (memcmp(s + i, keys[k], kl))
+                continue;
+            size_t j = i + kl;
+            while (j < len && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r'))
+                j++;
+            if (k == 0) {
+                if (j >= len || s[j] != '=' || (j + 1 < len && s[j + 1] == '='))
+                    continue;
+                j++;
+                while (j < len && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r'))
+                    j++;
+            }
+            if (j < len && (s[j] == '{' || s[j] == '[' || s[j] == '"' || s[j] == '\'')) {
+                if (j < best)
+                    best = j;
+                break;
+            }
+        }
+    }
+    if (best == (size_t)-1)
+        return -1;
+    *at = best;
+    return 0;
+}
+
+/* After the value: end of file or the wrapper's closing punctuation. */
+static int trailer_ok(const char *s, size_t len, size_t i)
+{
+    jsp p = {.s = s, .len = len, .i = i};
+    skip_ws(&p);
+    return p.i >= len || strchr("});,", s[p.i]);
+}
+
+char *weights_tfjs_js_to_json(const char *name, const char *src, size_t len, size_t *value_at,
+                              size_t *value_end, tl_err *e)
+{
+    size_t at;
+    if (find_export(src, len, &at)) {
+        tl_errf(e, TL_EFORMAT,
+                "%s: malformed JS wrapper: no 'exports=' or 'export default' followed by a literal",
+                name);
+        return NULL;
+    }
+    jsp p = {.s = src, .len = len, .i = at};
+    if (parse_value(&p) || p.out.oom) {
+        free(p.out.b);
+        if (p.out.oom)
+            tl_errf(e, TL_ENOMEM, "%s: out of memory converting the JS module", name);
+        else
+            tl_errf(e, TL_EFORMAT, "%s: malformed JS wrapper: %s at byte %zu", name, p.err, p.i);
+        return NULL;
+    }
+    if (!trailer_ok(src, len, p.i)) {
+        free(p.out.b);
+        tl_errf(e, TL_EFORMAT, "%s: malformed JS wrapper: unexpected text after the value at byte %zu",
+                name, p.i);
+        return NULL;
+    }
+    if (value_at)
+        *value_at = at;
+    if (value_end)
+        *value_end = p.i;
+    return p.out.b;
+}
+
+/* ---- shards ------------------------------------------------------------------- */
+
+typedef struct {
+    unsigned char *b;
+    size_t n, cap;
+} bytes;
+
+static int bytes_reserve(bytes *d, size_t more)
+{
+    if (d->n + more <= d->cap)
+        return 0;
+    size_t cap = d->cap ? d->cap : 1 << 20;
+    while (cap < d->n + more)
+        cap *= 2;
+    unsigned char *b = realloc(d->b, cap);
+    if (!b)
+        return -1;
+    d->b = b;
+    d->cap = cap;
+    return 0;
+}
+
+/* Appends one shard: raw bytes, or base64 inside a JS module (*.js). */
+static int append_shard(bytes *d, const char *path, tl_err *e)
+{
+    char *buf;
+    size_t len;
+    int rc = read_whole(path, WEIGHTS_TFJS_MAX_SHARD, "weight shard", &buf, &len, e);
+    if (rc == TL_ENOTFOUND)
+        return tl_errf(e, rc, "%s: missing weight shard (%s)", path, strerror(ENOENT));
+    if (rc)
+        return rc;
+    if (!ends_with(path, ".js")) {
+        if (bytes_reserve(d, len)) {
+            free(buf);
+            return tl_errf(e, TL_ENOMEM, "%s: out of memory", path);
+        }
+        memcpy(d->b + d->n, buf, len);
+        d->n += len;
+        free(buf);
+        return 0;
+    }
+    size_t at;
+    if (find_export(buf, len, &at) || (buf[at] != '"' && buf[at] != '\'')) {
+        free(buf);
+        return tl_errf(e, TL_EFORMAT,
+                       "%s: malformed JS wrapper: no exported string of base64 weight data", path);
+    }
+    char q = buf[at];
+    const char *s = buf + at + 1;
+    const char *end = memchr(s, q, len - at - 1);
+    if (!end) {
+        free(buf);
+        return tl_errf(e, TL_EFORMAT, "%s: malformed JS wrapper: unterminated base64 string", path);
+    }
+    size_t n64 = (size_t)(end - s);
+    if (!trailer_ok(buf, len, (size_t)(end - buf) + 1)) {
+        free(buf);
+        return tl_errf(e, TL_EFORMAT,
+                       "%s: malformed JS wrapper: unexpected text after the base64 string", path);
+    }
+    size_t cap = n64 / 4 * 3 + 3;
+    if (bytes_reserve(d, cap)) {
+        free(buf);
+        return tl_errf(e, TL_ENOMEM, "%s: out of memory", path);
+    }
+    long got = weights_tfjs_base64_decode(s, n64, d->b + d->n, cap);
+    if (got < 0) {
+        size_t bad = 0;
+        while (bad < n64 && b64_value((unsigned char)s[bad]) >= 0)
+            bad++;
+        free(buf);
+        return tl_errf(e, TL_EFORMAT, "%s: bad base64 weight data (near character %zu of %zu)",
+                       path, bad, n64);
+    }
+    d->n += (size_t)got;
+    free(buf);
+    return 0;
+}
+
+/* ---- decoding the manifest ------------------------------------------------------ */
+
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, ex = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (ex == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (ex == 0) {
+        if (!man) {
+            bits = sign;
+        } else {                       /* subnormal: normalise */
+            int sh = 0;
+            while (!(man & 0x400)) {
+                man <<= 1;
+                sh++;
+            }
+            man &= 0x3ff;
+            bits = sign | (uint32_t)(127 - 15 + 1 - sh) << 23 | (man << 13);
+        }
+    } else {
+        bits = sign | (ex + 127 - 15) << 23 | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+typedef enum { Q_NONE, Q_UINT8, Q_UINT16, Q_FLOAT16 } qkind;
+
+typedef struct {
+    const char *name;
+    int ndim;
+    int64_t shape[TSET_MAX_DIMS];
+    size_t n, nbytes, off;
+    qkind q;
+    double scale, min;
+} spec;
+
+static int parse_spec(json_t *w, size_t idx, const char *file, spec *s, tl_err *e)
+{
+    memset(s, 0, sizeof *s);
+    json_t *jn = json_object_get(w, "name");
+    if (!json_is_object(w) || !json_is_string(jn))
+        return tl_errf(e, TL_EFORMAT, "%s: weightsManifest entry %zu has no \"name\" string", file,
+                       idx);
+    s->name = json_string_value(jn);
+    json_t *sh = json_object_get(w, "shape");
+    if (!json_is_array(sh))
+        return tl_errf(e, TL_EFORMAT, "%s: tensor '%s': \"shape\" is not an array", file, s->name);
+    if (json_array_size(sh) > TSET_MAX_DIMS)
+        return tl_errf(e, TL_EFORMAT, "%s: tensor '%s': %zu dimensions (at most %d)", file,
+                       s->name, json_array_size(sh), TSET_MAX_DIMS);
+    s->ndim = (int)json_array_size(sh);
+    s->n = 1;
+    for (int i = 0; i < s->ndim; i++) {
+        json_t *d = json_array_get(sh, (size_t)i);
+        if (!json_is_integer(d))
+            return tl_errf(e, TL_EFORMAT, "%s: tensor '%s': dimension %d is not an integer", file,
+                           s->name, i);
+        json_int_t v = json_integer_value(d);
+        if (v < 0)
+            return tl_errf(e, TL_EFORMAT, "%s: tensor '%s': negative dimension %lld in its shape",
+                           file, s->name, (long long)v);
+        if (v > 0 && s->n > (SIZE_MAX / 8) / (uint64_t)v)
+            return tl_errf(e, TL_EFORMAT, "%s: tensor '%s': shape too large", file, s->name);
+        s->shape[i] = v;
+        s->n *= (size_t)v;
+    }
+    json_t *dt = json_object_get(w, "dtype");
+    const char *dtype = json_is_string(dt) ? json_string_value(dt) : NULL;
+    if (!dtype)
+        return tl_errf(e, TL_EFORMAT, "%s: tensor '%s' has no \"dtype\"", file, s->name);
+    if (strcmp(dtype, "float32"))
+        return tl_errf(e, TL_EFORMAT,
+                       "%s: tensor '%s': unknown or unsupported dtype '%s' (expected float32)", file,
+                       s->name, dtype);
+    json_t *q = json_object_get(w, "quantization");
+    if (!q || json_is_null(q)) {
+        s->q = Q_NONE;
+        s->nbytes = s->n * 4;
+        return 0;
+    }
+    json_t *qd = json_object_get(q, "dtype");
+    const char *qdtype = json_is_string(qd) ? json_string_value(qd) : NULL;
+    if (!json_is_object(q) || !qdtype)
+        return tl_errf(e, TL_EFORMAT, "%s: tensor '%s': \"quantization\" without a dtype", file,
+                       s->name);
+    json_t *od = json_object_get(q, "original_dtype");
+    if (od && !(json_is_string(od) && !strcmp(json_string_value(od), "float32")))
+        return tl_errf(e, TL_EFORMAT,
+                       "%s: tensor '%s': unsupported quantization original_dtype (expected float32)",
+                       file, s->name);
+    if (!strcmp(qdtype, "float16")) {
+        s->q = Q_FLOAT16;
+        s->nbytes = s->n * 2;
+        return 0;
+    }
+    if (!strcmp(qdtype, "uint8"))
+        s->q = Q_UINT8;
+    else if (!strcmp(qdtype, "uint16"))
+        s->q = Q_UINT16;
+    else
+        return tl_errf(e, TL_EFORMAT,
+                       "%s: tensor '%s': unknown quantization dtype '%s' (expected uint8, uint16 or "
+                       "float16)",
+                       file, s->name, qdtype);
+    json_t *sc = json_object_get(q, "scale"), *mn = json_object_get(q, "min");
+    if (!json_is_number(sc) || !json_is_number(mn))
+        return tl_errf(e, TL_EFORMAT, "%s: tensor '%s': %s quantization needs numbers scale and min",
+                       file, s->name, qdtype);
+    s->scale = json_number_value(sc);
+    s->min = json_number_value(mn);
+    if (!isfinite(s->scale) || !isfinite(s->min))
+        return tl_errf(e, TL_EFORMAT, "%s: tensor '%s': non-finite quantization scale or min", file,
+                       s->name);
+    s->nbytes = s->n * (s->q == Q_UINT8 ? 1 : 2);
+    return 0;
+}
+
+static int decode(const spec *s, const unsigned char *b, float *dst, const char *file, tl_err *e)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        float v;
+        switch (s->q) {
+        case Q_NONE: {
+            const unsigned char *p = b + 4 * i;
+            uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                         (uint32_t)p[3] << 24;
+            memcpy(&v, &u, 4);
+            break;
+        }
+        case Q_FLOAT16:
+            v = half_to_float((uint16_t)(b[2 * i] | b[2 * i + 1] << 8));
+            break;
+        case Q_UINT8:
+            v = (float)((double)b[i] * s->scale + s->min);
+            break;
+        default:
+            v = (float)((double)(b[2 * i] | b[2 * i + 1] << 8) * s->scale + s->min);
+            break;
+        }
+        if (!isfinite(v))
+            return tl_errf(e, TL_EFORMAT, "%s: tensor '%s' has a non-finite value (%g) at index %zu",
+                           file, s->name, (double)v, i);
+        dst[i] = v;
+    }
+    return 0;
+}
+
+/* A shard path from the manifest must stay in the model's folder. */
+static int shard_path(char *dst, size_t cap, const char *dir, const char *p, int js,
+                      const char *file, tl_err *e)
+{
+    if (!*p || p[0] == '/' || strstr(p, "..") || strchr(p, '\\'))
+        return tl_errf(e, TL_EFORMAT, "%s: shard path '%s' leaves the model's folder", file, p);
+    const char *ext = js && !ends_with(p, ".js") ? ".min.js" : "";
+    if ((size_t)snprintf(dst, cap, "%s/%s%s", dir, p, ext) >= cap)
+        return tl_errf(e, TL_EINVAL, "%s: shard path '%s' too long", file, p);
+    return 0;
+}
+
+static int read_group(json_t *g, size_t gi, const char *file, const char *dir, int js, tset *out,
+                      weights_tfjs_info *info, tl_err *e)
+{
+    json_t *paths = json_object_get(g, "paths"), *ws = json_object_get(g, "weights");
+    if (!json_is_object(g) || !json_is_array(paths) || !json_is_array(ws))
+        return tl_errf(e, TL_EFORMAT,
+                       "%s: weightsManifest group %zu needs \"paths\" and \"weights\" arrays", file,
+                       gi + 1);
+    size_t nw = json_array_size(ws), np = json_array_size(paths);
+    spec *specs = calloc(nw ? nw : 1, sizeof *specs);
+    if (!specs)
+        return tl_errf(e, TL_ENOMEM, "%s: out of memory", file);
+    bytes data = {0};
+    char last[1024] = "";
+    int rc = 0;
+    size_t need = 0;
+    for (size_t i = 0; i < nw && !rc; i++) {
+        rc = parse_spec(json_array_get(ws, i), i, file, &specs[i], e);
+        if (rc)
+            break;
+        specs[i].off = need;
+        need += specs[i].nbytes;
+        for (size_t k = 0; k < i && !rc; k++)
+            if (!strcmp(specs[k].name, specs[i].name))
+                rc = tl_errf(e, TL_EFORMAT, "%s: tensor '%s' appears twice in the manifest", file,
+                             specs[i].name);
+        if (!rc && tset_find(out, specs[i].name))
+            rc = tl_errf(e, TL_EFORMAT, "%s: tensor '%s' appears twice in the manifest", file,
+                         specs[i].name);
+    }
+    if (!rc && !np)
+        rc = tl_errf(e, TL_EFORMAT, "%s: weightsManifest group %zu lists no shard paths", file,
+                     gi + 1);
+    for (size_t i = 0; i < np && !rc; i++) {
+        json_t *p = json_array_get(paths, i);
+        if (!json_is_string(p)) {
+            rc = tl_errf(e, TL_EFORMAT, "%s: group %zu: shard path %zu is not a string", file,
+                         gi + 1, i);
+            break;
+        }
+        rc = shard_path(last, sizeof last, dir, json_string_value(p), js, file, e);
+        if (!rc)
+            rc = append_shard(&data, last, e);
+        if (info)
+            info->n_shards++;
+    }
+    if (!rc && need > data.n) {
+        size_t k = 0;
+        while (k < nw && specs[k].off + specs[k].nbytes <= data.n)
+            k++;
+        rc = tl_errf(e, TL_EFORMAT,
+                     "%s: truncated shard: tensor '%s' needs bytes %zu..%zu but the %zu shard(s) of "
+                     "group %zu hold %zu bytes (the manifest needs %zu)",
+                     last, specs[k].name, specs[k].off, specs[k].off + specs[k].nbytes, np, gi + 1,
+                     data.n, need);
+    }
+    if (!rc && need < data.n)
+        rc = tl_errf(e, TL_EFORMAT,
+                     "%s: the %zu shard(s) of group %zu hold %zu bytes but the manifest's tensors "
+                     "need %zu (after tensor '%s')",
+                     last, np, gi + 1, data.n, need, nw ? specs[nw - 1].name : "(none)");
+    if (info)
+        info->weight_bytes += data.n;
+    for (size_t i = 0; i < nw && !rc; i++) {
+        float *v = malloc((specs[i].n ? specs[i].n : 1) * sizeof *v);
+        if (!v) {
+            rc = tl_errf(e, TL_ENOMEM, "%s: tensor '%s': out of memory", file, specs[i].name);
+            break;
+        }
+        rc = decode(&specs[i], data.b + specs[i].off, v, last, e);
+        if (rc) {
+            free(v);
+            break;
+        }
+        rc = tset_add_owned(out, specs[i].name, specs[i].ndim, specs[i].shape, v, e);
+        if (rc) {
+            tl_err inner = e ? *e : (tl_err){0};
+            rc = tl_errf(e, rc, "%s: %s", file, inner.msg);
+        }
+        if (!rc && info)
+            info->n_tensors++;
+    }
+    free(data.b);
+    free(specs);
+    return rc;
+}
+
+/* ---- topology hints ------------------------------------------------------------- */
+
+static int add_layer(weights_tfjs_info *info, json_t *layer, int *cap)
+{
+    json_t *cfg = json_object_get(layer, "config");
+    json_t *jn = json_object_get(layer, "name");
+    if (!json_is_string(jn))
+        jn = json_object_get(cfg, "name");
+    json_t *jc = json_object_get(layer, "class_name");
+    if (info->n_layers == *cap) {
+        int nc = *cap ? 2 * *cap : 128;
+        weights_tfjs_layer *v = realloc(info->layers, (size_t)nc * sizeof *v);
+        if (!v)
+            return -1;
+        info->layers = v;
+        *cap = nc;
+    }
+    weights_tfjs_layer *l = &info->layers[info->n_layers];
+    l->name = strdup(json_is_string(jn) ? json_string_value(jn) : "");
+    l->class_name = strdup(json_is_string(jc) ? json_string_value(jc) : "");
+    l->config = json_is_object(cfg) ? json_dumps(cfg, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                                    : strdup("{}");
+    if (!l->name || !l->class_name || !l->config) {
+        free(l->name);
+        free(l->class_name);
+        free(l->config);
+        return -1;
+    }
+    info->n_layers++;
+    return 0;
+}
+
+/* Layers in topology order; nested models (a Sequential around a Functional
+ * backbone) are listed after their container. */
+static int collect_layers(weights_tfjs_info *info, json_t *model_cfg, int *cap, int depth)
+{
+    if (depth > 8)
+        return 0;
+    json_t *cfg = json_object_get(model_cfg, "config");
+    json_t *layers = json_is_array(cfg) ? cfg : json_object_get(cfg, "layers");
+    if (!json_is_array(layers))
+        return 0;
+    size_t i;
+    json_t *l;
+    json_array_foreach(layers, i, l)
+    {
+        if (!json_is_object(l))
+            continue;
+        if (add_layer(info, l, cap))
+            return -1;
+        if (json_is_object(json_object_get(json_object_get(l, "config"), "layers")) ||
+            json_is_array(json_object_get(json_object_get(l, "config"), "layers")))
+            if (collect_layers(info, l, cap, depth + 1))
+                return -1;
+    }
+    return 0;
+}
+
+static int find_layer(const weights_tfjs_info *info, const char *name)
+{
+    for (int i = 0; i < info->n_layers; i++)
+        if (!strcmp(info->layers[i].name, name))
+            return i;
+    return -1;
+}
+
+/* Integer "filters" of a layer's config, -1 if absent. */
+static int layer_filters(const weights_tfjs_info *info, int i)
+{
+    if (i < 0)
+        return -1;
+    json_t *c = json_loads(info->layers[i].config, 0, NULL);
+    json_t *f = json_object_get(c, "filters");
+    int v = json_is_integer(f) ? (int)json_integer_value(f) : -1;
+    json_decref(c);
+    return v;
+}
+
+static void input_shape(weights_tfjs_info *info)
+{
+    for (int i = 0; i < info->n_layers; i++) {
+        json_t *c = json_loads(info->layers[i].config, 0, NULL);
+        json_t *s = json_object_get(c, "batch_input_shape");
+        if (!s)
+            s = json_object_get(c, "batch_shape");
+        if (json_is_array(s) && json_array_size(s) == 4) {
+            json_t *h = json_array_get(s, 1), *w = json_array_get(s, 2), *ch = json_array_get(s, 3);
+            info->input_h = json_is_integer(h) ? (int)json_integer_value(h) : 0;
+            info->input_w = json_is_integer(w) ? (int)json_integer_value(w) : 0;
+            info->input_c = json_is_integer(ch) ? (int)json_integer_value(ch) : 0;
+            json_decref(c);
+            return;
+        }
+        json_decref(c);
+    }
+}
+
+static void guess_backbone(weights_tfjs_info *info)
+{
+    info->backbone_out = -1;
+    const char *pretty = NULL;
+    if (find_layer(info, "Conv1") >= 0 && find_layer(info, "expanded_conv_depthwise") >= 0) {
+        /* (Conv1 filters, block_16_project filters) = _make_divisible(32a, 8), (320a, 8) */
+        static const struct { float a; int f0, f16; } t[] = {
+            {0.35f, 16, 112}, {0.5f, 16, 160}, {0.75f, 24, 240},
+            {1.0f, 32, 320},  {1.3f, 40, 416}, {1.4f, 48, 448},
+        };
+        int f0 = layer_filters(info, find_layer(info, "Conv1"));
+        int f16 = layer_filters(info, find_layer(info, "block_16_project"));
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+            if (t[i].f0 == f0 && t[i].f16 == f16)
+                info->alpha = t[i].a;
+        copy_str(info->backbone, sizeof info->backbone, "mobilenet_v2");
+        info->backbone_out = find_layer(info, "out_relu");
+        pretty = "MobileNetV2";
+    } else if (find_layer(info, "mixed0") >= 0 && find_layer(info, "mixed10") >= 0) {
+        copy_str(info->backbone, sizeof info->backbone, "inception_v3");
+        info->backbone_out = find_layer(info, "mixed10");
+        pretty = "InceptionV3";
+    } else if (find_layer(info, "conv5_block3_out") >= 0 ||
+               find_layer(info, "res5c_branch2c") >= 0) {
+        copy_str(info->backbone, sizeof info->backbone, "resnet50");
+        info->backbone_out = find_layer(info, "conv5_block3_out");
+        if (info->backbone_out < 0) {   /* Keras 2.2: the ReLU after the last add */
+            int i = find_layer(info, "res5c_branch2c");
+            for (; i < info->n_layers; i++)
+                if (!strcmp(info->layers[i].class_name, "Add"))
+                    break;
+            if (i + 1 < info->n_layers && !strcmp(info->layers[i + 1].class_name, "Activation"))
+                info->backbone_out = i + 1;
+        }
+        pretty = "ResNet50";
+    } else if (find_layer(info, "block1_conv1") >= 0 && find_layer(info, "block5_conv3") >= 0) {
+        copy_str(info->backbone, sizeof info->backbone, "vgg16");
+        info->backbone_out = find_layer(info, "block5_pool");
+        pretty = "VGG16";
+    }
+    if (!pretty) {
+        snprintf(info->summary, sizeof info->summary, "unrecognised model (%d layers)",
+                 info->n_layers);
+        return;
+    }
+    int at = snprintf(info->summary, sizeof info->summary, "%s", pretty);
+    if (info->input_h > 0 && (size_t)at < sizeof info->summary)
+        at += snprintf(info->summary + at, sizeof info->summary - (size_t)at, " %d", info->input_h);
+    if (info->alpha > 0 && (size_t)at < sizeof info->summary)
+        snprintf(info->summary + at, sizeof info->summary - (size_t)at, " alpha %.2g%s",
+                 (double)info->alpha, info->alpha == 1.0f ? ".0" : "");
+}
+
+static int read_topology(json_t *root, weights_tfjs_info *info, const char *file, tl_err *e)
+{
+    json_t *fmt = json_object_get(root, "format");
+    if (json_is_string(fmt))
+        copy_str(info->format, sizeof info->format, json_string_value(fmt));
+    json_t *topo = json_object_get(root, "modelTopology");
+    if (!topo || json_is_null(topo)) {
+        info->backbone_out = -1;
+        snprintf(info->summary, sizeof info->summary, "no modelTopology");
+        return 0;
+    }
+    if (!json_is_object(topo))
+        return tl_errf(e, TL_EFORMAT, "%s: \"modelTopology\" is not an object", file);
+    json_t *kv = json_object_get(topo, "keras_version");
+    if (json_is_string(kv))
+        copy_str(info->keras_version, sizeof info->keras_version, json_string_value(kv));
+    json_t *mc = json_object_get(topo, "model_config");
+    if (!json_is_object(mc))
+        mc = topo;
+    int cap = 0;
+    if (collect_layers(info, mc, &cap, 0))
+        return tl_errf(e, TL_ENOMEM, "%s: out of memory listing layers", file);
+    input_shape(info);
+    guess_backbone(info);
+    return 0;
+}
+
+void weights_tfjs_info_free(weights_tfjs_info *info)
+{
+    if (!info)
+        return;
+    for (int i = 0; i < info->n_layers; i++) {
+        free(info->layers[i].name);
+        free(info->layers[i].class_name);
+        free(info->layers[i].config);
+    }
+    free(info->layers);
+    info->layers = NULL;
+    info->n_layers = 0;
+}
+
+/* ---- entry point ---------------------------------------------------------------- */
+
+static int resolve(const char *path, char *file, size_t cap, tl_err *e)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return tl_errf(e, errno == ENOENT ? TL_ENOTFOUND : TL_EIO, "%s: %s", path,
+                       strerror(errno));
+    if (!S_ISDIR(st.st_mode)) {
+        copy_str(file, cap, path);
+        return 0;
+    }
+    static const char *const names[] = {"model.json", "model.min.js"};
+    for (int i = 0; i < 2; i++) {
+        if ((size_t)snprintf(file, cap, "%s/%s", path, names[i]) >= cap)
+            return tl_errf(e, TL_EINVAL, "%s: path too long", path);
+        if (stat(file, &st) == 0)
+            return 0;
+    }
+    return tl_errf(e, TL_ENOTFOUND, "%s: folder has no model.json or model.min.js", path);
+}
+
+int weights_tfjs_read(const char *path, tset *out, weights_tfjs_info *info, tl_err *e)
+{
+    weights_tfjs_info local;
+    if (!info)
+        info = &local;
+    memset(info, 0, sizeof *info);
+    info->backbone_out = -1;
+    char file[sizeof info->model_file];
+    int rc = resolve(path, file, sizeof file, e);
+    if (rc)
+        goto done;
+    copy_str(info->model_file, sizeof info->model_file, file);
+    int js = ends_with(file, ".js");
+
+    char *buf;
+    size_t len;
+    rc = read_whole(file, WEIGHTS_TFJS_MAX_JSON, "model file", &buf, &len, e);
+    if (rc)
+        goto done;
+    if (js) {
+        char *text = weights_tfjs_js_to_json(file, buf, len, NULL, NULL, e);
+        free(buf);
+        if (!text) {
+            rc = e ? e->code : TL_EFORMAT;
+            goto done;
+        }
+        buf = text;
+        len = strlen(text);
+    }
+    json_error_t je;
+    json_t *root = json_loadb(buf, len, 0, &je);
+    free(buf);
+    if (!root) {
+        rc = tl_errf(e, TL_EFORMAT, "%s: malformed JSON%s: %s at line %d column %d", file,
+                     js ? " (from the JS wrapper)" : "", je.text, je.line, je.column);
+        goto done;
+    }
+    if (!json_is_object(root)) {
+        rc = tl_errf(e, TL_EFORMAT, "%s: the model is not a JSON object", file);
+        goto free_root;
+    }
+    rc = read_topology(root, info, file, e);
+    if (rc)
+        goto free_root;
+    json_t *man = json_object_get(root, "weightsManifest");
+    if (!json_is_array(man)) {
+        rc = tl_errf(e, TL_EFORMAT, "%s: no \"weightsManifest\" array", file);
+        goto free_root;
+    }
+    /* shards are relative to the model file's folder */
+    char dir[sizeof file];
+    copy_str(dir, sizeof dir, file);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        copy_str(dir, sizeof dir, ".");
+    size_t gi;
+    json_t *g;
+    json_array_foreach(man, gi, g)
+    {
+        rc = read_group(g, gi, file, dir, js, out, info, e);
+        if (rc)
+            break;
+    }
+free_root:
+    json_decref(root);
+done:
+    if (info == &local)
+        weights_tfjs_info_free(&local);
+    return rc;
+}

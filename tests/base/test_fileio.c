@@ -1,0 +1,146 @@
+/* The atomic write (common/base/fileio.c): a committed file is whole and no .tmp
+ * is left; a missing folder fails naming the file; a write that fails
+ * midway (a real EFBIG, from RLIMIT_FSIZE), an abort, or a rename that
+ * fails leave no .tmp and the previous target as it was. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/base/fileio.h"
+
+static void assert_file_is(const char *p, const char *want)
+{
+    size_t n;
+    unsigned char *b = tu_read_file(p, &n);
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(b, want, n);
+    free(b);
+}
+
+static void test_commit(void **st)
+{
+    (void)st;
+    const char *p = tu_tmp("a.bin");
+    tl_err e = {0};
+    tl_atomic_file f;
+    for (int round = 0; round < 2; round++) { /* creates, then replaces */
+        assert_int_equal(tl_atomic_open(&f, p, &e), 0);
+        assert_true(tu_tmp_left(p));
+        assert_int_equal(tl_atomic_write(&f, "hello ", 6, &e), 0);
+        assert_int_equal(tl_atomic_write(&f, round ? "again" : "world", 5, &e), 0);
+        assert_int_equal(tl_atomic_write(&f, NULL, 0, &e), 0);
+        assert_int_equal(tl_atomic_commit(&f, &e), 0);
+        tl_atomic_abort(&f); /* a no-op after a commit */
+        assert_file_is(p, round ? "hello again" : "hello world");
+        assert_false(tu_tmp_left(p));
+    }
+    struct stat sb;
+    assert_int_equal(stat(p, &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+}
+
+static void test_missing_dir(void **st)
+{
+    (void)st;
+    const char *p = tu_tmp("no/such/dir.bin");
+    tl_err e = {0};
+    tl_atomic_file f;
+    assert_int_equal(tl_atomic_open(&f, p, &e), TL_EIO);
+    tu_assert_one_line_error(&e, p, "open of", ".tmp", strerror(ENOENT));
+    tl_atomic_abort(&f); /* harmless after a failed open */
+    tl_atomic_file never = TL_ATOMIC_FILE_INIT;
+    tl_atomic_abort(&never);
+}
+
+/* Writes "new contents" over p in two pieces, stopping after the first
+ * with abort: p keeps its old bytes and no .tmp remains. */
+static void test_abort_midway(void **st)
+{
+    (void)st;
+    const char *p = tu_tmp("keep.bin");
+    tu_write_file(p, "old", 3);
+    tl_err e = {0};
+    tl_atomic_file f;
+    assert_int_equal(tl_atomic_open(&f, p, &e), 0);
+    assert_int_equal(tl_atomic_write(&f, "new ", 4, &e), 0);
+    tl_atomic_abort(&f);
+    tl_atomic_abort(&f); /* twice is harmless */
+    assert_file_is(p, "old");
+    assert_false(tu_tmp_left(p));
+}
+
+/* A real I/O error: with RLIMIT_FSIZE at 4 KiB (and SIGXFSZ ignored), the
+ * write past it fails with EFBIG. Later writes and the commit repeat the
+ * error, and nothing of the new file remains. */
+static void test_write_fails(void **st)
+{
+    (void)st;
+    const char *p = tu_tmp("big.bin");
+    tu_write_file(p, "old", 3);
+    static unsigned char chunk[3000];
+    memset(chunk, 'x', sizeof chunk);
+    tl_err e = {0};
+    tl_atomic_file f;
+    assert_int_equal(tl_atomic_open(&f, p, &e), 0);
+
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 4096;
+    void (*old_sig)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int r1 = tl_atomic_write(&f, chunk, sizeof chunk, &e);
+    int r2 = tl_atomic_write(&f, chunk, sizeof chunk, &e);
+    int r3 = tl_atomic_write(&f, "y", 1, &e);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_sig);
+
+    assert_int_equal(r1, 0);
+    assert_int_equal(r2, TL_EIO);
+    tu_assert_one_line_error(&e, p, "write of", ".tmp", strerror(EFBIG));
+    assert_int_equal(r3, TL_EIO); /* sticky */
+    e = (tl_err){0};
+    assert_int_equal(tl_atomic_commit(&f, &e), TL_EIO);
+    tu_assert_one_line_error(&e, p, "write of", strerror(EFBIG));
+    tl_atomic_abort(&f);
+    assert_file_is(p, "old");
+    assert_false(tu_tmp_left(p));
+}
+
+/* rename onto a non-empty directory fails: the commit reports it, removes
+ * the .tmp and leaves the directory alone. */
+static void test_rename_fails(void **st)
+{
+    (void)st;
+    const char *p = tu_tmp("adir");
+    assert_int_equal(mkdir(p, 0755), 0);
+    tu_write_file(tu_tmp("adir/inside"), "in", 2);
+    tl_err e = {0};
+    tl_atomic_file f;
+    assert_int_equal(tl_atomic_open(&f, p, &e), 0);
+    assert_int_equal(tl_atomic_write(&f, "data", 4, &e), 0);
+    assert_int_equal(tl_atomic_commit(&f, &e), TL_EIO);
+    tu_assert_one_line_error(&e, p, "rename of", ".tmp");
+    tl_atomic_abort(&f);
+    assert_false(tu_tmp_left(p));
+    assert_file_is(tu_tmp("adir/inside"), "in");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commit),
+        cmocka_unit_test(test_missing_dir),
+        cmocka_unit_test(test_abort_midway),
+        cmocka_unit_test(test_write_fails),
+        cmocka_unit_test(test_rename_fails),
+    };
+    return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
+}
