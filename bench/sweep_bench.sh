@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The sweep benchmark of issue 5, every figure measured in the same run:
+# The sweep benchmark, every figure measured in the same run:
 #
 #  1. Frozen grid: MobileNetV2 (models/mobilenet_v2.tlm) x 5 learning rates x 10 epochs,
 #     frozen, on the demo data (data/fashion, validation_split 0.2, test_dir, 96 px),

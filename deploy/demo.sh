@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 . deploy/env.sh
 
 ./deploy/install-deps.sh
-cmake -S . -B build >/dev/null
+cmake -S . -B build -DTLSWEEP_TESTS=OFF >/dev/null
 cmake --build build -j"$TLSWEEP_JOBS" --target tlsweep
 TLSWEEP=build/tlsweep ./deploy/fetch-weights.sh
 if [ ! -d data/fashion/train ]; then

@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages tlsweep needs to build, test and run.
-# Idempotent: asks dpkg first, and says nothing and touches nothing when
-# every package is already installed. Uses sudo when not run as root.
+# Installs the Debian 12 packages tlsweep needs. Idempotent: asks dpkg
+# first, and says nothing and touches nothing when every package is already
+# installed. Uses sudo when not run as root.
 #
+#   deploy/install-deps.sh          what building and running need (the demo)
+#   deploy/install-deps.sh --test   that, and what the tests need (cmocka,
+#                                   the PyTorch and h5py references, Chromium,
+#                                   a Slurm cluster of one node)
 #   TLSWEEP_EXTRA_PACKAGES="pkg ..."   also require these (space separated)
 set -euo pipefail
+
+tests=0
+case "${1:-}" in
+    "") ;;
+    --test) tests=1 ;;
+    *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+esac
 
 packages=(
     # build
@@ -16,17 +27,21 @@ packages=(
     libuv1-dev libyaml-dev libjansson-dev libhdf5-dev libpng-dev
     # data: gzip'd idx files; the Fashion-MNIST demo dataset
     zlib1g-dev dataset-fashion-mnist
-    # tests, and the PyTorch reference for parity tests and benchmarks
-    libcmocka-dev python3-torch python3-torchvision python3-numpy
-    # tests/h5: Keras-layout .h5 files written with h5py, as Keras writes them
-    python3-h5py
-    # data benchmark: Pillow for comparison, real photos from darknet
-    python3-pil darknet
-    # the report page, rendered by a test in headless Chromium
-    chromium
-    # tests/slurm: a single-node Slurm cluster started by the tests themselves
-    slurm-wlm munge
 )
+if [ "$tests" = 1 ]; then
+    packages+=(
+        # the test framework, and the PyTorch reference for parity tests and benchmarks
+        libcmocka-dev python3-torch python3-torchvision python3-numpy
+        # tests/h5: Keras-layout .h5 files written with h5py, as Keras writes them
+        python3-h5py
+        # data benchmark: Pillow for comparison, real photos from darknet
+        python3-pil darknet
+        # the report page, rendered by a test in headless Chromium
+        chromium
+        # tests/slurm: a single-node Slurm cluster started by the tests themselves
+        slurm-wlm munge
+    )
+fi
 # The weights package (npm nsfwjs) and the TensorFlow.js parity tests need
 # node and npm: Debian's, unless the machine already has its own.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -18,19 +18,19 @@ case "${1:-}" in
     *) echo "usage: $0 [--no-asan]" >&2; exit 2 ;;
 esac
 
-./deploy/install-deps.sh
+./deploy/install-deps.sh --test
 
 step() { printf '\n== %s\n' "$*"; }
 
 step "build (build/, -Werror)"
-cmake -S . -B build -DTLSWEEP_WERROR=ON
+cmake -S . -B build -DTLSWEEP_WERROR=ON -DTLSWEEP_TESTS=ON
 cmake --build build -j"$TLSWEEP_JOBS"
 step "tests"
 ctest --test-dir build --output-on-failure
 
 if [ "$asan" = 1 ]; then
     step "build (build-asan/, ASan + UBSan)"
-    cmake -S . -B build-asan -DTLSWEEP_SANITIZE=ON -DTLSWEEP_WERROR=ON
+    cmake -S . -B build-asan -DTLSWEEP_SANITIZE=ON -DTLSWEEP_WERROR=ON -DTLSWEEP_TESTS=ON
     cmake --build build-asan -j"$TLSWEEP_JOBS"
     step "unit tests under sanitizers"
     ctest --test-dir build-asan -L unit --output-on-failure
