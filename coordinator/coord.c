@@ -942,7 +942,6 @@ static int prepare_groups(coord *c, tl_err *e)
 {
     for (int g = 0; g < c->s->n_cache_groups; g++) {
         cgroup *cg = &c->groups[g];
-        cg->key = cache_key(c->s, g);
         fcache_path(cg->path, sizeof cg->path, c->cache_dir, cg->key);
         int needed = 0;
         for (size_t i = 0; i < c->s->n_trials; i++)
@@ -1042,6 +1041,9 @@ static int state_init(coord *c, const data_index *ix, int n_workers, tl_err *e)
     c->queue = calloc(s->n_trials, sizeof *c->queue);
     if (!c->trials || !c->groups || !c->workers || !c->queue)
         return tl_errf(e, TL_ENOMEM, "coordinator: out of memory");
+    /* before any journal replay: feature records are matched by key */
+    for (int g = 0; g < s->n_cache_groups; g++)
+        c->groups[g].key = cache_key(s, g);
     for (size_t i = 0; i < s->n_trials; i++) {
         c->trials[i].worker = -1;
         c->trials[i].slice = -1;
