@@ -178,8 +178,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* root/<name>.yaml, its out: root/<out>; the sweep file's path, malloc'd */
-static char *write_sweep(const char *name, const char *out, const char *wpath)
+/* root/<name>.yaml, its out: root/<out>; the sweep file's path, malloc'd.
+ * modes: the grid's mode list, NULL for the N_TRIALS grid. */
+static char *write_sweep_modes(const char *name, const char *out, const char *wpath,
+                               const char *modes)
 {
     char text[2048];
     int n = snprintf(text, sizeof text,
@@ -195,7 +197,7 @@ static char *write_sweep(const char *name, const char *out, const char *wpath)
                      "  mobilenet_v2: %s\n"
                      "grid:\n"
                      "  backbone: [mobilenet_v2]\n"
-                     "  mode: [fine_tune, frozen]\n"
+                     "  mode: %s\n"
                      "  learning_rate: [1.0e-2, 1.0e-3]\n"
                      "  optimizer: [adam]\n"
                      "  batch_size: [8]\n"
@@ -204,13 +206,19 @@ static char *write_sweep(const char *name, const char *out, const char *wpath)
                      "seed: 7\n"
                      "checkpoint_seconds: 0\n"
                      "out: %s/%s\n",
-                     name, train_dir, test_dir, SIDE, wpath, EPOCHS, root, out);
+                     name, train_dir, test_dir, SIDE, wpath, modes ? modes : "[fine_tune, frozen]",
+                     EPOCHS, root, out);
     assert_true(n > 0 && (size_t)n < sizeof text);
     char fn[128];
     snprintf(fn, sizeof fn, "%s.yaml", name);
     char *path = iu_path(root, fn);
     tu_write_file(path, text, (size_t)n);
     return path;
+}
+
+static char *write_sweep(const char *name, const char *out, const char *wpath)
+{
+    return write_sweep_modes(name, out, wpath, NULL);
 }
 
 static char *out_path(const char *out, const char *rel)
@@ -312,6 +320,48 @@ static void fake_fails_task(peer *p)
     msg_free(er);
     fake_await_stop(p);
     p->rc = 0;
+}
+
+/* A worker that cannot train: every task it gets is answered with a
+ * TrialResult FAILED, as worker.c answers a trial whose run failed. */
+#define FAKE_TRIAL_ERROR "fake worker: loss is NaN at epoch 1 step 3"
+
+static char fake_first_trial[128];
+
+static void fake_fails_trials(peer *p)
+{
+    p->rc = -1;
+    fake_first_trial[0] = '\0';
+    if (fake_hello(p, 0))
+        return;
+    for (Tlsweep__Envelope *env; (env = fake_recv(p));) {
+        if (env->body_case == TLSWEEP__ENVELOPE__BODY_STOP) {
+            p->stop_reason = env->stop->reason;
+            msg_free(env);
+            p->rc = 0;
+            return;
+        }
+        if (env->body_case == TLSWEEP__ENVELOPE__BODY_TASK) {
+            const Tlsweep__Task *t = env->task;
+            if (!fake_first_trial[0])
+                snprintf(fake_first_trial, sizeof fake_first_trial, "%s", t->trial_id);
+            Tlsweep__TrialResult r = TLSWEEP__TRIAL_RESULT__INIT;
+            r.task_id = t->task_id;
+            r.trial_id = t->trial_id;
+            r.trial_index = t->trial_index;
+            r.trial_key = t->trial_key;
+            r.status = TLSWEEP__TRIAL_RESULT__STATUS__FAILED;
+            r.message = FAKE_TRIAL_ERROR;
+            Tlsweep__Envelope out = TLSWEEP__ENVELOPE__INIT;
+            out.body_case = TLSWEEP__ENVELOPE__BODY_TRIAL_RESULT;
+            out.trial_result = &r;
+            if (msg_link_send(p->l, 0, &out, &p->e)) {
+                msg_free(env);
+                return;
+            }
+        }
+        msg_free(env);
+    }
 }
 
 /* A worker built from another protocol version: its Hello says so. */
@@ -710,6 +760,28 @@ static void test_fake_worker_error(void **state)
     alarm(0);
 }
 
+/* Rank 2 fails every trial it is given (rank 1 trains the others): the
+ * run ends, coord_run returns 1 with one line naming the first failed
+ * trial and the worker's reason, and results.json keeps that reason. */
+static void test_failed_trial(void **state)
+{
+    (void)state;
+    watchdog("failed trial", RUN_WATCHDOG_S);
+    char *y = write_sweep_modes("failtrial", "out_failtrial", weights, "[fine_tune]");
+    run_ctx r = {.n_peers = 2, .fns = {NULL, fake_fails_trials}};
+    assert_int_equal(run(y, &r), 1);
+    assert_int_equal(r.peers[0].rc, 0);
+    assert_int_equal(r.peers[1].rc, 0);
+    assert_int_equal(r.peers[1].stop_reason, TLSWEEP__STOP__REASON__FINISHED);
+    assert_true(fake_first_trial[0]);
+    tu_assert_one_line_error(&r.e, "failed", fake_first_trial, FAKE_TRIAL_ERROR);
+    char *json = read_text("out_failtrial", "results.json");
+    assert_non_null(strstr(json, "\"error\": \"" FAKE_TRIAL_ERROR "\""));
+    free(json);
+    free(y);
+    alarm(0);
+}
+
 /* Rank 2 speaks another protocol version: coord_run fails at its Hello
  * with one line saying so, and both ranks (the real worker too) leave. */
 static void test_protocol_mismatch(void **state)
@@ -785,6 +857,7 @@ int main(void)
         cmocka_unit_test(test_schedule_one_and_two_workers),
         cmocka_unit_test(test_worker_error),
         cmocka_unit_test(test_fake_worker_error),
+        cmocka_unit_test(test_failed_trial),
         cmocka_unit_test(test_protocol_mismatch),
         cmocka_unit_test(test_stop_and_resume),
     };
