@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +232,9 @@ static char *out_path(const char *out, const char *rel)
 
 /* ---- peers: real worker threads and fakes ------------------------------------------------ */
 
+/* Set when coord_run has returned: fake workers that hang wait for it. */
+static atomic_int run_over;
+
 typedef struct peer peer;
 typedef void (*peer_fn)(peer *p);
 
@@ -364,6 +368,25 @@ static void fake_fails_trials(peer *p)
     }
 }
 
+/* A worker that takes its task and then says nothing, not even to a
+ * Stop (a deadlock, a node stuck in I/O); it asks for the stop itself. */
+static void fake_hangs(peer *p)
+{
+    p->rc = -1;
+    if (fake_hello(p, 0))
+        return;
+    Tlsweep__Envelope *env;
+    while ((env = fake_recv(p)) && env->body_case != TLSWEEP__ENVELOPE__BODY_TASK)
+        msg_free(env);
+    if (!env)
+        return;
+    msg_free(env);
+    kill(getpid(), SIGTERM); /* blocked here: another thread takes it to libuv */
+    for (double t0 = tl_now(); !atomic_load(&run_over) && tl_now() - t0 < RUN_WATCHDOG_S;)
+        nanosleep(&(struct timespec){0, 10000000L}, NULL);
+    p->rc = 0;
+}
+
 /* A worker built from another protocol version: its Hello says so. */
 static void fake_other_protocol(peer *p)
 {
@@ -374,22 +397,26 @@ static void fake_other_protocol(peer *p)
     p->rc = 0;
 }
 
-/* ---- a relay that stops a run at a chosen message ---------------------------------------- */
+/* ---- relays: taps between the coordinator and a worker ------------------------------------ */
 
-/* Sits between the coordinator and one real worker (two local links) and
- * forwards both ways. At the worker's first Checkpoint it raises SIGTERM,
- * and holds the worker inside that send (the link's notify runs on the
- * sending thread) until the coordinator's Stop is in the worker's queue:
- * the stop then lands in the trial's second epoch whatever the speed of
- * the machine, instead of racing a trial of a tenth of a second. */
+/* Sits between the coordinator and one worker (two local links), forwards
+ * both ways and counts the worker's results. With stop_at_checkpoint, at
+ * the worker's first Checkpoint it raises SIGTERM and holds the worker
+ * inside that send (the link's notify runs on the sending thread) until
+ * the coordinator's Stop is in the worker's queue: the stop then lands in
+ * the trial's next epoch whatever the speed of the machine, instead of
+ * racing a trial of a tenth of a second. */
 typedef struct {
-    msg_link *up;            /* rank 1 of the coordinator's link */
+    int stop_at_checkpoint;
+    msg_link *up;            /* the worker's rank on the coordinator's link */
     msg_link *down;          /* rank 0 of the worker's pair */
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     long sent, forwarded;    /* worker -> coordinator */
-    int triggered, stop_forwarded, quit;
+    int triggered, stop_forwarded;
+    atomic_int quit;
+    int done_results;        /* TrialResults DONE forwarded */
     double raised_at;        /* tl_now() of the raise, 0 none */
     int gate_timeouts;       /* a gate that opened by its bound, not by the relay */
 } relay;
@@ -402,7 +429,8 @@ static void relay_gate(void *ctx)
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += LEAVE_S;
-    while (!r->quit && (r->forwarded < mine || (r->triggered && !r->stop_forwarded)))
+    while (!atomic_load(&r->quit) &&
+           (r->forwarded < mine || (r->triggered && !r->stop_forwarded)))
         if (pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT) {
             r->gate_timeouts++;
             break;
@@ -410,40 +438,45 @@ static void relay_gate(void *ctx)
     pthread_mutex_unlock(&r->mu);
 }
 
+static void relay_set(relay *r, int *flag, long *count)
+{
+    pthread_mutex_lock(&r->mu);
+    if (flag)
+        *flag = 1;
+    if (count)
+        ++*count;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
 static void *relay_main(void *arg)
 {
     relay *r = arg;
-    while (!r->quit) {
-        int moved = 0;
+    while (!atomic_load(&r->quit)) {
+        int moved = 0, got = 0;
         Tlsweep__Envelope *env = NULL;
-        int got = 0;
         if (!msg_link_poll(r->down, &env, NULL, &got, NULL) && got) {
             moved = 1;
-            if (env->body_case == TLSWEEP__ENVELOPE__BODY_CHECKPOINT && !r->triggered) {
-                pthread_mutex_lock(&r->mu);
-                r->triggered = 1;
-                pthread_mutex_unlock(&r->mu);
+            if (env->body_case == TLSWEEP__ENVELOPE__BODY_CHECKPOINT && r->stop_at_checkpoint &&
+                !r->triggered) {
+                relay_set(r, &r->triggered, NULL);
                 r->raised_at = tl_now();
                 raise(SIGTERM);
             }
+            if (env->body_case == TLSWEEP__ENVELOPE__BODY_TRIAL_RESULT &&
+                env->trial_result->status == TLSWEEP__TRIAL_RESULT__STATUS__DONE)
+                r->done_results++;
             msg_link_send(r->up, 0, env, NULL);
             msg_free(env);
-            pthread_mutex_lock(&r->mu);
-            r->forwarded++;
-            pthread_cond_broadcast(&r->cv);
-            pthread_mutex_unlock(&r->mu);
+            relay_set(r, NULL, &r->forwarded);
         }
         if (!msg_link_poll(r->up, &env, NULL, &got, NULL) && got) {
             moved = 1;
             int stop = env->body_case == TLSWEEP__ENVELOPE__BODY_STOP;
             msg_link_send(r->down, 1, env, NULL);
             msg_free(env);
-            if (stop) {
-                pthread_mutex_lock(&r->mu);
-                r->stop_forwarded = 1;
-                pthread_cond_broadcast(&r->cv);
-                pthread_mutex_unlock(&r->mu);
-            }
+            if (stop)
+                relay_set(r, &r->stop_forwarded, NULL);
         }
         if (!moved)
             nanosleep(&(struct timespec){0, 200000L}, NULL);
@@ -456,10 +489,14 @@ static void *relay_main(void *arg)
 typedef struct {
     int n_peers;
     peer_fn fns[2];          /* per worker rank; NULL: a real worker */
+    int relayed;             /* ranks 1..n_peers talk through relays[rank - 1] */
+    int stop_at_checkpoint;  /* rank 1's relay raises SIGTERM (relayed runs) */
+    int stop_grace_s;        /* coord_opts's; 0: LEAVE_S */
     peer peers[2];
-    relay *relay;            /* non-NULL: between the coordinator and rank 1 */
+    relay relays[2];
     tl_err e;                /* coord_run's */
     double seconds;
+    int abandoned;           /* coord_opts's, after the run */
 } run_ctx;
 
 /* Loads and preflights yaml as `tlsweep run` does, then runs coord_run
@@ -476,14 +513,17 @@ static int run(const char *yaml, run_ctx *r)
     if (sweep_load_text(&s, yaml, &text, &len, &e) || coord_preflight(&s, &ix, &e))
         fail_msg("%s: %s", yaml, e.msg);
 
-    msg_link *ends[3], *pair[2] = {NULL, NULL};
+    atomic_store(&run_over, 0);
+    msg_link *ends[3], *pairs[2][2] = {{NULL, NULL}, {NULL, NULL}};
     assert_int_equal(msg_link_local(ends, r->n_peers + 1, &e), 0);
-    relay *rl = r->relay;
-    if (rl) {
-        assert_int_equal(msg_link_local_pair(&pair[0], &pair[1], &e), 0);
+    for (int i = 0; r->relayed && i < r->n_peers; i++) {
+        relay *rl = &r->relays[i];
+        assert_int_equal(msg_link_local_pair(&pairs[i][0], &pairs[i][1], &e), 0);
         memset(rl, 0, sizeof *rl);
-        rl->up = ends[1];
-        rl->down = pair[0];
+        rl->stop_at_checkpoint = i == 0 && r->stop_at_checkpoint;
+        rl->up = ends[i + 1];
+        rl->down = pairs[i][0];
+        atomic_init(&rl->quit, 0);
         pthread_mutex_init(&rl->mu, NULL);
         pthread_cond_init(&rl->cv, NULL);
         msg_link_set_notify(rl->down, relay_gate, rl); /* before the worker sends */
@@ -492,17 +532,19 @@ static int run(const char *yaml, run_ctx *r)
     for (int i = 0; i < r->n_peers; i++) {
         peer *p = &r->peers[i];
         memset(p, 0, sizeof *p);
-        p->l = rl && i == 0 ? pair[1] : ends[i + 1];
+        p->l = r->relayed ? pairs[i][1] : ends[i + 1];
         p->fn = r->fns[i];
         p->stop_reason = -1;
         assert_int_equal(pthread_create(&p->th, NULL, peer_main, p), 0);
     }
-    coord_opts o = {.s = &s, .sweep_text = text, .sweep_len = len, .index = &ix,
-                    .quiet = 1, .stop_grace_s = LEAVE_S};
+    coord_opts o = {.s = &s, .sweep_text = text, .sweep_len = len, .index = &ix, .quiet = 1,
+                    .stop_grace_s = r->stop_grace_s ? r->stop_grace_s : LEAVE_S};
     memset(&r->e, 0, sizeof r->e);
     double t0 = tl_now();
     int status = coord_run(&o, ends[0], &r->e);
     r->seconds = tl_now() - t0;
+    r->abandoned = o.abandoned;
+    atomic_store(&run_over, 1);
     printf("coord_run: status %d after %.1f s%s%s\n", status, r->seconds,
            r->e.msg[0] ? ": " : "", r->e.msg);
     for (int i = 0; i < r->n_peers; i++) {
@@ -514,18 +556,17 @@ static int run(const char *yaml, run_ctx *r)
             fail_msg("rank %d did not leave within %d s of coord_run's return (%s)", i + 1,
                      LEAVE_S, strerror(jr));
     }
-    if (rl) {
-        pthread_mutex_lock(&rl->mu);
-        rl->quit = 1;
-        pthread_cond_broadcast(&rl->cv);
-        pthread_mutex_unlock(&rl->mu);
+    for (int i = 0; r->relayed && i < r->n_peers; i++) {
+        relay *rl = &r->relays[i];
+        relay_set(rl, NULL, NULL);
+        atomic_store(&rl->quit, 1);
+        relay_set(rl, NULL, NULL);
         pthread_join(rl->th, NULL);
         pthread_mutex_destroy(&rl->mu);
         pthread_cond_destroy(&rl->cv);
-        msg_link_free(pair[0]);
-        msg_link_free(pair[1]);
+        msg_link_free(pairs[i][0]);
+        msg_link_free(pairs[i][1]);
     }
-    assert_int_equal(o.abandoned, 0);
     for (int i = 0; i <= r->n_peers; i++)
         msg_link_free(ends[i]);
     data_index_free(&ix);
@@ -704,14 +745,22 @@ static void test_schedule_one_and_two_workers(void **state)
     run_ctx r1 = {.n_peers = 1};
     assert_int_equal(run(y1, &r1), 0);
     assert_int_equal(r1.peers[0].rc, 0);
+    assert_int_equal(r1.abandoned, 0);
     assert_each_trial_once("out1", 1);
     assert_finished_out("out1");
 
     char *y2 = write_sweep("two", "out2", weights);
-    run_ctx r2 = {.n_peers = 2};
+    run_ctx r2 = {.n_peers = 2, .relayed = 1};
     assert_int_equal(run(y2, &r2), 0);
     assert_int_equal(r2.peers[0].rc, 0);
     assert_int_equal(r2.peers[1].rc, 0);
+    /* dynamic scheduling: both ranks trained, each trial once between them */
+    printf("trials finished by rank 1: %d, by rank 2: %d\n", r2.relays[0].done_results,
+           r2.relays[1].done_results);
+    assert_true(r2.relays[0].done_results >= 1);
+    assert_true(r2.relays[1].done_results >= 1);
+    assert_int_equal(r2.relays[0].done_results + r2.relays[1].done_results, N_TRIALS);
+    assert_int_equal(r2.abandoned, 0);
     assert_each_trial_once("out2", 1);
     assert_finished_out("out2");
 
@@ -736,9 +785,14 @@ static void test_worker_error(void **state)
     run_ctx r = {.n_peers = 2};
     assert_int_equal(run(y, &r), 1);
     tu_assert_one_line_error(&r.e, "rank ", "broken.tlm");
+    /* the worker that failed says so too; worker_main returns its code */
+    int failed = r.peers[0].rc < 0 ? 0 : 1;
+    assert_true(r.peers[failed].rc < 0);
+    tu_assert_one_line_error(&r.peers[failed].e, "broken.tlm");
     char *json = read_text("out_broken", "results.json");
     assert_non_null(strstr(json, "\"state\": \"failed\""));
     free(json);
+    assert_int_equal(r.abandoned, 0);
     free(y);
     alarm(0);
 }
@@ -756,6 +810,7 @@ static void test_fake_worker_error(void **state)
     assert_int_equal(r.peers[0].rc, 0);
     assert_int_equal(r.peers[0].stop_reason, TLSWEEP__STOP__REASON__ABORT);
     assert_true(r.seconds < LEAVE_S);
+    assert_int_equal(r.abandoned, 0);
     free(y);
     alarm(0);
 }
@@ -778,6 +833,7 @@ static void test_failed_trial(void **state)
     char *json = read_text("out_failtrial", "results.json");
     assert_non_null(strstr(json, "\"error\": \"" FAKE_TRIAL_ERROR "\""));
     free(json);
+    assert_int_equal(r.abandoned, 0);
     free(y);
     alarm(0);
 }
@@ -798,6 +854,7 @@ static void test_protocol_mismatch(void **state)
     assert_int_equal(r.peers[1].rc, 0);
     assert_int_equal(r.peers[1].stop_reason, TLSWEEP__STOP__REASON__ABORT);
     assert_true(r.seconds < LEAVE_S);
+    assert_int_equal(r.abandoned, 0);
     free(y);
     alarm(0);
 }
@@ -814,14 +871,15 @@ static void test_stop_and_resume(void **state)
     char *y = write_sweep("stop", "out_stop", weights);
     /* grid order: trial 0 (fine_tune) runs first, after the extraction;
      * the relay raises SIGTERM at its first checkpoint */
-    relay rl;
-    run_ctx r = {.n_peers = 1, .relay = &rl};
+    run_ctx r = {.n_peers = 1, .relayed = 1, .stop_at_checkpoint = 1};
     int status = run(y, &r);
-    assert_true(rl.raised_at > 0);
-    assert_int_equal(rl.gate_timeouts, 0);
+    const relay *rl = &r.relays[0];
+    assert_true(rl->raised_at > 0);
+    assert_int_equal(rl->gate_timeouts, 0);
     assert_int_equal(status, COORD_EXIT_INTERRUPTED);
     assert_int_equal(r.peers[0].rc, 0);
-    double took = tl_now() - rl.raised_at;
+    assert_int_equal(r.abandoned, 0);
+    double took = tl_now() - rl->raised_at;
     printf("coord_run returned %.2f s after SIGTERM\n", took);
     assert_true(took < 10.0);
 
@@ -851,6 +909,27 @@ static void test_stop_and_resume(void **state)
     alarm(0);
 }
 
+/* A stop while a worker hangs: coord_run waits stop_grace_s for it, then
+ * leaves without it (abandoned, for cli_run to MPI_Abort) and returns the
+ * interrupted status, instead of waiting forever. */
+static void test_stop_with_hung_worker(void **state)
+{
+    (void)state;
+    watchdog("stop with a hung worker", FAST_WATCHDOG_S);
+    char *y = write_sweep("hung", "out_hung", weights);
+    run_ctx r = {.n_peers = 1, .fns = {fake_hangs}, .stop_grace_s = 2};
+    assert_int_equal(run(y, &r), COORD_EXIT_INTERRUPTED);
+    assert_int_equal(r.abandoned, 1);
+    assert_int_equal(r.peers[0].rc, 0);
+    assert_true(r.seconds >= 2.0);
+    assert_true(r.seconds < 2.0 + 5.0); /* the grace is checked once a second */
+    char *json = read_text("out_hung", "results.json");
+    assert_non_null(strstr(json, "\"state\": \"interrupted\""));
+    free(json);
+    free(y);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -860,6 +939,7 @@ int main(void)
         cmocka_unit_test(test_failed_trial),
         cmocka_unit_test(test_protocol_mismatch),
         cmocka_unit_test(test_stop_and_resume),
+        cmocka_unit_test(test_stop_with_hung_worker),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
