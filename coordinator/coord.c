@@ -726,6 +726,9 @@ static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
         c->n_failed++;
         coord_log(c, "failed %s on rank %d: %s", r->trial_id, k->rank, r->message);
         journal_result(c, r);
+        if (t->res)
+            tlsweep__trial_result__free_unpacked(t->res, NULL);
+        t->res = copy_result(r); /* its message: results.json and coord_run's line */
     }
     msg_free(env);
 }
@@ -942,7 +945,6 @@ static int prepare_groups(coord *c, tl_err *e)
 {
     for (int g = 0; g < c->s->n_cache_groups; g++) {
         cgroup *cg = &c->groups[g];
-        cg->key = cache_key(c->s, g);
         fcache_path(cg->path, sizeof cg->path, c->cache_dir, cg->key);
         int needed = 0;
         for (size_t i = 0; i < c->s->n_trials; i++)
@@ -1042,6 +1044,9 @@ static int state_init(coord *c, const data_index *ix, int n_workers, tl_err *e)
     c->queue = calloc(s->n_trials, sizeof *c->queue);
     if (!c->trials || !c->groups || !c->workers || !c->queue)
         return tl_errf(e, TL_ENOMEM, "coordinator: out of memory");
+    /* before any journal replay: feature records are matched by key */
+    for (int g = 0; g < s->n_cache_groups; g++)
+        c->groups[g].key = cache_key(s, g);
     for (size_t i = 0; i < s->n_trials; i++) {
         c->trials[i].worker = -1;
         c->trials[i].slice = -1;
@@ -1182,8 +1187,12 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
                   coord_count(c, TR_DONE), c->n_mine);
         status = COORD_EXIT_INTERRUPTED;
     } else if (c->n_failed) {
-        tl_errf(e, TL_EINVAL, "%d trial%s failed (see above); the others finished", c->n_failed,
-                c->n_failed == 1 ? "" : "s");
+        size_t f = 0;
+        while (f + 1 < s->n_trials && c->trials[f].st != TR_FAILED)
+            f++;
+        tl_errf(e, TL_EINVAL, "%d trial%s failed, the others finished; %s: %s", c->n_failed,
+                c->n_failed == 1 ? "" : "s", s->trials[f].id,
+                c->trials[f].res ? c->trials[f].res->message : "see above");
         status = 1;
     } else {
         status = 0;

@@ -15,6 +15,7 @@
 
 typedef struct queued {
     struct queued *next;
+    int from;               /* the sender's rank */
     size_t n;
     unsigned char data[]; /* a packed Envelope */
 } queued;
@@ -29,8 +30,9 @@ typedef struct {
 } local_queue;
 
 typedef struct {
-    local_queue to[2];      /* to[r]: messages for the end of rank r */
+    int n;                  /* ends: rank 0 coordinates, 1..n-1 work */
     atomic_int ends;        /* ends not yet freed */
+    local_queue to[];       /* to[r]: messages for the end of rank r */
 } local_pair;
 
 struct msg_link {
@@ -86,39 +88,54 @@ int msg_link_mpi(msg_link **l, MPI_Comm comm, tl_err *e)
     return 0;
 }
 
+static void pair_free(local_pair *p, int queues)
+{
+    for (int r = 0; r < queues; r++)
+        queue_destroy(&p->to[r]);
+    free(p);
+}
+
+int msg_link_local(msg_link **ends, int n, tl_err *e)
+{
+    for (int r = 0; r < n; r++)
+        ends[r] = NULL;
+    if (n < 2)
+        return tl_errf(e, TL_EINVAL, "local message link: %d ends, expected 2 or more", n);
+    local_pair *p = calloc(1, sizeof *p + (size_t)n * sizeof p->to[0]);
+    if (!p)
+        return tl_errf(e, TL_ENOMEM, "local message link: out of memory");
+    p->n = n;
+    for (int r = 0; r < n; r++) {
+        if (queue_init(&p->to[r]) != 0) {
+            pair_free(p, r);
+            return tl_errf(e, TL_ENOMEM, "local message link: cannot create a queue lock");
+        }
+    }
+    for (int r = 0; r < n; r++) {
+        if (!(ends[r] = calloc(1, sizeof *ends[r]))) {
+            for (int k = 0; k < r; k++) {
+                free(ends[k]);
+                ends[k] = NULL;
+            }
+            pair_free(p, n);
+            return tl_errf(e, TL_ENOMEM, "local message link: out of memory");
+        }
+        ends[r]->rank = r;
+        ends[r]->size = n;
+        ends[r]->comm = MPI_COMM_NULL;
+        ends[r]->pair = p;
+    }
+    atomic_init(&p->ends, n);
+    return 0;
+}
+
 int msg_link_local_pair(msg_link **coord, msg_link **worker, tl_err *e)
 {
-    *coord = *worker = NULL;
-    local_pair *p = calloc(1, sizeof *p);
-    msg_link *c = calloc(1, sizeof *c), *w = calloc(1, sizeof *w);
-    if (!p || !c || !w) {
-        free(p);
-        free(c);
-        free(w);
-        return tl_errf(e, TL_ENOMEM, "local message link: out of memory");
-    }
-    if (queue_init(&p->to[0]) != 0) {
-        free(p);
-        free(c);
-        free(w);
-        return tl_errf(e, TL_ENOMEM, "local message link: cannot create a queue lock");
-    }
-    if (queue_init(&p->to[1]) != 0) {
-        queue_destroy(&p->to[0]);
-        free(p);
-        free(c);
-        free(w);
-        return tl_errf(e, TL_ENOMEM, "local message link: cannot create a queue lock");
-    }
-    atomic_init(&p->ends, 2);
-    c->rank = 0;
-    w->rank = 1;
-    c->size = w->size = 2;
-    c->comm = w->comm = MPI_COMM_NULL;
-    c->pair = w->pair = p;
-    *coord = c;
-    *worker = w;
-    return 0;
+    msg_link *ends[2];
+    int rc = msg_link_local(ends, 2, e);
+    *coord = ends[0];
+    *worker = ends[1];
+    return rc;
 }
 
 int msg_link_rank(const msg_link *l)
@@ -142,6 +159,7 @@ static int local_send(msg_link *l, int dest, const Tlsweep__Envelope *env, tl_er
     if (!m)
         return tl_errf(e, TL_ENOMEM, "message to rank %d: out of memory for %zu bytes", dest, n);
     m->next = NULL;
+    m->from = l->rank;
     m->n = tlsweep__envelope__pack(env, m->data);
 
     local_queue *q = &l->pair->to[dest];
@@ -176,14 +194,13 @@ int msg_link_send(msg_link *l, int dest, const Tlsweep__Envelope *env, tl_err *e
 }
 
 /* Takes the oldest message off q (locked by the caller) and unpacks it. */
-static int local_take(msg_link *l, local_queue *q, Tlsweep__Envelope **env, int *from,
-                      tl_err *e)
+static int local_take(local_queue *q, Tlsweep__Envelope **env, int *from, tl_err *e)
 {
     queued *m = q->head;
     q->head = m->next;
     if (!q->head)
         q->tail = NULL;
-    int peer = 1 - l->rank;
+    int peer = m->from;
     if (from)
         *from = peer;
     *env = tlsweep__envelope__unpack(NULL, m->n, m->data);
@@ -221,7 +238,7 @@ static int local_recv(msg_link *l, Tlsweep__Envelope **env, int *from, int timeo
             break;
         }
     }
-    int rc = q->head ? local_take(l, q, env, from, e) : 0;
+    int rc = q->head ? local_take(q, env, from, e) : 0;
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -288,9 +305,6 @@ void msg_link_free(msg_link *l)
         return;
     local_pair *p = l->pair;
     free(l);
-    if (p && atomic_fetch_sub(&p->ends, 1) == 1) {
-        queue_destroy(&p->to[0]);
-        queue_destroy(&p->to[1]);
-        free(p);
-    }
+    if (p && atomic_fetch_sub(&p->ends, 1) == 1)
+        pair_free(p, p->n);
 }

@@ -11,10 +11,10 @@
  *   MPI    peers are the ranks of comm, through msg_send / msg_poll
  *          (common/msg/msg.h): chunking, tags and the rules on who sends bulk
  *          data are that layer's. The link does not free comm.
- *   local  two ends of an in-memory pair: a FIFO of packed buffers per
- *          direction (mutex + condition variable), unbounded. The coordinator
- *          end is rank 0, the worker end rank 1, size 2 on both. Each end is
- *          used by one thread; the two ends by different threads.
+ *   local  n ends in one process (a pair: n = 2): a FIFO of packed buffers
+ *          per end (mutex + condition variable), unbounded. The coordinator
+ *          end is rank 0, the workers' ranks 1..n-1, size n on all. Each end
+ *          is used by one thread; different ends by different threads.
  *
  * Functions return 0 or a negative TL_E* code and fill the tl_err (may be
  * NULL). Received Envelopes are freed with msg_free. */
@@ -32,6 +32,9 @@ typedef struct msg_link msg_link;
 int msg_link_mpi(msg_link **l, MPI_Comm comm, tl_err *e);
 /* In one process: on `coord` the other end is rank 1, on `worker` rank 0. */
 int msg_link_local_pair(msg_link **coord, msg_link **worker, tl_err *e);
+/* In one process, n >= 2 ends: ends[r] is rank r of a link of size n, so a
+ * coordinator can drive several worker threads. */
+int msg_link_local(msg_link **ends, int n, tl_err *e);
 
 int msg_link_rank(const msg_link *l);
 int msg_link_size(const msg_link *l);
@@ -54,7 +57,7 @@ int msg_link_recv(msg_link *l, Tlsweep__Envelope **env, int *from, int timeout_m
  * never called. */
 void msg_link_set_notify(msg_link *l, void (*fn)(void *ctx), void *ctx);
 
-/* Frees this end; a local pair's queues go when both ends are freed. Any
+/* Frees this end; a local link's queues go when all its ends are freed. Any
  * messages still queued are dropped. NULL is fine. */
 void msg_link_free(msg_link *l);
 

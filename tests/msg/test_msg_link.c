@@ -277,6 +277,49 @@ static void test_bad_destination(void **st)
     msg_link_free(worker);
 }
 
+/* A local link of three ends: the coordinator tells the workers apart by
+ * the sender's rank, each worker's seq counts on its own, workers reach
+ * only their own queue, and the ends can be freed in any order. */
+static void test_three_ends(void **st)
+{
+    (void)st;
+    tl_err e = {0};
+    msg_link *ends[3];
+    assert_int_equal(msg_link_local(ends, 1, &e), TL_EINVAL);
+    assert_int_equal(msg_link_local(ends, 3, &e), 0);
+    for (int r = 0; r < 3; r++) {
+        assert_int_equal(msg_link_rank(ends[r]), r);
+        assert_int_equal(msg_link_size(ends[r]), 3);
+    }
+    Tlsweep__Envelope *hb = msg_new_heartbeat(0, 0, 0);
+    assert_int_equal(msg_link_send(ends[2], 0, hb, &e), 0);
+    assert_int_equal(msg_link_send(ends[1], 0, hb, &e), 0);
+    assert_int_equal(msg_link_send(ends[2], 0, hb, &e), 0);
+    assert_int_equal(msg_link_send(ends[0], 2, hb, &e), 0);
+    msg_free(hb);
+    static const int from_want[3] = {2, 1, 2}, seq_want[3] = {1, 1, 2};
+    for (int i = 0; i < 3; i++) {
+        Tlsweep__Envelope *env;
+        int from = -1;
+        assert_int_equal(msg_link_recv(ends[0], &env, &from, 1000, &e), 0);
+        assert_non_null(env);
+        assert_int_equal(from, from_want[i]);
+        assert_int_equal(env->from_rank, from_want[i]);
+        assert_int_equal(env->seq, seq_want[i]);
+        msg_free(env);
+    }
+    Tlsweep__Envelope *env;
+    assert_int_equal(msg_link_recv(ends[1], &env, NULL, 0, &e), 0);
+    assert_null(env);   /* the coordinator's message went to rank 2 only */
+    assert_int_equal(msg_link_recv(ends[2], &env, NULL, 1000, &e), 0);
+    assert_non_null(env);
+    assert_int_equal(env->from_rank, 0);
+    msg_free(env);
+    msg_link_free(ends[1]);
+    msg_link_free(ends[0]);
+    msg_link_free(ends[2]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_poll_empty_and_queued),
         cmocka_unit_test(test_recv_timeout),
         cmocka_unit_test(test_bad_destination),
+        cmocka_unit_test(test_three_ends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
