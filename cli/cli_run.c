@@ -17,6 +17,7 @@
 #include "common/msg/msg.h"
 #include "common/msg/msg_link.h"
 #include "common/sweep/sweep.h"
+#include "common/sweep/sweep_plan.h"
 #include "cli/cli.h"
 #include "coordinator/coord.h"
 #include "worker/engine/engine.h"
@@ -80,17 +81,13 @@ static void print_work(const sweep *s)
     for (size_t i = 0; i < s->n_trials; i++) {
         const sweep_trial *t = &s->trials[i];
         keras += (size_t)t->epochs;
-        int stage1 = t->mode.kind == SWEEP_FROZEN_THEN_FINE_TUNE ? t->mode.frozen_epochs : 0;
-        if (sweep_trial_uses_cache(t)) {
-            cached++;
-            if (t->mode.kind == SWEEP_FROZEN_THEN_FINE_TUNE) {
-                ft++;
-                ft_epochs += (size_t)(t->epochs - stage1);
-            }
-        } else {
-            ft++;
-            ft_epochs += (size_t)t->epochs;
-        }
+        sweep_plan p;
+        if (sweep_trial_plan(s, t, &p, NULL)) /* sweep_load made these plans already */
+            continue;
+        cached += (size_t)sweep_plan_uses_shared_cache(&p);
+        int own = sweep_plan_own_epochs(&p);
+        ft += own > 0;
+        ft_epochs += (size_t)own;
     }
     printf("\nestimated work:\n");
     size_t n_all = 0, images = count_images(s, &n_all);

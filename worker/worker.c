@@ -562,19 +562,7 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     cfg.test_dir = s->test_dir;
     cfg.validation_split = s->validation_split;
     cfg.size = s->image_size;
-    switch (t->mode.kind) {
-    case SWEEP_FROZEN: cfg.mode = MODEL_FROZEN; break;
-    case SWEEP_FINE_TUNE: cfg.mode = MODEL_FINE_TUNE; break;
-    case SWEEP_FINE_TUNE_AT:
-        cfg.mode = MODEL_FINE_TUNE_AT;
-        cfg.fine_tune_at = t->mode.fine_tune_at;
-        break;
-    case SWEEP_FROZEN_THEN_FINE_TUNE:
-        cfg.mode = MODEL_FINE_TUNE_AT;
-        cfg.fine_tune_at = t->mode.fine_tune_at;
-        cfg.stage1_epochs = t->mode.frozen_epochs;
-        break;
-    }
+    trial_cfg_set_mode(&cfg, &t->mode);
     cfg.optim = trial_optim(w, t);
     cfg.batch = t->batch_size;
     cfg.epochs = t->epochs;

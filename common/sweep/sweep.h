@@ -81,7 +81,8 @@ typedef struct {
     int epochs;
     /* Frozen feature cache: trials with the same cache_key train their heads
      * on the same backbone features. -1 / 0 for trials that run the backbone
-     * every epoch (fine-tune modes, or any trial when augmentation is on). */
+     * every epoch (fine-tune modes, or any trial when augmentation is on).
+     * Whether a trial reads the cache is its plan's (sweep_plan.h). */
     int cache_group;
     uint64_t cache_key;
 } sweep_trial;

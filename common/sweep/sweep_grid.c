@@ -1,6 +1,7 @@
 /* Grid expansion: the cartesian product in the documented order (sweep.h),
  * each trial's id and journal key, and the frozen feature-cache groups. */
 #include "common/sweep/sweep.h"
+#include "common/sweep/sweep_plan.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +95,6 @@ int sweep_expand(sweep *s, tl_err *e)
         return tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
     }
     shared_text(s, shared, 4096);
-    int cache_on = !data_augment_active(&s->augment) && !s->no_feature_cache;
     size_t k = 0;
     for (int ib = 0; ib < s->n_backbones; ib++)
     for (int im = 0; im < s->n_modes; im++)
@@ -141,7 +141,13 @@ int sweep_expand(sweep *s, tl_err *e)
         t->key = fnv1a(fnv1a(FNV_OFFSET, kt), shared);
 
         t->cache_group = -1;
-        if (cache_on && (t->mode.kind == SWEEP_FROZEN || t->mode.kind == SWEEP_FROZEN_THEN_FINE_TUNE)) {
+        sweep_plan plan;
+        int rc = sweep_trial_plan(s, t, &plan, e);
+        if (rc) {
+            free(shared);
+            return rc;
+        }
+        if (sweep_plan_uses_shared_cache(&plan)) {
             char text[512];
             snprintf(text, sizeof text, "%s|%s|%d|%s", t->backbone, t->weights, s->image_size,
                      sweep_backbone_preprocessing(t->backbone));

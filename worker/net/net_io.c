@@ -30,17 +30,7 @@ int net_build_from_spec(net *n, const model_spec *s, int max_batch, tl_err *e)
     int rc = f < 0 ? f : 0;
     if (!rc && s->num_classes > 0) {
         net_head_op ops[MODEL_MAX_HEAD_OPS];
-        static const net_head_kind kinds[] = {NET_HEAD_GAP, NET_HEAD_FLATTEN, NET_HEAD_DENSE,
-                                              NET_HEAD_DROPOUT};
-        static const net_act acts[] = {NET_ACT_NONE, NET_ACT_RELU, NET_ACT_RELU6};
-        for (int i = 0; i < s->n_head; i++) {
-            const model_head_op *h = &s->head[i];
-            if ((unsigned)h->kind > MODEL_HEAD_DROPOUT || (unsigned)h->act > MODEL_ACT_RELU6) {
-                rc = tl_errf(e, TL_EINVAL, "model: head layer %d is malformed", i);
-                break;
-            }
-            ops[i] = (net_head_op){kinds[h->kind], h->units, acts[h->act], h->rate};
-        }
+        rc = net_head_ops_from_model(ops, s->head, s->n_head, e);
         if (!rc) {
             int last = net_head(n, f, ops, s->n_head, s->num_classes, e);
             rc = last < 0 ? last : 0;
@@ -59,6 +49,20 @@ int net_build_from_spec(net *n, const model_spec *s, int max_batch, tl_err *e)
     if (rc)
         net_free(n);
     return rc;
+}
+
+int net_head_ops_from_model(net_head_op *out, const model_head_op *in, int n, tl_err *e)
+{
+    static const net_head_kind kinds[] = {NET_HEAD_GAP, NET_HEAD_FLATTEN, NET_HEAD_DENSE,
+                                          NET_HEAD_DROPOUT};
+    static const net_act acts[] = {NET_ACT_NONE, NET_ACT_RELU, NET_ACT_RELU6};
+    for (int i = 0; i < n; i++) {
+        const model_head_op *h = &in[i];
+        if ((unsigned)h->kind > MODEL_HEAD_DROPOUT || (unsigned)h->act > MODEL_ACT_RELU6)
+            return tl_errf(e, TL_EINVAL, "model: head layer %d is malformed", i);
+        out[i] = (net_head_op){kinds[h->kind], h->units, acts[h->act], h->rate};
+    }
+    return 0;
 }
 
 model_preproc net_default_preproc(const char *backbone, model_convention cv)

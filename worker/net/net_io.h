@@ -10,6 +10,7 @@
 #include "common/base/err.h"
 #include "common/weights/model_file.h"
 #include "common/weights/tensors.h"
+#include "worker/net/backbones.h"
 #include "worker/net/net.h"
 
 /* net_init + net_backbone + net_head (when spec->num_classes > 0) +
@@ -17,6 +18,11 @@
  * initialised from a fixed seed (callers load theirs next). On error n is
  * left freed. */
 int net_build_from_spec(net *n, const model_spec *spec, int max_batch, tl_err *e);
+
+/* The engine's head ops for a model file's ops in[0..n): the same layers,
+ * kind and activation translated (MODEL_ACT_LINEAR is NET_ACT_NONE).
+ * TL_EINVAL naming the layer for a kind or activation outside the enums. */
+int net_head_ops_from_model(net_head_op *out, const model_head_op *in, int n, tl_err *e);
 
 /* The Keras preprocessing of a backbone in a convention: tf for MobileNetV2
  * and InceptionV3, caffe for ResNet50 and VGG16 (Keras); torch for

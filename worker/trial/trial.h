@@ -10,7 +10,9 @@
  * weights go back into the full net at the end. With random augmentation
  * the train features are recomputed each epoch (val/test still once).
  * Fine-tune modes train the whole net (or from a Keras layer on) through
- * the loader every epoch.
+ * the loader every epoch. Which of these a trial does is its plan
+ * (common/sweep/sweep_plan.h), the same one the sweep's grid and dry run
+ * see: stages HEAD_ON_FEATURES and WHOLE_NET, run one after the other.
  *
  * The sweep runs many of these across ranks; this is the library core that
  * `tlsweep train` wraps. */
@@ -116,6 +118,9 @@ typedef struct {
 /* trial_cfg with the CLI's defaults: adam 1e-3, batch 32, 5 epochs, frozen,
  * validation_split 0.2, seed 42. */
 void trial_cfg_default(trial_cfg *c);
+/* mode, fine_tune_at and stage1_epochs from a sweep's mode (the trial turns
+ * them back into one for its plan, sweep_plan.h). */
+void trial_cfg_set_mode(trial_cfg *c, const sweep_mode *m);
 
 typedef struct {
     int n_classes;

@@ -1,0 +1,69 @@
+/* Stage WHOLE_NET: the whole net (its trainable layers by the mode) through
+ * the loader every epoch; the frozen backbone without the cache, fine-tuning,
+ * or the second stage of Keras's recipe at a tenth of the rate. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/base/clock.h"
+#include "worker/trial/trial_int.h"
+
+static int whole_open(trial__state *st, const sweep_stage *sg, tl_err *e)
+{
+    const trial_cfg *cfg = st->cfg;
+    /* after HEAD_ON_FEATURES the kept weights are already the whole net's */
+    if (!st->best && !(st->best = malloc(st->full.n_weights * sizeof(float))))
+        return tl_errf(e, TL_ENOMEM, "train: out of memory");
+    if (cfg->mode == MODEL_FROZEN)
+        trial__log(cfg, "features: not cached: the frozen backbone runs every epoch");
+    optim_cfg oc = cfg->optim;
+    oc.learning_rate /= sg->lr_divisor;
+    int rc = train_init(&st->tf, &st->full, &oc, cfg->seed, e);
+    if (rc)
+        return rc;
+    if (sg->resume && (rc = trial__resume_from(cfg, st->r, &st->tf, st->best, e)))
+        return rc;
+    if (!(st->tids = malloc(st->nids[DATA_TRAIN] * sizeof *st->tids)))
+        return tl_errf(e, TL_ENOMEM, "train: out of memory");
+    return 0;
+}
+
+static int whole_epochs(trial__state *st, const sweep_stage *sg, tl_err *e)
+{
+    const trial_cfg *cfg = st->cfg;
+    trial_result *r = st->r;
+    size_t *n = st->nids;
+    for (int ep = r->n_epochs + 1; ep <= sg->last; ep++) {
+        double t1 = tl_now();
+        trial__epoch_order(st->order, n[0], cfg->seed, ep);
+        for (size_t i = 0; i < n[0]; i++)
+            st->tids[i] = st->ids[0][st->order[i]];
+        trial__run tr = {.t = &st->tf, .train = 1, .counter = &r->backbone_images, .cfg = cfg,
+                         .epoch = ep, .steps = (n[0] + cfg->batch - 1) / cfg->batch};
+        int rc = trial__each_batch(&st->im, st->tids, n[0], st->aug, ep, trial__run_batch, &tr, e);
+        double secs = tl_now() - t1;
+        trial__run va = {.t = &st->tf, .counter = &r->backbone_images};
+        if (!rc)
+            rc = trial__each_batch(&st->im, st->ids[1], n[1], NULL, 0, trial__run_batch, &va, e);
+        if (!rc) {
+            trial__record_epoch(r, cfg, ep, &tr, &va, secs);
+            if (trial__keep_best(r, cfg))
+                memcpy(st->best, st->full.weights, st->full.n_weights * sizeof(float));
+            rc = trial__snapshot(cfg, r, &st->tf, st->best);
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The kept epoch's weights back into the full net, which evaluates next. */
+static int whole_hand_on(trial__state *st, const sweep_stage *next, tl_err *e)
+{
+    if (next)
+        return tl_errf(e, TL_EINVAL, "train: a stage after the whole net is not supported");
+    memcpy(st->full.weights, st->best, st->full.n_weights * sizeof(float));
+    net_weights_changed(&st->full);
+    return 0;
+}
+
+const trial__stage_ops trial__whole_stage = {whole_open, whole_epochs, whole_hand_on};
