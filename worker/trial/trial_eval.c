@@ -14,7 +14,7 @@ int trial__evaluate(trial__state *st, const sweep_stage *last, tl_err *e)
         trial__run ev = {.cm = &st->cm};
         if (last->kind == SWEEP_STAGE_HEAD_ON_FEATURES) {
             ev.t = &st->th;
-            trial__run_cached(&ev, st->feats[es], st->labels[es], st->F, NULL, st->nids[es],
+            trial__run_cached(&ev, st->feats[es], st->labels[es], st->F, NULL, st->rows[es],
                               st->cfg->batch, st->xb, st->yb);
         } else {
             ev.t = &st->tf;

@@ -41,13 +41,18 @@ static int extract_batch(void *u, const loader_batch *b)
     return 0;
 }
 
+/* Features of the images ids[0..n) that decode, in order: *rows of them
+ * (the loader skips and counts the rest). */
 static int extract(const trial__images *im, net *ext, const size_t *ids, size_t n,
-                   const data_augment_cfg *aug, int epoch, float *feats, int *labels, tl_err *e)
+                   const data_augment_cfg *aug, int epoch, float *feats, int *labels,
+                   size_t *rows, tl_err *e)
 {
     size_t F = (size_t)net_last(ext)->h * net_last(ext)->w * net_last(ext)->c;
     double t0 = tl_now();
     extract_ctx x = {ext, feats, labels, F, 0, n, &im->r->backbone_images, im->cfg, t0, t0};
-    return trial__each_batch(im, ids, n, aug, epoch, extract_batch, &x, e);
+    int rc = trial__each_batch(im, ids, n, aug, epoch, extract_batch, &x, e);
+    *rows = x.pos;
+    return rc;
 }
 
 int trial_extractor_build(net *ext, const model_spec *w, const tset *wts, const char *path,
@@ -78,10 +83,12 @@ static int extract_once(trial__state *st, int every_epoch, tl_err *e)
     double t0 = tl_now();
     for (int s = every_epoch ? 1 : 0; s < TRIAL__SPLITS; s++) {
         int rc = extract(&st->im, &st->ext, st->ids[s], n[s], NULL, 0, st->feats[s],
-                         st->labels[s], e);
+                         st->labels[s], &st->rows[s], e);
         if (rc)
             return rc;
     }
+    if (!every_epoch && !st->rows[DATA_TRAIN])
+        return tl_errf(e, TL_EINVAL, "%s: no training image decoded", st->cfg->train_dir);
     double dt = tl_now() - t0;
     size_t done = n[1] + n[2] + (every_epoch ? 0 : n[0]);
     trial__log(st->cfg, "features: %zu images through the frozen %s once (%.1fs, %.0f img/s), "
@@ -95,12 +102,9 @@ static int extract_once(trial__state *st, int every_epoch, tl_err *e)
 }
 
 /* Rows of the shared cache for the trial's images; images that did not
- * decode are left out of every split.
- * Known quirk, kept so that results stay as they were: the split counts
- * shrink to the rows kept but the id lists do not, so a WHOLE_NET stage
- * after this one reads the first nids[s] ids of each split (undecodable
- * ones in, the last ones out), while a resume inside that stage skips this
- * one and reads them all. Only with undecodable images in the cache. */
+ * decode are left out of the head's rows. The id lists stay whole: a
+ * WHOLE_NET stage after this one reads every id (its loader skips what does
+ * not decode), as a run resumed in that stage does. */
 static int shared_rows(trial__state *st, const trial_features *given, tl_err *e)
 {
     size_t F = st->F;
@@ -114,9 +118,9 @@ static int shared_rows(trial__state *st, const trial_features *given, tl_err *e)
             st->labels[s][k++] = st->im.ix->items[id].label;
         }
         st->r->bad_images += st->nids[s] - k;
-        st->nids[s] = k;
+        st->rows[s] = k;
     }
-    if (!st->nids[DATA_TRAIN])
+    if (!st->rows[DATA_TRAIN])
         return tl_errf(e, TL_EINVAL, "%s: no training image decoded", st->cfg->train_dir);
     return 0;
 }
@@ -196,12 +200,12 @@ static int head_epochs(trial__state *st, const sweep_stage *sg, tl_err *e)
     const trial_cfg *cfg = st->cfg;
     trial_result *r = st->r;
     int every_epoch = sg->features == SWEEP_FEATURES_EVERY_EPOCH;
-    size_t F = st->F, *n = st->nids;
+    size_t F = st->F, *n = st->rows;
     for (int ep = r->n_epochs + 1; ep <= sg->last; ep++) {
         double t1 = tl_now();
         int rc;
-        if (every_epoch && (rc = extract(&st->im, &st->ext, st->ids[0], n[0], st->aug, ep,
-                                         st->feats[0], st->labels[0], e)))
+        if (every_epoch && (rc = extract(&st->im, &st->ext, st->ids[0], st->nids[0], st->aug,
+                                         ep, st->feats[0], st->labels[0], &n[0], e)))
             return rc;
         trial__epoch_order(st->order, n[0], cfg->seed, ep);
         trial__run tr = {.t = &st->th, .train = 1, .cfg = cfg, .epoch = ep};

@@ -61,6 +61,7 @@ typedef struct {
     net hn;                     /* the head alone */
     train_ctx th;
     size_t F;                   /* floats per image */
+    size_t rows[TRIAL__SPLITS]; /* feature rows per split: its images that decoded */
     float *feats[TRIAL__SPLITS];
     int *labels[TRIAL__SPLITS];
     float *xb;                  /* (batch, F) */
