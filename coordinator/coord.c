@@ -17,6 +17,7 @@
 #include "common/base/clock.h"
 #include "common/store/fcache.h"
 #include "common/base/fileio.h"
+#include "common/base/hash.h"
 #include "common/weights/model_file.h"
 #include "common/msg/msg.h"
 #include "common/base/sha256.h"
@@ -930,12 +931,7 @@ static uint64_t cache_key(const sweep *s, int g)
         stat(w, &sb);
     snprintf(buf, sizeof buf, "%s|%lld|%lld.%09ld", cg->text, (long long)sb.st_size,
              (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const unsigned char *p = (const unsigned char *)buf; *p; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return tl_fnv1a_str(TL_FNV1A_OFFSET, buf);
 }
 
 static int prepare_groups(coord *c, tl_err *e)
