@@ -366,7 +366,7 @@ int report_write(const char *out_dir, tl_err *e)
     chk c = {src, e};
     r.file = src;
     int rc = load(&c, root, &r);
-    rep_buf b = {0};
+    tl_strbuf b = TL_STRBUF_INIT;
     if (!rc) {
         rep_html_page(&b, &r);
         if (b.oom)
@@ -376,12 +376,12 @@ int report_write(const char *out_dir, tl_err *e)
         tl_atomic_file f = TL_ATOMIC_FILE_INIT;
         rc = tl_atomic_open(&f, dst, e);
         if (!rc)
-            rc = tl_atomic_write(&f, b.p, b.len, e);
+            rc = tl_atomic_write(&f, b.s, b.len, e);
         if (!rc)
             rc = tl_atomic_commit(&f, e);
         tl_atomic_abort(&f);
     }
-    free(b.p);
+    tl_strbuf_free(&b);
     results_free(&r);
     json_decref(root);
     return rc;
