@@ -898,23 +898,6 @@ int coord_preflight(const sweep *s, data_index *ix, tl_err *e)
     return data_index_build(ix, &dc, e);
 }
 
-static int mkdir_p(const char *path, tl_err *e)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return tl_errf(e, TL_EIO, "%s: cannot create: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return tl_errf(e, TL_EIO, "%s: cannot create: %s", buf, strerror(errno));
-    return 0;
-}
-
 /* The cache file's key: the group's text plus the weights file's identity
  * (size and modification time), so replacing the weights file is a miss. */
 static uint64_t cache_key(const sweep *s, int g)
@@ -1097,7 +1080,8 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     /* out/ and the journal: from here on, outputs exist */
     char p[4200];
     snprintf(p, sizeof p, "%s/checkpoints", c->out);
-    if ((rc = mkdir_p(c->out, e)) || (rc = mkdir_p(c->cache_dir, e)) || (rc = mkdir_p(p, e)))
+    if ((rc = tl_mkdir_p(c->out, 0755, e)) || (rc = tl_mkdir_p(c->cache_dir, 0755, e)) ||
+        (rc = tl_mkdir_p(p, 0755, e)))
         goto out;
     snprintf(p, sizeof p, "%s/journal", c->out);
     size_t dropped = 0;
@@ -1110,11 +1094,10 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     if (c->resumed)
         coord_log(c, "resuming %s: %d of %d trials already finished", c->out, c->resumed,
                   c->n_mine);
-    unsigned char digest[32];
+    unsigned char digest[SHA256_DIGEST_SIZE];
     char hex[65];
     sha256(o->sweep_text, o->sweep_len, digest);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    sha256_hex(digest, hex);
     Tlsweep__JournalStart js = TLSWEEP__JOURNAL_START__INIT;
     js.sweep_file = s->file;
     js.sweep_sha256 = hex;
