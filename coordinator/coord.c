@@ -27,9 +27,9 @@
  * cleared first so the two do not mix. */
 void coord_log(coord *c, const char *fmt, ...)
 {
-    if (c->progress_shown) {
+    if (c->progress.shown) {
         fputs("\r\033[K", stderr);
-        c->progress_shown = 0;
+        c->progress.shown = 0;
     }
     va_list ap;
     va_start(ap, fmt);
@@ -175,11 +175,17 @@ void coord_consider_best(coord *c, int i)
 
 /* ---- files on the thread pool ---------------------------------------------------------- */
 
+typedef enum {
+    WRITE_CKPT,        /* checkpoints/<trial>.ckpt from a Checkpoint envelope */
+    WRITE_BEST,        /* best.tlm: the model bytes of a TrialResult */
+    WRITE_FCACHE,      /* cache/<key>.features from a group's gathered features */
+} write_kind;
+
 typedef struct {
     uv_work_t req;
     coord *c;
-    int kind;          /* 0 checkpoint, 1 best model, 2 feature cache */
-    int index;         /* trial or group */
+    write_kind kind;
+    int index;         /* trial (CKPT, BEST) or cache group (FCACHE) */
     Tlsweep__Envelope *env;
     char path[4096];
     int rc;
@@ -189,15 +195,21 @@ typedef struct {
 static void write_work(uv_work_t *req)
 {
     write_job *j = req->data;
-    if (j->kind == 0) {
+    switch (j->kind) {
+    case WRITE_CKPT:
         j->rc = ckpt_write(j->path, j->env->checkpoint, &j->err);
-    } else if (j->kind == 1) {
+        break;
+    case WRITE_BEST: {
         const Tlsweep__TrialResult *r = j->env->trial_result;
         j->rc = model_write_bytes(j->path, r->model.data, r->model.len, &j->err);
-    } else {
+        break;
+    }
+    case WRITE_FCACHE: {
         cgroup *g = &j->c->groups[j->index];
         j->rc = fcache_write(j->path, g->key, j->c->s->cache_groups[j->index].text,
                              j->c->fingerprint, g->x, g->ok, j->c->ix.n_items, g->dim, &j->err);
+        break;
+    }
     }
 }
 
@@ -218,9 +230,9 @@ static void write_after(uv_work_t *req, int status)
     write_job *j = req->data;
     coord *c = j->c;
     c->writes--;
-    if (j->kind == 0) {
+    if (j->kind == WRITE_CKPT) {
         ctrial *t = &c->trials[j->index];
-        t->ckpt_busy = 0;
+        t->ckpt.writing = 0;
         if (j->rc)
             coord_log(c, "warning: checkpoint of %s not written: %s", c->s->trials[j->index].id,
                       j->err.msg);
@@ -229,20 +241,20 @@ static void write_after(uv_work_t *req, int status)
             char p[4096];
             ckpt_path(c, j->index, p, sizeof p);
             unlink(p);
-            if (t->ckpt_next) {
-                msg_free(t->ckpt_next);
-                t->ckpt_next = NULL;
+            if (t->ckpt.next) {
+                msg_free(t->ckpt.next);
+                t->ckpt.next = NULL;
             }
-        } else if (t->ckpt_next) {
-            Tlsweep__Envelope *next = t->ckpt_next;
-            t->ckpt_next = NULL;
+        } else if (t->ckpt.next) {
+            Tlsweep__Envelope *next = t->ckpt.next;
+            t->ckpt.next = NULL;
             start_ckpt(c, j->index, next);
         }
-    } else if (j->kind == 1) {
-        c->best_busy = 0;
+    } else if (j->kind == WRITE_BEST) {
+        c->best_writing = 0;
         if (j->rc) {
             coord_log(c, "error: %s", j->err.msg);
-            c->failed = 1;
+            c->outcome = COORD_FAILED;
             snprintf(c->err.msg, sizeof c->err.msg, "%s", j->err.msg);
         }
         result_done(c, j->env);
@@ -286,7 +298,7 @@ static void write_after(uv_work_t *req, int status)
     check_finished(c);
 }
 
-static void queue_write(coord *c, int kind, int index, Tlsweep__Envelope *env, const char *path)
+static void queue_write(coord *c, write_kind kind, int index, Tlsweep__Envelope *env, const char *path)
 {
     write_job *j = calloc(1, sizeof *j);
     if (!j) {
@@ -309,16 +321,16 @@ static void queue_write(coord *c, int kind, int index, Tlsweep__Envelope *env, c
 static void start_ckpt(coord *c, int i, Tlsweep__Envelope *env)
 {
     ctrial *t = &c->trials[i];
-    if (t->ckpt_busy) {
-        if (t->ckpt_next)
-            msg_free(t->ckpt_next);
-        t->ckpt_next = env;
+    if (t->ckpt.writing) {
+        if (t->ckpt.next)
+            msg_free(t->ckpt.next);
+        t->ckpt.next = env;
         return;
     }
-    t->ckpt_busy = 1;
+    t->ckpt.writing = 1;
     char p[4096];
     ckpt_path(c, i, p, sizeof p);
-    queue_write(c, 0, i, env, p);
+    queue_write(c, WRITE_CKPT, i, env, p);
 }
 
 /* ---- failing and stopping ------------------------------------------------------------- */
@@ -332,29 +344,44 @@ static void send_stop(coord *c, Tlsweep__Stop__Reason reason)
     env.stop = &st;
     for (int w = 0; w < c->n_workers; w++) {
         cworker *k = &c->workers[w];
-        if (k->stopped)
+        if (k->state == CW_STOPPED)
             continue;
         env.seq = ++c->seq;
         msg_link_send(c->l, k->rank, &env, NULL);
-        k->stop_sent = 1;
         /* an idle worker leaves at once; a busy one answers first */
-        if (!k->busy)
-            k->stopped = 1;
+        k->state = k->state == CW_BUSY || k->state == CW_STOPPING ? CW_STOPPING : CW_STOPPED;
     }
+}
+
+/* The coordinator waits for no worker any more. */
+static void forget_workers(coord *c)
+{
+    for (int w = 0; w < c->n_workers; w++)
+        c->workers[w].state = CW_STOPPED;
+}
+
+/* A worker's task is over (its last feature chunk or its result came): a
+ * busy worker is idle again; one that was sent a Stop meanwhile has it
+ * waiting and leaves. */
+static void task_over(cworker *k)
+{
+    if (k->state == CW_BUSY)
+        k->state = CW_IDLE;
+    else if (k->state == CW_STOPPING)
+        k->state = CW_STOPPED;
 }
 
 void coord_fail(coord *c, const char *msg)
 {
-    if (!c->failed) {
+    if (c->outcome != COORD_FAILED) {
         snprintf(c->err.msg, sizeof c->err.msg, "%s", msg);
         c->err.code = TL_EINVAL;
     }
-    c->failed = 1;
-    if (!c->stopping) {
-        c->stopping = 1;
+    c->outcome = COORD_FAILED;
+    if (c->phase == COORD_RUNNING) {
+        c->phase = COORD_STOPPING;
         send_stop(c, TLSWEEP__STOP__REASON__ABORT);
-        for (int w = 0; w < c->n_workers; w++)
-            c->workers[w].stopped = 1;
+        forget_workers(c);
     }
     check_finished(c);
 }
@@ -363,19 +390,19 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     coord *c = h->data;
     /* Slurm's TERM and the batch script's USR1 arrive together: one request */
-    if (c->interrupted && tl_now() - c->stop_time < 2.0)
+    if (c->outcome == COORD_INTERRUPTED && tl_now() - c->stop_time < 2.0)
         return;
-    if (c->interrupted || c->stopping) {
+    if (c->phase != COORD_RUNNING) {
         /* a second signal: leave now; the journal is consistent as it is */
         coord_log(c, "%s again: leaving without waiting for the workers", strsignal(signum));
-        for (int w = 0; w < c->n_workers; w++)
-            c->workers[w].stopped = 1;
-        c->interrupted = 1;
+        forget_workers(c);
+        if (c->outcome < COORD_INTERRUPTED)
+            c->outcome = COORD_INTERRUPTED;
         check_finished(c);
         return;
     }
-    c->interrupted = 1;
-    c->stopping = 1;
+    c->outcome = COORD_INTERRUPTED;
+    c->phase = COORD_STOPPING;
     c->stop_time = tl_now();
     coord_log(c, "%s: asking the workers to stop at the next step; re-run the same command to "
                  "resume",
@@ -406,7 +433,7 @@ static void send_task(coord *c, cworker *k, Tlsweep__Task *task)
         coord_fail(c, e.msg);
         return;
     }
-    k->busy = 1;
+    k->state = CW_BUSY;
     k->task = task->task_id;
 }
 
@@ -437,7 +464,7 @@ static int give_extraction(coord *c, cworker *k)
         if (cg->next_shard == 0)
             cg->t0 = tl_now();
         cg->next_shard++;
-        k->kind = CW_EXTRACT;
+        k->kind = CW_TASK_EXTRACT;
         k->group = g;
         return 1;
     }
@@ -454,7 +481,7 @@ static int give_trial(coord *c, cworker *k)
         char ck[4096];
         ckpt_path(c, (int)i, ck, sizeof ck);
         struct stat sb;
-        int resume = stat(ck, &sb) == 0 && !t->ckpt_busy;
+        int resume = stat(ck, &sb) == 0 && !t->ckpt.writing;
         Tlsweep__Task task = TLSWEEP__TASK__INIT;
         task.kind = TLSWEEP__TASK__KIND__TRAIN_TRIAL;
         task.trial_index = (uint32_t)i;
@@ -477,7 +504,7 @@ static int give_trial(coord *c, cworker *k)
         t->st = TR_RUNNING;
         t->worker = k->rank;
         t->started = tl_now();
-        k->kind = CW_TRAIN;
+        k->kind = CW_TASK_TRAIN;
         k->trial = (int)i;
         if (resume)
             coord_log(c, "trial %s: resuming from its checkpoint on rank %d", st->id, k->rank);
@@ -488,11 +515,11 @@ static int give_trial(coord *c, cworker *k)
 
 static void schedule(coord *c)
 {
-    if (c->stopping)
+    if (c->phase != COORD_RUNNING)
         return;
     for (int w = 0; w < c->n_workers; w++) {
         cworker *k = &c->workers[w];
-        if (!k->ready || k->busy || k->stopped)
+        if (k->state != CW_IDLE)
             continue;
         if (!give_extraction(c, k) && !give_trial(c, k))
             break;
@@ -508,9 +535,9 @@ static void close_cb(uv_handle_t *h)
 
 static void shut_down(coord *c)
 {
-    if (c->closing)
+    if (c->phase == COORD_CLOSING)
         return;
-    c->closing = 1;
+    c->phase = COORD_CLOSING;
     uv_close((uv_handle_t *)&c->poll_timer, close_cb);
     uv_close((uv_handle_t *)&c->status_timer, close_cb);
     uv_close((uv_handle_t *)&c->async, close_cb);
@@ -520,12 +547,12 @@ static void shut_down(coord *c)
 
 static void check_finished(coord *c)
 {
-    if (c->closing || c->writes || c->best_busy || c->n_queue)
+    if (c->phase == COORD_CLOSING || c->writes || c->best_writing || c->n_queue)
         return;
     int all_stopped = 1;
     for (int w = 0; w < c->n_workers; w++)
-        all_stopped &= c->workers[w].stopped;
-    if (c->stopping) {
+        all_stopped &= c->workers[w].state == CW_STOPPED;
+    if (c->phase == COORD_STOPPING) {
         if (all_stopped)
             shut_down(c);
         return;
@@ -534,10 +561,9 @@ static void check_finished(coord *c)
         if (c->trials[i].st == TR_PENDING || c->trials[i].st == TR_RUNNING)
             return;
     /* every trial done or failed */
-    c->stopping = 1;
+    c->phase = COORD_STOPPING;
     send_stop(c, TLSWEEP__STOP__REASON__FINISHED);
-    for (int w = 0; w < c->n_workers; w++)
-        c->workers[w].stopped = 1;
+    forget_workers(c);
     shut_down(c);
 }
 
@@ -554,7 +580,6 @@ static void result_done(coord *c, Tlsweep__Envelope *env)
         tlsweep__trial_result__free_unpacked(t->res, NULL);
     t->res = copy_result(r);
     t->st = TR_DONE;
-    c->done_now++;
     int was = c->best;
     coord_consider_best(c, i);
     const sweep_trial *st = &c->s->trials[i];
@@ -564,7 +589,7 @@ static void result_done(coord *c, Tlsweep__Envelope *env)
               sweep_metric_name(c->s->metric), r->best_value, r->best_epoch, r->epochs_done,
               r->eval_split[0] ? "  " : "", r->eval_split[0] ? r->eval_split : "",
               r->eval_accuracy, r->seconds, c->best == i && was != i ? "  (new best)" : "");
-    if (!t->ckpt_busy) {
+    if (!t->ckpt.writing) {
         char p[4096];
         ckpt_path(c, i, p, sizeof p);
         unlink(p);
@@ -578,7 +603,7 @@ static void result_done(coord *c, Tlsweep__Envelope *env)
  * believing a best.tlm that is not on disk. */
 static void process_results(coord *c)
 {
-    while (!c->best_busy && c->n_queue) {
+    while (!c->best_writing && c->n_queue) {
         Tlsweep__Envelope *env = c->queue[0];
         memmove(c->queue, c->queue + 1, (size_t)(--c->n_queue) * sizeof *c->queue);
         const Tlsweep__TrialResult *r = env->trial_result;
@@ -590,10 +615,10 @@ static void process_results(coord *c)
         int better = coord_better(c, i, c->best);
         c->trials[i].res = saved;
         if (better && r->model.len) {
-            c->best_busy = 1;
+            c->best_writing = 1;
             char p[4096];
             snprintf(p, sizeof p, "%s/best.tlm", c->out);
-            queue_write(c, 1, i, env, p);
+            queue_write(c, WRITE_BEST, i, env, p);
             return;
         }
         result_done(c, env);
@@ -637,7 +662,8 @@ static void on_hello(coord *c, cworker *k, const Tlsweep__Envelope *env)
         coord_fail(c, e.msg);
         return;
     }
-    k->ready = 1;
+    if (k->state == CW_NEW) /* not one told to stop before its Hello came */
+        k->state = CW_IDLE;
     c->hellos++;
     if (c->hellos == c->n_workers)
         coord_log(c, "workers: %d ready (%s%s)", c->n_workers, k->host,
@@ -683,24 +709,22 @@ static void on_features(coord *c, cworker *k, const Tlsweep__FeatureChunk *f)
         return;
     cg->skipped += f->n_skipped_ids;
     cg->run_images += f->n_skipped_ids;
-    k->busy = 0;
+    task_over(k);
     if (++cg->shards_done == cg->n_shards) {
         if (!cg->x) {
             coord_fail(c, "no image of the dataset decoded");
             return;
         }
         cg->state = CG_WRITING;
-        queue_write(c, 2, g, NULL, cg->path);
+        queue_write(c, WRITE_FCACHE, g, NULL, cg->path);
     }
 }
 
 static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
 {
     const Tlsweep__TrialResult *r = env->trial_result;
-    k->busy = 0;
-    if (k->stop_sent)
-        k->stopped = 1;
-    if (k->kind == CW_EXTRACT) {
+    task_over(k);
+    if (k->kind == CW_TASK_EXTRACT) {
         /* an extraction that stopped on request: the shard is lost */
         msg_free(env);
         return;
@@ -774,7 +798,7 @@ static void handle(coord *c, Tlsweep__Envelope *env, int from)
         break;
     case TLSWEEP__ENVELOPE__BODY_PROGRESS: {
         const Tlsweep__Progress *p = env->progress;
-        if (k->kind == CW_TRAIN && k->trial >= 0) {
+        if (k->kind == CW_TASK_TRAIN && k->trial >= 0) {
             c->trials[k->trial].step = p->step;
             c->trials[k->trial].steps = p->steps_total;
             c->trials[k->trial].cur_epoch = (int)p->epoch;
@@ -823,7 +847,7 @@ static void handle(coord *c, Tlsweep__Envelope *env, int from)
 
 static void drain(coord *c)
 {
-    for (int n = 0; n < 256 && !c->closing; n++) {
+    for (int n = 0; n < 256 && c->phase != COORD_CLOSING; n++) {
         Tlsweep__Envelope *env = NULL;
         int from = -1, got = 0;
         tl_err e = {0};
@@ -860,19 +884,18 @@ static void on_status(uv_timer_t *h)
     int hb = c->o->heartbeat_timeout_s > 0 ? c->o->heartbeat_timeout_s : 60;
     for (int w = 0; w < c->n_workers; w++) {
         cworker *k = &c->workers[w];
-        if (k->stopped || k->silent_warned || t - k->last_heard < hb)
+        if (k->state == CW_STOPPED || k->silent_warned || t - k->last_heard < hb)
             continue;
         k->silent_warned = 1;
         coord_log(c, "warning: rank %d (%s) silent for %.0f s%s", k->rank,
                   k->host[0] ? k->host : "no hello yet", t - k->last_heard,
-                  k->busy ? " while on a task" : "");
+                  k->state == CW_BUSY || k->state == CW_STOPPING ? " while on a task" : "");
     }
-    if (c->stopping && !c->closing) {
+    if (c->phase == COORD_STOPPING) {
         int grace = c->o->stop_grace_s > 0 ? c->o->stop_grace_s : 30;
         if (t - c->stop_time > grace) {
             coord_log(c, "workers did not stop within %d s; leaving without them", grace);
-            for (int w = 0; w < c->n_workers; w++)
-                c->workers[w].stopped = 1;
+            forget_workers(c);
             c->o->abandoned = 1;
             check_finished(c);
         }
@@ -962,8 +985,8 @@ static void free_state(coord *c)
         ctrial *t = &c->trials[i];
         if (t->res)
             tlsweep__trial_result__free_unpacked(t->res, NULL);
-        if (t->ckpt_next)
-            msg_free(t->ckpt_next);
+        if (t->ckpt.next)
+            msg_free(t->ckpt.next);
         free(t->hist);
     }
     free(c->trials);
@@ -1002,7 +1025,7 @@ static int state_init(coord *c, const data_index *ix, int n_workers, tl_err *e)
 {
     const sweep *s = c->s;
     c->best = -1;
-    c->t0 = c->progress_at = tl_now();
+    c->t0 = c->progress.at = tl_now();
     if (ix) {
         c->ix = *ix; /* borrowed: the caller frees it */
     } else {
@@ -1045,7 +1068,7 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     c->o = o;
     c->s = o->s;
     c->l = l;
-    c->tty = isatty(2) && !o->quiet;
+    c->progress.tty = isatty(2) && !o->quiet;
     int status = 1, rc;
     const sweep *s = c->s;
     char outbuf[4000];
@@ -1138,10 +1161,10 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
 
     coord_progress_clear(c);
     Tlsweep__JournalStop jst = TLSWEEP__JOURNAL_STOP__INIT;
-    jst.kind = c->failed       ? TLSWEEP__JOURNAL_STOP__KIND__FAILED
-               : c->interrupted ? TLSWEEP__JOURNAL_STOP__KIND__INTERRUPTED
-                               : TLSWEEP__JOURNAL_STOP__KIND__FINISHED;
-    jst.message = c->failed ? c->err.msg : "";
+    jst.kind = c->outcome == COORD_FAILED        ? TLSWEEP__JOURNAL_STOP__KIND__FAILED
+               : c->outcome == COORD_INTERRUPTED ? TLSWEEP__JOURNAL_STOP__KIND__INTERRUPTED
+                                                 : TLSWEEP__JOURNAL_STOP__KIND__FINISHED;
+    jst.message = c->outcome == COORD_FAILED ? c->err.msg : "";
     Tlsweep__JournalRecord srec = TLSWEEP__JOURNAL_RECORD__INIT;
     srec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_STOP;
     srec.stop = &jst;
@@ -1153,10 +1176,10 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
         coord_log(c, "warning: %s", oe.msg);
     coord_leaderboard(c);
     coord_log(c, "report: %s/report.html", c->out);
-    if (c->failed) {
+    if (c->outcome == COORD_FAILED) {
         *e = c->err;
         status = 1;
-    } else if (c->interrupted) {
+    } else if (c->outcome == COORD_INTERRUPTED) {
         coord_log(c, "interrupted: %d of %d trials finished; re-run the same command to resume",
                   coord_count(c, TR_DONE), c->n_mine);
         status = COORD_EXIT_INTERRUPTED;

@@ -59,12 +59,12 @@ static void work_units(const coord *c, double *done, double *total)
 
 void coord_progress(coord *c, double now)
 {
-    if (c->o->quiet || c->closing)
+    if (c->o->quiet || c->phase == COORD_CLOSING)
         return;
     /* a terminal gets a live line; a log file a line every 30 s */
-    if (!c->tty && now - c->progress_at < 30)
+    if (!c->progress.tty && now - c->progress.at < 30)
         return;
-    c->progress_at = now;
+    c->progress.at = now;
     int done = coord_count(c, TR_DONE) + coord_count(c, TR_FINISHING);
     int running = coord_count(c, TR_RUNNING), failed = coord_count(c, TR_FAILED);
     int queued = coord_count(c, TR_PENDING);
@@ -87,9 +87,9 @@ void coord_progress(coord *c, double now)
     snprintf(line, sizeof line, "[%s] trials %d/%d done, %d running, %d queued%s%s%s  ETA %s",
              elapsed, done, c->n_mine, running, queued,
              failed ? "  (failed: see above)" : "", extracting, best, eta);
-    if (c->tty) {
+    if (c->progress.tty) {
         fprintf(stderr, "\r\033[K%s", line);
-        c->progress_shown = 1;
+        c->progress.shown = 1;
     } else {
         fprintf(stderr, "%s\n", line);
     }
@@ -98,9 +98,9 @@ void coord_progress(coord *c, double now)
 
 void coord_progress_clear(coord *c)
 {
-    if (c->progress_shown) {
+    if (c->progress.shown) {
         fputs("\r\033[K", stderr);
-        c->progress_shown = 0;
+        c->progress.shown = 0;
     }
 }
 
@@ -274,7 +274,9 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
     json_object_set_new(sel, "metric", json_string(sweep_metric_name(c->s->metric)));
     json_object_set_new(sel, "goal", json_string(c->s->goal_max ? "max" : "min"));
     json_object_set_new(root, "select", sel);
-    const char *state = c->failed ? "failed" : c->interrupted ? "interrupted" : "finished";
+    const char *state = c->outcome == COORD_FAILED        ? "failed"
+                        : c->outcome == COORD_INTERRUPTED ? "interrupted"
+                                                          : "finished";
     json_object_set_new(root, "state", json_string(state));
     json_object_set_new(root, "runs", json_integer(c->restarts + 1));
     json_object_set_new(root, "wall_seconds", json_real(tl_now() - c->t0));
