@@ -44,23 +44,23 @@ void coord_log(coord *c, const char *fmt, ...)
 
 /* ---- journal -------------------------------------------------------------------------- */
 
-static int journal_put(coord *c, Tlsweep__JournalRecord *rec, int sync)
+static int journal_put(coord *c, Tlsweep__JournalRecord *rec, int sync, tl_err *e)
 {
     rec->unix_ms = tl_unix_ms();
     size_t n = tlsweep__journal_record__get_packed_size(rec);
     unsigned char *buf = malloc(n ? n : 1);
     if (!buf)
-        return tl_errf(&c->err, TL_ENOMEM, "journal: out of memory");
+        return tl_errf(e, TL_ENOMEM, "journal: out of memory");
     tlsweep__journal_record__pack(rec, buf);
-    int rc = journal_append(c->journal, buf, n, &c->err);
+    int rc = journal_append(c->journal, buf, n, e);
     free(buf);
     if (!rc && sync)
-        rc = journal_sync(c->journal, &c->err);
+        rc = journal_sync(c->journal, e);
     return rc;
 }
 
 /* Results are journaled without the model bytes (best.tlm has them). */
-static int journal_result(coord *c, const Tlsweep__TrialResult *r)
+static int journal_result(coord *c, const Tlsweep__TrialResult *r, tl_err *e)
 {
     Tlsweep__TrialResult tmp = *r;
     tmp.model.data = NULL;
@@ -68,7 +68,7 @@ static int journal_result(coord *c, const Tlsweep__TrialResult *r)
     Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
     rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_RESULT;
     rec.result = &tmp;
-    return journal_put(c, &rec, 1);
+    return journal_put(c, &rec, 1, e);
 }
 
 static int find_trial(const coord *c, uint32_t index, uint64_t key)
@@ -128,7 +128,12 @@ static int replay(void *ctx, const void *payload, size_t len)
             t->slice = c->replay_slice;
             if (t->res)
                 tlsweep__trial_result__free_unpacked(t->res, NULL);
-            t->res = copy_result(r);
+            if (!(t->res = copy_result(r))) {
+                int rc = tl_errf(&c->err, TL_ENOMEM, "journal: out of memory replaying %s",
+                                 r->trial_id);
+                tlsweep__journal_record__free_unpacked(rec, NULL);
+                return rc;
+            }
             t->st = TR_DONE;
             c->resumed++;
             coord_consider_best(c, i);
@@ -218,6 +223,7 @@ static void result_done(coord *c, Tlsweep__Envelope *env);
 static void process_results(coord *c);
 static void schedule(coord *c);
 static void check_finished(coord *c);
+static void note_failure(coord *c, const tl_err *e);
 
 static void ckpt_path(const coord *c, int i, char *buf, size_t n)
 {
@@ -252,11 +258,8 @@ static void write_after(uv_work_t *req, int status)
         }
     } else if (j->kind == WRITE_BEST) {
         c->best_writing = 0;
-        if (j->rc) {
-            coord_log(c, "error: %s", j->err.msg);
-            c->outcome = COORD_FAILED;
-            snprintf(c->err.msg, sizeof c->err.msg, "%s", j->err.msg);
-        }
+        if (j->rc) /* the sweep goes on; its best model is the one on disk */
+            note_failure(c, &j->err);
         result_done(c, j->env);
         process_results(c);
     } else {
@@ -266,8 +269,7 @@ static void write_after(uv_work_t *req, int status)
         g->x = NULL;
         g->ok = NULL;
         if (j->rc) {
-            coord_log(c, "error: %s", j->err.msg);
-            coord_fail(c, j->err.msg);
+            coord_fail(c, &j->err);
         } else {
             g->state = CG_READY;
             double secs = tl_now() - g->t0;
@@ -283,7 +285,9 @@ static void write_after(uv_work_t *req, int status)
             Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
             rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_FEATURES;
             rec.features = &jf;
-            journal_put(c, &rec, 1);
+            tl_err je = {0};
+            if (journal_put(c, &rec, 1, &je))
+                coord_fail(c, &je);
             g->forward_images += g->run_images;
             g->seconds += secs;
             g->extractions++;
@@ -302,7 +306,7 @@ static void queue_write(coord *c, write_kind kind, int index, Tlsweep__Envelope 
 {
     write_job *j = calloc(1, sizeof *j);
     if (!j) {
-        coord_fail(c, "out of memory queueing a file write");
+        coord_failf(c, TL_ENOMEM, "out of memory queueing a file write");
         msg_free(env);
         return;
     }
@@ -347,10 +351,26 @@ static void send_stop(coord *c, Tlsweep__Stop__Reason reason)
         if (k->state == CW_STOPPED)
             continue;
         env.seq = ++c->seq;
-        msg_link_send(c->l, k->rank, &env, NULL);
+        tl_err e = {0};
+        if (msg_link_send(c->l, k->rank, &env, &e))
+            coord_log(c, "warning: rank %d: Stop not sent: %s", k->rank, e.msg);
         /* an idle worker leaves at once; a busy one answers first */
         k->state = k->state == CW_BUSY || k->state == CW_STOPPING ? CW_STOPPING : CW_STOPPED;
     }
+}
+
+/* A failure of the sweep, decided by the caller: logged here, once, and the
+ * first one kept, code and line, for the journal's Stop record and the exit
+ * path. The sweep goes on; coord_fail also stops it. */
+static void note_failure(coord *c, const tl_err *e)
+{
+    coord_log(c, "error: %s", e->msg);
+    if (c->outcome != COORD_FAILED) {
+        c->err = *e;
+        if (c->err.code >= 0) /* a failure is never TL_OK */
+            c->err.code = TL_EINVAL;
+    }
+    c->outcome = COORD_FAILED;
 }
 
 /* The coordinator waits for no worker any more. */
@@ -371,19 +391,25 @@ static void task_over(cworker *k)
         k->state = CW_STOPPED;
 }
 
-void coord_fail(coord *c, const char *msg)
+void coord_fail(coord *c, const tl_err *e)
 {
-    if (c->outcome != COORD_FAILED) {
-        snprintf(c->err.msg, sizeof c->err.msg, "%s", msg);
-        c->err.code = TL_EINVAL;
-    }
-    c->outcome = COORD_FAILED;
+    note_failure(c, e);
     if (c->phase == COORD_RUNNING) {
         c->phase = COORD_STOPPING;
         send_stop(c, TLSWEEP__STOP__REASON__ABORT);
         forget_workers(c);
     }
     check_finished(c);
+}
+
+void coord_failf(coord *c, int code, const char *fmt, ...)
+{
+    tl_err e = {.code = code};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    coord_fail(c, &e);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -430,7 +456,7 @@ static void send_task(coord *c, cworker *k, Tlsweep__Task *task)
     env.seq = ++c->seq;
     tl_err e = {0};
     if (msg_link_send(c->l, k->rank, &env, &e)) {
-        coord_fail(c, e.msg);
+        coord_fail(c, &e);
         return;
     }
     k->state = CW_BUSY;
@@ -447,7 +473,7 @@ static int give_extraction(coord *c, cworker *k)
         size_t b = a + cg->shard_size < c->ix.n_items ? a + cg->shard_size : c->ix.n_items;
         uint32_t *ids = malloc((b - a) * sizeof *ids);
         if (!ids) {
-            coord_fail(c, "out of memory");
+            coord_failf(c, TL_ENOMEM, "out of memory");
             return 1;
         }
         for (size_t i = a; i < b; i++)
@@ -575,10 +601,21 @@ static void result_done(coord *c, Tlsweep__Envelope *env)
     const Tlsweep__TrialResult *r = env->trial_result;
     int i = (int)r->trial_index;
     ctrial *t = &c->trials[i];
-    journal_result(c, r);
+    tl_err je = {0};
+    if (journal_result(c, r, &je)) {
+        /* not DONE: a resume runs it again (from its checkpoint) */
+        msg_free(env);
+        coord_fail(c, &je);
+        return;
+    }
     if (t->res)
         tlsweep__trial_result__free_unpacked(t->res, NULL);
-    t->res = copy_result(r);
+    if (!(t->res = copy_result(r))) {
+        /* journaled: a resume finds it done */
+        coord_failf(c, TL_ENOMEM, "out of memory keeping the result of %s", c->s->trials[i].id);
+        msg_free(env);
+        return;
+    }
     t->st = TR_DONE;
     int was = c->best;
     coord_consider_best(c, i);
@@ -639,8 +676,7 @@ static void on_hello(coord *c, cworker *k, const Tlsweep__Envelope *env)
 {
     tl_err e = {0};
     if (msg_hello_check(env, &e)) {
-        coord_log(c, "error: %s", e.msg);
-        coord_fail(c, e.msg);
+        coord_fail(c, &e);
         return;
     }
     const Tlsweep__Hello *h = env->hello;
@@ -659,7 +695,7 @@ static void on_hello(coord *c, cworker *k, const Tlsweep__Envelope *env)
     out.setup = &su;
     out.seq = ++c->seq;
     if (msg_link_send(c->l, k->rank, &out, &e)) {
-        coord_fail(c, e.msg);
+        coord_fail(c, &e);
         return;
     }
     if (k->state == CW_NEW) /* not one told to stop before its Hello came */
@@ -674,7 +710,7 @@ static void on_features(coord *c, cworker *k, const Tlsweep__FeatureChunk *f)
 {
     int g = f->cache_group;
     if (g < 0 || g >= c->s->n_cache_groups || c->groups[g].state != CG_EXTRACTING) {
-        coord_fail(c, "a feature chunk for a cache group not being extracted");
+        coord_failf(c, TL_EINVAL, "a feature chunk for a cache group not being extracted");
         return;
     }
     cgroup *cg = &c->groups[g];
@@ -683,7 +719,7 @@ static void on_features(coord *c, cworker *k, const Tlsweep__FeatureChunk *f)
     size_t dim = x && x->n_shape == 2 ? (size_t)x->shape[1] : 0;
     if (n && (!x || x->n_data != n * dim || (size_t)x->shape[0] != n || !dim ||
               (cg->dim && dim != cg->dim))) {
-        coord_fail(c, "a feature chunk whose tensor does not match its image ids");
+        coord_failf(c, TL_EFORMAT, "a feature chunk whose tensor does not match its image ids");
         return;
     }
     if (n && !cg->x) {
@@ -691,14 +727,14 @@ static void on_features(coord *c, cworker *k, const Tlsweep__FeatureChunk *f)
         cg->x = calloc(c->ix.n_items * dim, sizeof(float));
         cg->ok = calloc(c->ix.n_items, 1);
         if (!cg->x || !cg->ok) {
-            coord_fail(c, "out of memory for the feature cache");
+            coord_failf(c, TL_ENOMEM, "out of memory for the feature cache");
             return;
         }
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t id = f->image_ids[i];
         if (id >= c->ix.n_items) {
-            coord_fail(c, "a feature chunk with an image id outside the index");
+            coord_failf(c, TL_EFORMAT, "a feature chunk with an image id outside the index");
             return;
         }
         memcpy(cg->x + (size_t)id * dim, x->data + i * dim, dim * sizeof(float));
@@ -712,7 +748,7 @@ static void on_features(coord *c, cworker *k, const Tlsweep__FeatureChunk *f)
     task_over(k);
     if (++cg->shards_done == cg->n_shards) {
         if (!cg->x) {
-            coord_fail(c, "no image of the dataset decoded");
+            coord_failf(c, TL_EINVAL, "no image of the dataset decoded");
             return;
         }
         cg->state = CG_WRITING;
@@ -732,7 +768,7 @@ static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
     int i = find_trial(c, r->trial_index, r->trial_key);
     if (i < 0) {
         msg_free(env);
-        coord_fail(c, "a result for a trial not in this sweep");
+        coord_failf(c, TL_EINVAL, "a result for a trial not in this sweep");
         return;
     }
     ctrial *t = &c->trials[i];
@@ -750,7 +786,9 @@ static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
         t->st = TR_FAILED;
         c->n_failed++;
         coord_log(c, "failed %s on rank %d: %s", r->trial_id, k->rank, r->message);
-        journal_result(c, r);
+        tl_err je = {0};
+        if (journal_result(c, r, &je))
+            coord_fail(c, &je);
     }
     msg_free(env);
 }
@@ -759,10 +797,9 @@ static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
 static void on_error(coord *c, cworker *k, const Tlsweep__Error *er)
 {
     if (er->fatal) {
-        char line[600];
-        snprintf(line, sizeof line, "rank %d (%s): %s", k->rank, k->host, er->message);
-        coord_log(c, "error: %s", line);
-        coord_fail(c, line);
+        /* the worker's own code (TL_E*) travels in the Error */
+        coord_failf(c, er->code < 0 ? er->code : TL_EINVAL, "rank %d (%s): %s", k->rank, k->host,
+                    er->message);
         return;
     }
     for (size_t i = 0; i < c->n_bad; i++)
@@ -814,7 +851,9 @@ static void handle(coord *c, Tlsweep__Envelope *env, int from)
             Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
             rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_EPOCH;
             rec.epoch = er;
-            journal_put(c, &rec, 1);
+            tl_err je = {0};
+            if (journal_put(c, &rec, 1, &je))
+                coord_fail(c, &je);
         }
         break;
     }
@@ -852,8 +891,7 @@ static void drain(coord *c)
         int from = -1, got = 0;
         tl_err e = {0};
         if (msg_link_poll(c->l, &env, &from, &got, &e)) {
-            coord_log(c, "error: %s", e.msg);
-            coord_fail(c, e.msg);
+            coord_fail(c, &e);
             return;
         }
         if (!got)
@@ -1108,8 +1146,11 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
         goto out;
     snprintf(p, sizeof p, "%s/journal", c->out);
     size_t dropped = 0;
-    if ((rc = journal_open(&c->journal, p, replay, c, &dropped, e)))
+    if ((rc = journal_open(&c->journal, p, replay, c, &dropped, e))) {
+        if (c->err.code) /* the replay's own failure */
+            *e = c->err;
         goto out;
+    }
     if (dropped)
         coord_log(c, "journal: %zu bytes of a torn last record dropped (%s)", dropped, p);
     if ((rc = write_sweep_copy(c, e)))
@@ -1131,10 +1172,8 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
     rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_START;
     rec.start = &js;
-    if ((rc = journal_put(c, &rec, 1))) {
-        *e = c->err;
+    if ((rc = journal_put(c, &rec, 1, e)))
         goto out;
-    }
     if ((rc = prepare_groups(c, e)))
         goto out;
     coord_log(c, "%s: %d trials on %d worker%s, %zu images, out: %s", s->name, c->n_mine,
@@ -1168,7 +1207,9 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     Tlsweep__JournalRecord srec = TLSWEEP__JOURNAL_RECORD__INIT;
     srec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_STOP;
     srec.stop = &jst;
-    journal_put(c, &srec, 1);
+    tl_err je = {0};
+    if (journal_put(c, &srec, 1, &je)) /* replay needs no Stop record: the run stands */
+        coord_log(c, "warning: %s", je.msg);
     tl_err oe = {0};
     if (coord_write_results(c, &oe))
         coord_log(c, "warning: %s", oe.msg);
@@ -1245,8 +1286,11 @@ int coord_merge(const char *out, int quiet, tl_err *e)
         snprintf(p, sizeof p, "%s/slices/%d/journal", out, k);
         c->replay_slice = k;
         size_t ignored = 0;
-        if (journal_scan(p, replay, c, &ignored, e))
+        if (journal_scan(p, replay, c, &ignored, e)) {
+            if (c->err.code) /* the replay's own failure */
+                *e = c->err;
             goto done;
+        }
     }
     if (c->best >= 0) {
         char from[4096];

@@ -132,7 +132,11 @@ typedef struct {
 } coord;
 
 void coord_log(coord *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void coord_fail(coord *c, const char *msg);
+/* The sweep fails (the first failure's code and line are what coord_run
+ * returns): e is logged as "error: ..." here, the workers are told to stop.
+ * Callers decide and call this once; they do not log the error themselves. */
+void coord_fail(coord *c, const tl_err *e);
+void coord_failf(coord *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int coord_better(const coord *c, int a, int b);
 void coord_consider_best(coord *c, int i);
 
