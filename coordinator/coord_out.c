@@ -346,11 +346,13 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
     char *buf = malloc(cap);
     if (!buf)
         return tl_errf(e, TL_ENOMEM, "results.csv: out of memory");
+    /* one column per name: the select metric is named in a column of its
+     * own, since it is often one of the metrics after it (val_accuracy) */
+    const char *metric = sweep_metric_name(c->s->metric);
     len += (size_t)snprintf(buf + len, cap - len,
                             "rank,trial,status,backbone,mode,learning_rate,optimizer,batch_size,"
-                            "epochs,best_epoch,%s,val_accuracy,val_loss,accuracy,loss,eval_split,"
-                            "eval_accuracy,seconds\n",
-                            sweep_metric_name(c->s->metric));
+                            "epochs,best_epoch,select_metric,select_value,val_accuracy,val_loss,"
+                            "accuracy,loss,eval_split,eval_accuracy,seconds\n");
     for (int pass = 0; pass < 2; pass++) {
         size_t count = pass ? c->s->n_trials : (size_t)n;
         for (size_t k = 0; k < count; k++) {
@@ -372,13 +374,14 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
                                     st->learning_rate, sweep_optimizer_name(st->optimizer),
                                     st->batch_size, st->epochs);
             if (r)
-                len += (size_t)snprintf(buf + len, cap - len, "%u,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%.6f,%.2f\n",
-                                        r->best_epoch, r->best_value, r->val_accuracy,
+                len += (size_t)snprintf(buf + len, cap - len,
+                                        "%u,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%.6f,%.2f\n",
+                                        r->best_epoch, metric, r->best_value, r->val_accuracy,
                                         r->val_loss, r->accuracy, r->loss,
                                         r->eval_split ? r->eval_split : "", r->eval_accuracy,
                                         r->seconds);
             else
-                len += (size_t)snprintf(buf + len, cap - len, ",,,,,,,,\n");
+                len += (size_t)snprintf(buf + len, cap - len, ",%s,,,,,,,,\n", metric);
         }
     }
     char p[4096];

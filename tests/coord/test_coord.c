@@ -1,7 +1,7 @@
 /* The coordinator's failures keep their code: a worker's fatal Error
  * carries its TL_E* to coord_run's tl_err (the exit path), the line is
  * logged once as "error: ...", results.json says the run failed, and the
- * exit status is 1. The worker is a thread on a local link that
+ * exit status is 1. Also results.csv's header, from the same run. The worker is a thread on a local link that
  * says Hello, takes its Setup and reports a fatal error. */
 #include "testutil.h"
 
@@ -132,6 +132,20 @@ static void test_worker_error_keeps_code(void **st)
     char *json = (char *)tu_read_file(tu_tmp("out/results.json"), &len);
     assert_non_null(strstr(json, "\"state\": \"failed\""));
     free(json);
+    /* results.csv: one column per name (the select metric's name has its
+     * own column, not the header of its value) */
+    char *csv = (char *)tu_read_file(tu_tmp("out/results.csv"), &len);
+    const char *head = "rank,trial,status,backbone,mode,learning_rate,optimizer,batch_size,"
+                       "epochs,best_epoch,select_metric,select_value,val_accuracy,val_loss,"
+                       "accuracy,loss,eval_split,eval_accuracy,seconds\n";
+    assert_memory_equal(csv, head, strlen(head));
+    const char *row = csv + strlen(head); /* the unfinished trial: no values */
+    assert_non_null(strstr(row, ",val_accuracy,,,,,,,,\n"));
+    int commas = 0;
+    for (const char *q = row; *q && *q != '\n'; q++)
+        commas += *q == ',';
+    assert_int_equal(commas, 18);
+    free(csv);
 
     msg_link_free(lc);
     msg_link_free(lw);
