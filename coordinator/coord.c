@@ -19,6 +19,7 @@
 #include "common/base/fileio.h"
 #include "common/base/hash.h"
 #include "common/weights/model_file.h"
+#include "common/weights/tensors.h"
 #include "common/msg/msg.h"
 #include "common/base/sha256.h"
 #include "coordinator/report/report.h"
@@ -293,7 +294,7 @@ static void write_after(uv_work_t *req, int status)
             g->extractions++;
             coord_log(c, "features: %s: %zu images through the frozen backbone once (%.1f s, "
                          "%.0f img/s), %zu floats each, cached in %s",
-                      c->s->cache_groups[j->index].text, c->ix.n_items, secs,
+                      coord_group_label(c, j->index), c->ix.n_items, secs,
                       secs > 0 ? c->ix.n_items / secs : 0, g->dim, g->path);
         }
     }
@@ -959,16 +960,23 @@ int coord_preflight(const sweep *s, data_index *ix, tl_err *e)
     return data_index_build(ix, &dc, e);
 }
 
+/* The weights file of cache group g (its last trial's), or NULL. */
+static const char *group_weights(const sweep *s, int g)
+{
+    const char *w = NULL;
+    for (size_t i = 0; i < s->n_trials; i++)
+        if (s->trials[i].cache_group == g)
+            w = s->trials[i].weights;
+    return w;
+}
+
 /* The cache file's key: the group's text plus the weights file's identity
  * (size and modification time), so replacing the weights file is a miss. */
 static uint64_t cache_key(const sweep *s, int g)
 {
     const sweep_cache_group *cg = &s->cache_groups[g];
     char buf[700];
-    const char *w = NULL;
-    for (size_t i = 0; i < s->n_trials; i++)
-        if (s->trials[i].cache_group == g)
-            w = s->trials[i].weights;
+    const char *w = group_weights(s, g);
     struct stat sb;
     memset(&sb, 0, sizeof sb);
     if (w)
@@ -978,11 +986,45 @@ static uint64_t cache_key(const sweep *s, int g)
     return tl_fnv1a_str(TL_FNV1A_OFFSET, buf);
 }
 
+/* The group's text names the backbone's Keras preprocessing, but workers
+ * run the one the weights file records (an import may choose another:
+ * x/255 for the nsfwjs models), so the label people read puts that one in
+ * its place. The text itself stays as it is: keys hash it, and since they
+ * also hash the weights path and the file's identity they already tell
+ * apart weights that preprocess differently. A file that cannot be read
+ * keeps the text (the workers report the file). */
+static void group_label(coord *c, int g)
+{
+    cgroup *cg = &c->groups[g];
+    const char *text = c->s->cache_groups[g].text, *w = group_weights(c->s, g);
+    snprintf(cg->label, sizeof cg->label, "%s", text);
+    char *bar = strrchr(cg->label, '|');
+    if (!w || !bar)
+        return;
+    model_spec spec;
+    tset ts;
+    model_spec_init(&spec);
+    tset_init(&ts);
+    tl_err e = {0};
+    if (model_read(w, &spec, &ts, &e) == 0)
+        snprintf(bar + 1, sizeof cg->label - (size_t)(bar + 1 - cg->label), "%s",
+                 model_preproc_name(spec.preproc));
+    model_spec_free(&spec);
+    tset_free(&ts);
+}
+
+/* What the log and results name group g by. */
+const char *coord_group_label(const coord *c, int g)
+{
+    return c->groups[g].label[0] ? c->groups[g].label : c->s->cache_groups[g].text;
+}
+
 static int prepare_groups(coord *c, tl_err *e)
 {
     for (int g = 0; g < c->s->n_cache_groups; g++) {
         cgroup *cg = &c->groups[g];
         cg->key = cache_key(c->s, g);
+        group_label(c, g);
         fcache_path(cg->path, sizeof cg->path, c->cache_dir, cg->key);
         int needed = 0;
         for (size_t i = 0; i < c->s->n_trials; i++)

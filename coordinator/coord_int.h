@@ -44,6 +44,9 @@ typedef enum { CG_NONE, CG_EXTRACTING, CG_WRITING, CG_READY } cgroup_state;
 typedef struct {
     cgroup_state state;
     uint64_t key;               /* the cache file's (coord.c cache_key) */
+    /* what runs, for people: the group's text with the preprocessing the
+     * weights file records (coord.c group_label); "" when not known */
+    char label[600];
     char path[4096];
     float *x;                   /* (n_items, dim) while being gathered */
     uint8_t *ok;
@@ -138,6 +141,9 @@ void coord_log(coord *c, const char *fmt, ...) __attribute__((format(printf, 2, 
 void coord_fail(coord *c, const tl_err *e);
 void coord_failf(coord *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int coord_better(const coord *c, int a, int b);
+/* Cache group g as people read it: backbone|weights|size|the preprocessing
+ * that runs (the weights file's), or the group's text when that is unknown. */
+const char *coord_group_label(const coord *c, int g);
 void coord_consider_best(coord *c, int i);
 
 /* coord_out.c */

@@ -179,7 +179,7 @@ void coord_leaderboard(coord *c)
         const cgroup *cg = &c->groups[g];
         if (cg->extractions)
             coord_log(c, "features %s: %.2f backbone passes per image over %d trial%s",
-                      c->s->cache_groups[g].text,
+                      coord_group_label(c, g),
                       c->ix.n_items ? (double)cg->forward_images / c->ix.n_items : 0,
                       c->s->cache_groups[g].n_trials,
                       c->s->cache_groups[g].n_trials == 1 ? "" : "s");
@@ -306,7 +306,9 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
         char key[17];
         snprintf(key, sizeof key, "%016llx", (unsigned long long)cg->key);
         json_object_set_new(o, "key", json_string(key));
+        /* text: what the key hashes (as in the cache file); label: what runs */
         json_object_set_new(o, "text", json_string(c->s->cache_groups[g].text));
+        json_object_set_new(o, "label", json_string(coord_group_label(c, g)));
         json_object_set_new(o, "trials", json_integer(c->s->cache_groups[g].n_trials));
         json_object_set_new(o, "extractions", json_integer(cg->extractions));
         json_object_set_new(o, "forward_images", json_integer((json_int_t)cg->forward_images));

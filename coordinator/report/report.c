@@ -311,6 +311,7 @@ static int load(chk *c, json_t *root, rep_results *r)
         x->seconds = NAN;
         if ((rc = get_str(c, o, p, "key", 0, &x->key)) ||
             (rc = get_str(c, o, p, "text", 0, &x->text)) ||
+            (rc = get_str(c, o, p, "label", 1, &x->label)) ||
             (rc = get_count(c, o, p, "trials", 0, &x->trials)) ||
             (rc = get_count(c, o, p, "extractions", 0, &x->extractions)) ||
             (rc = get_count(c, o, p, "forward_images", 0, &x->forward_images)) ||

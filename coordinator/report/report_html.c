@@ -489,7 +489,8 @@ static void phases(tl_strbuf *b, const rep_results *r)
     int n = 0, nm = 0;
     double max = 0, total = 0;
     for (int k = 0; k < r->n_caches; k++) {
-        snprintf(labels[n], sizeof labels[n], "features: %s", r->caches[k].text);
+        snprintf(labels[n], sizeof labels[n], "features: %s",
+                 r->caches[k].label ? r->caches[k].label : r->caches[k].text);
         bars[n] = (rep_bar){labels[n], r->caches[k].seconds, "#ff7f0e", NULL};
         n++;
     }

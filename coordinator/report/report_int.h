@@ -33,6 +33,7 @@ typedef struct {
 
 typedef struct {
     const char *key, *text;
+    const char *label;     /* what runs (text with the weights' preprocessing); NULL when absent */
     long trials, extractions, forward_images;
     double seconds;        /* NAN when absent (results.json before run counts) */
 } rep_cache;
