@@ -417,7 +417,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     coord *c = h->data;
     /* Slurm's TERM and the batch script's USR1 arrive together: one request */
-    if (c->outcome == COORD_INTERRUPTED && tl_now() - c->stop_time < 2.0)
+    if (c->stop_time > 0 && tl_now() - c->stop_time < 2.0)
         return;
     if (c->phase != COORD_RUNNING) {
         /* a second signal: leave now; the journal is consistent as it is */
@@ -428,7 +428,9 @@ static void on_signal(uv_signal_t *h, int signum)
         check_finished(c);
         return;
     }
-    c->outcome = COORD_INTERRUPTED;
+    /* a failure that did not stop the sweep (best.tlm not written) stays one */
+    if (c->outcome < COORD_INTERRUPTED)
+        c->outcome = COORD_INTERRUPTED;
     c->phase = COORD_STOPPING;
     c->stop_time = tl_now();
     coord_log(c, "%s: asking the workers to stop at the next step; re-run the same command to "

@@ -119,7 +119,7 @@ typedef struct {
 
     coord_phase phase;
     coord_outcome outcome;
-    double t0, stop_time;       /* start; the first signal (the grace counts from it) */
+    double t0, stop_time;       /* start; the first signal, 0: none (the grace counts from it) */
     tl_err err;                 /* the failure (COORD_FAILED) */
 
     uv_loop_t loop;
