@@ -181,6 +181,17 @@ static void test_mkdir_p_fails(void **st)
         tu_assert_one_line_error(&e, tu_tmp("ro/x"), "cannot create folder", strerror(EACCES));
         chmod(tu_tmp("ro"), 0755);
     }
+    /* a name longer than the file system takes (ENAMETOOLONG, root or not) */
+    char name[300];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = 0;
+    char deep[4096];
+    snprintf(deep, sizeof deep, "%s/%s/x", tu_tmp("m2"), name);
+    e = (tl_err){0};
+    assert_int_equal(tl_mkdir_p(deep, 0755, &e), TL_EIO);
+    tu_assert_one_line_error(&e, "cannot create folder", strerror(ENAMETOOLONG));
+    assert_null(strstr(e.msg, "/x:"));
+    assert_is_dir(tu_tmp("m2")); /* the parents before it were made */
     e = (tl_err){0};
     assert_int_equal(tl_mkdir_p("", 0755, &e), TL_EINVAL);
     static char longp[8192];
