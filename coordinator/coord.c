@@ -17,7 +17,9 @@
 #include "common/base/clock.h"
 #include "common/store/fcache.h"
 #include "common/base/fileio.h"
+#include "common/base/hash.h"
 #include "common/weights/model_file.h"
+#include "common/weights/tensors.h"
 #include "common/msg/msg.h"
 #include "common/base/sha256.h"
 #include "coordinator/report/report.h"
@@ -26,9 +28,9 @@
  * cleared first so the two do not mix. */
 void coord_log(coord *c, const char *fmt, ...)
 {
-    if (c->progress_shown) {
+    if (c->progress.shown) {
         fputs("\r\033[K", stderr);
-        c->progress_shown = 0;
+        c->progress.shown = 0;
     }
     va_list ap;
     va_start(ap, fmt);
@@ -43,23 +45,23 @@ void coord_log(coord *c, const char *fmt, ...)
 
 /* ---- journal -------------------------------------------------------------------------- */
 
-static int journal_put(coord *c, Tlsweep__JournalRecord *rec, int sync)
+static int journal_put(coord *c, Tlsweep__JournalRecord *rec, int sync, tl_err *e)
 {
     rec->unix_ms = tl_unix_ms();
     size_t n = tlsweep__journal_record__get_packed_size(rec);
     unsigned char *buf = malloc(n ? n : 1);
     if (!buf)
-        return tl_errf(&c->err, TL_ENOMEM, "journal: out of memory");
+        return tl_errf(e, TL_ENOMEM, "journal: out of memory");
     tlsweep__journal_record__pack(rec, buf);
-    int rc = journal_append(c->journal, buf, n, &c->err);
+    int rc = journal_append(c->journal, buf, n, e);
     free(buf);
     if (!rc && sync)
-        rc = journal_sync(c->journal, &c->err);
+        rc = journal_sync(c->journal, e);
     return rc;
 }
 
 /* Results are journaled without the model bytes (best.tlm has them). */
-static int journal_result(coord *c, const Tlsweep__TrialResult *r)
+static int journal_result(coord *c, const Tlsweep__TrialResult *r, tl_err *e)
 {
     Tlsweep__TrialResult tmp = *r;
     tmp.model.data = NULL;
@@ -67,7 +69,7 @@ static int journal_result(coord *c, const Tlsweep__TrialResult *r)
     Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
     rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_RESULT;
     rec.result = &tmp;
-    return journal_put(c, &rec, 1);
+    return journal_put(c, &rec, 1, e);
 }
 
 static int find_trial(const coord *c, uint32_t index, uint64_t key)
@@ -127,7 +129,12 @@ static int replay(void *ctx, const void *payload, size_t len)
             t->slice = c->replay_slice;
             if (t->res)
                 tlsweep__trial_result__free_unpacked(t->res, NULL);
-            t->res = copy_result(r);
+            if (!(t->res = copy_result(r))) {
+                int rc = tl_errf(&c->err, TL_ENOMEM, "journal: out of memory replaying %s",
+                                 r->trial_id);
+                tlsweep__journal_record__free_unpacked(rec, NULL);
+                return rc;
+            }
             t->st = TR_DONE;
             c->resumed++;
             coord_consider_best(c, i);
@@ -174,11 +181,17 @@ void coord_consider_best(coord *c, int i)
 
 /* ---- files on the thread pool ---------------------------------------------------------- */
 
+typedef enum {
+    WRITE_CKPT,        /* checkpoints/<trial>.ckpt from a Checkpoint envelope */
+    WRITE_BEST,        /* best.tlm: the model bytes of a TrialResult */
+    WRITE_FCACHE,      /* cache/<key>.features from a group's gathered features */
+} write_kind;
+
 typedef struct {
     uv_work_t req;
     coord *c;
-    int kind;          /* 0 checkpoint, 1 best model, 2 feature cache */
-    int index;         /* trial or group */
+    write_kind kind;
+    int index;         /* trial (CKPT, BEST) or cache group (FCACHE) */
     Tlsweep__Envelope *env;
     char path[4096];
     int rc;
@@ -188,15 +201,21 @@ typedef struct {
 static void write_work(uv_work_t *req)
 {
     write_job *j = req->data;
-    if (j->kind == 0) {
+    switch (j->kind) {
+    case WRITE_CKPT:
         j->rc = ckpt_write(j->path, j->env->checkpoint, &j->err);
-    } else if (j->kind == 1) {
+        break;
+    case WRITE_BEST: {
         const Tlsweep__TrialResult *r = j->env->trial_result;
         j->rc = model_write_bytes(j->path, r->model.data, r->model.len, &j->err);
-    } else {
+        break;
+    }
+    case WRITE_FCACHE: {
         cgroup *g = &j->c->groups[j->index];
         j->rc = fcache_write(j->path, g->key, j->c->s->cache_groups[j->index].text,
                              j->c->fingerprint, g->x, g->ok, j->c->ix.n_items, g->dim, &j->err);
+        break;
+    }
     }
 }
 
@@ -205,6 +224,7 @@ static void result_done(coord *c, Tlsweep__Envelope *env);
 static void process_results(coord *c);
 static void schedule(coord *c);
 static void check_finished(coord *c);
+static void note_failure(coord *c, const tl_err *e);
 
 static void ckpt_path(const coord *c, int i, char *buf, size_t n)
 {
@@ -217,9 +237,9 @@ static void write_after(uv_work_t *req, int status)
     write_job *j = req->data;
     coord *c = j->c;
     c->writes--;
-    if (j->kind == 0) {
+    if (j->kind == WRITE_CKPT) {
         ctrial *t = &c->trials[j->index];
-        t->ckpt_busy = 0;
+        t->ckpt.writing = 0;
         if (j->rc)
             coord_log(c, "warning: checkpoint of %s not written: %s", c->s->trials[j->index].id,
                       j->err.msg);
@@ -228,22 +248,19 @@ static void write_after(uv_work_t *req, int status)
             char p[4096];
             ckpt_path(c, j->index, p, sizeof p);
             unlink(p);
-            if (t->ckpt_next) {
-                msg_free(t->ckpt_next);
-                t->ckpt_next = NULL;
+            if (t->ckpt.next) {
+                msg_free(t->ckpt.next);
+                t->ckpt.next = NULL;
             }
-        } else if (t->ckpt_next) {
-            Tlsweep__Envelope *next = t->ckpt_next;
-            t->ckpt_next = NULL;
+        } else if (t->ckpt.next) {
+            Tlsweep__Envelope *next = t->ckpt.next;
+            t->ckpt.next = NULL;
             start_ckpt(c, j->index, next);
         }
-    } else if (j->kind == 1) {
-        c->best_busy = 0;
-        if (j->rc) {
-            coord_log(c, "error: %s", j->err.msg);
-            c->failed = 1;
-            snprintf(c->err.msg, sizeof c->err.msg, "%s", j->err.msg);
-        }
+    } else if (j->kind == WRITE_BEST) {
+        c->best_writing = 0;
+        if (j->rc) /* the sweep goes on; its best model is the one on disk */
+            note_failure(c, &j->err);
         result_done(c, j->env);
         process_results(c);
     } else {
@@ -253,8 +270,7 @@ static void write_after(uv_work_t *req, int status)
         g->x = NULL;
         g->ok = NULL;
         if (j->rc) {
-            coord_log(c, "error: %s", j->err.msg);
-            coord_fail(c, j->err.msg);
+            coord_fail(c, &j->err);
         } else {
             g->state = CG_READY;
             double secs = tl_now() - g->t0;
@@ -270,13 +286,15 @@ static void write_after(uv_work_t *req, int status)
             Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
             rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_FEATURES;
             rec.features = &jf;
-            journal_put(c, &rec, 1);
+            tl_err je = {0};
+            if (journal_put(c, &rec, 1, &je))
+                coord_fail(c, &je);
             g->forward_images += g->run_images;
             g->seconds += secs;
             g->extractions++;
             coord_log(c, "features: %s: %zu images through the frozen backbone once (%.1f s, "
                          "%.0f img/s), %zu floats each, cached in %s",
-                      c->s->cache_groups[j->index].text, c->ix.n_items, secs,
+                      coord_group_label(c, j->index), c->ix.n_items, secs,
                       secs > 0 ? c->ix.n_items / secs : 0, g->dim, g->path);
         }
     }
@@ -285,11 +303,11 @@ static void write_after(uv_work_t *req, int status)
     check_finished(c);
 }
 
-static void queue_write(coord *c, int kind, int index, Tlsweep__Envelope *env, const char *path)
+static void queue_write(coord *c, write_kind kind, int index, Tlsweep__Envelope *env, const char *path)
 {
     write_job *j = calloc(1, sizeof *j);
     if (!j) {
-        coord_fail(c, "out of memory queueing a file write");
+        coord_failf(c, TL_ENOMEM, "out of memory queueing a file write");
         msg_free(env);
         return;
     }
@@ -308,16 +326,16 @@ static void queue_write(coord *c, int kind, int index, Tlsweep__Envelope *env, c
 static void start_ckpt(coord *c, int i, Tlsweep__Envelope *env)
 {
     ctrial *t = &c->trials[i];
-    if (t->ckpt_busy) {
-        if (t->ckpt_next)
-            msg_free(t->ckpt_next);
-        t->ckpt_next = env;
+    if (t->ckpt.writing) {
+        if (t->ckpt.next)
+            msg_free(t->ckpt.next);
+        t->ckpt.next = env;
         return;
     }
-    t->ckpt_busy = 1;
+    t->ckpt.writing = 1;
     char p[4096];
     ckpt_path(c, i, p, sizeof p);
-    queue_write(c, 0, i, env, p);
+    queue_write(c, WRITE_CKPT, i, env, p);
 }
 
 /* ---- failing and stopping ------------------------------------------------------------- */
@@ -331,50 +349,89 @@ static void send_stop(coord *c, Tlsweep__Stop__Reason reason)
     env.stop = &st;
     for (int w = 0; w < c->n_workers; w++) {
         cworker *k = &c->workers[w];
-        if (k->stopped)
+        if (k->state == CW_STOPPED)
             continue;
         env.seq = ++c->seq;
-        msg_link_send(c->l, k->rank, &env, NULL);
-        k->stop_sent = 1;
+        tl_err e = {0};
+        if (msg_link_send(c->l, k->rank, &env, &e))
+            coord_log(c, "warning: rank %d: Stop not sent: %s", k->rank, e.msg);
         /* an idle worker leaves at once; a busy one answers first */
-        if (!k->busy)
-            k->stopped = 1;
+        k->state = k->state == CW_BUSY || k->state == CW_STOPPING ? CW_STOPPING : CW_STOPPED;
     }
 }
 
-void coord_fail(coord *c, const char *msg)
+/* A failure of the sweep, decided by the caller: logged here, once, and the
+ * first one kept, code and line, for the journal's Stop record and the exit
+ * path. The sweep goes on; coord_fail also stops it. */
+static void note_failure(coord *c, const tl_err *e)
 {
-    if (!c->failed) {
-        snprintf(c->err.msg, sizeof c->err.msg, "%s", msg);
-        c->err.code = TL_EINVAL;
+    coord_log(c, "error: %s", e->msg);
+    if (c->outcome != COORD_FAILED) {
+        c->err = *e;
+        if (c->err.code >= 0) /* a failure is never TL_OK */
+            c->err.code = TL_EINVAL;
     }
-    c->failed = 1;
-    if (!c->stopping) {
-        c->stopping = 1;
+    c->outcome = COORD_FAILED;
+}
+
+/* The coordinator waits for no worker any more. */
+static void forget_workers(coord *c)
+{
+    for (int w = 0; w < c->n_workers; w++)
+        c->workers[w].state = CW_STOPPED;
+}
+
+/* A worker's task is over (its last feature chunk or its result came): a
+ * busy worker is idle again; one that was sent a Stop meanwhile has it
+ * waiting and leaves. */
+static void task_over(cworker *k)
+{
+    if (k->state == CW_BUSY)
+        k->state = CW_IDLE;
+    else if (k->state == CW_STOPPING)
+        k->state = CW_STOPPED;
+}
+
+void coord_fail(coord *c, const tl_err *e)
+{
+    note_failure(c, e);
+    if (c->phase == COORD_RUNNING) {
+        c->phase = COORD_STOPPING;
         send_stop(c, TLSWEEP__STOP__REASON__ABORT);
-        for (int w = 0; w < c->n_workers; w++)
-            c->workers[w].stopped = 1;
+        forget_workers(c);
     }
     check_finished(c);
+}
+
+void coord_failf(coord *c, int code, const char *fmt, ...)
+{
+    tl_err e = {.code = code};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    coord_fail(c, &e);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     coord *c = h->data;
     /* Slurm's TERM and the batch script's USR1 arrive together: one request */
-    if (c->interrupted && tl_now() - c->stop_time < 2.0)
+    if (c->stop_time > 0 && tl_now() - c->stop_time < 2.0)
         return;
-    if (c->interrupted || c->stopping) {
+    if (c->phase != COORD_RUNNING) {
         /* a second signal: leave now; the journal is consistent as it is */
         coord_log(c, "%s again: leaving without waiting for the workers", strsignal(signum));
-        for (int w = 0; w < c->n_workers; w++)
-            c->workers[w].stopped = 1;
-        c->interrupted = 1;
+        forget_workers(c);
+        if (c->outcome < COORD_INTERRUPTED)
+            c->outcome = COORD_INTERRUPTED;
         check_finished(c);
         return;
     }
-    c->interrupted = 1;
-    c->stopping = 1;
+    /* a failure that did not stop the sweep (best.tlm not written) stays one */
+    if (c->outcome < COORD_INTERRUPTED)
+        c->outcome = COORD_INTERRUPTED;
+    c->phase = COORD_STOPPING;
     c->stop_time = tl_now();
     coord_log(c, "%s: asking the workers to stop at the next step; re-run the same command to "
                  "resume",
@@ -402,10 +459,10 @@ static void send_task(coord *c, cworker *k, Tlsweep__Task *task)
     env.seq = ++c->seq;
     tl_err e = {0};
     if (msg_link_send(c->l, k->rank, &env, &e)) {
-        coord_fail(c, e.msg);
+        coord_fail(c, &e);
         return;
     }
-    k->busy = 1;
+    k->state = CW_BUSY;
     k->task = task->task_id;
 }
 
@@ -419,7 +476,7 @@ static int give_extraction(coord *c, cworker *k)
         size_t b = a + cg->shard_size < c->ix.n_items ? a + cg->shard_size : c->ix.n_items;
         uint32_t *ids = malloc((b - a) * sizeof *ids);
         if (!ids) {
-            coord_fail(c, "out of memory");
+            coord_failf(c, TL_ENOMEM, "out of memory");
             return 1;
         }
         for (size_t i = a; i < b; i++)
@@ -436,7 +493,7 @@ static int give_extraction(coord *c, cworker *k)
         if (cg->next_shard == 0)
             cg->t0 = tl_now();
         cg->next_shard++;
-        k->kind = CW_EXTRACT;
+        k->kind = CW_TASK_EXTRACT;
         k->group = g;
         return 1;
     }
@@ -453,7 +510,7 @@ static int give_trial(coord *c, cworker *k)
         char ck[4096];
         ckpt_path(c, (int)i, ck, sizeof ck);
         struct stat sb;
-        int resume = stat(ck, &sb) == 0 && !t->ckpt_busy;
+        int resume = stat(ck, &sb) == 0 && !t->ckpt.writing;
         Tlsweep__Task task = TLSWEEP__TASK__INIT;
         task.kind = TLSWEEP__TASK__KIND__TRAIN_TRIAL;
         task.trial_index = (uint32_t)i;
@@ -476,7 +533,7 @@ static int give_trial(coord *c, cworker *k)
         t->st = TR_RUNNING;
         t->worker = k->rank;
         t->started = tl_now();
-        k->kind = CW_TRAIN;
+        k->kind = CW_TASK_TRAIN;
         k->trial = (int)i;
         if (resume)
             coord_log(c, "trial %s: resuming from its checkpoint on rank %d", st->id, k->rank);
@@ -487,11 +544,11 @@ static int give_trial(coord *c, cworker *k)
 
 static void schedule(coord *c)
 {
-    if (c->stopping)
+    if (c->phase != COORD_RUNNING)
         return;
     for (int w = 0; w < c->n_workers; w++) {
         cworker *k = &c->workers[w];
-        if (!k->ready || k->busy || k->stopped)
+        if (k->state != CW_IDLE)
             continue;
         if (!give_extraction(c, k) && !give_trial(c, k))
             break;
@@ -507,9 +564,9 @@ static void close_cb(uv_handle_t *h)
 
 static void shut_down(coord *c)
 {
-    if (c->closing)
+    if (c->phase == COORD_CLOSING)
         return;
-    c->closing = 1;
+    c->phase = COORD_CLOSING;
     uv_close((uv_handle_t *)&c->poll_timer, close_cb);
     uv_close((uv_handle_t *)&c->status_timer, close_cb);
     uv_close((uv_handle_t *)&c->async, close_cb);
@@ -519,12 +576,12 @@ static void shut_down(coord *c)
 
 static void check_finished(coord *c)
 {
-    if (c->closing || c->writes || c->best_busy || c->n_queue)
+    if (c->phase == COORD_CLOSING || c->writes || c->best_writing || c->n_queue)
         return;
     int all_stopped = 1;
     for (int w = 0; w < c->n_workers; w++)
-        all_stopped &= c->workers[w].stopped;
-    if (c->stopping) {
+        all_stopped &= c->workers[w].state == CW_STOPPED;
+    if (c->phase == COORD_STOPPING) {
         if (all_stopped)
             shut_down(c);
         return;
@@ -533,10 +590,9 @@ static void check_finished(coord *c)
         if (c->trials[i].st == TR_PENDING || c->trials[i].st == TR_RUNNING)
             return;
     /* every trial done or failed */
-    c->stopping = 1;
+    c->phase = COORD_STOPPING;
     send_stop(c, TLSWEEP__STOP__REASON__FINISHED);
-    for (int w = 0; w < c->n_workers; w++)
-        c->workers[w].stopped = 1;
+    forget_workers(c);
     shut_down(c);
 }
 
@@ -548,12 +604,22 @@ static void result_done(coord *c, Tlsweep__Envelope *env)
     const Tlsweep__TrialResult *r = env->trial_result;
     int i = (int)r->trial_index;
     ctrial *t = &c->trials[i];
-    journal_result(c, r);
+    tl_err je = {0};
+    if (journal_result(c, r, &je)) {
+        /* not DONE: a resume runs it again (from its checkpoint) */
+        msg_free(env);
+        coord_fail(c, &je);
+        return;
+    }
     if (t->res)
         tlsweep__trial_result__free_unpacked(t->res, NULL);
-    t->res = copy_result(r);
+    if (!(t->res = copy_result(r))) {
+        /* journaled: a resume finds it done */
+        coord_failf(c, TL_ENOMEM, "out of memory keeping the result of %s", c->s->trials[i].id);
+        msg_free(env);
+        return;
+    }
     t->st = TR_DONE;
-    c->done_now++;
     int was = c->best;
     coord_consider_best(c, i);
     const sweep_trial *st = &c->s->trials[i];
@@ -563,7 +629,7 @@ static void result_done(coord *c, Tlsweep__Envelope *env)
               sweep_metric_name(c->s->metric), r->best_value, r->best_epoch, r->epochs_done,
               r->eval_split[0] ? "  " : "", r->eval_split[0] ? r->eval_split : "",
               r->eval_accuracy, r->seconds, c->best == i && was != i ? "  (new best)" : "");
-    if (!t->ckpt_busy) {
+    if (!t->ckpt.writing) {
         char p[4096];
         ckpt_path(c, i, p, sizeof p);
         unlink(p);
@@ -577,7 +643,7 @@ static void result_done(coord *c, Tlsweep__Envelope *env)
  * believing a best.tlm that is not on disk. */
 static void process_results(coord *c)
 {
-    while (!c->best_busy && c->n_queue) {
+    while (!c->best_writing && c->n_queue) {
         Tlsweep__Envelope *env = c->queue[0];
         memmove(c->queue, c->queue + 1, (size_t)(--c->n_queue) * sizeof *c->queue);
         const Tlsweep__TrialResult *r = env->trial_result;
@@ -589,10 +655,10 @@ static void process_results(coord *c)
         int better = coord_better(c, i, c->best);
         c->trials[i].res = saved;
         if (better && r->model.len) {
-            c->best_busy = 1;
+            c->best_writing = 1;
             char p[4096];
             snprintf(p, sizeof p, "%s/best.tlm", c->out);
-            queue_write(c, 1, i, env, p);
+            queue_write(c, WRITE_BEST, i, env, p);
             return;
         }
         result_done(c, env);
@@ -613,8 +679,7 @@ static void on_hello(coord *c, cworker *k, const Tlsweep__Envelope *env)
 {
     tl_err e = {0};
     if (msg_hello_check(env, &e)) {
-        coord_log(c, "error: %s", e.msg);
-        coord_fail(c, e.msg);
+        coord_fail(c, &e);
         return;
     }
     const Tlsweep__Hello *h = env->hello;
@@ -633,10 +698,11 @@ static void on_hello(coord *c, cworker *k, const Tlsweep__Envelope *env)
     out.setup = &su;
     out.seq = ++c->seq;
     if (msg_link_send(c->l, k->rank, &out, &e)) {
-        coord_fail(c, e.msg);
+        coord_fail(c, &e);
         return;
     }
-    k->ready = 1;
+    if (k->state == CW_NEW) /* not one told to stop before its Hello came */
+        k->state = CW_IDLE;
     c->hellos++;
     if (c->hellos == c->n_workers)
         coord_log(c, "workers: %d ready (%s%s)", c->n_workers, k->host,
@@ -647,7 +713,7 @@ static void on_features(coord *c, cworker *k, const Tlsweep__FeatureChunk *f)
 {
     int g = f->cache_group;
     if (g < 0 || g >= c->s->n_cache_groups || c->groups[g].state != CG_EXTRACTING) {
-        coord_fail(c, "a feature chunk for a cache group not being extracted");
+        coord_failf(c, TL_EINVAL, "a feature chunk for a cache group not being extracted");
         return;
     }
     cgroup *cg = &c->groups[g];
@@ -656,7 +722,7 @@ static void on_features(coord *c, cworker *k, const Tlsweep__FeatureChunk *f)
     size_t dim = x && x->n_shape == 2 ? (size_t)x->shape[1] : 0;
     if (n && (!x || x->n_data != n * dim || (size_t)x->shape[0] != n || !dim ||
               (cg->dim && dim != cg->dim))) {
-        coord_fail(c, "a feature chunk whose tensor does not match its image ids");
+        coord_failf(c, TL_EFORMAT, "a feature chunk whose tensor does not match its image ids");
         return;
     }
     if (n && !cg->x) {
@@ -664,14 +730,14 @@ static void on_features(coord *c, cworker *k, const Tlsweep__FeatureChunk *f)
         cg->x = calloc(c->ix.n_items * dim, sizeof(float));
         cg->ok = calloc(c->ix.n_items, 1);
         if (!cg->x || !cg->ok) {
-            coord_fail(c, "out of memory for the feature cache");
+            coord_failf(c, TL_ENOMEM, "out of memory for the feature cache");
             return;
         }
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t id = f->image_ids[i];
         if (id >= c->ix.n_items) {
-            coord_fail(c, "a feature chunk with an image id outside the index");
+            coord_failf(c, TL_EFORMAT, "a feature chunk with an image id outside the index");
             return;
         }
         memcpy(cg->x + (size_t)id * dim, x->data + i * dim, dim * sizeof(float));
@@ -682,24 +748,22 @@ static void on_features(coord *c, cworker *k, const Tlsweep__FeatureChunk *f)
         return;
     cg->skipped += f->n_skipped_ids;
     cg->run_images += f->n_skipped_ids;
-    k->busy = 0;
+    task_over(k);
     if (++cg->shards_done == cg->n_shards) {
         if (!cg->x) {
-            coord_fail(c, "no image of the dataset decoded");
+            coord_failf(c, TL_EINVAL, "no image of the dataset decoded");
             return;
         }
         cg->state = CG_WRITING;
-        queue_write(c, 2, g, NULL, cg->path);
+        queue_write(c, WRITE_FCACHE, g, NULL, cg->path);
     }
 }
 
 static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
 {
     const Tlsweep__TrialResult *r = env->trial_result;
-    k->busy = 0;
-    if (k->stop_sent)
-        k->stopped = 1;
-    if (k->kind == CW_EXTRACT) {
+    task_over(k);
+    if (k->kind == CW_TASK_EXTRACT) {
         /* an extraction that stopped on request: the shard is lost */
         msg_free(env);
         return;
@@ -707,7 +771,7 @@ static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
     int i = find_trial(c, r->trial_index, r->trial_key);
     if (i < 0) {
         msg_free(env);
-        coord_fail(c, "a result for a trial not in this sweep");
+        coord_failf(c, TL_EINVAL, "a result for a trial not in this sweep");
         return;
     }
     ctrial *t = &c->trials[i];
@@ -725,7 +789,9 @@ static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
         t->st = TR_FAILED;
         c->n_failed++;
         coord_log(c, "failed %s on rank %d: %s", r->trial_id, k->rank, r->message);
-        journal_result(c, r);
+        tl_err je = {0};
+        if (journal_result(c, r, &je))
+            coord_fail(c, &je);
         if (t->res)
             tlsweep__trial_result__free_unpacked(t->res, NULL);
         t->res = copy_result(r); /* its message: results.json and coord_run's line */
@@ -737,10 +803,9 @@ static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
 static void on_error(coord *c, cworker *k, const Tlsweep__Error *er)
 {
     if (er->fatal) {
-        char line[600];
-        snprintf(line, sizeof line, "rank %d (%s): %s", k->rank, k->host, er->message);
-        coord_log(c, "error: %s", line);
-        coord_fail(c, line);
+        /* the worker's own code (TL_E*) travels in the Error */
+        coord_failf(c, er->code < 0 ? er->code : TL_EINVAL, "rank %d (%s): %s", k->rank, k->host,
+                    er->message);
         return;
     }
     for (size_t i = 0; i < c->n_bad; i++)
@@ -776,7 +841,7 @@ static void handle(coord *c, Tlsweep__Envelope *env, int from)
         break;
     case TLSWEEP__ENVELOPE__BODY_PROGRESS: {
         const Tlsweep__Progress *p = env->progress;
-        if (k->kind == CW_TRAIN && k->trial >= 0) {
+        if (k->kind == CW_TASK_TRAIN && k->trial >= 0) {
             c->trials[k->trial].step = p->step;
             c->trials[k->trial].steps = p->steps_total;
             c->trials[k->trial].cur_epoch = (int)p->epoch;
@@ -792,7 +857,9 @@ static void handle(coord *c, Tlsweep__Envelope *env, int from)
             Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
             rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_EPOCH;
             rec.epoch = er;
-            journal_put(c, &rec, 1);
+            tl_err je = {0};
+            if (journal_put(c, &rec, 1, &je))
+                coord_fail(c, &je);
         }
         break;
     }
@@ -825,13 +892,12 @@ static void handle(coord *c, Tlsweep__Envelope *env, int from)
 
 static void drain(coord *c)
 {
-    for (int n = 0; n < 256 && !c->closing; n++) {
+    for (int n = 0; n < 256 && c->phase != COORD_CLOSING; n++) {
         Tlsweep__Envelope *env = NULL;
         int from = -1, got = 0;
         tl_err e = {0};
         if (msg_link_poll(c->l, &env, &from, &got, &e)) {
-            coord_log(c, "error: %s", e.msg);
-            coord_fail(c, e.msg);
+            coord_fail(c, &e);
             return;
         }
         if (!got)
@@ -862,19 +928,18 @@ static void on_status(uv_timer_t *h)
     int hb = c->o->heartbeat_timeout_s > 0 ? c->o->heartbeat_timeout_s : 60;
     for (int w = 0; w < c->n_workers; w++) {
         cworker *k = &c->workers[w];
-        if (k->stopped || k->silent_warned || t - k->last_heard < hb)
+        if (k->state == CW_STOPPED || k->silent_warned || t - k->last_heard < hb)
             continue;
         k->silent_warned = 1;
         coord_log(c, "warning: rank %d (%s) silent for %.0f s%s", k->rank,
                   k->host[0] ? k->host : "no hello yet", t - k->last_heard,
-                  k->busy ? " while on a task" : "");
+                  k->state == CW_BUSY || k->state == CW_STOPPING ? " while on a task" : "");
     }
-    if (c->stopping && !c->closing) {
+    if (c->phase == COORD_STOPPING) {
         int grace = c->o->stop_grace_s > 0 ? c->o->stop_grace_s : 30;
         if (t - c->stop_time > grace) {
             coord_log(c, "workers did not stop within %d s; leaving without them", grace);
-            for (int w = 0; w < c->n_workers; w++)
-                c->workers[w].stopped = 1;
+            forget_workers(c);
             c->o->abandoned = 1;
             check_finished(c);
         }
@@ -900,21 +965,14 @@ int coord_preflight(const sweep *s, data_index *ix, tl_err *e)
     return data_index_build(ix, &dc, e);
 }
 
-static int mkdir_p(const char *path, tl_err *e)
+/* The weights file of cache group g (its last trial's), or NULL. */
+static const char *group_weights(const sweep *s, int g)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return tl_errf(e, TL_EIO, "%s: cannot create: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return tl_errf(e, TL_EIO, "%s: cannot create: %s", buf, strerror(errno));
-    return 0;
+    const char *w = NULL;
+    for (size_t i = 0; i < s->n_trials; i++)
+        if (s->trials[i].cache_group == g)
+            w = s->trials[i].weights;
+    return w;
 }
 
 /* The cache file's key: the group's text plus the weights file's identity
@@ -923,28 +981,54 @@ static uint64_t cache_key(const sweep *s, int g)
 {
     const sweep_cache_group *cg = &s->cache_groups[g];
     char buf[700];
-    const char *w = NULL;
-    for (size_t i = 0; i < s->n_trials; i++)
-        if (s->trials[i].cache_group == g)
-            w = s->trials[i].weights;
+    const char *w = group_weights(s, g);
     struct stat sb;
     memset(&sb, 0, sizeof sb);
     if (w)
         stat(w, &sb);
     snprintf(buf, sizeof buf, "%s|%lld|%lld.%09ld", cg->text, (long long)sb.st_size,
              (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const unsigned char *p = (const unsigned char *)buf; *p; p++) {
-        h ^= *p;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return tl_fnv1a_str(TL_FNV1A_OFFSET, buf);
+}
+
+/* The group's text names the backbone's Keras preprocessing, but workers
+ * run the one the weights file records (an import may choose another:
+ * x/255 for the nsfwjs models), so the label people read puts that one in
+ * its place. The text itself stays as it is: keys hash it, and since they
+ * also hash the weights path and the file's identity they already tell
+ * apart weights that preprocess differently. A file that cannot be read
+ * keeps the text (the workers report the file). */
+static void group_label(coord *c, int g)
+{
+    cgroup *cg = &c->groups[g];
+    const char *text = c->s->cache_groups[g].text, *w = group_weights(c->s, g);
+    snprintf(cg->label, sizeof cg->label, "%s", text);
+    char *bar = strrchr(cg->label, '|');
+    if (!w || !bar)
+        return;
+    model_spec spec;
+    tset ts;
+    model_spec_init(&spec);
+    tset_init(&ts);
+    tl_err e = {0};
+    if (model_read(w, &spec, &ts, &e) == 0)
+        snprintf(bar + 1, sizeof cg->label - (size_t)(bar + 1 - cg->label), "%s",
+                 model_preproc_name(spec.preproc));
+    model_spec_free(&spec);
+    tset_free(&ts);
+}
+
+/* What the log and results name group g by. */
+const char *coord_group_label(const coord *c, int g)
+{
+    return c->groups[g].label[0] ? c->groups[g].label : c->s->cache_groups[g].text;
 }
 
 static int prepare_groups(coord *c, tl_err *e)
 {
     for (int g = 0; g < c->s->n_cache_groups; g++) {
         cgroup *cg = &c->groups[g];
+        group_label(c, g);
         fcache_path(cg->path, sizeof cg->path, c->cache_dir, cg->key);
         int needed = 0;
         for (size_t i = 0; i < c->s->n_trials; i++)
@@ -985,8 +1069,8 @@ static void free_state(coord *c)
         ctrial *t = &c->trials[i];
         if (t->res)
             tlsweep__trial_result__free_unpacked(t->res, NULL);
-        if (t->ckpt_next)
-            msg_free(t->ckpt_next);
+        if (t->ckpt.next)
+            msg_free(t->ckpt.next);
         free(t->hist);
     }
     free(c->trials);
@@ -1025,7 +1109,7 @@ static int state_init(coord *c, const data_index *ix, int n_workers, tl_err *e)
 {
     const sweep *s = c->s;
     c->best = -1;
-    c->t0 = c->progress_at = tl_now();
+    c->t0 = c->progress.at = tl_now();
     if (ix) {
         c->ix = *ix; /* borrowed: the caller frees it */
     } else {
@@ -1071,7 +1155,7 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     c->o = o;
     c->s = o->s;
     c->l = l;
-    c->tty = isatty(2) && !o->quiet;
+    c->progress.tty = isatty(2) && !o->quiet;
     int status = 1, rc;
     const sweep *s = c->s;
     char outbuf[4000];
@@ -1106,12 +1190,16 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     /* out/ and the journal: from here on, outputs exist */
     char p[4200];
     snprintf(p, sizeof p, "%s/checkpoints", c->out);
-    if ((rc = mkdir_p(c->out, e)) || (rc = mkdir_p(c->cache_dir, e)) || (rc = mkdir_p(p, e)))
+    if ((rc = tl_mkdir_p(c->out, 0755, e)) || (rc = tl_mkdir_p(c->cache_dir, 0755, e)) ||
+        (rc = tl_mkdir_p(p, 0755, e)))
         goto out;
     snprintf(p, sizeof p, "%s/journal", c->out);
     size_t dropped = 0;
-    if ((rc = journal_open(&c->journal, p, replay, c, &dropped, e)))
+    if ((rc = journal_open(&c->journal, p, replay, c, &dropped, e))) {
+        if (c->err.code) /* the replay's own failure */
+            *e = c->err;
         goto out;
+    }
     if (dropped)
         coord_log(c, "journal: %zu bytes of a torn last record dropped (%s)", dropped, p);
     if ((rc = write_sweep_copy(c, e)))
@@ -1119,11 +1207,10 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     if (c->resumed)
         coord_log(c, "resuming %s: %d of %d trials already finished", c->out, c->resumed,
                   c->n_mine);
-    unsigned char digest[32];
+    unsigned char digest[SHA256_DIGEST_SIZE];
     char hex[65];
     sha256(o->sweep_text, o->sweep_len, digest);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    sha256_hex(digest, hex);
     Tlsweep__JournalStart js = TLSWEEP__JOURNAL_START__INIT;
     js.sweep_file = s->file;
     js.sweep_sha256 = hex;
@@ -1134,10 +1221,8 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
     rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_START;
     rec.start = &js;
-    if ((rc = journal_put(c, &rec, 1))) {
-        *e = c->err;
+    if ((rc = journal_put(c, &rec, 1, e)))
         goto out;
-    }
     if ((rc = prepare_groups(c, e)))
         goto out;
     coord_log(c, "%s: %d trials on %d worker%s, %zu images, out: %s", s->name, c->n_mine,
@@ -1164,14 +1249,16 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
 
     coord_progress_clear(c);
     Tlsweep__JournalStop jst = TLSWEEP__JOURNAL_STOP__INIT;
-    jst.kind = c->failed       ? TLSWEEP__JOURNAL_STOP__KIND__FAILED
-               : c->interrupted ? TLSWEEP__JOURNAL_STOP__KIND__INTERRUPTED
-                               : TLSWEEP__JOURNAL_STOP__KIND__FINISHED;
-    jst.message = c->failed ? c->err.msg : "";
+    jst.kind = c->outcome == COORD_FAILED        ? TLSWEEP__JOURNAL_STOP__KIND__FAILED
+               : c->outcome == COORD_INTERRUPTED ? TLSWEEP__JOURNAL_STOP__KIND__INTERRUPTED
+                                                 : TLSWEEP__JOURNAL_STOP__KIND__FINISHED;
+    jst.message = c->outcome == COORD_FAILED ? c->err.msg : "";
     Tlsweep__JournalRecord srec = TLSWEEP__JOURNAL_RECORD__INIT;
     srec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_STOP;
     srec.stop = &jst;
-    journal_put(c, &srec, 1);
+    tl_err je = {0};
+    if (journal_put(c, &srec, 1, &je)) /* replay needs no Stop record: the run stands */
+        coord_log(c, "warning: %s", je.msg);
     tl_err oe = {0};
     if (coord_write_results(c, &oe))
         coord_log(c, "warning: %s", oe.msg);
@@ -1179,10 +1266,10 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
         coord_log(c, "warning: %s", oe.msg);
     coord_leaderboard(c);
     coord_log(c, "report: %s/report.html", c->out);
-    if (c->failed) {
+    if (c->outcome == COORD_FAILED) {
         *e = c->err;
         status = 1;
-    } else if (c->interrupted) {
+    } else if (c->outcome == COORD_INTERRUPTED) {
         coord_log(c, "interrupted: %d of %d trials finished; re-run the same command to resume",
                   coord_count(c, TR_DONE), c->n_mine);
         status = COORD_EXIT_INTERRUPTED;
@@ -1252,8 +1339,11 @@ int coord_merge(const char *out, int quiet, tl_err *e)
         snprintf(p, sizeof p, "%s/slices/%d/journal", out, k);
         c->replay_slice = k;
         size_t ignored = 0;
-        if (journal_scan(p, replay, c, &ignored, e))
+        if (journal_scan(p, replay, c, &ignored, e)) {
+            if (c->err.code) /* the replay's own failure */
+                *e = c->err;
             goto done;
+        }
     }
     if (c->best >= 0) {
         char from[4096];

@@ -33,8 +33,10 @@ typedef struct {
     int worker;
     int slice;                  /* merge: the slice whose journal finished it */
     double started;
-    int ckpt_busy;
-    Tlsweep__Envelope *ckpt_next;
+    struct {
+        int writing;                /* a write of this trial's checkpoint is on the pool */
+        Tlsweep__Envelope *next;    /* the newest one that came meanwhile, written after */
+    } ckpt;
 } ctrial;
 
 typedef enum { CG_NONE, CG_EXTRACTING, CG_WRITING, CG_READY } cgroup_state;
@@ -42,6 +44,9 @@ typedef enum { CG_NONE, CG_EXTRACTING, CG_WRITING, CG_READY } cgroup_state;
 typedef struct {
     cgroup_state state;
     uint64_t key;               /* the cache file's (coord.c cache_key) */
+    /* what runs, for people: the group's text with the preprocessing the
+     * weights file records (coord.c group_label); "" when not known */
+    char label[600];
     char path[4096];
     float *x;                   /* (n_items, dim) while being gathered */
     uint8_t *ok;
@@ -55,21 +60,35 @@ typedef struct {
     double t0;
 } cgroup;
 
-typedef enum { CW_IDLE, CW_EXTRACT, CW_TRAIN } cworker_kind;
+/* A worker's life as the coordinator sees it:
+ *   CW_NEW --Hello checked, Setup sent--> CW_IDLE <--task over-- CW_BUSY
+ *   CW_IDLE --Task--> CW_BUSY --Stop--> CW_STOPPING --its answer--> CW_STOPPED
+ *   CW_NEW, CW_IDLE --Stop--> CW_STOPPED (an idle worker leaves at once)
+ * and any state --failure, second signal, grace over--> CW_STOPPED, when
+ * the coordinator no longer waits for it. */
+typedef enum { CW_NEW, CW_IDLE, CW_BUSY, CW_STOPPING, CW_STOPPED } cworker_state;
+/* the kind of its last task (what a Progress or a stopped answer is about) */
+typedef enum { CW_TASK_NONE, CW_TASK_EXTRACT, CW_TASK_TRAIN } cworker_task;
 
 typedef struct {
     int rank;
     char host[64];
     unsigned threads;
-    int ready;                  /* Hello checked, Setup sent */
-    int busy;
+    cworker_state state;
     uint64_t task;
-    cworker_kind kind;
+    cworker_task kind;
     int trial, group;
     double last_heard;
     int silent_warned;
-    int stop_sent, stopped;
 } cworker;
+
+/* The run's life: RUNNING until the trials are done, a failure or a
+ * signal; STOPPING while the workers answer their Stop and writes drain;
+ * CLOSING once the loop's handles are being closed. */
+typedef enum { COORD_RUNNING, COORD_STOPPING, COORD_CLOSING } coord_phase;
+/* How it ends; ordered, a run's outcome only rises (a failure after a
+ * signal is a failure). */
+typedef enum { COORD_FINISHED, COORD_INTERRUPTED, COORD_FAILED } coord_outcome;
 
 typedef struct {
     coord_opts *o;
@@ -89,30 +108,42 @@ typedef struct {
     Tlsweep__Envelope **queue;  /* finished results waiting for best.tlm */
     int n_queue;
     int best;                   /* trial index, -1: none */
-    int best_busy, writes;
+    int best_writing;           /* best.tlm is being written; results wait in queue */
+    int writes;                 /* file writes on the thread pool */
     uint64_t seq, task_seq;
-    int resumed, restarts, done_now, n_failed;
+    int resumed, restarts, n_failed;
     int n_mine;                 /* trials of this run (its slice) */
     int replay_slice;
     char **bad;                 /* distinct bad-image lines */
     size_t n_bad, cap_bad;
 
-    int stopping, interrupted, failed, closing;
-    double t0, stop_time;
-    tl_err err;
+    coord_phase phase;
+    coord_outcome outcome;
+    double t0, stop_time;       /* start; the first signal, 0: none (the grace counts from it) */
+    tl_err err;                 /* the failure (COORD_FAILED) */
 
     uv_loop_t loop;
     uv_timer_t poll_timer, status_timer;
     uv_async_t async;
     uv_signal_t sig[3];
 
-    int tty, progress_shown;
-    double progress_at;
+    struct {
+        int tty;                /* a live line on a terminal, else a line every 30 s */
+        int shown;              /* the live line is on screen (cleared before a log line) */
+        double at;              /* when it was last printed */
+    } progress;
 } coord;
 
 void coord_log(coord *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void coord_fail(coord *c, const char *msg);
+/* The sweep fails (the first failure's code and line are what coord_run
+ * returns): e is logged as "error: ..." here, the workers are told to stop.
+ * Callers decide and call this once; they do not log the error themselves. */
+void coord_fail(coord *c, const tl_err *e);
+void coord_failf(coord *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int coord_better(const coord *c, int a, int b);
+/* Cache group g as people read it: backbone|weights|size|the preprocessing
+ * that runs (the weights file's), or the group's text when that is unknown. */
+const char *coord_group_label(const coord *c, int g);
 void coord_consider_best(coord *c, int i);
 
 /* coord_out.c */

@@ -59,12 +59,12 @@ static void work_units(const coord *c, double *done, double *total)
 
 void coord_progress(coord *c, double now)
 {
-    if (c->o->quiet || c->closing)
+    if (c->o->quiet || c->phase == COORD_CLOSING)
         return;
     /* a terminal gets a live line; a log file a line every 30 s */
-    if (!c->tty && now - c->progress_at < 30)
+    if (!c->progress.tty && now - c->progress.at < 30)
         return;
-    c->progress_at = now;
+    c->progress.at = now;
     int done = coord_count(c, TR_DONE) + coord_count(c, TR_FINISHING);
     int running = coord_count(c, TR_RUNNING), failed = coord_count(c, TR_FAILED);
     int queued = coord_count(c, TR_PENDING);
@@ -87,9 +87,9 @@ void coord_progress(coord *c, double now)
     snprintf(line, sizeof line, "[%s] trials %d/%d done, %d running, %d queued%s%s%s  ETA %s",
              elapsed, done, c->n_mine, running, queued,
              failed ? "  (failed: see above)" : "", extracting, best, eta);
-    if (c->tty) {
+    if (c->progress.tty) {
         fprintf(stderr, "\r\033[K%s", line);
-        c->progress_shown = 1;
+        c->progress.shown = 1;
     } else {
         fprintf(stderr, "%s\n", line);
     }
@@ -98,9 +98,9 @@ void coord_progress(coord *c, double now)
 
 void coord_progress_clear(coord *c)
 {
-    if (c->progress_shown) {
+    if (c->progress.shown) {
         fputs("\r\033[K", stderr);
-        c->progress_shown = 0;
+        c->progress.shown = 0;
     }
 }
 
@@ -179,7 +179,7 @@ void coord_leaderboard(coord *c)
         const cgroup *cg = &c->groups[g];
         if (cg->extractions)
             coord_log(c, "features %s: %.2f backbone passes per image over %d trial%s",
-                      c->s->cache_groups[g].text,
+                      coord_group_label(c, g),
                       c->ix.n_items ? (double)cg->forward_images / c->ix.n_items : 0,
                       c->s->cache_groups[g].n_trials,
                       c->s->cache_groups[g].n_trials == 1 ? "" : "s");
@@ -274,7 +274,9 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
     json_object_set_new(sel, "metric", json_string(sweep_metric_name(c->s->metric)));
     json_object_set_new(sel, "goal", json_string(c->s->goal_max ? "max" : "min"));
     json_object_set_new(root, "select", sel);
-    const char *state = c->failed ? "failed" : c->interrupted ? "interrupted" : "finished";
+    const char *state = c->outcome == COORD_FAILED        ? "failed"
+                        : c->outcome == COORD_INTERRUPTED ? "interrupted"
+                                                          : "finished";
     json_object_set_new(root, "state", json_string(state));
     json_object_set_new(root, "runs", json_integer(c->restarts + 1));
     json_object_set_new(root, "wall_seconds", json_real(tl_now() - c->t0));
@@ -304,7 +306,9 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
         char key[17];
         snprintf(key, sizeof key, "%016llx", (unsigned long long)cg->key);
         json_object_set_new(o, "key", json_string(key));
+        /* text: what the key hashes (as in the cache file); label: what runs */
         json_object_set_new(o, "text", json_string(c->s->cache_groups[g].text));
+        json_object_set_new(o, "label", json_string(coord_group_label(c, g)));
         json_object_set_new(o, "trials", json_integer(c->s->cache_groups[g].n_trials));
         json_object_set_new(o, "extractions", json_integer(cg->extractions));
         json_object_set_new(o, "forward_images", json_integer((json_int_t)cg->forward_images));
@@ -344,11 +348,13 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
     char *buf = malloc(cap);
     if (!buf)
         return tl_errf(e, TL_ENOMEM, "results.csv: out of memory");
+    /* one column per name: the select metric is named in a column of its
+     * own, since it is often one of the metrics after it (val_accuracy) */
+    const char *metric = sweep_metric_name(c->s->metric);
     len += (size_t)snprintf(buf + len, cap - len,
                             "rank,trial,status,backbone,mode,learning_rate,optimizer,batch_size,"
-                            "epochs,best_epoch,%s,val_accuracy,val_loss,accuracy,loss,eval_split,"
-                            "eval_accuracy,seconds\n",
-                            sweep_metric_name(c->s->metric));
+                            "epochs,best_epoch,select_metric,select_value,val_accuracy,val_loss,"
+                            "accuracy,loss,eval_split,eval_accuracy,seconds\n");
     for (int pass = 0; pass < 2; pass++) {
         size_t count = pass ? c->s->n_trials : (size_t)n;
         for (size_t k = 0; k < count; k++) {
@@ -370,13 +376,14 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
                                     st->learning_rate, sweep_optimizer_name(st->optimizer),
                                     st->batch_size, st->epochs);
             if (r)
-                len += (size_t)snprintf(buf + len, cap - len, "%u,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%.6f,%.2f\n",
-                                        r->best_epoch, r->best_value, r->val_accuracy,
+                len += (size_t)snprintf(buf + len, cap - len,
+                                        "%u,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%.6f,%.2f\n",
+                                        r->best_epoch, metric, r->best_value, r->val_accuracy,
                                         r->val_loss, r->accuracy, r->loss,
                                         r->eval_split ? r->eval_split : "", r->eval_accuracy,
                                         r->seconds);
             else
-                len += (size_t)snprintf(buf + len, cap - len, ",,,,,,,,\n");
+                len += (size_t)snprintf(buf + len, cap - len, ",%s,,,,,,,,\n", metric);
         }
     }
     char p[4096];

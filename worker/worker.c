@@ -23,6 +23,11 @@ enum { EXTRACT_BATCH = 32 };
 /* FeatureChunks stay well under the message layer's whole-message limit. */
 #define FEATURE_MSG_BYTES ((size_t)64 << 20)
 
+/* A task runs until a Stop arrives: preempted (a signal on the coordinator;
+ * the sweep resumes later) or ended (the sweep finished or failed). Either
+ * way the task stops at its next step; the worker leaves after it. */
+typedef enum { WORKER_GO, WORKER_STOP_PREEMPTED, WORKER_STOP_ENDED } worker_stop;
+
 typedef struct {
     msg_link *l;
     const worker_opts *o;
@@ -51,7 +56,7 @@ typedef struct {
     const char *trial_id;
     int trial_index;
     uint64_t trial_key;
-    int stop;             /* a Stop arrived: 1 preempted, 2 finished/abort */
+    worker_stop stop;     /* whether a Stop arrived, and why */
     double last_progress, last_sent, last_ckpt;
     unsigned char *model;
     size_t model_len;
@@ -97,7 +102,8 @@ static void check_stop(worker *w)
         if (msg_link_poll(w->l, &env, &from, &got, NULL) != 0 || !got)
             return;
         if (env->body_case == TLSWEEP__ENVELOPE__BODY_STOP)
-            w->stop = env->stop->reason == TLSWEEP__STOP__REASON__PREEMPTED ? 1 : 2;
+            w->stop = env->stop->reason == TLSWEEP__STOP__REASON__PREEMPTED ? WORKER_STOP_PREEMPTED
+                                                                            : WORKER_STOP_ENDED;
         msg_free(env);
     }
 }
@@ -273,7 +279,7 @@ static int extract_task(worker *w, const Tlsweep__Task *t, tl_err *e)
             rows = 0;
         }
         check_stop(w);
-        if (w->stop) {
+        if (w->stop != WORKER_GO) {
             rc = TL_ESTOPPED;
             break;
         }
@@ -334,7 +340,7 @@ static int epoch_done(void *ctx, const trial_snapshot *sn)
      * epochs since, the same way) */
     if (tl_now() - w->last_ckpt < w->s.checkpoint_seconds) {
         check_stop(w);
-        return w->stop;
+        return w->stop != WORKER_GO;
     }
     w->last_ckpt = tl_now();
 
@@ -386,7 +392,7 @@ static int epoch_done(void *ctx, const trial_snapshot *sn)
     free(hist);
     free(hp);
     check_stop(w);
-    return rc || w->stop;
+    return rc || w->stop != WORKER_GO;
 }
 
 static int step_done(void *ctx, int epoch, size_t step, size_t steps, double loss)
@@ -408,7 +414,7 @@ static int step_done(void *ctx, int epoch, size_t step, size_t steps, double los
         send_env(w, &env, NULL);
     }
     check_stop(w); /* a probe: cheap enough for every step */
-    return w->stop != 0;
+    return w->stop != WORKER_GO;
 }
 
 /* The kept model travels only when the trial may be the best: one that
@@ -716,13 +722,13 @@ int worker_main(msg_link *l, const worker_opts *o, tl_err *e)
                 send_error(&w, rc, e->msg, 1);
             break;
         case TLSWEEP__ENVELOPE__BODY_STOP:
-            w.stop = 2;
+            w.stop = WORKER_STOP_ENDED;
             break;
         default:
             break;
         }
         msg_free(env);
-        if (rc || w.stop)
+        if (rc || w.stop != WORKER_GO)
             break;
     }
     drop_extractor(&w);

@@ -2,7 +2,6 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 int tl_errf(tl_err *e, int code, const char *fmt, ...)
 {
@@ -29,14 +28,4 @@ const char *tl_strerror(int code)
     case TL_ESTOPPED: return "stopped";
     default: return "unknown error";
     }
-}
-
-void *tl_xmalloc(size_t n, const char *file, int line)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "%s:%d: out of memory allocating %zu bytes\n", file, line, n);
-        exit(1);
-    }
-    return p;
 }

@@ -27,9 +27,4 @@ int tl_errf(tl_err *e, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *tl_strerror(int code);
 
-/* Checked allocation for code where running out of memory is fatal by
- * design (tools, tests); library code checks and returns TL_ENOMEM. */
-void *tl_xmalloc(size_t n, const char *file, int line);
-#define xmalloc(n) tl_xmalloc((n), __FILE__, __LINE__)
-
 #endif

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,4 +136,29 @@ int tl_read_file(const char *path, size_t max, unsigned char **buf, size_t *len,
     *buf = b;
     *len = size;
     return 0;
+}
+
+int tl_mkdir_p(const char *path, mode_t mode, tl_err *e)
+{
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p)
+        return tl_errf(e, TL_EINVAL, "%.64s...: path too long", path);
+    if (!p[0])
+        return tl_errf(e, TL_EINVAL, "mkdir: empty path");
+    /* each prefix ending before a '/' (a leading '/' is the root), then the
+     * whole path; "a//b" and a trailing '/' just repeat a prefix */
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c != '\0')
+            continue;
+        char keep = *c;
+        *c = '\0';
+        struct stat sb;
+        if (mkdir(p, mode) != 0 && errno != EEXIST)
+            return tl_errf(e, TL_EIO, "%s: cannot create folder: %s", p, strerror(errno));
+        if (stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            return tl_errf(e, TL_EIO, "%s: exists and is not a folder", p);
+        *c = keep;
+        if (keep == '\0')
+            return 0;
+    }
 }

@@ -16,6 +16,7 @@
 #define TLSWEEP_FILEIO_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "common/base/err.h"
 
@@ -48,5 +49,12 @@ void tl_atomic_abort(tl_atomic_file *f);
  * naming the limit). A missing file is TL_ENOTFOUND, other failures TL_EIO,
  * each naming the path. */
 int tl_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, tl_err *e);
+
+/* mkdir -p: path and every missing parent, with mode (less the umask). An
+ * existing folder is fine; an existing file or other non-folder anywhere on
+ * the way is TL_EIO "<dir>: exists and is not a folder"; a failed mkdir is
+ * TL_EIO "<dir>: cannot create folder: <strerror>"; a path longer than
+ * PATH_MAX is TL_EINVAL. */
+int tl_mkdir_p(const char *path, mode_t mode, tl_err *e);
 
 #endif

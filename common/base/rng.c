@@ -1,7 +1,5 @@
 #include "common/base/rng.h"
 
-#include <math.h>
-
 uint64_t rng_hash(uint64_t seed, uint64_t counter)
 {
     uint64_t z = seed * 0xd1b54a32d192ed03ULL + counter * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL;
@@ -34,12 +32,4 @@ uint64_t rng_next(rng_state *r)
 float rng_uniform(rng_state *r)
 {
     return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f);
-}
-
-float rng_normal(rng_state *r)
-{
-    /* u1 in (0,1] so log never sees 0 */
-    double u1 = ((double)(rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-    double u2 = (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }

@@ -20,6 +20,5 @@ typedef struct {
 void rng_init(rng_state *r, uint64_t seed);
 uint64_t rng_next(rng_state *r);
 float rng_uniform(rng_state *r);             /* [0, 1) */
-float rng_normal(rng_state *r);              /* N(0, 1), Box-Muller */
 
 #endif

@@ -74,17 +74,6 @@ void data_image_ctx_free(data_image_ctx *c)
     free(c);
 }
 
-const char *data_preprocess_name(data_preprocess p)
-{
-    switch (p) {
-    case DATA_PRE_TF: return "tf";
-    case DATA_PRE_CAFFE: return "caffe";
-    case DATA_PRE_TORCH: return "torch";
-    case DATA_PRE_UNIT: return "unit";
-    }
-    return "?";
-}
-
 /* ---- reading ------------------------------------------------------------- */
 
 /* Reads up to limit bytes (SIZE_MAX: all) of path into c->file. */

@@ -90,7 +90,4 @@ int data_image_decode_box(data_image_ctx *c, const char *path, int W, int H,
 int data_image_load(data_image_ctx *c, const char *path, const data_image_cfg *cfg, float *out,
                     tl_err *e);
 
-/* The preprocessing name as in the sweep file ("tf", "caffe", "torch", "unit"). */
-const char *data_preprocess_name(data_preprocess p);
-
 #endif

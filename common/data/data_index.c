@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "common/base/hash.h"
 #include "common/base/rng.h"
 
 /* Deeper than any real dataset; a guard against pathological trees that
@@ -437,28 +438,17 @@ size_t data_index_count_empty(const data_index *ix, data_split s)
     return n;
 }
 
-/* FNV-1a over bytes, chained. */
-static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
 uint64_t data_index_fingerprint(const data_index *ix)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = TL_FNV1A_OFFSET;
     for (int c = 0; c < ix->n_classes; c++)
-        h = fnv_bytes(h, ix->classes[c], strlen(ix->classes[c]) + 1);
+        h = tl_fnv1a_bytes(h, ix->classes[c], strlen(ix->classes[c]) + 1);
     for (size_t i = 0; i < ix->n_items; i++) {
         const data_item *it = &ix->items[i];
-        h = fnv_bytes(h, it->path, strlen(it->path) + 1);
-        h = fnv_bytes(h, &it->label, sizeof it->label);
-        h = fnv_bytes(h, &it->bytes, sizeof it->bytes);
-        h = fnv_bytes(h, &ix->split[i], 1);
+        h = tl_fnv1a_bytes(h, it->path, strlen(it->path) + 1);
+        h = tl_fnv1a_bytes(h, &it->label, sizeof it->label);
+        h = tl_fnv1a_bytes(h, &it->bytes, sizeof it->bytes);
+        h = tl_fnv1a_bytes(h, &ix->split[i], 1);
     }
     return h;
 }

@@ -4,10 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <turbojpeg.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include "common/base/fileio.h"
 
 const char *const fmnist_class_names[FMNIST_CLASSES] = {
     "T-shirt_top", "Trouser", "Pullover", "Dress", "Coat",
@@ -220,29 +221,6 @@ void fmnist_resize_rgb(const uint8_t *src, int sh, int sw, uint8_t *dst, int siz
     }
 }
 
-/* mkdir -p; an existing folder is fine, an existing file is not. */
-static int mkdirs(const char *path, tl_err *e)
-{
-    char p[4096];
-    if (snprintf(p, sizeof p, "%s", path) >= (int)sizeof p)
-        return tl_errf(e, TL_EINVAL, "fashion-mnist: path too long: '%s'", path);
-    for (char *c = p + 1;; c++) {
-        if (*c != '/' && *c != '\0')
-            continue;
-        char keep = *c;
-        *c = '\0';
-        struct stat st;
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            return tl_errf(e, TL_EIO, "fashion-mnist: cannot create folder '%s': %s", p,
-                           strerror(errno));
-        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
-            return tl_errf(e, TL_EIO, "fashion-mnist: '%s' exists and is not a folder", p);
-        *c = keep;
-        if (keep == '\0')
-            return 0;
-    }
-}
-
 int fmnist_write_jpegs(const fmnist_set *s, const char *out_dir, const fmnist_write_cfg *cfg,
                        size_t *n_written, tl_err *e)
 {
@@ -258,9 +236,10 @@ int fmnist_write_jpegs(const fmnist_set *s, const char *out_dir, const fmnist_wr
         return tl_errf(e, TL_EINVAL, "fashion-mnist: folder name too long: '%s'", out_dir);
     for (int c = 0; c < FMNIST_CLASSES; c++) {
         snprintf(p, sizeof p, "%s/%s", out_dir, fmnist_class_names[c]);
-        int rc = mkdirs(p, e);
+        tl_err me = {0};
+        int rc = tl_mkdir_p(p, 0777, &me);
         if (rc)
-            return rc;
+            return tl_errf(e, rc, "fashion-mnist: %s", me.msg);
     }
     tjhandle tj = tjInitCompress();
     uint8_t *rgb = malloc((size_t)size * size * 3);

@@ -194,14 +194,3 @@ int msg_poll(MPI_Comm comm, Tlsweep__Envelope **env, int *from, int *got, tl_err
         *got = 1;
     return rc;
 }
-
-int msg_hello_send(MPI_Comm comm, int rank, tl_err *e)
-{
-    Tlsweep__Envelope *env;
-    int rc = msg_new_hello(rank, &env, e);
-    if (rc < 0)
-        return rc;
-    rc = msg_send(comm, 0, env, e);
-    msg_free(env);
-    return rc;
-}

@@ -75,7 +75,6 @@ int msg_poll(MPI_Comm comm, Tlsweep__Envelope **env, int *from, int *got, tl_err
 /* Hello of this process: protocol version, host name, cores in its affinity
  * mask, physical memory of the node. */
 int msg_new_hello(int rank, Tlsweep__Envelope **env, tl_err *e);
-int msg_hello_send(MPI_Comm comm, int rank, tl_err *e);
 /* TL_EINVAL with one line naming rank, host and both versions when the
  * Hello's protocol version is not ours, or when env is not a Hello. */
 int msg_hello_check(const Tlsweep__Envelope *env, tl_err *e);

@@ -7,15 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t fnv1a(uint64_t h, const char *t)
-{
-    for (; *t; t++) {
-        h ^= (unsigned char)*t;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-#define FNV_OFFSET 0xcbf29ce484222325ULL
+#include "common/base/hash.h"
 
 /* Shortest %e that reads back as x, without '+': 1e-03, 1.5e-04, 3e00. */
 static void num_tag(double x, char *buf, size_t n)
@@ -138,7 +130,7 @@ int sweep_expand(sweep *s, tl_err *e)
         char kt[256];
         snprintf(kt, sizeof kt, "tlsweep-trial-v1|%s|weights=%s|epochs=%d|lr=%a|wd=%a|m=%a|", t->id,
                  t->weights, t->epochs, t->learning_rate, t->weight_decay, t->momentum);
-        t->key = fnv1a(fnv1a(FNV_OFFSET, kt), shared);
+        t->key = tl_fnv1a_str(tl_fnv1a_str(TL_FNV1A_OFFSET, kt), shared);
 
         t->cache_group = -1;
         sweep_plan plan;
@@ -156,7 +148,7 @@ int sweep_expand(sweep *s, tl_err *e)
                 g++;
             if (g == s->n_cache_groups) {
                 snprintf(s->cache_groups[g].text, sizeof s->cache_groups[g].text, "%s", text);
-                s->cache_groups[g].key = fnv1a(FNV_OFFSET, text);
+                s->cache_groups[g].key = tl_fnv1a_str(TL_FNV1A_OFFSET, text);
                 s->n_cache_groups++;
             }
             s->cache_groups[g].n_trials++;

@@ -47,11 +47,6 @@ const char *weights_st_dtype_name(weights_st_dtype d)
     return (unsigned)d < WEIGHTS_ST_NDTYPES ? dtypes[d].name : "?";
 }
 
-size_t weights_st_dtype_size(weights_st_dtype d)
-{
-    return (unsigned)d < WEIGHTS_ST_NDTYPES ? dtypes[d].size : 0;
-}
-
 /* Names come from untrusted files: quote them printable and short so the
  * message stays one line. */
 typedef struct {

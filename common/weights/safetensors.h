@@ -43,7 +43,6 @@ typedef enum {
 } weights_st_dtype;
 
 const char *weights_st_dtype_name(weights_st_dtype d);
-size_t weights_st_dtype_size(weights_st_dtype d);
 
 typedef struct {
     const char *name;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "common/base/fileio.h"
+#include "common/base/strbuf.h"
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -101,42 +102,10 @@ long weights_tfjs_base64_decode(const char *src, size_t len, unsigned char *dst,
 /* ---- JS module wrapper -> JSON ----------------------------------------------- */
 
 typedef struct {
-    char *b;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *s, const char *p, size_t k)
-{
-    if (s->oom)
-        return;
-    if (s->n + k + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        while (cap < s->n + k + 1)
-            cap *= 2;
-        char *b = realloc(s->b, cap);
-        if (!b) {
-            s->oom = 1;
-            return;
-        }
-        s->b = b;
-        s->cap = cap;
-    }
-    memcpy(s->b + s->n, p, k);
-    s->n += k;
-    s->b[s->n] = 0;
-}
-
-static void sb_puts(sbuf *s, const char *p)
-{
-    sb_put(s, p, strlen(p));
-}
-
-typedef struct {
     const char *s;
     size_t len, i;
     int depth;
-    sbuf out;
+    tl_strbuf out;
     const char *err;     /* static description of the first error */
 } jsp;
 
@@ -197,23 +166,23 @@ static int parse_value(jsp *p);
 static int parse_string(jsp *p)
 {
     char q = p->s[p->i++];
-    sb_put(&p->out, "\"", 1);
+    tl_strbuf_put(&p->out, "\"", 1);
     while (p->i < p->len) {
         unsigned char c = (unsigned char)p->s[p->i];
         if (c == (unsigned char)q) {
             p->i++;
-            sb_put(&p->out, "\"", 1);
+            tl_strbuf_put(&p->out, "\"", 1);
             return 0;
         }
         if (c < 0x20)
             return fail(p, "control character or line break inside a string");
         if (c == '"') {              /* inside a '...' string */
-            sb_put(&p->out, "\\\"", 2);
+            tl_strbuf_put(&p->out, "\\\"", 2);
             p->i++;
             continue;
         }
         if (c != '\\') {
-            sb_put(&p->out, p->s + p->i, 1);
+            tl_strbuf_put(&p->out, p->s + p->i, 1);
             p->i++;
             continue;
         }
@@ -224,11 +193,11 @@ static int parse_string(jsp *p)
         switch (x) {
         case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't': {
             char esc[2] = {'\\', x};
-            sb_put(&p->out, esc, 2);
+            tl_strbuf_put(&p->out, esc, 2);
             break;
         }
         case '\'':
-            sb_put(&p->out, "'", 1);
+            tl_strbuf_put(&p->out, "'", 1);
             break;
         case 'u':
             if (p->i + 4 > p->len)
@@ -236,8 +205,8 @@ static int parse_string(jsp *p)
             for (int k = 0; k < 4; k++)
                 if (!strchr("0123456789abcdefABCDEF", p->s[p->i + k]) || !p->s[p->i + k])
                     return fail(p, "bad \\u escape");
-            sb_puts(&p->out, "\\u");
-            sb_put(&p->out, p->s + p->i, 4);
+            tl_strbuf_puts(&p->out, "\\u");
+            tl_strbuf_put(&p->out, p->s + p->i, 4);
             p->i += 4;
             break;
         case 'x':
@@ -245,8 +214,8 @@ static int parse_string(jsp *p)
                 !strchr("0123456789abcdefABCDEF", p->s[p->i]) ||
                 !strchr("0123456789abcdefABCDEF", p->s[p->i + 1]))
                 return fail(p, "bad \\x escape");
-            sb_puts(&p->out, "\\u00");
-            sb_put(&p->out, p->s + p->i, 2);
+            tl_strbuf_puts(&p->out, "\\u00");
+            tl_strbuf_put(&p->out, p->s + p->i, 2);
             p->i += 2;
             break;
         default:
@@ -260,7 +229,7 @@ static int parse_string(jsp *p)
 static int parse_number(jsp *p)
 {
     if (peek(p) == '-') {
-        sb_put(&p->out, "-", 1);
+        tl_strbuf_put(&p->out, "-", 1);
         p->i++;
     }
     size_t a = p->i;
@@ -280,12 +249,12 @@ static int parse_number(jsp *p)
     if (!int_len && !flen)
         return fail(p, "malformed number");
     if (int_len)
-        sb_put(&p->out, p->s + a, int_len);
+        tl_strbuf_put(&p->out, p->s + a, int_len);
     else
-        sb_put(&p->out, "0", 1);
+        tl_strbuf_put(&p->out, "0", 1);
     if (flen) {
-        sb_put(&p->out, ".", 1);
-        sb_put(&p->out, p->s + f, flen);
+        tl_strbuf_put(&p->out, ".", 1);
+        tl_strbuf_put(&p->out, p->s + f, flen);
     }
     if (peek(p) == 'e' || peek(p) == 'E') {
         size_t x = p->i++;
@@ -295,7 +264,7 @@ static int parse_number(jsp *p)
             return fail(p, "malformed exponent");
         while (is_digit(peek(p)))
             p->i++;
-        sb_put(&p->out, p->s + x, p->i - x);
+        tl_strbuf_put(&p->out, p->s + x, p->i - x);
     }
     if (is_ident_start(peek(p)) || is_digit(peek(p)))
         return fail(p, "malformed number");
@@ -322,11 +291,11 @@ static int parse_container(jsp *p, char open)
     if (++p->depth > JSP_MAX_DEPTH)
         return fail(p, "nesting too deep");
     p->i++;
-    sb_put(&p->out, &open, 1);
+    tl_strbuf_put(&p->out, &open, 1);
     skip_ws(p);
     if (peek(p) == close) {
         p->i++;
-        sb_put(&p->out, &close, 1);
+        tl_strbuf_put(&p->out, &close, 1);
         p->depth--;
         return 0;
     }
@@ -340,16 +309,16 @@ static int parse_container(jsp *p, char open)
             } else if (is_ident_start(c)) {
                 size_t at, n;
                 parse_ident(p, &at, &n);
-                sb_put(&p->out, "\"", 1);
-                sb_put(&p->out, p->s + at, n);
-                sb_put(&p->out, "\"", 1);
+                tl_strbuf_put(&p->out, "\"", 1);
+                tl_strbuf_put(&p->out, p->s + at, n);
+                tl_strbuf_put(&p->out, "\"", 1);
             } else if (is_digit(c)) {
                 size_t at = p->i;
                 while (is_digit(peek(p)))
                     p->i++;
-                sb_put(&p->out, "\"", 1);
-                sb_put(&p->out, p->s + at, p->i - at);
-                sb_put(&p->out, "\"", 1);
+                tl_strbuf_put(&p->out, "\"", 1);
+                tl_strbuf_put(&p->out, p->s + at, p->i - at);
+                tl_strbuf_put(&p->out, "\"", 1);
             } else {
                 return fail(p, "expected a property name");
             }
@@ -357,7 +326,7 @@ static int parse_container(jsp *p, char open)
             if (peek(p) != ':')
                 return fail(p, "expected ':' after a property name");
             p->i++;
-            sb_put(&p->out, ":", 1);
+            tl_strbuf_put(&p->out, ":", 1);
         }
         if (parse_value(p))
             return -1;
@@ -370,7 +339,7 @@ static int parse_container(jsp *p, char open)
                 p->i++;
                 break;
             }
-            sb_put(&p->out, ",", 1);
+            tl_strbuf_put(&p->out, ",", 1);
             continue;
         }
         if (c == close) {
@@ -380,7 +349,7 @@ static int parse_container(jsp *p, char open)
         return fail(p, open == '{' ? "expected ',' or '}' in an object"
                                    : "expected ',' or ']' in an array");
     }
-    sb_put(&p->out, &close, 1);
+    tl_strbuf_put(&p->out, &close, 1);
     p->depth--;
     return 0;
 }
@@ -400,9 +369,9 @@ static int parse_value(jsp *p)
     if (c == '!') {
         p->i++;
         if (peek(p) == '0')
-            sb_puts(&p->out, "true");
+            tl_strbuf_puts(&p->out, "true");
         else if (peek(p) == '1')
-            sb_puts(&p->out, "false");
+            tl_strbuf_puts(&p->out, "false");
         else
             return fail(p, "unsupported expression after '!'");
         p->i++;
@@ -413,7 +382,7 @@ static int parse_value(jsp *p)
         parse_ident(p, &at, &n);
         if (ident_is(p, at, n, "true") || ident_is(p, at, n, "false") ||
             ident_is(p, at, n, "null")) {
-            sb_put(&p->out, p->s + at, n);
+            tl_strbuf_put(&p->out, p->s + at, n);
             return 0;
         }
         if (ident_is(p, at, n, "void")) {
@@ -421,7 +390,7 @@ static int parse_value(jsp *p)
             if (peek(p) != '0')
                 return fail(p, "unsupported expression after 'void'");
             p->i++;
-            sb_puts(&p->out, "null");
+            tl_strbuf_puts(&p->out, "null");
             return 0;
         }
         if (ident_is(p, at, n, "NaN") || ident_is(p, at, n, "Infinity"))
@@ -486,7 +455,7 @@ char *weights_tfjs_js_to_json(const char *name, const char *src, size_t len, siz
     }
     jsp p = {.s = src, .len = len, .i = at};
     if (parse_value(&p) || p.out.oom) {
-        free(p.out.b);
+        free(p.out.s);
         if (p.out.oom)
             tl_errf(e, TL_ENOMEM, "%s: out of memory converting the JS module", name);
         else
@@ -494,7 +463,7 @@ char *weights_tfjs_js_to_json(const char *name, const char *src, size_t len, siz
         return NULL;
     }
     if (!trailer_ok(src, len, p.i)) {
-        free(p.out.b);
+        free(p.out.s);
         tl_errf(e, TL_EFORMAT, "%s: malformed JS wrapper: unexpected text after the value at byte %zu",
                 name, p.i);
         return NULL;
@@ -503,7 +472,7 @@ char *weights_tfjs_js_to_json(const char *name, const char *src, size_t len, siz
         *value_at = at;
     if (value_end)
         *value_end = p.i;
-    return p.out.b;
+    return p.out.s;
 }
 
 /* ---- shards ------------------------------------------------------------------- */

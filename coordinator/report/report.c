@@ -311,6 +311,7 @@ static int load(chk *c, json_t *root, rep_results *r)
         x->seconds = NAN;
         if ((rc = get_str(c, o, p, "key", 0, &x->key)) ||
             (rc = get_str(c, o, p, "text", 0, &x->text)) ||
+            (rc = get_str(c, o, p, "label", 1, &x->label)) ||
             (rc = get_count(c, o, p, "trials", 0, &x->trials)) ||
             (rc = get_count(c, o, p, "extractions", 0, &x->extractions)) ||
             (rc = get_count(c, o, p, "forward_images", 0, &x->forward_images)) ||
@@ -366,7 +367,7 @@ int report_write(const char *out_dir, tl_err *e)
     chk c = {src, e};
     r.file = src;
     int rc = load(&c, root, &r);
-    rep_buf b = {0};
+    tl_strbuf b = TL_STRBUF_INIT;
     if (!rc) {
         rep_html_page(&b, &r);
         if (b.oom)
@@ -376,12 +377,12 @@ int report_write(const char *out_dir, tl_err *e)
         tl_atomic_file f = TL_ATOMIC_FILE_INIT;
         rc = tl_atomic_open(&f, dst, e);
         if (!rc)
-            rc = tl_atomic_write(&f, b.p, b.len, e);
+            rc = tl_atomic_write(&f, b.s, b.len, e);
         if (!rc)
             rc = tl_atomic_commit(&f, e);
         tl_atomic_abort(&f);
     }
-    free(b.p);
+    tl_strbuf_free(&b);
     results_free(&r);
     json_decref(root);
     return rc;

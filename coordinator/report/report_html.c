@@ -47,24 +47,24 @@ static const char css[] =
 
 /* ---- formatting ------------------------------------------------------------- */
 
-static void num(rep_buf *b, double v, const char *fmt)
+static void num(tl_strbuf *b, double v, const char *fmt)
 {
     if (isfinite(v))
-        rep_printf(b, fmt, v);
+        tl_strbuf_printf(b, fmt, v);
     else
-        rep_puts(b, "<span class=\"muted\">&ndash;</span>");
+        tl_strbuf_puts(b, "<span class=\"muted\">&ndash;</span>");
 }
 
-static void duration(rep_buf *b, double s)
+static void duration(tl_strbuf *b, double s)
 {
     if (!isfinite(s) || s < 0)
-        rep_puts(b, "<span class=\"muted\">not recorded</span>");
+        tl_strbuf_puts(b, "<span class=\"muted\">not recorded</span>");
     else if (s < 60)
-        rep_printf(b, "%.1f s", s);
+        tl_strbuf_printf(b, "%.1f s", s);
     else if (s < 3600)
-        rep_printf(b, "%d min %02d s", (int)(s / 60), (int)fmod(s, 60));
+        tl_strbuf_printf(b, "%d min %02d s", (int)(s / 60), (int)fmod(s, 60));
     else
-        rep_printf(b, "%d h %02d min", (int)(s / 3600), (int)fmod(s / 60, 60));
+        tl_strbuf_printf(b, "%d h %02d min", (int)(s / 3600), (int)fmod(s / 60, 60));
 }
 
 /* 1 when a is better than b under the sweep's goal; NaN is never better */
@@ -79,48 +79,48 @@ static int better(const rep_results *r, double a, double b)
 
 /* ---- summary ------------------------------------------------------------------- */
 
-static void summary(rep_buf *b, const rep_results *r)
+static void summary(tl_strbuf *b, const rep_results *r)
 {
     int done = 0, failed = 0;
     for (int i = 0; i < r->n_trials; i++) {
         done += r->trials[i].done;
         failed += strcmp(r->trials[i].status, "failed") == 0;
     }
-    rep_puts(b, "<h1>");
+    tl_strbuf_puts(b, "<h1>");
     rep_esc(b, r->sweep);
-    rep_puts(b, "</h1>\n<p class=\"muted\">tlsweep report &middot; <code>");
+    tl_strbuf_puts(b, "</h1>\n<p class=\"muted\">tlsweep report &middot; <code>");
     rep_esc(b, r->file);
-    rep_puts(b, "</code></p>\n<div class=\"cards\">\n<div class=\"card\"><span>state</span><b class=\"");
+    tl_strbuf_puts(b, "</code></p>\n<div class=\"cards\">\n<div class=\"card\"><span>state</span><b class=\"");
     rep_esc(b, r->state);
-    rep_puts(b, "\">");
+    tl_strbuf_puts(b, "\">");
     rep_esc(b, r->state);
-    rep_printf(b, "</b></div>\n<div class=\"card\"><span>trials</span><b>%d done</b> of %d", done,
+    tl_strbuf_printf(b, "</b></div>\n<div class=\"card\"><span>trials</span><b>%d done</b> of %d", done,
                r->n_trials);
     if (failed)
-        rep_printf(b, ", <span class=\"failed\" style=\"display:inline\">%d failed</span>", failed);
-    rep_puts(b, "</div>\n<div class=\"card\"><span>best ");
+        tl_strbuf_printf(b, ", <span class=\"failed\" style=\"display:inline\">%d failed</span>", failed);
+    tl_strbuf_puts(b, "</div>\n<div class=\"card\"><span>best ");
     rep_esc(b, r->metric);
-    rep_puts(b, " (");
+    tl_strbuf_puts(b, " (");
     rep_esc(b, r->goal);
-    rep_puts(b, ")</span><b>");
+    tl_strbuf_puts(b, ")</span><b>");
     if (r->best_id)
         num(b, r->best_value, "%.4f");
     else
-        rep_puts(b, "&ndash;");
-    rep_puts(b, "</b></div>\n<div class=\"card\"><span>wall time</span><b>");
+        tl_strbuf_puts(b, "&ndash;");
+    tl_strbuf_puts(b, "</b></div>\n<div class=\"card\"><span>wall time</span><b>");
     duration(b, r->wall_seconds);
-    rep_puts(b, "</b>");
+    tl_strbuf_puts(b, "</b>");
     if (r->runs > 0)
-        rep_printf(b, " in %ld run%s", r->runs, r->runs == 1 ? "" : "s");
-    rep_puts(b, "</div>\n<div class=\"card\" style=\"grid-column:span 2\"><span>best trial</span><b>");
+        tl_strbuf_printf(b, " in %ld run%s", r->runs, r->runs == 1 ? "" : "s");
+    tl_strbuf_puts(b, "</div>\n<div class=\"card\" style=\"grid-column:span 2\"><span>best trial</span><b>");
     if (r->best_id)
         rep_esc(b, r->best_id);
     else
-        rep_puts(b, "none finished");
-    rep_printf(b, "</b></div>\n<div class=\"card\"><span>dataset</span><b>%ld images</b><br>"
+        tl_strbuf_puts(b, "none finished");
+    tl_strbuf_printf(b, "</b></div>\n<div class=\"card\"><span>dataset</span><b>%ld images</b><br>"
                   "train %ld &middot; val %ld &middot; test %ld</div>\n",
                r->images, r->train, r->val, r->test);
-    rep_printf(b, "<div class=\"card\"><span>classes</span><b>%d</b> &middot; bad images %zu</div>\n"
+    tl_strbuf_printf(b, "<div class=\"card\"><span>classes</span><b>%d</b> &middot; bad images %zu</div>\n"
                   "</div>\n",
                r->n_classes, r->n_bad);
 }
@@ -136,100 +136,100 @@ static const struct {
              {"accuracy", "train acc", offsetof(rep_trial, accuracy)},
              {"loss", "train loss", offsetof(rep_trial, loss)}};
 
-static void leaderboard(rep_buf *b, const rep_results *r)
+static void leaderboard(tl_strbuf *b, const rep_results *r)
 {
     int ncols = 0;
     for (int k = 0; k < 4; k++)
         ncols += strcmp(cols[k].key, r->metric) != 0;
-    rep_puts(b, "<h2>Leaderboard</h2>\n<p class=\"note\">Ranked by ");
+    tl_strbuf_puts(b, "<h2>Leaderboard</h2>\n<p class=\"note\">Ranked by ");
     rep_esc(b, r->metric);
-    rep_printf(b, " (%s is better); the best trial is highlighted. The colour is the trial's "
+    tl_strbuf_printf(b, " (%s is better); the best trial is highlighted. The colour is the trial's "
                   "line in the learning curves.</p>\n",
                r->goal_max ? "higher" : "lower");
-    rep_puts(b, "<div class=\"scroll\"><table class=\"board\">\n<tr><th>#</th><th class=\"l\">"
+    tl_strbuf_puts(b, "<div class=\"scroll\"><table class=\"board\">\n<tr><th>#</th><th class=\"l\">"
                 "trial</th><th class=\"l\">backbone</th><th class=\"l\">mode</th><th>lr</th>"
                 "<th class=\"l\">optim</th><th>batch</th><th>epochs</th><th>");
     rep_esc(b, r->metric);
-    rep_puts(b, "</th><th>best ep</th>");
+    tl_strbuf_puts(b, "</th><th>best ep</th>");
     for (int k = 0; k < 4; k++)
         if (strcmp(cols[k].key, r->metric) != 0)
-            rep_printf(b, "<th>%s</th>", cols[k].head);
-    rep_puts(b, "<th>eval acc</th><th>time</th><th class=\"l\">status</th></tr>\n");
+            tl_strbuf_printf(b, "<th>%s</th>", cols[k].head);
+    tl_strbuf_puts(b, "<th>eval acc</th><th>time</th><th class=\"l\">status</th></tr>\n");
     for (int i = 0; i < r->n_trials; i++) {
         const rep_trial *t = &r->trials[i];
-        rep_printf(b, "<tr%s><td>", i == r->best ? " class=\"best\"" : "");
+        tl_strbuf_printf(b, "<tr%s><td>", i == r->best ? " class=\"best\"" : "");
         if (t->rank)
-            rep_printf(b, "%d", t->rank);
-        rep_printf(b, "</td><td class=\"l\"><span class=\"sw\" style=\"border-top-color:%s%s\">"
+            tl_strbuf_printf(b, "%d", t->rank);
+        tl_strbuf_printf(b, "</td><td class=\"l\"><span class=\"sw\" style=\"border-top-color:%s%s\">"
                       "</span>",
                    rep_colour(t->colour), rep_dash(t->colour)[0] ? ";border-top-style:dashed" : "");
         rep_esc(b, t->id);
-        rep_puts(b, "</td><td class=\"l\">");
+        tl_strbuf_puts(b, "</td><td class=\"l\">");
         rep_esc(b, t->backbone);
-        rep_puts(b, "</td><td class=\"l\">");
+        tl_strbuf_puts(b, "</td><td class=\"l\">");
         rep_esc(b, t->mode);
-        rep_printf(b, "</td><td>%g</td><td class=\"l\">", t->learning_rate);
+        tl_strbuf_printf(b, "</td><td>%g</td><td class=\"l\">", t->learning_rate);
         rep_esc(b, t->optimizer);
-        rep_printf(b, "</td><td>%ld</td><td>%ld</td><td><b>", t->batch_size, t->epochs);
+        tl_strbuf_printf(b, "</td><td>%ld</td><td>%ld</td><td><b>", t->batch_size, t->epochs);
         if (t->done) {
             num(b, t->metric, "%.4f");
-            rep_printf(b, "</b></td><td>%ld</td><td>", t->best_epoch);
+            tl_strbuf_printf(b, "</b></td><td>%ld</td><td>", t->best_epoch);
             for (int k = 0; k < 4; k++)
                 if (strcmp(cols[k].key, r->metric) != 0) {
                     double v;
                     memcpy(&v, (const char *)t + cols[k].off, sizeof v);
                     num(b, v, "%.4f");
-                    rep_puts(b, "</td><td>");
+                    tl_strbuf_puts(b, "</td><td>");
                 }
             num(b, t->eval_accuracy, "%.4f");
             if (t->eval_split && isfinite(t->eval_accuracy)) {
-                rep_puts(b, " <span class=\"muted\">");
+                tl_strbuf_puts(b, " <span class=\"muted\">");
                 rep_esc(b, t->eval_split);
-                rep_puts(b, "</span>");
+                tl_strbuf_puts(b, "</span>");
             }
-            rep_puts(b, "</td><td>");
+            tl_strbuf_puts(b, "</td><td>");
             duration(b, t->seconds);
         } else {
-            rep_puts(b, "</b></td><td></td><td></td><td></td><td></td><td></td><td>");
+            tl_strbuf_puts(b, "</b></td><td></td><td></td><td></td><td></td><td></td><td>");
             if (ncols == 4)
-                rep_puts(b, "</td><td>");
+                tl_strbuf_puts(b, "</td><td>");
         }
-        rep_puts(b, "</td><td class=\"l ");
+        tl_strbuf_puts(b, "</td><td class=\"l ");
         rep_esc(b, t->status);
-        rep_puts(b, "\">");
+        tl_strbuf_puts(b, "\">");
         rep_esc(b, t->status);
-        rep_puts(b, "</td></tr>\n");
+        tl_strbuf_puts(b, "</td></tr>\n");
         if (t->error) {
-            rep_printf(b, "<tr class=\"err\"><td></td><td colspan=\"%d\">", 12 + ncols);
+            tl_strbuf_printf(b, "<tr class=\"err\"><td></td><td colspan=\"%d\">", 12 + ncols);
             rep_esc(b, t->error);
-            rep_puts(b, "</td></tr>\n");
+            tl_strbuf_puts(b, "</td></tr>\n");
         }
     }
-    rep_puts(b, "</table></div>\n");
+    tl_strbuf_puts(b, "</table></div>\n");
 }
 
 /* ---- learning curves ----------------------------------------------------------- */
 
-static void curves(rep_buf *b, const rep_results *r)
+static void curves(tl_strbuf *b, const rep_results *r)
 {
-    rep_puts(b, "<h2>Learning curves</h2>\n<p class=\"note\">One line per trial, per epoch; "
+    tl_strbuf_puts(b, "<h2>Learning curves</h2>\n<p class=\"note\">One line per trial, per epoch; "
                 "the best trial is the thick line. Epochs of a diverged trial without a finite "
                 "value are gaps.</p>\n<div class=\"legend\">\n");
     for (int i = 0; i < r->n_trials; i++) {
         const rep_trial *t = &r->trials[i];
-        rep_printf(b, "<div%s><span class=\"sw\" style=\"border-top-color:%s%s%s\"></span>",
+        tl_strbuf_printf(b, "<div%s><span class=\"sw\" style=\"border-top-color:%s%s%s\"></span>",
                    i == r->best ? " style=\"font-weight:600\"" : "", rep_colour(t->colour),
                    rep_dash(t->colour)[0] ? ";border-top-style:dashed" : "",
                    i == r->best ? ";border-top-width:5px" : "");
         rep_esc(b, t->id);
-        rep_puts(b, i == r->best ? " (best)</div>\n" : "</div>\n");
+        tl_strbuf_puts(b, i == r->best ? " (best)</div>\n" : "</div>\n");
     }
-    rep_puts(b, "</div>\n<div class=\"charts\">\n");
+    tl_strbuf_puts(b, "</div>\n<div class=\"charts\">\n");
     rep_svg_curves(b, r, "Loss (train)", offsetof(rep_epoch, loss), 0);
     rep_svg_curves(b, r, "Loss (validation)", offsetof(rep_epoch, val_loss), 0);
     rep_svg_curves(b, r, "Accuracy (train)", offsetof(rep_epoch, accuracy), 1);
     rep_svg_curves(b, r, "Accuracy (validation)", offsetof(rep_epoch, val_accuracy), 1);
-    rep_puts(b, "</div>\n");
+    tl_strbuf_puts(b, "</div>\n");
 }
 
 /* ---- the grid as heat maps -------------------------------------------------------- */
@@ -268,7 +268,7 @@ static int *grid_order(const rep_results *r)
     return o;
 }
 
-static void heat_backbone(rep_buf *b, const rep_results *r, const int *order, const char *bb,
+static void heat_backbone(tl_strbuf *b, const rep_results *r, const int *order, const char *bb,
                           double lo, double hi, const char **modes, double *lrs)
 {
     int nm = 0, nl = 0;
@@ -284,17 +284,17 @@ static void heat_backbone(rep_buf *b, const rep_results *r, const int *order, co
             lrs[nl++] = t->learning_rate;
     }
     qsort(lrs, (size_t)nl, sizeof *lrs, cmp_double);
-    rep_puts(b, "<h3>");
+    tl_strbuf_puts(b, "<h3>");
     rep_esc(b, bb);
-    rep_puts(b, "</h3>\n<div class=\"scroll\"><table class=\"heat\">\n<tr><th class=\"l\">mode "
+    tl_strbuf_puts(b, "</h3>\n<div class=\"scroll\"><table class=\"heat\">\n<tr><th class=\"l\">mode "
                 "\\ learning rate</th>");
     for (int j = 0; j < nl; j++)
-        rep_printf(b, "<th>%g</th>", lrs[j]);
-    rep_puts(b, "</tr>\n");
+        tl_strbuf_printf(b, "<th>%g</th>", lrs[j]);
+    tl_strbuf_puts(b, "</tr>\n");
     for (int m = 0; m < nm; m++) {
-        rep_puts(b, "<tr><th class=\"l\">");
+        tl_strbuf_puts(b, "<tr><th class=\"l\">");
         rep_esc(b, modes[m]);
-        rep_puts(b, "</th>");
+        tl_strbuf_puts(b, "</th>");
         for (int j = 0; j < nl; j++) {
             int n = 0, n_done = 0, best = -1, n_failed = 0;
             for (int i = 0; i < r->n_trials; i++) {
@@ -311,11 +311,11 @@ static void heat_backbone(rep_buf *b, const rep_results *r, const int *order, co
                 }
             }
             if (n == 0) {
-                rep_puts(b, "<td class=\"cell\" style=\"background:#fafafa\"></td>");
+                tl_strbuf_puts(b, "<td class=\"cell\" style=\"background:#fafafa\"></td>");
                 continue;
             }
             if (best < 0 || !isfinite(r->trials[best].metric)) {
-                rep_printf(b, "<td class=\"cell\" style=\"background:#eee\"><span class=\"%s\">%s"
+                tl_strbuf_printf(b, "<td class=\"cell\" style=\"background:#eee\"><span class=\"%s\">%s"
                               "</span>",
                            n_failed ? "failed" : "pending",
                            best >= 0 ? "no value" : n_failed ? "failed" : "not done");
@@ -326,25 +326,25 @@ static void heat_backbone(rep_buf *b, const rep_results *r, const int *order, co
                     t = 1 - t;
                 char col[8];
                 int white = rep_heat(0.08 + 0.92 * t, col);
-                rep_printf(b, "<td class=\"cell%s\" style=\"background:%s;color:%s\" title=\"",
+                tl_strbuf_printf(b, "<td class=\"cell%s\" style=\"background:%s;color:%s\" title=\"",
                            best == r->best ? " best" : "", col, white ? "#fff" : "#111");
                 rep_esc(b, r->trials[best].id);
-                rep_printf(b, "\">%.4f", v);
+                tl_strbuf_printf(b, "\">%.4f", v);
             }
             if (n > 1)
-                rep_printf(b, "<small>best of %d (%d done)</small>", n, n_done);
-            rep_puts(b, "</td>");
+                tl_strbuf_printf(b, "<small>best of %d (%d done)</small>", n, n_done);
+            tl_strbuf_puts(b, "</td>");
         }
-        rep_puts(b, "</tr>\n");
+        tl_strbuf_puts(b, "</tr>\n");
     }
-    rep_puts(b, "</table></div>\n");
+    tl_strbuf_puts(b, "</table></div>\n");
 }
 
-static void heat(rep_buf *b, const rep_results *r)
+static void heat(tl_strbuf *b, const rep_results *r)
 {
-    rep_puts(b, "<h2>The grid</h2>\n");
+    tl_strbuf_puts(b, "<h2>The grid</h2>\n");
     if (r->n_trials == 0) {
-        rep_puts(b, "<p class=\"muted\">no trials</p>\n");
+        tl_strbuf_puts(b, "<p class=\"muted\">no trials</p>\n");
         return;
     }
     int *order = grid_order(r);
@@ -370,10 +370,10 @@ static void heat(rep_buf *b, const rep_results *r)
                     u->learning_rate == t->learning_rate;
         }
     }
-    rep_puts(b, "<p class=\"note\">Per backbone: rows are modes, columns learning rates; the "
+    tl_strbuf_puts(b, "<p class=\"note\">Per backbone: rows are modes, columns learning rates; the "
                 "colour and the number are ");
     rep_esc(b, r->metric);
-    rep_printf(b, " (darker is better), on one scale across the sweep.%s The best trial's cell "
+    tl_strbuf_printf(b, " (darker is better), on one scale across the sweep.%s The best trial's cell "
                   "is outlined.</p>\n",
                multi ? " Several trials share a cell (other optimizers, batch sizes or "
                        "schedules): the cell shows the best of them."
@@ -388,30 +388,30 @@ out:
 
 /* ---- the best trial: confusion matrix and per-class accuracy ---------------------- */
 
-static void confusion(rep_buf *b, const rep_results *r)
+static void confusion(tl_strbuf *b, const rep_results *r)
 {
-    rep_puts(b, "<h2>Best trial: confusion matrix</h2>\n");
+    tl_strbuf_puts(b, "<h2>Best trial: confusion matrix</h2>\n");
     const rep_trial *t = r->best >= 0 ? &r->trials[r->best] : NULL;
     if (!t || !t->confusion || r->n_classes == 0) {
-        rep_puts(b, t ? "<p class=\"muted\">no confusion matrix recorded</p>\n"
+        tl_strbuf_puts(b, t ? "<p class=\"muted\">no confusion matrix recorded</p>\n"
                       : "<p class=\"muted\">no trial finished</p>\n");
         return;
     }
     int nc = r->n_classes;
-    rep_puts(b, "<p class=\"note\"><b>");
+    tl_strbuf_puts(b, "<p class=\"note\"><b>");
     rep_esc(b, t->id);
-    rep_puts(b, "</b> on the ");
+    tl_strbuf_puts(b, "</b> on the ");
     rep_esc(b, t->eval_split ? t->eval_split : "evaluation");
-    rep_puts(b, " split. Rows are the true class, columns the predicted one; a cell's shade is "
+    tl_strbuf_puts(b, " split. Rows are the true class, columns the predicted one; a cell's shade is "
                 "its share of the row (blue: right, red: wrong).</p>\n"
                 "<div class=\"scroll\"><table class=\"cm\">\n<tr><th class=\"l\">true \\ predicted"
                 "</th>");
     for (int k = 0; k < nc; k++) {
-        rep_puts(b, "<th class=\"v\">");
+        tl_strbuf_puts(b, "<th class=\"v\">");
         rep_esc(b, r->classes[k]);
-        rep_puts(b, "</th>");
+        tl_strbuf_puts(b, "</th>");
     }
-    rep_puts(b, "<th>n</th></tr>\n");
+    tl_strbuf_puts(b, "<th>n</th></tr>\n");
     rep_bar *bars = calloc((size_t)nc, sizeof *bars);
     char (*notes)[48] = calloc((size_t)nc, sizeof *notes);
     if (!bars || !notes) {
@@ -423,23 +423,23 @@ static void confusion(rep_buf *b, const rep_results *r)
         double sum = 0;
         for (int c = 0; c < nc; c++)
             sum += (double)row[c];
-        rep_puts(b, "<tr><th class=\"l\">");
+        tl_strbuf_puts(b, "<tr><th class=\"l\">");
         rep_esc(b, r->classes[a]);
-        rep_puts(b, "</th>");
+        tl_strbuf_puts(b, "</th>");
         for (int c = 0; c < nc; c++) {
             double f = sum > 0 ? row[c] / sum : 0;
-            rep_printf(b, "<td class=\"cm\" style=\"background:rgba(%s,%.3f);color:%s\">%ld</td>",
+            tl_strbuf_printf(b, "<td class=\"cm\" style=\"background:rgba(%s,%.3f);color:%s\">%ld</td>",
                        a == c ? "33,113,181" : "214,39,40", f, f > 0.55 ? "#fff" : "#222",
                        row[c]);
         }
-        rep_printf(b, "<td>%.0f</td></tr>\n", sum);
+        tl_strbuf_printf(b, "<td>%.0f</td></tr>\n", sum);
         bars[a].label = r->classes[a];
         bars[a].value = sum > 0 ? 100.0 * row[a] / sum : NAN;
         bars[a].colour = "#2171b5";
         snprintf(notes[a], sizeof notes[a], "(%ld of %.0f)", row[a], sum);
         bars[a].note = notes[a];
     }
-    rep_puts(b, "</table></div>\n<h2>Best trial: accuracy per class</h2>\n");
+    tl_strbuf_puts(b, "</table></div>\n<h2>Best trial: accuracy per class</h2>\n");
     rep_svg_bars(b, "Accuracy per class (recall, % of the class's images)", bars, nc, "%.1f%%",
                  100);
 out:
@@ -451,30 +451,30 @@ out:
 
 #define BAD_SHOWN 1000
 
-static void bad_images(rep_buf *b, const rep_results *r)
+static void bad_images(tl_strbuf *b, const rep_results *r)
 {
-    rep_printf(b, "<h2>Bad images skipped (%zu)</h2>\n", r->n_bad);
+    tl_strbuf_printf(b, "<h2>Bad images skipped (%zu)</h2>\n", r->n_bad);
     if (r->n_bad == 0) {
-        rep_puts(b, "<p>none</p>\n");
+        tl_strbuf_puts(b, "<p>none</p>\n");
         return;
     }
-    rep_puts(b, "<ul class=\"bad\">\n");
+    tl_strbuf_puts(b, "<ul class=\"bad\">\n");
     for (size_t k = 0; k < r->n_bad && k < BAD_SHOWN; k++) {
-        rep_puts(b, "<li>");
+        tl_strbuf_puts(b, "<li>");
         rep_esc(b, r->bad[k]);
-        rep_puts(b, "</li>\n");
+        tl_strbuf_puts(b, "</li>\n");
     }
-    rep_puts(b, "</ul>\n");
+    tl_strbuf_puts(b, "</ul>\n");
     if (r->n_bad > BAD_SHOWN)
-        rep_printf(b, "<p class=\"note\">&hellip; and %zu more, all listed in results.json</p>\n",
+        tl_strbuf_printf(b, "<p class=\"note\">&hellip; and %zu more, all listed in results.json</p>\n",
                    r->n_bad - BAD_SHOWN);
 }
 
 /* ---- time per phase --------------------------------------------------------------- */
 
-static void phases(rep_buf *b, const rep_results *r)
+static void phases(tl_strbuf *b, const rep_results *r)
 {
-    rep_puts(b, "<h2>Time per phase</h2>\n<p class=\"note\">Feature extraction is the backbone "
+    tl_strbuf_puts(b, "<h2>Time per phase</h2>\n<p class=\"note\">Feature extraction is the backbone "
                 "run once per image for the trials that share a feature cache; training is the "
                 "trials' own time, summed (they run side by side on the workers, so the sum can "
                 "exceed the wall time).</p>\n");
@@ -489,7 +489,8 @@ static void phases(rep_buf *b, const rep_results *r)
     int n = 0, nm = 0;
     double max = 0, total = 0;
     for (int k = 0; k < r->n_caches; k++) {
-        snprintf(labels[n], sizeof labels[n], "features: %s", r->caches[k].text);
+        snprintf(labels[n], sizeof labels[n], "features: %s",
+                 r->caches[k].label ? r->caches[k].label : r->caches[k].text);
         bars[n] = (rep_bar){labels[n], r->caches[k].seconds, "#ff7f0e", NULL};
         n++;
     }
@@ -522,12 +523,12 @@ out:
 
 /* ---- the page --------------------------------------------------------------------- */
 
-void rep_html_page(rep_buf *b, const rep_results *r)
+void rep_html_page(tl_strbuf *b, const rep_results *r)
 {
-    rep_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+    tl_strbuf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                 "<meta name=\"viewport\" content=\"width=1100\">\n<title>tlsweep report: ");
     rep_esc(b, r->sweep);
-    rep_printf(b, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<main>\n", css);
+    tl_strbuf_printf(b, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<main>\n", css);
     summary(b, r);
     leaderboard(b, r);
     curves(b, r);
@@ -535,7 +536,7 @@ void rep_html_page(rep_buf *b, const rep_results *r)
     confusion(b, r);
     bad_images(b, r);
     phases(b, r);
-    rep_puts(b, "<p class=\"note\" style=\"margin-top:30px\">Written by <code>tlsweep report"
+    tl_strbuf_puts(b, "<p class=\"note\" style=\"margin-top:30px\">Written by <code>tlsweep report"
                 "</code> from results.json; self-contained (no scripts, nothing fetched).</p>\n"
                 "</main>\n</body>\n</html>\n");
 }

@@ -1,10 +1,12 @@
 /* Inside the report: results.json as checked C structs (strings point into
- * the parsed JSON, which outlives them), a growable text buffer, and the
+ * the parsed JSON, which outlives them), the page's HTML escaping, and the
  * page's sections (report_html.c) and charts (report_svg.c). */
 #ifndef TLSWEEP_REPORT_INT_H
 #define TLSWEEP_REPORT_INT_H
 
 #include <stddef.h>
+
+#include "common/base/strbuf.h"
 
 typedef struct {
     double epoch, loss, accuracy, val_loss, val_accuracy, seconds; /* NAN when absent */
@@ -31,6 +33,7 @@ typedef struct {
 
 typedef struct {
     const char *key, *text;
+    const char *label;     /* what runs (text with the weights' preprocessing); NULL when absent */
     long trials, extractions, forward_images;
     double seconds;        /* NAN when absent (results.json before run counts) */
 } rep_cache;
@@ -55,18 +58,10 @@ typedef struct {
     size_t n_bad;
 } rep_results;
 
-/* ---- the text buffer: appends never fail loudly; oom is checked once ---- */
+/* ---- HTML text, into a tl_strbuf (b->oom is checked once, at the end) ---- */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} rep_buf;
-
-void rep_puts(rep_buf *b, const char *s);
-void rep_printf(rep_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* s with & < > " ' as entities: safe in text and in quoted attributes. */
-void rep_esc(rep_buf *b, const char *s);
+void rep_esc(tl_strbuf *b, const char *s);
 
 /* ---- charts (report_svg.c) ---------------------------------------------- */
 
@@ -81,7 +76,7 @@ int rep_heat(double t, char out[8]);
 /* One line chart: the y of every trial's history (field at byte offset
  * `off` in rep_epoch) against epoch. y_unit: 1 for accuracy (0..1 axis),
  * 0 for loss (0..max). */
-void rep_svg_curves(rep_buf *b, const rep_results *r, const char *title, size_t off, int y_unit);
+void rep_svg_curves(tl_strbuf *b, const rep_results *r, const char *title, size_t off, int y_unit);
 
 typedef struct {
     const char *label;
@@ -92,11 +87,11 @@ typedef struct {
 
 /* A horizontal bar chart, bars scaled to the largest value. unit: printf
  * format for the value ("%.1f s", "%.1f%%"). */
-void rep_svg_bars(rep_buf *b, const char *title, const rep_bar *bars, int n, const char *unit,
+void rep_svg_bars(tl_strbuf *b, const char *title, const rep_bar *bars, int n, const char *unit,
                   double max);
 
 /* ---- the page (report_html.c) ------------------------------------------- */
 
-void rep_html_page(rep_buf *b, const rep_results *r);
+void rep_html_page(tl_strbuf *b, const rep_results *r);
 
 #endif

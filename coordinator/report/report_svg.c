@@ -1,4 +1,4 @@
-/* The report's text buffer and its charts: line charts of the learning
+/* The report's HTML escaping and its charts: line charts of the learning
  * curves and horizontal bar charts, drawn as inline SVG (no scripts, no
  * fonts or files fetched), and the colour scales of the heat maps. */
 #include <math.h>
@@ -9,64 +9,18 @@
 
 #include "coordinator/report/report_int.h"
 
-/* ---- the buffer --------------------------------------------------------------- */
+/* ---- escaping --------------------------------------------------------------- */
 
-static int grow(rep_buf *b, size_t more)
-{
-    if (b->oom)
-        return -1;
-    if (b->len + more + 1 <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 65536;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = 1;
-        return -1;
-    }
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-void rep_puts(rep_buf *b, const char *s)
-{
-    size_t n = strlen(s);
-    if (grow(b, n))
-        return;
-    memcpy(b->p + b->len, s, n + 1);
-    b->len += n;
-}
-
-void rep_printf(rep_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || grow(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void rep_esc(rep_buf *b, const char *s)
+void rep_esc(tl_strbuf *b, const char *s)
 {
     for (const char *q = s; *q; q++) {
         switch (*q) {
-        case '&': rep_puts(b, "&amp;"); break;
-        case '<': rep_puts(b, "&lt;"); break;
-        case '>': rep_puts(b, "&gt;"); break;
-        case '"': rep_puts(b, "&quot;"); break;
-        case '\'': rep_puts(b, "&#39;"); break;
-        default:
-            if (grow(b, 1))
-                return;
-            b->p[b->len++] = *q;
-            b->p[b->len] = 0;
+        case '&': tl_strbuf_puts(b, "&amp;"); break;
+        case '<': tl_strbuf_puts(b, "&lt;"); break;
+        case '>': tl_strbuf_puts(b, "&gt;"); break;
+        case '"': tl_strbuf_puts(b, "&quot;"); break;
+        case '\'': tl_strbuf_puts(b, "&#39;"); break;
+        default: tl_strbuf_putc(b, *q); break;
         }
     }
 }
@@ -119,7 +73,7 @@ static double nice_step(double max, int n)
 }
 
 /* A label at most max_chars long, cut on a UTF-8 character boundary. */
-static void esc_cut(rep_buf *b, const char *s, size_t max_chars)
+static void esc_cut(tl_strbuf *b, const char *s, size_t max_chars)
 {
     size_t n = 0, i = 0;
     for (; s[i]; i++)
@@ -135,7 +89,7 @@ static void esc_cut(rep_buf *b, const char *s, size_t max_chars)
         return;
     }
     rep_esc(b, cut);
-    rep_puts(b, "\xe2\x80\xa6"); /* ellipsis */
+    tl_strbuf_puts(b, "\xe2\x80\xa6"); /* ellipsis */
     free(cut);
 }
 
@@ -155,7 +109,7 @@ static double field(const rep_epoch *ep, size_t off)
     return v;
 }
 
-static void curve(rep_buf *b, const rep_trial *t, size_t off, double x0, double x1, double ytop,
+static void curve(tl_strbuf *b, const rep_trial *t, size_t off, double x0, double x1, double ytop,
                   int best)
 {
     const double pw = CW - ML - MR, ph = CH - MT - MB;
@@ -166,7 +120,7 @@ static void curve(rep_buf *b, const rep_trial *t, size_t off, double x0, double 
         double y = field(&t->hist[k], off), x = t->hist[k].epoch;
         if (!isfinite(y)) { /* a gap */
             if (open)
-                rep_puts(b, "\"/>\n");
+                tl_strbuf_puts(b, "\"/>\n");
             open = 0;
             continue;
         }
@@ -176,16 +130,16 @@ static void curve(rep_buf *b, const rep_trial *t, size_t off, double x0, double 
             y = 0;
         double px = x1 > x0 ? ML + (x - x0) * sx : ML + pw / 2, py = MT + ph - y * sy;
         if (!open) {
-            rep_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s%s%s "
+            tl_strbuf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s%s%s "
                           "stroke-linejoin=\"round\"%s points=\"",
                        col, best ? "3.5" : "1.6", dash[0] ? " stroke-dasharray=\"" : "", dash,
                        dash[0] ? "\"" : "", best ? "" : " opacity=\"0.85\"");
             open = 1;
         }
-        rep_printf(b, "%.1f,%.1f ", px, py);
+        tl_strbuf_printf(b, "%.1f,%.1f ", px, py);
     }
     if (open)
-        rep_puts(b, "\"/>\n");
+        tl_strbuf_puts(b, "\"/>\n");
     if (t->n_hist > 40)
         return;
     for (int k = 0; k < t->n_hist; k++) {
@@ -194,12 +148,12 @@ static void curve(rep_buf *b, const rep_trial *t, size_t off, double x0, double 
             continue;
         y = y > ytop ? ytop : y < 0 ? 0 : y;
         double px = x1 > x0 ? ML + (x - x0) * sx : ML + pw / 2, py = MT + ph - y * sy;
-        rep_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"/>\n", px, py,
+        tl_strbuf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"/>\n", px, py,
                    best ? "4" : "2.5", col);
     }
 }
 
-void rep_svg_curves(rep_buf *b, const rep_results *r, const char *title, size_t off, int y_unit)
+void rep_svg_curves(tl_strbuf *b, const rep_results *r, const char *title, size_t off, int y_unit)
 {
     const double pw = CW - ML - MR, ph = CH - MT - MB;
     double x0 = INFINITY, x1 = -INFINITY, ymax = 0;
@@ -213,16 +167,16 @@ void rep_svg_curves(rep_buf *b, const rep_results *r, const char *title, size_t 
             x1 = fmax(x1, ep->epoch);
             ymax = fmax(ymax, y);
         }
-    rep_printf(b, "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+    tl_strbuf_printf(b, "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
                   "role=\"img\" aria-label=\"",
                CW, CH, CW, CH);
     rep_esc(b, title);
-    rep_puts(b, "\">\n");
-    rep_printf(b, "<text x=\"%d\" y=\"20\" class=\"ct\">", ML);
+    tl_strbuf_puts(b, "\">\n");
+    tl_strbuf_printf(b, "<text x=\"%d\" y=\"20\" class=\"ct\">", ML);
     rep_esc(b, title);
-    rep_puts(b, "</text>\n");
+    tl_strbuf_puts(b, "</text>\n");
     if (!(x1 >= x0)) {
-        rep_printf(b, "<text x=\"%.0f\" y=\"%.0f\" class=\"muted\" text-anchor=\"middle\">"
+        tl_strbuf_printf(b, "<text x=\"%.0f\" y=\"%.0f\" class=\"muted\" text-anchor=\"middle\">"
                       "no epochs recorded</text>\n</svg>\n",
                    ML + pw / 2, MT + ph / 2);
         return;
@@ -237,7 +191,7 @@ void rep_svg_curves(rep_buf *b, const rep_results *r, const char *title, size_t 
     }
     for (int k = 0; k * ystep <= ytop * (1 + 1e-9) && k <= 20; k++) {
         double y = k * ystep, py = MT + ph - y / ytop * ph;
-        rep_printf(b, "<line x1=\"%d\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
+        tl_strbuf_printf(b, "<line x1=\"%d\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
                       "<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%g</text>\n",
                    ML, ML + pw, py, py, ML - 6, py + 4, y);
     }
@@ -247,13 +201,13 @@ void rep_svg_curves(rep_buf *b, const rep_results *r, const char *title, size_t 
         xstep = 1;
     for (double x = x0; x <= x1 + 1e-9; x += xstep) {
         double px = span > 0 ? ML + (x - x0) / span * pw : ML + pw / 2;
-        rep_printf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" class=\"axis\"/>"
+        tl_strbuf_printf(b, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" class=\"axis\"/>"
                       "<text x=\"%.1f\" y=\"%.0f\" class=\"tick\" text-anchor=\"middle\">%g</text>\n",
                    px, px, MT + ph, MT + ph + 4, px, MT + ph + 17, x);
     }
-    rep_printf(b, "<line x1=\"%d\" x2=\"%.0f\" y1=\"%.0f\" y2=\"%.0f\" class=\"axis\"/>\n", ML,
+    tl_strbuf_printf(b, "<line x1=\"%d\" x2=\"%.0f\" y1=\"%.0f\" y2=\"%.0f\" class=\"axis\"/>\n", ML,
                ML + pw, MT + ph, MT + ph);
-    rep_printf(b, "<text x=\"%.0f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">epoch</text>\n",
+    tl_strbuf_printf(b, "<text x=\"%.0f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">epoch</text>\n",
                ML + pw / 2, CH - 6);
     /* the best trial last, on top */
     for (int i = 0; i < r->n_trials; i++)
@@ -261,7 +215,7 @@ void rep_svg_curves(rep_buf *b, const rep_results *r, const char *title, size_t 
             curve(b, &r->trials[i], off, x0, x1, ytop, 0);
     if (r->best >= 0)
         curve(b, &r->trials[r->best], off, x0, x1, ytop, 1);
-    rep_puts(b, "</svg>\n");
+    tl_strbuf_puts(b, "</svg>\n");
 }
 
 /* ---- bar charts ------------------------------------------------------------------ */
@@ -271,17 +225,17 @@ void rep_svg_curves(rep_buf *b, const rep_results *r, const char *title, size_t 
 #define BR 150 /* value column */
 #define BROW 24
 
-void rep_svg_bars(rep_buf *b, const char *title, const rep_bar *bars, int n, const char *unit,
+void rep_svg_bars(tl_strbuf *b, const char *title, const rep_bar *bars, int n, const char *unit,
                   double max)
 {
     int h = 30 + n * BROW + 8;
-    rep_printf(b, "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+    tl_strbuf_printf(b, "<svg class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
                   "role=\"img\" aria-label=\"",
                BW, h, BW, h);
     rep_esc(b, title);
-    rep_puts(b, "\">\n<text x=\"0\" y=\"18\" class=\"ct\">");
+    tl_strbuf_puts(b, "\">\n<text x=\"0\" y=\"18\" class=\"ct\">");
     rep_esc(b, title);
-    rep_puts(b, "</text>\n");
+    tl_strbuf_puts(b, "</text>\n");
     if (!(max > 0) || !isfinite(max))
         max = 1;
     const double full = BW - BL - BR;
@@ -290,23 +244,23 @@ void rep_svg_bars(rep_buf *b, const char *title, const rep_bar *bars, int n, con
         double w = isfinite(v) && v > 0 ? v / max * full : 0;
         if (w > full)
             w = full;
-        rep_printf(b, "<g><title>");
+        tl_strbuf_printf(b, "<g><title>");
         rep_esc(b, bars[k].label);
-        rep_printf(b, "</title><text x=\"%d\" y=\"%.0f\" class=\"bl\" text-anchor=\"end\">",
+        tl_strbuf_printf(b, "</title><text x=\"%d\" y=\"%.0f\" class=\"bl\" text-anchor=\"end\">",
                    BL - 8, y + 16);
         esc_cut(b, bars[k].label, 48);
-        rep_printf(b, "</text><rect x=\"%d\" y=\"%.0f\" width=\"%.1f\" height=\"%d\" "
+        tl_strbuf_printf(b, "</text><rect x=\"%d\" y=\"%.0f\" width=\"%.1f\" height=\"%d\" "
                       "fill=\"%s\"/><text x=\"%.1f\" y=\"%.0f\" class=\"bv\">",
                    BL, y + 3, w, BROW - 6, bars[k].colour, BL + w + 6, y + 16);
         if (isfinite(v))
-            rep_printf(b, unit, v);
+            tl_strbuf_printf(b, unit, v);
         else
-            rep_puts(b, "not recorded");
+            tl_strbuf_puts(b, "not recorded");
         if (bars[k].note) {
-            rep_puts(b, " ");
+            tl_strbuf_puts(b, " ");
             rep_esc(b, bars[k].note);
         }
-        rep_puts(b, "</text></g>\n");
+        tl_strbuf_puts(b, "</text></g>\n");
     }
-    rep_puts(b, "</svg>\n");
+    tl_strbuf_puts(b, "</svg>\n");
 }

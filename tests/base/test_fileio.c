@@ -1,7 +1,8 @@
 /* The atomic write (common/base/fileio.c): a committed file is whole and no .tmp
  * is left; a missing folder fails naming the file; a write that fails
  * midway (a real EFBIG, from RLIMIT_FSIZE), an abort, or a rename that
- * fails leave no .tmp and the previous target as it was. */
+ * fails leave no .tmp and the previous target as it was. And mkdir -p:
+ * parents made, existing folders fine, a file in the way an error. */
 #include "testutil.h"
 
 #include <errno.h>
@@ -133,6 +134,73 @@ static void test_rename_fails(void **st)
     assert_file_is(tu_tmp("adir/inside"), "in");
 }
 
+static void assert_is_dir(const char *p)
+{
+    struct stat sb;
+    assert_int_equal(stat(p, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+}
+
+static void test_mkdir_p(void **st)
+{
+    (void)st;
+    tl_err e = {0};
+    assert_int_equal(tl_mkdir_p(tu_tmp("m/a/b/c"), 0755, &e), 0);
+    assert_is_dir(tu_tmp("m/a/b/c"));
+    /* again, an existing prefix, doubled and trailing slashes */
+    assert_int_equal(tl_mkdir_p(tu_tmp("m/a/b/c"), 0755, &e), 0);
+    assert_int_equal(tl_mkdir_p(tu_tmp("m/a//d/"), 0755, &e), 0);
+    assert_is_dir(tu_tmp("m/a/d"));
+    assert_int_equal(tl_mkdir_p("/", 0755, &e), 0);
+    /* the mode, less the umask */
+    mode_t old = umask(022);
+    assert_int_equal(tl_mkdir_p(tu_tmp("m/private"), 0700, &e), 0);
+    umask(old);
+    struct stat sb;
+    assert_int_equal(stat(tu_tmp("m/private"), &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0700);
+}
+
+static void test_mkdir_p_fails(void **st)
+{
+    (void)st;
+    tl_err e = {0};
+    /* a file where a folder should be: at the end, and on the way */
+    tu_write_file(tu_tmp("f"), "x", 1);
+    assert_int_equal(tl_mkdir_p(tu_tmp("f"), 0755, &e), TL_EIO);
+    tu_assert_one_line_error(&e, tu_tmp("f"), "exists and is not a folder");
+    e = (tl_err){0};
+    assert_int_equal(tl_mkdir_p(tu_tmp("f/g/h"), 0755, &e), TL_EIO);
+    tu_assert_one_line_error(&e, tu_tmp("f"), "not a folder");
+    assert_null(strstr(e.msg, "f/g"));
+    /* a parent that cannot be written (root may write anywhere) */
+    if (geteuid() != 0) {
+        assert_int_equal(mkdir(tu_tmp("ro"), 0555), 0);
+        e = (tl_err){0};
+        assert_int_equal(tl_mkdir_p(tu_tmp("ro/x/y"), 0755, &e), TL_EIO);
+        tu_assert_one_line_error(&e, tu_tmp("ro/x"), "cannot create folder", strerror(EACCES));
+        chmod(tu_tmp("ro"), 0755);
+    }
+    /* a name longer than the file system takes (ENAMETOOLONG, root or not) */
+    char name[300];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = 0;
+    char deep[4096];
+    snprintf(deep, sizeof deep, "%s/%s/x", tu_tmp("m2"), name);
+    e = (tl_err){0};
+    assert_int_equal(tl_mkdir_p(deep, 0755, &e), TL_EIO);
+    tu_assert_one_line_error(&e, "cannot create folder", strerror(ENAMETOOLONG));
+    assert_null(strstr(e.msg, "/x:"));
+    assert_is_dir(tu_tmp("m2")); /* the parents before it were made */
+    e = (tl_err){0};
+    assert_int_equal(tl_mkdir_p("", 0755, &e), TL_EINVAL);
+    static char longp[8192];
+    memset(longp, 'a', sizeof longp - 1);
+    e = (tl_err){0};
+    assert_int_equal(tl_mkdir_p(longp, 0755, &e), TL_EINVAL);
+    tu_assert_one_line_error(&e, "path too long");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +209,8 @@ int main(void)
         cmocka_unit_test(test_abort_midway),
         cmocka_unit_test(test_write_fails),
         cmocka_unit_test(test_rename_fails),
+        cmocka_unit_test(test_mkdir_p),
+        cmocka_unit_test(test_mkdir_p_fails),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

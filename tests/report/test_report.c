@@ -171,6 +171,25 @@ static void test_page(void **st)
 }
 
 /* No trial finished: best is null, the page still renders. */
+/* A cache's label (the preprocessing that runs) names it in the time per
+ * phase; its text (what the key hashes) only when there is no label. */
+static void test_cache_label(void **st)
+{
+    (void)st;
+    const char *dir = tu_tmp("label");
+    mkdir(dir, 0755);
+    json_t *root = results();
+    json_t *fc = json_array_get(json_object_get(root, "feature_caches"), 0);
+    json_object_set_new(fc, "label", json_string("mobilenet_v2|m.tlm|32|unit"));
+    put(dir, root);
+    tl_err e = {0};
+    assert_int_equal(report_write(dir, &e), 0);
+    char *h = html_of(dir);
+    assert_non_null(strstr(h, "features: mobilenet_v2|m.tlm|32|unit"));
+    assert_null(strstr(h, "features: mobilenet_v2|m.tlm|32|tf"));
+    free(h);
+}
+
 static void test_nothing_done(void **st)
 {
     (void)st;
@@ -272,6 +291,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_page),
+        cmocka_unit_test(test_cache_label),
         cmocka_unit_test(test_nothing_done),
         cmocka_unit_test(test_malformed),
     };

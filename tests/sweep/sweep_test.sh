@@ -44,7 +44,7 @@ out: $1"
 
 # the leaderboard without timings: rank, trial and every metric
 board() {
-    cut -d, -f1-17 "$1/results.csv"
+    cut -d, -f1-18 "$1/results.csv"
 }
 
 run_local() { # OUT EPOCHS [ENV...]
