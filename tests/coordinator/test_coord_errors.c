@@ -1,8 +1,9 @@
 /* The coordinator's failures keep their code: a worker's fatal Error
  * carries its TL_E* to coord_run's tl_err (the exit path), the line is
  * logged once as "error: ...", results.json says the run failed, and the
- * exit status is 1. Also results.csv's header, from the same run. The worker is a thread on a local link that
- * says Hello, takes its Setup and reports a fatal error. */
+ * exit status is 1. Also results.csv's header, from the same run. The
+ * worker is a thread on a local link that says Hello, takes its Setup and
+ * reports a fatal error. (test_coord_loop.c drives real workers.) */
 #include "testutil.h"
 
 #include <fcntl.h>
