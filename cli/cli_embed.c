@@ -27,7 +27,7 @@ static void usage(FILE *f)
 }
 
 typedef struct {
-    cli_model *m;
+    infer_model *m;
     const data_item *items;
     size_t F;
     float *rows;          /* (kept, F) */
@@ -180,7 +180,7 @@ int cli_embed(int argc, char **argv)
         case 'm': model = optarg; break;
         case 'o': out = optarg; break;
         case 'b':
-            if ((batch = cli_model_parse_batch(optarg)) < 0) {
+            if ((batch = infer_parse_batch(optarg)) < 0) {
                 fprintf(stderr, "tlsweep embed: --batch needs an integer in [1, 4096]\n");
                 return 2;
             }
@@ -234,15 +234,15 @@ int cli_embed(int argc, char **argv)
     if ((size_t)batch > n)
         batch = (int)n;
     int rc = 1;
-    cli_model m;
+    infer_model m;
     int have_m = 0;
     embed_ctx x = {.m = &m, .items = items};
-    if (cli_model_open(&m, model, 1, batch, &e)) {
+    if (infer_open(&m, model, 1, batch, &e)) {
         fprintf(stderr, "tlsweep embed: %s\n", e.msg);
         goto out;
     }
     have_m = 1;
-    x.F = cli_model_width(&m);
+    x.F = infer_width(&m);
     x.rows = malloc(n * x.F * sizeof *x.rows);
     x.item = malloc(n * sizeof *x.item);
     x.bad = malloc(n * sizeof *x.bad);
@@ -250,7 +250,7 @@ int cli_embed(int argc, char **argv)
         fprintf(stderr, "tlsweep embed: out of memory for %zu x %zu features\n", n, x.F);
         goto out;
     }
-    if (cli_model_run(&m, items, n, on_rows, on_bad, &x, &e)) {
+    if (infer_run(&m, items, n, on_rows, on_bad, &x, &e)) {
         fprintf(stderr, "tlsweep embed: %s\n", e.msg);
         goto out;
     }
@@ -275,7 +275,7 @@ out:
     free(x.item);
     free(x.rows);
     if (have_m)
-        cli_model_close(&m);
+        infer_close(&m);
     free(own);
     if (is_dir)
         data_index_free(&ix);

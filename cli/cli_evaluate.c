@@ -23,7 +23,7 @@ static void usage(FILE *f)
 }
 
 typedef struct {
-    cli_model *m;
+    infer_model *m;
     const data_index *ix;
     const int *map;          /* folder label -> model class */
     int *labels;             /* (batch) */
@@ -37,10 +37,10 @@ typedef struct {
 static int on_rows(void *u, const float *rows, const size_t *items, int n)
 {
     eval_ctx *x = u;
-    size_t C = cli_model_width(x->m);
+    size_t C = infer_width(x->m);
     for (int i = 0; i < n; i++)
         x->labels[i] = x->map[x->ix->items[items[i]].label];
-    x->loss += (double)cli_model_probabilities(x->m, rows, x->labels, n) * n;
+    x->loss += (double)infer_probabilities(x->m, rows, x->labels, n) * n;
     x->seen += n;
     metrics_topk_correct(rows, x->labels, (size_t)n, C, 1, &x->hits, NULL);
     metrics_confusion_add(&x->cm, rows, x->labels, (size_t)n, NULL);
@@ -101,7 +101,7 @@ static int map_classes(const model_spec *s, const char *model, const data_index 
 static void print_text(const eval_ctx *x, const char *model, const char *dir)
 {
     const model_spec *s = &x->m->spec;
-    int C = (int)cli_model_width(x->m);
+    int C = (int)infer_width(x->m);
     const int64_t *cm = x->cm.counts;
     char buf[32];
     printf("model: %s\n", model);
@@ -143,7 +143,7 @@ static void print_text(const eval_ctx *x, const char *model, const char *dir)
 static int print_json(const eval_ctx *x, const char *model, const char *dir)
 {
     const model_spec *s = &x->m->spec;
-    int C = (int)cli_model_width(x->m);
+    int C = (int)infer_width(x->m);
     const int64_t *cm = x->cm.counts;
     json_t *bad = json_array(), *classes = json_array(), *per = json_array(),
            *conf = json_array();
@@ -198,7 +198,7 @@ int cli_evaluate(int argc, char **argv)
         switch (c) {
         case 'm': model = optarg; break;
         case 'b':
-            if ((batch = cli_model_parse_batch(optarg)) < 0) {
+            if ((batch = infer_parse_batch(optarg)) < 0) {
                 fprintf(stderr, "tlsweep evaluate: --batch needs an integer in [1, 4096]\n");
                 return 2;
             }
@@ -222,13 +222,13 @@ int cli_evaluate(int argc, char **argv)
     }
     if ((size_t)batch > ix.n_items)
         batch = (int)ix.n_items;
-    cli_model m;
-    if (cli_model_open(&m, model, 0, batch, &e)) {
+    infer_model m;
+    if (infer_open(&m, model, 0, batch, &e)) {
         fprintf(stderr, "tlsweep evaluate: %s\n", e.msg);
         data_index_free(&ix);
         return 1;
     }
-    size_t C = cli_model_width(&m);
+    size_t C = infer_width(&m);
     int rc = 1;
     eval_ctx x = {.m = &m, .ix = &ix};
     int *map = malloc((size_t)ix.n_classes * sizeof *map);
@@ -241,7 +241,7 @@ int cli_evaluate(int argc, char **argv)
     }
     x.map = map;
     if (map_classes(&m.spec, model, &ix, dir, map, &e) ||
-        cli_model_run(&m, ix.items, ix.n_items, on_rows, on_bad, &x, &e)) {
+        infer_run(&m, ix.items, ix.n_items, on_rows, on_bad, &x, &e)) {
         fprintf(stderr, "tlsweep evaluate: %s\n", e.msg);
         goto out;
     }
@@ -261,7 +261,7 @@ out:
     free(x.bad);
     free(x.labels);
     free(map);
-    cli_model_close(&m);
+    infer_close(&m);
     data_index_free(&ix);
     return rc;
 }

@@ -23,7 +23,7 @@ static void usage(FILE *f)
 }
 
 typedef struct {
-    cli_model *m;
+    infer_model *m;
     const data_item *items;
     int k;            /* classes kept per image */
     int *top;         /* (n, k) class indices, most probable first */
@@ -37,8 +37,8 @@ typedef struct {
 static int on_rows(void *u, const float *rows, const size_t *items, int n)
 {
     predict_ctx *p = u;
-    size_t C = cli_model_width(p->m);
-    cli_model_probabilities(p->m, rows, NULL, n);
+    size_t C = infer_width(p->m);
+    infer_probabilities(p->m, rows, NULL, n);
     for (int i = 0; i < n; i++) {
         const float *row = p->m->probs + (size_t)i * C;
         int *top = p->top + items[i] * (size_t)p->k;
@@ -67,7 +67,7 @@ static void on_bad(void *u, size_t item, const char *reason)
     predict_ctx *p = u;
     fprintf(stderr, "tlsweep predict: warning: %s\n", reason);
     free(p->error[item]);
-    p->error[item] = strdup(cli_model_reason(reason, p->items[item].path));
+    p->error[item] = strdup(infer_reason(reason, p->items[item].path));
     if (!p->error[item])
         p->oom = 1;
     p->failed++;
@@ -159,7 +159,7 @@ int cli_predict(int argc, char **argv)
             }
             break;
         case 'b':
-            if ((batch = cli_model_parse_batch(optarg)) < 0) {
+            if ((batch = infer_parse_batch(optarg)) < 0) {
                 fprintf(stderr, "tlsweep predict: --batch needs an integer in [1, 4096]\n");
                 return 2;
             }
@@ -177,12 +177,12 @@ int cli_predict(int argc, char **argv)
     if ((size_t)batch > n)
         batch = (int)n;
     tl_err e = {0};
-    cli_model m;
-    if (cli_model_open(&m, model, 0, batch, &e)) {
+    infer_model m;
+    if (infer_open(&m, model, 0, batch, &e)) {
         fprintf(stderr, "tlsweep predict: %s\n", e.msg);
         return 1;
     }
-    int C = (int)cli_model_width(&m);
+    int C = (int)infer_width(&m);
     predict_ctx p = {.m = &m, .k = top < C ? top : C};
     data_item *items = calloc(n, sizeof *items);
     p.top = malloc(n * (size_t)p.k * sizeof *p.top);
@@ -197,7 +197,7 @@ int cli_predict(int argc, char **argv)
     for (size_t i = 0; i < n; i++)
         items[i].path = argv[optind + (int)i];
     p.items = items;
-    int run = cli_model_run(&m, items, n, on_rows, on_bad, &p, &e);
+    int run = infer_run(&m, items, n, on_rows, on_bad, &p, &e);
     if (p.oom) {
         fprintf(stderr, "tlsweep predict: out of memory\n");
         goto out;
@@ -224,6 +224,6 @@ out:
     free(p.prob);
     free(p.top);
     free(items);
-    cli_model_close(&m);
+    infer_close(&m);
     return rc;
 }
