@@ -1,5 +1,7 @@
-/* A written model (.tlm) run over images after training: the part that
- * `tlsweep predict`, `evaluate` and `embed` share.
+/* A written model (.tlm) run over images after training: the runner that
+ * `tlsweep predict`, `evaluate` and `embed` share, and what each of them
+ * makes of the rows (top classes, accuracy/loss/confusion, a features file).
+ * Nothing here prints: bad images go to a callback, errors to a tl_err.
  *
  * The net runs in inference mode (BN folded everywhere, whatever mode it
  * was trained in). Images go through the loader with the model's input size
@@ -10,11 +12,13 @@
 #define TLSWEEP_INFER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/data/data.h"
 #include "common/base/err.h"
 #include "common/weights/model_file.h"
 #include "common/weights/tensors.h"
+#include "worker/engine/metrics.h"
 #include "worker/net/net.h"
 
 typedef struct {
@@ -64,5 +68,76 @@ const char *infer_reason(const char *msg, const char *path);
 
 /* --batch's value: 1 .. 4096, else -1. */
 int infer_parse_batch(const char *s);
+
+/* ---- predict: the top classes of each image ------------------------------- */
+
+typedef struct {
+    size_t n;         /* images */
+    int k;            /* classes kept per image: min(top, classes) */
+    int *top;         /* (n, k) class indices, most probable first, lowest index on ties */
+    float *prob;      /* (n, k) their probabilities */
+    char **error;     /* (n) why an image was not predicted (infer_reason's), else NULL */
+    size_t failed;    /* images with an error */
+} infer_predictions;
+
+/* The top classes of items[0..n). A bad image gets its error entry and is
+ * handed to bad (may be NULL) with the full reason; the others are still
+ * predicted. p must be freed with infer_predictions_free, also on error. */
+int infer_predict(infer_model *m, const data_item *items, size_t n, int top,
+                  infer_predictions *p, infer_bad_fn bad, void *u, tl_err *e);
+void infer_predictions_free(infer_predictions *p);
+
+/* ---- evaluate: a model on class folders ----------------------------------- */
+
+typedef struct {
+    int classes;              /* the model's */
+    int *map;                 /* (folders) folder label -> model class */
+    int64_t seen, hits;       /* images run, top-1 correct */
+    double loss_sum;          /* mean loss * images, summed over batches */
+    double accuracy, loss;    /* hits / seen and loss_sum / seen; 0 when seen is 0 */
+    metrics_confusion cm;     /* (classes, classes): rows true class, columns predicted */
+    int64_t *class_total;     /* (classes) images of each true class */
+    const char **bad;         /* (n_bad) paths of the images skipped, into the index */
+    size_t n_bad;
+    int *labels;              /* (batch) scratch */
+} infer_eval;
+
+/* Runs m over every image of ix, the folders (under dir, named in errors)
+ * mapped to the model's classes by name: a test set may leave classes out;
+ * a folder the model does not know is TL_EINVAL naming it and both lists
+ * (a model without class names needs as many folders as classes). No image
+ * that decodes is TL_EINVAL "DIR: none of the N images decodes". Bad images
+ * are skipped, listed and handed to bad (may be NULL). r must be freed with
+ * infer_eval_free, also on error. */
+int infer_evaluate(infer_model *m, const data_index *ix, const char *dir, infer_eval *r,
+                   infer_bad_fn bad, void *u, tl_err *e);
+/* The model's name for class i, else its number in buf. */
+const char *infer_class_name(const model_spec *s, int i, char *buf, size_t n);
+void infer_eval_free(infer_eval *r);
+
+/* ---- embed: pooled backbone features -------------------------------------- */
+
+typedef struct {
+    size_t F;            /* features per image: the backbone's channels */
+    size_t kept;         /* images that decoded */
+    float *rows;         /* (kept, F) */
+    size_t *item;        /* (kept) index into the items of each row */
+    const char **bad;    /* (n_bad) paths of the images left out, into the items */
+    size_t n_bad;
+} infer_embeddings;
+
+/* The features of items[0..n) for a model opened backbone_only. Bad images
+ * are left out, listed and handed to bad (may be NULL); none decoding is
+ * TL_EINVAL. x must be freed with infer_embeddings_free, also on error. */
+int infer_embed(infer_model *m, const data_item *items, size_t n, infer_embeddings *x,
+                infer_bad_fn bad, void *u, tl_err *e);
+/* Writes x to path atomically: CSV ("path,label,f0,f1...") when path ends
+ * in .csv (any case), else safetensors with tensor "embeddings" (kept, F)
+ * and metadata model, backbone, paths (a JSON array), labels when ix (the
+ * folders the items came from) is given, skipped when images were. */
+int infer_embeddings_write(const infer_embeddings *x, const char *path, const char *model,
+                           const char *backbone, const data_item *items, const data_index *ix,
+                           tl_err *e);
+void infer_embeddings_free(infer_embeddings *x);
 
 #endif
