@@ -608,9 +608,12 @@ static void note_model(const import_job *j, net_import_result *r)
 int net_import(const char *src, const char *out, const net_import_opts *o, net_import_result *r,
                tl_err *e)
 {
+    static const net_import_opts defaults = NET_IMPORT_OPTS_DEFAULT;
     tl_err own = {0};
     if (!e)
         e = &own;
+    if (!o)
+        o = &defaults;
     memset(r, 0, sizeof *r);
     r->format = net_import_detect(src);
     if (r->format == NET_IMPORT_SRC_UNKNOWN)

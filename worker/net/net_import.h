@@ -75,9 +75,10 @@ typedef struct {
     char sha256[65];            /* of the source (the model.json / model.min.js for tfjs) */
 } net_import_result;
 
-/* Imports src into the model file out (written atomically). r is filled as
- * far as the import got (r->stage). Returns 0, or a negative TL_E* code with
- * e holding one line that names src (or the option at fault): a format that
+/* Imports src into the model file out (written atomically) with options o
+ * (NULL: NET_IMPORT_OPTS_DEFAULT). r is filled as far as the import got
+ * (r->stage). Returns 0, or a negative TL_E* code with e (may be NULL)
+ * holding one line that names src (or the option at fault): a format that
  * cannot be told, a backbone that cannot be guessed, a tensor that does not
  * fit, a parameter the source lacks (TL_ENOTFOUND, "no tensor for parameter
  * X (N missing)", after r->load is filled). */
