@@ -12,7 +12,6 @@
 #include "cli/cli.h"
 #include "worker/engine/infer.h"
 #include "worker/engine/engine.h"
-#include "worker/engine/metrics.h"
 
 #define EVALUATE_BATCH_DEFAULT 32
 
@@ -22,92 +21,24 @@ static void usage(FILE *f)
                "  DIR holds one folder per class, named as the model's classes\n");
 }
 
-typedef struct {
-    cli_model *m;
-    const data_index *ix;
-    const int *map;          /* folder label -> model class */
-    int *labels;             /* (batch) */
-    double loss;             /* summed over images */
-    int64_t hits, seen;
-    metrics_confusion cm;
-    const char **bad;        /* (n_items) paths of bad images */
-    size_t n_bad;
-} eval_ctx;
-
-static int on_rows(void *u, const float *rows, const size_t *items, int n)
-{
-    eval_ctx *x = u;
-    size_t C = cli_model_width(x->m);
-    for (int i = 0; i < n; i++)
-        x->labels[i] = x->map[x->ix->items[items[i]].label];
-    x->loss += (double)cli_model_probabilities(x->m, rows, x->labels, n) * n;
-    x->seen += n;
-    metrics_topk_correct(rows, x->labels, (size_t)n, C, 1, &x->hits, NULL);
-    metrics_confusion_add(&x->cm, rows, x->labels, (size_t)n, NULL);
-    return 0;
-}
-
 static void on_bad(void *u, size_t item, const char *reason)
 {
-    eval_ctx *x = u;
+    (void)u;
+    (void)item;
     fprintf(stderr, "tlsweep evaluate: warning: %s\n", reason);
-    x->bad[x->n_bad++] = x->ix->items[item].path;
 }
 
-/* "'a', 'b', 'c'" into buf, cut short with "..." when it does not fit. */
-static const char *name_list(char *const *names, int n, char *buf, size_t size)
+static void print_text(const infer_model *m, const infer_eval *x, const char *model,
+                       const char *dir)
 {
-    size_t at = 0;
-    buf[0] = 0;
-    for (int i = 0; i < n; i++) {
-        int w = snprintf(buf + at, size - at, "%s'%s'", i ? ", " : "", names[i]);
-        if (w < 0 || (size_t)w >= size - at) {
-            snprintf(buf + (size > 4 ? size - 4 : 0), size > 4 ? 4 : size, "...");
-            break;
-        }
-        at += (size_t)w;
-    }
-    return buf;
-}
-
-/* map[folder label] = the model's class of the same name. */
-static int map_classes(const model_spec *s, const char *model, const data_index *ix,
-                       const char *dir, int *map, tl_err *e)
-{
-    char a[256], b[256];
-    if (s->n_class_names == 0) {
-        if (ix->n_classes != s->num_classes)
-            return tl_errf(e, TL_EINVAL, "%s has %d class folders, %s has %d unnamed classes",
-                           dir, ix->n_classes, model, s->num_classes);
-        for (int i = 0; i < ix->n_classes; i++)
-            map[i] = i;
-        return 0;
-    }
-    for (int i = 0; i < ix->n_classes; i++) {
-        map[i] = -1;
-        for (int j = 0; j < s->n_class_names && map[i] < 0; j++)
-            if (!strcmp(ix->classes[i], s->class_names[j]))
-                map[i] = j;
-        if (map[i] < 0)
-            return tl_errf(e, TL_EINVAL,
-                           "%s: class folder '%s' is not a class of %s (folders: %s; model: %s)",
-                           dir, ix->classes[i], model,
-                           name_list(ix->classes, ix->n_classes, a, sizeof a),
-                           name_list(s->class_names, s->n_class_names, b, sizeof b));
-    }
-    return 0;
-}
-
-static void print_text(const eval_ctx *x, const char *model, const char *dir)
-{
-    const model_spec *s = &x->m->spec;
-    int C = (int)cli_model_width(x->m);
+    const model_spec *s = &m->spec;
+    int C = x->classes;
     const int64_t *cm = x->cm.counts;
     char buf[32];
     printf("model: %s\n", model);
     printf("data: %s: %lld images, %zu bad skipped\n", dir, (long long)x->seen, x->n_bad);
-    printf("accuracy %.4f (%lld/%lld)  loss %.4f\n", x->seen ? (double)x->hits / x->seen : 0.0,
-           (long long)x->hits, (long long)x->seen, x->seen ? x->loss / x->seen : 0.0);
+    printf("accuracy %.4f (%lld/%lld)  loss %.4f\n", x->accuracy, (long long)x->hits,
+           (long long)x->seen, x->loss);
     int w = 5;
     for (int i = 0; i < C; i++) {
         const char *name = i < s->n_class_names ? s->class_names[i] : "";
@@ -116,11 +47,8 @@ static void print_text(const eval_ctx *x, const char *model, const char *dir)
     }
     printf("per-class accuracy:\n");
     for (int i = 0; i < C; i++) {
-        int64_t total = 0;
-        for (int j = 0; j < C; j++)
-            total += cm[(size_t)i * C + j];
-        snprintf(buf, sizeof buf, "%d", i);
-        const char *name = i < s->n_class_names ? s->class_names[i] : buf;
+        int64_t total = x->class_total[i];
+        const char *name = infer_class_name(s, i, buf, sizeof buf);
         if (total)
             printf("  %-*s  %lld/%lld  %.1f%%\n", w, name, (long long)cm[(size_t)i * C + i],
                    (long long)total, 100.0 * cm[(size_t)i * C + i] / total);
@@ -140,19 +68,19 @@ static void print_text(const eval_ctx *x, const char *model, const char *dir)
     }
 }
 
-static int print_json(const eval_ctx *x, const char *model, const char *dir)
+static int print_json(const infer_model *m, const infer_eval *x, const char *model,
+                      const char *dir)
 {
-    const model_spec *s = &x->m->spec;
-    int C = (int)cli_model_width(x->m);
+    const model_spec *s = &m->spec;
+    int C = x->classes;
     const int64_t *cm = x->cm.counts;
     json_t *bad = json_array(), *classes = json_array(), *per = json_array(),
            *conf = json_array();
     json_t *doc = json_pack(
         "{s:s, s:s, s:I, s:I, s:f, s:f, s:I, s:o, s:o, s:o, s:o}", "model", model, "data", dir,
-        "images", (json_int_t)x->seen, "correct", (json_int_t)x->hits, "accuracy",
-        x->seen ? (double)x->hits / x->seen : 0.0, "loss", x->seen ? x->loss / x->seen : 0.0,
-        "bad_images", (json_int_t)x->n_bad, "bad", bad, "classes", classes, "per_class", per,
-        "confusion", conf);
+        "images", (json_int_t)x->seen, "correct", (json_int_t)x->hits, "accuracy", x->accuracy,
+        "loss", x->loss, "bad_images", (json_int_t)x->n_bad, "bad", bad, "classes", classes,
+        "per_class", per, "confusion", conf);
     if (!doc)
         return -1;
     int err = 0;
@@ -160,14 +88,11 @@ static int print_json(const eval_ctx *x, const char *model, const char *dir)
         err |= json_array_append_new(bad, json_string(x->bad[i]));
     char buf[32];
     for (int i = 0; i < C; i++) {
-        snprintf(buf, sizeof buf, "%d", i);
-        const char *name = i < s->n_class_names ? s->class_names[i] : buf;
-        int64_t total = 0;
+        const char *name = infer_class_name(s, i, buf, sizeof buf);
+        int64_t total = x->class_total[i];
         json_t *row = json_array();
-        for (int j = 0; j < C; j++) {
-            total += cm[(size_t)i * C + j];
+        for (int j = 0; j < C; j++)
             err |= json_array_append_new(row, json_integer(cm[(size_t)i * C + j]));
-        }
         err |= json_array_append_new(classes, json_string(name));
         err |= json_array_append_new(conf, row);
         json_t *acc = total ? json_real((double)cm[(size_t)i * C + i] / total) : json_null();
@@ -198,7 +123,7 @@ int cli_evaluate(int argc, char **argv)
         switch (c) {
         case 'm': model = optarg; break;
         case 'b':
-            if ((batch = cli_model_parse_batch(optarg)) < 0) {
+            if ((batch = infer_parse_batch(optarg)) < 0) {
                 fprintf(stderr, "tlsweep evaluate: --batch needs an integer in [1, 4096]\n");
                 return 2;
             }
@@ -222,46 +147,26 @@ int cli_evaluate(int argc, char **argv)
     }
     if ((size_t)batch > ix.n_items)
         batch = (int)ix.n_items;
-    cli_model m;
-    if (cli_model_open(&m, model, 0, batch, &e)) {
+    infer_model m;
+    if (infer_open(&m, model, 0, batch, &e)) {
         fprintf(stderr, "tlsweep evaluate: %s\n", e.msg);
         data_index_free(&ix);
         return 1;
     }
-    size_t C = cli_model_width(&m);
+    infer_eval x;
     int rc = 1;
-    eval_ctx x = {.m = &m, .ix = &ix};
-    int *map = malloc((size_t)ix.n_classes * sizeof *map);
-    x.labels = malloc((size_t)batch * sizeof *x.labels);
-    x.bad = malloc(ix.n_items * sizeof *x.bad);
-    if (!map || !x.labels || !x.bad ||
-        metrics_confusion_init(&x.cm, C, &e)) {
-        fprintf(stderr, "tlsweep evaluate: out of memory\n");
-        goto out;
-    }
-    x.map = map;
-    if (map_classes(&m.spec, model, &ix, dir, map, &e) ||
-        cli_model_run(&m, ix.items, ix.n_items, on_rows, on_bad, &x, &e)) {
+    if (infer_evaluate(&m, &ix, dir, &x, on_bad, NULL, &e)) {
         fprintf(stderr, "tlsweep evaluate: %s\n", e.msg);
         goto out;
     }
-    if (!x.seen) {
-        fprintf(stderr, "tlsweep evaluate: %s: none of the %zu images decodes\n", dir,
-                ix.n_items);
-        goto out;
-    }
-    if (json ? print_json(&x, model, dir) : (print_text(&x, model, dir), 0)) {
+    if (json ? print_json(&m, &x, model, dir) : (print_text(&m, &x, model, dir), 0)) {
         fprintf(stderr, "tlsweep evaluate: cannot write the JSON document\n");
         goto out;
     }
     rc = 0;
 out:
-    if (x.cm.counts)
-        metrics_confusion_free(&x.cm);
-    free(x.bad);
-    free(x.labels);
-    free(map);
-    cli_model_close(&m);
+    infer_eval_free(&x);
+    infer_close(&m);
     data_index_free(&ix);
     return rc;
 }

@@ -25,7 +25,7 @@ static const cli_command commands[] = {
     {"run", cli_run, "run a sweep file: under mpirun/srun across ranks, or in one process"},
     {"merge", cli_merge, "join the slices of a job array (run --slice I/N) into one leaderboard"},
     {"report", cli_report, "write OUT/report.html (leaderboard, curves, heat map) from results.json"},
-    /* bench: to come */
+    /* benchmarks are programs of their own: tlsweep-bench, tlsweep-data-bench (bench/) */
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 

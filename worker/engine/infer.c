@@ -1,4 +1,4 @@
-/* A written model run over images (see cli_model.h). */
+/* A written model run over images (see infer.h). */
 #include "worker/engine/infer.h"
 
 #include <stdlib.h>
@@ -9,9 +9,9 @@
 #include "worker/net/net_io.h"
 #include "worker/nn/nn.h"
 
-#define CLI_MODEL_LOADER_THREADS 2
+#define INFER_LOADER_THREADS 2
 
-int cli_model_open(cli_model *m, const char *path, int backbone_only, int batch, tl_err *e)
+int infer_open(infer_model *m, const char *path, int backbone_only, int batch, tl_err *e)
 {
     memset(m, 0, sizeof *m);
     m->path = path;
@@ -64,11 +64,11 @@ int cli_model_open(cli_model *m, const char *path, int backbone_only, int batch,
     tset_init(&m->tensors);
     return 0;
 fail:
-    cli_model_close(m);
+    infer_close(m);
     return rc;
 }
 
-void cli_model_close(cli_model *m)
+void infer_close(infer_model *m)
 {
     if (m->have_net)
         net_free(&m->net);
@@ -83,7 +83,7 @@ void cli_model_close(cli_model *m)
     model_spec_free(&m->spec);
 }
 
-size_t cli_model_width(const cli_model *m)
+size_t infer_width(const infer_model *m)
 {
     return (size_t)net_last(&m->net)->c;
 }
@@ -103,7 +103,7 @@ static void global_average(float *rows, const float *x, int n, size_t hw, size_t
 }
 
 static void report_bad(const data_item *item, size_t pos, const data_image_cfg *img,
-                       data_image_ctx *dc, float *scratch, cli_model_bad_fn bad, void *u)
+                       data_image_ctx *dc, float *scratch, infer_bad_fn bad, void *u)
 {
     /* The loader only counts bad files; decoding the file again here gives
      * its reason, and bad files are few. */
@@ -113,8 +113,8 @@ static void report_bad(const data_item *item, size_t pos, const data_image_cfg *
     bad(u, pos, te.msg);
 }
 
-int cli_model_run(cli_model *m, const data_item *items, size_t n, cli_model_rows_fn rows,
-                  cli_model_bad_fn bad, void *u, tl_err *e)
+int infer_run(infer_model *m, const data_item *items, size_t n, infer_rows_fn rows,
+                  infer_bad_fn bad, void *u, tl_err *e)
 {
     if (!n)
         return 0;
@@ -141,7 +141,7 @@ int cli_model_run(cli_model *m, const data_item *items, size_t n, cli_model_rows
         .n_ids = n,
         .batch_size = m->batch,
         .image = img,
-        .threads = CLI_MODEL_LOADER_THREADS,
+        .threads = INFER_LOADER_THREADS,
     };
     if ((rc = loader_open(&L, &lc, e)))
         goto out;
@@ -195,9 +195,9 @@ out:
     return rc;
 }
 
-float cli_model_probabilities(cli_model *m, const float *logits, const int *labels, int n)
+float infer_probabilities(infer_model *m, const float *logits, const int *labels, int n)
 {
-    int C = (int)cli_model_width(m);
+    int C = (int)infer_width(m);
     if (!labels)
         labels = m->zeros;
     if (m->spec.loss != MODEL_LOSS_SIGMOID)
@@ -208,13 +208,13 @@ float cli_model_probabilities(cli_model *m, const float *logits, const int *labe
     return nn_sigmoid_bce_forward(m->probs, logits, m->targets, n, C);
 }
 
-const char *cli_model_reason(const char *msg, const char *path)
+const char *infer_reason(const char *msg, const char *path)
 {
     size_t k = strlen(path);
     return !strncmp(msg, path, k) && msg[k] == ':' && msg[k + 1] == ' ' ? msg + k + 2 : msg;
 }
 
-int cli_model_parse_batch(const char *s)
+int infer_parse_batch(const char *s)
 {
     char *end;
     long v = strtol(s, &end, 10);

@@ -99,45 +99,56 @@ static int root_of(const net *n, int i)
     return i;
 }
 
-int net_plan(net *n, int max_batch, tl_err *e)
+/* One planning run: what is known about every layer, then the sizes. */
+typedef struct {
+    net *n;
+    int max_batch;
+    int L, fb;           /* layers, first layer with a backward */
+    int *last_use;       /* (L) last layer reading each layer's output */
+    int *keep;           /* (L) roots whose output must survive the forward pass */
+    span *outs, *douts;  /* shared-region spans of forward outputs, of gradients */
+    int nout, ndout;
+    int *out_span;       /* (L) root -> index in outs, -2 persistent, -1 none */
+    int *dout_span;      /* (L) root -> index in douts, -1 none */
+    size_t fold;         /* floats of folded conv weights and biases */
+    size_t persistent, aux, col, unplanned;
+} plan;
+
+/* Every layer on its own buffer, read last by itself until the readers say. */
+static void plan_reset(plan *p)
 {
-    int L = n->n_layers, fb = n->first_backward;
-    net_layer *ly = n->layers;
-    int *last_use = malloc((size_t)L * sizeof *last_use);
-    int *keep = calloc((size_t)L, sizeof *keep);
-    span *outs = malloc((size_t)L * sizeof *outs);
-    span *douts = malloc((size_t)L * sizeof *douts);
-    int *out_span = malloc((size_t)L * sizeof *out_span);
-    int *dout_span = malloc((size_t)L * sizeof *dout_span);
-    int rc = 0;
-    if (!last_use || !keep || !outs || !douts || !out_span || !dout_span) {
-        rc = tl_errf(e, TL_ENOMEM, "network: out of memory while planning");
-        goto out;
-    }
-    for (int i = 0; i < L; i++) {
+    net_layer *ly = p->n->layers;
+    for (int i = 0; i < p->L; i++) {
         ly[i].out_root = i;
         ly[i].inplace = 0;
         ly[i].folded_into = -1;
         ly[i].fold_bn = -1;
         ly[i].fold_off = 0;
         ly[i].zero_dout_at = -1;
-        last_use[i] = i;
+        p->last_use[i] = i;
     }
-    for (int j = 0; j < L; j++)
+    for (int j = 0; j < p->L; j++)
         for (int k = 0; k < ly[j].n_in; k++)
-            if (j > last_use[ly[j].in[k]])
-                last_use[ly[j].in[k]] = j;
+            if (j > p->last_use[ly[j].in[k]])
+                p->last_use[ly[j].in[k]] = j;
+}
 
+/* Layers that write into another layer's buffer: folded BN, in-place ReLU,
+ * Flatten; then every out_root points at the buffer's owner. */
+static void plan_share_outputs(plan *p)
+{
+    net *n = p->n;
+    net_layer *ly = n->layers;
+    int L = p->L, fb = p->fb;
     /* Frozen conv + BN: the conv writes the BN's output with folded weights. */
-    size_t fold = 0;
     for (int b = 1; b < fb; b++) {
         int c = ly[b].in[0];
         if (ly[b].kind == NET_BN && c > 0 && ly[c].kind == NET_CONV && ly[c].n_consumers == 1) {
             ly[b].folded_into = c;
             ly[b].out_root = c;
             ly[c].fold_bn = b;
-            ly[c].fold_off = fold;
-            fold += round_up(n->params[ly[c].param0].n) + round_up((size_t)ly[c].c);
+            ly[c].fold_off = p->fold;
+            p->fold += round_up(n->params[ly[c].param0].n) + round_up((size_t)ly[c].c);
         }
     }
     /* In-place ReLU over a producer nobody else reads and whose own
@@ -145,13 +156,13 @@ int net_plan(net *n, int max_batch, tl_err *e)
     for (int r = 1; r < L; r++) {
         if (ly[r].kind != NET_RELU && ly[r].kind != NET_RELU6)
             continue;
-        int p = ly[r].in[0];
-        net_kind pk = ly[p].kind;
-        if (p == 0 || ly[p].n_consumers != 1 || (pk != NET_CONV && pk != NET_BN && pk != NET_ADD))
+        int q = ly[r].in[0];
+        net_kind pk = ly[q].kind;
+        if (q == 0 || ly[q].n_consumers != 1 || (pk != NET_CONV && pk != NET_BN && pk != NET_ADD))
             continue;
-        if (p < fb && r >= fb)
+        if (q < fb && r >= fb)
             continue; /* the producer has no gradient buffer to share */
-        ly[r].out_root = p;
+        ly[r].out_root = q;
         ly[r].inplace = 1;
     }
     /* Flatten is a view of its producer. */
@@ -160,101 +171,97 @@ int net_plan(net *n, int max_batch, tl_err *e)
             ly[i].out_root = ly[i].in[0];
     for (int i = 0; i < L; i++)
         ly[i].out_root = root_of(n, i);
+}
 
-    /* Which roots must survive the forward pass: read by a backward, or
-     * read by the caller afterwards (logits, backbone features). */
+/* Which roots must survive the forward pass (read by a backward, or read by
+ * the caller afterwards: logits, backbone features), and the lifetime of
+ * every other root and of every gradient buffer, as spans. */
+static void plan_lifetimes(plan *p)
+{
+    net *n = p->n;
+    net_layer *ly = n->layers;
+    int L = p->L, fb = p->fb;
     for (int i = 0; i < L; i++) {
-        int need = i >= fb || last_use[i] >= fb || i == L - 1 || i == n->features;
+        int need = i >= fb || p->last_use[i] >= fb || i == L - 1 || i == n->features;
         if (need)
-            keep[ly[i].out_root] = 1;
+            p->keep[ly[i].out_root] = 1;
     }
     /* Lifetime of each root: until the last reader of any layer sharing it. */
-    int nout = 0, ndout = 0;
-    size_t persistent = 0, aux = 0, col = 0, unplanned = 0;
     for (int i = 0; i < L; i++) {
-        out_span[i] = dout_span[i] = -1;
-        size_t sz = round_up(layer_floats(&ly[i], max_batch));
+        p->out_span[i] = p->dout_span[i] = -1;
+        size_t sz = round_up(layer_floats(&ly[i], p->max_batch));
         if (ly[i].kind != NET_FLATTEN)
-            unplanned += sz * (i >= fb ? 2 : 1);
+            p->unplanned += sz * (i >= fb ? 2 : 1);
         if (ly[i].out_root != i)
             continue;
         int end = i;
         for (int m = i; m < L; m++)
-            if (ly[m].out_root == i && last_use[m] > end)
-                end = last_use[m];
-        if (keep[i]) {
-            out_span[i] = -2; /* persistent: offset assigned below */
-            persistent += sz;
+            if (ly[m].out_root == i && p->last_use[m] > end)
+                end = p->last_use[m];
+        if (p->keep[i]) {
+            p->out_span[i] = -2; /* persistent: offset assigned below */
+            p->persistent += sz;
         } else {
-            outs[nout] = (span){i, end, sz, 0};
-            out_span[i] = nout++;
+            p->outs[p->nout] = (span){i, end, sz, 0};
+            p->out_span[i] = p->nout++;
         }
         if (i >= fb) {
             /* The gradient buffer is live from the first write into it (the
              * backward of the highest reader of any sharer) down to i. */
             int first_write = -1;
             for (int m = i; m < L; m++)
-                if (ly[m].out_root == i && last_use[m] > m && last_use[m] > first_write)
-                    first_write = last_use[m];
+                if (ly[m].out_root == i && p->last_use[m] > m && p->last_use[m] > first_write)
+                    first_write = p->last_use[m];
             ly[i].zero_dout_at = first_write;
-            douts[ndout] = (span){i, first_write < 0 ? L - 1 : first_write, sz, 0};
-            dout_span[i] = ndout++;
+            p->douts[p->ndout] = (span){i, first_write < 0 ? L - 1 : first_write, sz, 0};
+            p->dout_span[i] = p->ndout++;
         }
     }
-    for (int i = 0; i < L; i++) {
+}
+
+/* BN statistics and dropout masks (aux), and the largest im2col buffer. */
+static void plan_scratch(plan *p)
+{
+    const net_layer *ly = p->n->layers;
+    for (int i = 0; i < p->L; i++) {
         if (ly[i].kind == NET_BN)
-            aux += round_up(2 * (size_t)ly[i].c);
+            p->aux += round_up(2 * (size_t)ly[i].c);
         else if (ly[i].kind == NET_DROPOUT)
-            aux += round_up(layer_floats(&ly[i], max_batch));
+            p->aux += round_up(layer_floats(&ly[i], p->max_batch));
         else if (ly[i].kind == NET_CONV) {
             nn_conv2d_shape s = ly[i].u.conv.s;
-            s.n = max_batch;
+            s.n = p->max_batch;
             size_t cs = nn_conv2d_col_size(&s);
-            if (cs > col)
-                col = cs;
+            if (cs > p->col)
+                p->col = cs;
         }
     }
-    size_t tpeak = place_spans(outs, nout), dpeak = place_spans(douts, ndout);
-    if (tpeak == (size_t)-1 || dpeak == (size_t)-1) {
-        rc = tl_errf(e, TL_ENOMEM, "network: out of memory while planning");
-        goto out;
-    }
-    /* [persistent outs | aux | col | shared: forward-only outs, or gradients] */
-    size_t shared = tpeak > dpeak ? tpeak : dpeak;
-    size_t total = persistent + aux + round_up(col) + shared;
-    n->peak_floats = unplanned + aux + round_up(col);
-    n->arena = aligned_floats(total);
-    n->fold = fold ? aligned_floats(fold) : NULL;
-    if (!n->arena || (fold && !n->fold)) {
-        rc = tl_errf(e, TL_ENOMEM, "network: cannot allocate the %.1f MiB activation arena",
-                     (double)total * 4 / 1048576.0);
-        goto out;
-    }
-    /* Touch every page once, now, so training steps never fault. */
-    memset(n->arena, 0, total * sizeof(float));
-    if (fold)
-        memset(n->fold, 0, fold * sizeof(float));
-    n->arena_floats = total;
-    n->fold_floats = fold;
-    n->fold_stale = 1;
-    float *pers = n->arena, *auxp = n->arena + persistent;
-    float *colp = auxp + aux, *shp = colp + round_up(col);
-    n->col = col ? colp : NULL;
-    n->col_floats = col;
-    for (int i = 0; i < L; i++) {
+}
+
+/* Every layer's out, dout and aux pointers into the arena laid out as
+ * [persistent outs | aux | col | shared: forward-only outs, or gradients]. */
+static void plan_assign(plan *p)
+{
+    net *n = p->n;
+    net_layer *ly = n->layers;
+    float *pers = n->arena, *auxp = n->arena + p->persistent;
+    float *colp = auxp + p->aux, *shp = colp + round_up(p->col);
+    n->col = p->col ? colp : NULL;
+    n->col_floats = p->col;
+    for (int i = 0; i < p->L; i++) {
         net_layer *l = &ly[i];
         if (l->out_root == i) {
-            size_t sz = round_up(layer_floats(l, max_batch));
-            if (out_span[i] == -2) {
+            size_t sz = round_up(layer_floats(l, p->max_batch));
+            if (p->out_span[i] == -2) {
                 l->out = pers;
                 pers += sz;
             } else {
-                l->out = shp + outs[out_span[i]].off;
+                l->out = shp + p->outs[p->out_span[i]].off;
             }
-            l->dout = dout_span[i] >= 0 ? shp + douts[dout_span[i]].off : NULL;
+            l->dout = p->dout_span[i] >= 0 ? shp + p->douts[p->dout_span[i]].off : NULL;
         } else {
             l->out = ly[l->out_root].out;
-            l->dout = i >= fb ? ly[l->out_root].dout : NULL;
+            l->dout = i >= p->fb ? ly[l->out_root].dout : NULL;
         }
         l->aux = NULL;
         if (l->kind == NET_BN) {
@@ -262,16 +269,64 @@ int net_plan(net *n, int max_batch, tl_err *e)
             auxp += round_up(2 * (size_t)l->c);
         } else if (l->kind == NET_DROPOUT) {
             l->aux = auxp;
-            auxp += round_up(layer_floats(l, max_batch));
+            auxp += round_up(layer_floats(l, p->max_batch));
         }
     }
-out:
-    free(last_use);
-    free(keep);
-    free(outs);
-    free(douts);
-    free(out_span);
-    free(dout_span);
+}
+
+/* Places the spans, allocates the arena and the folded weights, touches
+ * every page once (so training steps never fault) and hands out pointers. */
+static int plan_allocate(plan *p, tl_err *e)
+{
+    net *n = p->n;
+    size_t tpeak = place_spans(p->outs, p->nout), dpeak = place_spans(p->douts, p->ndout);
+    if (tpeak == (size_t)-1 || dpeak == (size_t)-1)
+        return tl_errf(e, TL_ENOMEM, "network: out of memory while planning");
+    size_t shared = tpeak > dpeak ? tpeak : dpeak;
+    size_t total = p->persistent + p->aux + round_up(p->col) + shared;
+    size_t fold = p->fold;
+    n->peak_floats = p->unplanned + p->aux + round_up(p->col);
+    n->arena = aligned_floats(total);
+    n->fold = fold ? aligned_floats(fold) : NULL;
+    if (!n->arena || (fold && !n->fold))
+        return tl_errf(e, TL_ENOMEM, "network: cannot allocate the %.1f MiB activation arena",
+                       (double)total * 4 / 1048576.0);
+    memset(n->arena, 0, total * sizeof(float));
+    if (fold)
+        memset(n->fold, 0, fold * sizeof(float));
+    n->arena_floats = total;
+    n->fold_floats = fold;
+    n->fold_stale = 1;
+    plan_assign(p);
+    return 0;
+}
+
+int net_plan(net *n, int max_batch, tl_err *e)
+{
+    int L = n->n_layers;
+    plan p = {.n = n, .max_batch = max_batch, .L = L, .fb = n->first_backward};
+    p.last_use = malloc((size_t)L * sizeof *p.last_use);
+    p.keep = calloc((size_t)L, sizeof *p.keep);
+    p.outs = malloc((size_t)L * sizeof *p.outs);
+    p.douts = malloc((size_t)L * sizeof *p.douts);
+    p.out_span = malloc((size_t)L * sizeof *p.out_span);
+    p.dout_span = malloc((size_t)L * sizeof *p.dout_span);
+    int rc;
+    if (!p.last_use || !p.keep || !p.outs || !p.douts || !p.out_span || !p.dout_span) {
+        rc = tl_errf(e, TL_ENOMEM, "network: out of memory while planning");
+    } else {
+        plan_reset(&p);
+        plan_share_outputs(&p);
+        plan_lifetimes(&p);
+        plan_scratch(&p);
+        rc = plan_allocate(&p, e);
+    }
+    free(p.last_use);
+    free(p.keep);
+    free(p.outs);
+    free(p.douts);
+    free(p.out_span);
+    free(p.dout_span);
     return rc;
 }
 
