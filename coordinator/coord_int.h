@@ -1,5 +1,12 @@
-/* The coordinator's state, shared by coord.c (loop, scheduling) and
- * coord_out.c (progress line, leaderboard, results files). */
+/* The coordinator's state and internals, shared by its files:
+ *   coord.c          coord_run: the libuv loop, failing and stopping, finishing
+ *   coord_setup.c    preflight, cache groups and their keys, state, out/ layout
+ *   coord_journal.c  journal records and their replay on resume
+ *   coord_sched.c    tasks to free workers; results taken in order
+ *   coord_msgs.c     what workers send (Hello, features, results, errors)
+ *   coord_files.c    checkpoints, best.tlm, feature caches on libuv's pool
+ *   coord_out.c      progress line, leaderboard, results files
+ *   coord_merge.c    the slices of a job array into one run */
 #ifndef TLSWEEP_COORD_INT_H
 #define TLSWEEP_COORD_INT_H
 
@@ -152,5 +159,46 @@ void coord_progress(coord *c, double now);
 void coord_progress_clear(coord *c);
 int coord_write_results(coord *c, tl_err *e);
 void coord_leaderboard(coord *c);
+
+
+/* ---- internals shared by the coordinator's files (prefix coord__) ---- */
+
+typedef enum {
+    WRITE_CKPT,        /* checkpoints/<trial>.ckpt from a Checkpoint envelope */
+    WRITE_BEST,        /* best.tlm: the model bytes of a TrialResult */
+    WRITE_FCACHE,      /* cache/<key>.features from a group's gathered features */
+} write_kind;
+
+/* coord.c (the loop, failing and stopping, finishing) */
+void coord__check_finished(coord *c);
+void coord__note_failure(coord *c, const tl_err *e);
+void coord__forget_workers(coord *c);
+void coord__task_over(cworker *k);
+/* coord_journal.c (journal records and their replay) */
+int coord__journal_put(coord *c, Tlsweep__JournalRecord *rec, int sync, tl_err *e);
+int coord__journal_result(coord *c, const Tlsweep__TrialResult *r, tl_err *e);
+int coord__find_trial(const coord *c, uint32_t index, uint64_t key);
+void coord__keep_epoch(ctrial *t, const Tlsweep__EpochReport *er);
+Tlsweep__TrialResult *coord__copy_result(const Tlsweep__TrialResult *r);
+int coord__replay(void *ctx, const void *payload, size_t len);
+/* coord_files.c (checkpoints, best.tlm, feature caches on the thread pool) */
+void coord__ckpt_path(const coord *c, int i, char *buf, size_t n);
+void coord__queue_write(coord *c, write_kind kind, int index, Tlsweep__Envelope *env, const char *path);
+void coord__start_ckpt(coord *c, int i, Tlsweep__Envelope *env);
+/* coord_sched.c (tasks to free workers, results in order) */
+void coord__schedule(coord *c);
+void coord__result_done(coord *c, Tlsweep__Envelope *env);
+void coord__process_results(coord *c);
+/* coord_msgs.c (what workers send; the link and timers) */
+void coord__notify(void *ctx);
+void coord__on_async(uv_async_t *h);
+void coord__on_poll(uv_timer_t *h);
+void coord__on_status(uv_timer_t *h);
+/* coord_setup.c (preflight, cache groups, state) */
+uint64_t coord__cache_key(const sweep *s, int g);
+int coord__prepare_groups(coord *c, tl_err *e);
+int coord__state_init(coord *c, const data_index *ix, int n_workers, tl_err *e);
+void coord__free_state(coord *c);
+int coord__write_sweep_copy(coord *c, tl_err *e);
 
 #endif

@@ -1,0 +1,144 @@
+/* The coordinator's journal: what it appends, and the replay that rebuilds
+ * the state of a sweep from it on resume. */
+#include "coordinator/coord_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/base/clock.h"
+
+/* ---- journal -------------------------------------------------------------------------- */
+
+int coord__journal_put(coord *c, Tlsweep__JournalRecord *rec, int sync, tl_err *e)
+{
+    rec->unix_ms = tl_unix_ms();
+    size_t n = tlsweep__journal_record__get_packed_size(rec);
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf)
+        return tl_errf(e, TL_ENOMEM, "journal: out of memory");
+    tlsweep__journal_record__pack(rec, buf);
+    int rc = journal_append(c->journal, buf, n, e);
+    free(buf);
+    if (!rc && sync)
+        rc = journal_sync(c->journal, e);
+    return rc;
+}
+
+/* Results are journaled without the model bytes (best.tlm has them). */
+int coord__journal_result(coord *c, const Tlsweep__TrialResult *r, tl_err *e)
+{
+    Tlsweep__TrialResult tmp = *r;
+    tmp.model.data = NULL;
+    tmp.model.len = 0;
+    Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
+    rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_RESULT;
+    rec.result = &tmp;
+    return coord__journal_put(c, &rec, 1, e);
+}
+
+int coord__find_trial(const coord *c, uint32_t index, uint64_t key)
+{
+    if (index >= c->s->n_trials || c->s->trials[index].key != key)
+        return -1;
+    return (int)index;
+}
+
+void coord__keep_epoch(ctrial *t, const Tlsweep__EpochReport *er)
+{
+    if (er->epoch < 1 || (int)er->epoch > t->n_hist)
+        return;
+    cepoch *h = &t->hist[er->epoch - 1];
+    *h = (cepoch){1, er->loss, er->accuracy, er->val_loss, er->val_accuracy, er->seconds,
+                  er->images_per_second};
+    if ((int)er->epoch > t->epochs_done)
+        t->epochs_done = (int)er->epoch;
+}
+
+/* A deep copy of a result without its model bytes (pack and unpack). */
+Tlsweep__TrialResult *coord__copy_result(const Tlsweep__TrialResult *r)
+{
+    Tlsweep__TrialResult tmp = *r;
+    tmp.model.data = NULL;
+    tmp.model.len = 0;
+    size_t n = tlsweep__trial_result__get_packed_size(&tmp);
+    unsigned char *buf = malloc(n ? n : 1);
+    if (!buf)
+        return NULL;
+    tlsweep__trial_result__pack(&tmp, buf);
+    Tlsweep__TrialResult *out = tlsweep__trial_result__unpack(NULL, n, buf);
+    free(buf);
+    return out;
+}
+
+int coord__replay(void *ctx, const void *payload, size_t len)
+{
+    coord *c = ctx;
+    Tlsweep__JournalRecord *rec = tlsweep__journal_record__unpack(NULL, len, payload);
+    if (!rec)
+        return 0; /* framed and checksummed but not ours: skipped */
+    switch (rec->body_case) {
+    case TLSWEEP__JOURNAL_RECORD__BODY_EPOCH: {
+        /* epoch reports carry the index and id; keys are checked on results */
+        int i = rec->epoch->trial_index < c->s->n_trials ? (int)rec->epoch->trial_index : -1;
+        if (i >= 0 && !strcmp(rec->epoch->trial_id, c->s->trials[i].id))
+            coord__keep_epoch(&c->trials[i], rec->epoch);
+        break;
+    }
+    case TLSWEEP__JOURNAL_RECORD__BODY_RESULT: {
+        const Tlsweep__TrialResult *r = rec->result;
+        int i = coord__find_trial(c, r->trial_index, r->trial_key);
+        if (i >= 0 && r->status == TLSWEEP__TRIAL_RESULT__STATUS__DONE &&
+            c->trials[i].st != TR_OTHER) {
+            ctrial *t = &c->trials[i];
+            t->slice = c->replay_slice;
+            if (t->res)
+                tlsweep__trial_result__free_unpacked(t->res, NULL);
+            if (!(t->res = coord__copy_result(r))) {
+                int rc = tl_errf(&c->err, TL_ENOMEM, "journal: out of memory replaying %s",
+                                 r->trial_id);
+                tlsweep__journal_record__free_unpacked(rec, NULL);
+                return rc;
+            }
+            t->st = TR_DONE;
+            c->resumed++;
+            coord_consider_best(c, i);
+        }
+        break;
+    }
+    case TLSWEEP__JOURNAL_RECORD__BODY_FEATURES:
+        for (int g = 0; g < c->s->n_cache_groups; g++)
+            if (c->groups[g].key == rec->features->cache_key) {
+                c->groups[g].forward_images += rec->features->forward_images;
+                c->groups[g].seconds += rec->features->seconds;
+                c->groups[g].extractions++;
+            }
+        break;
+    case TLSWEEP__JOURNAL_RECORD__BODY_START:
+        c->restarts++;
+        break;
+    default:
+        break;
+    }
+    tlsweep__journal_record__free_unpacked(rec, NULL);
+    return 0;
+}
+
+/* ---- best trial ------------------------------------------------------------------------ */
+
+/* Whether finished trial a beats b: the select metric, then the grid order,
+ * so the winner does not depend on which worker finished first. */
+int coord_better(const coord *c, int a, int b)
+{
+    if (b < 0)
+        return 1;
+    double va = c->trials[a].res->best_value, vb = c->trials[b].res->best_value;
+    if (va != vb)
+        return c->s->goal_max ? va > vb : va < vb;
+    return a < b;
+}
+
+void coord_consider_best(coord *c, int i)
+{
+    if (coord_better(c, i, c->best))
+        c->best = i;
+}

@@ -1,0 +1,196 @@
+/* Scheduling: extraction shards first, then trials whose features are
+ * ready, to whichever worker is free; results taken in trial order. */
+#include "coordinator/coord_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/base/clock.h"
+#include "common/msg/msg.h"
+
+/* ---- scheduling ------------------------------------------------------------------------ */
+
+static int trial_ready(const coord *c, int i)
+{
+    const sweep_trial *t = &c->s->trials[i];
+    if (c->trials[i].st != TR_PENDING)
+        return 0;
+    return !sweep_trial_uses_cache(t) || c->groups[t->cache_group].state == CG_READY;
+}
+
+static void send_task(coord *c, cworker *k, Tlsweep__Task *task)
+{
+    task->task_id = ++c->task_seq;
+    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+    env.body_case = TLSWEEP__ENVELOPE__BODY_TASK;
+    env.task = task;
+    env.seq = ++c->seq;
+    tl_err e = {0};
+    if (msg_link_send(c->l, k->rank, &env, &e)) {
+        coord_fail(c, &e);
+        return;
+    }
+    k->state = CW_BUSY;
+    k->task = task->task_id;
+}
+
+static int give_extraction(coord *c, cworker *k)
+{
+    for (int g = 0; g < c->s->n_cache_groups; g++) {
+        cgroup *cg = &c->groups[g];
+        if (cg->state != CG_EXTRACTING || cg->next_shard >= cg->n_shards)
+            continue;
+        size_t a = cg->next_shard * cg->shard_size;
+        size_t b = a + cg->shard_size < c->ix.n_items ? a + cg->shard_size : c->ix.n_items;
+        uint32_t *ids = malloc((b - a) * sizeof *ids);
+        if (!ids) {
+            coord_failf(c, TL_ENOMEM, "out of memory");
+            return 1;
+        }
+        for (size_t i = a; i < b; i++)
+            ids[i - a] = (uint32_t)i;
+        Tlsweep__Task t = TLSWEEP__TASK__INIT;
+        t.kind = TLSWEEP__TASK__KIND__EXTRACT_FEATURES;
+        t.cache_group = g;
+        t.cache_key = cg->key;
+        t.n_image_ids = b - a;
+        t.image_ids = ids;
+        t.trial_id = "";
+        send_task(c, k, &t);
+        free(ids);
+        if (cg->next_shard == 0)
+            cg->t0 = tl_now();
+        cg->next_shard++;
+        k->kind = CW_TASK_EXTRACT;
+        k->group = g;
+        return 1;
+    }
+    return 0;
+}
+
+static int give_trial(coord *c, cworker *k)
+{
+    for (size_t i = 0; i < c->s->n_trials; i++) {
+        if (!trial_ready(c, (int)i))
+            continue;
+        const sweep_trial *st = &c->s->trials[i];
+        ctrial *t = &c->trials[i];
+        char ck[4096];
+        coord__ckpt_path(c, (int)i, ck, sizeof ck);
+        struct stat sb;
+        int resume = stat(ck, &sb) == 0 && !t->ckpt.writing;
+        Tlsweep__Task task = TLSWEEP__TASK__INIT;
+        task.kind = TLSWEEP__TASK__KIND__TRAIN_TRIAL;
+        task.trial_index = (uint32_t)i;
+        task.trial_key = st->key;
+        task.trial_id = (char *)st->id;
+        task.cache_group = st->cache_group;
+        task.resume_from = resume ? ck : "";
+        task.feature_cache = "";
+        if (sweep_trial_uses_cache(st)) {
+            task.feature_cache = c->groups[st->cache_group].path;
+            task.cache_key = c->groups[st->cache_group].key;
+        }
+        if (c->best >= 0) {
+            task.has_best = 1;
+            task.best_value = c->trials[c->best].res->best_value;
+            task.best_index = (uint32_t)c->best;
+            task.goal_max = c->s->goal_max;
+        }
+        send_task(c, k, &task);
+        t->st = TR_RUNNING;
+        t->worker = k->rank;
+        t->started = tl_now();
+        k->kind = CW_TASK_TRAIN;
+        k->trial = (int)i;
+        if (resume)
+            coord_log(c, "trial %s: resuming from its checkpoint on rank %d", st->id, k->rank);
+        return 1;
+    }
+    return 0;
+}
+
+void coord__schedule(coord *c)
+{
+    if (c->phase != COORD_RUNNING)
+        return;
+    for (int w = 0; w < c->n_workers; w++) {
+        cworker *k = &c->workers[w];
+        if (k->state != CW_IDLE)
+            continue;
+        if (!give_extraction(c, k) && !give_trial(c, k))
+            break;
+    }
+}
+
+/* ---- results ---------------------------------------------------------------------------- */
+
+/* The result is final: journal it, count it, drop the checkpoint. */
+void coord__result_done(coord *c, Tlsweep__Envelope *env)
+{
+    const Tlsweep__TrialResult *r = env->trial_result;
+    int i = (int)r->trial_index;
+    ctrial *t = &c->trials[i];
+    tl_err je = {0};
+    if (coord__journal_result(c, r, &je)) {
+        /* not DONE: a resume runs it again (from its checkpoint) */
+        msg_free(env);
+        coord_fail(c, &je);
+        return;
+    }
+    if (t->res)
+        tlsweep__trial_result__free_unpacked(t->res, NULL);
+    if (!(t->res = coord__copy_result(r))) {
+        /* journaled: a resume finds it done */
+        coord_failf(c, TL_ENOMEM, "out of memory keeping the result of %s", c->s->trials[i].id);
+        msg_free(env);
+        return;
+    }
+    t->st = TR_DONE;
+    int was = c->best;
+    coord_consider_best(c, i);
+    const sweep_trial *st = &c->s->trials[i];
+    char mode[64];
+    sweep_mode_str(&st->mode, mode, sizeof mode);
+    coord_log(c, "done %s: %s %.4f (epoch %u/%u)%s%s %.4f  %.1f s%s", st->id,
+              sweep_metric_name(c->s->metric), r->best_value, r->best_epoch, r->epochs_done,
+              r->eval_split[0] ? "  " : "", r->eval_split[0] ? r->eval_split : "",
+              r->eval_accuracy, r->seconds, c->best == i && was != i ? "  (new best)" : "");
+    if (!t->ckpt.writing) {
+        char p[4096];
+        coord__ckpt_path(c, i, p, sizeof p);
+        unlink(p);
+    }
+    msg_free(env);
+}
+
+/* Results wait in arrival order; one that beats the best first has its
+ * model written as best.tlm, and only then is it journaled, so a run
+ * killed in between redoes it (from its last checkpoint) rather than
+ * believing a best.tlm that is not on disk. */
+void coord__process_results(coord *c)
+{
+    while (!c->best_writing && c->n_queue) {
+        Tlsweep__Envelope *env = c->queue[0];
+        memmove(c->queue, c->queue + 1, (size_t)(--c->n_queue) * sizeof *c->queue);
+        const Tlsweep__TrialResult *r = env->trial_result;
+        int i = (int)r->trial_index;
+        /* is it better than the best so far? compare as if done */
+        Tlsweep__TrialResult *saved = c->trials[i].res;
+        Tlsweep__TrialResult probe = *r;
+        c->trials[i].res = &probe;
+        int better = coord_better(c, i, c->best);
+        c->trials[i].res = saved;
+        if (better && r->model.len) {
+            c->best_writing = 1;
+            char p[4096];
+            snprintf(p, sizeof p, "%s/best.tlm", c->out);
+            coord__queue_write(c, WRITE_BEST, i, env, p);
+            return;
+        }
+        coord__result_done(c, env);
+    }
+}
