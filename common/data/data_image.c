@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <png.h>
 #include <setjmp.h>
@@ -242,9 +243,18 @@ static void jpeg_reset(data_image_ctx *c)
 
 static int jpeg_header(data_image_ctx *c, tl_err *e)
 {
-    int w, h, ss, cs;
+    /* Impossible values first: TurboJPEG 2.1 (Debian 12) returns success
+     * for a file that ends before its SOF marker and leaves all four unset.
+     * ss may be TJSAMP_UNKNOWN (-1) in TurboJPEG 3. */
+    int w = -1, h = -1, ss = INT_MIN, cs = INT_MIN;
     if (tjDecompressHeader3(c->tj, c->file, (unsigned long)c->file_n, &w, &h, &ss, &cs) != 0) {
         tl_errf(e, TL_EFORMAT, "%s: bad JPEG header: %s", c->name, tjGetErrorStr2(c->tj));
+        jpeg_reset(c);
+        return TL_EFORMAT;
+    }
+    if (w <= 0 || h <= 0 || ss < -1 || ss >= TJ_NUMSAMP || cs < 0 || cs >= TJ_NUMCS) {
+        tl_errf(e, TL_EFORMAT, "%s: bad JPEG header: no image size (the file's %zu bytes end "
+                "before the frame header, SOF)", c->name, c->file_n);
         jpeg_reset(c);
         return TL_EFORMAT;
     }

@@ -468,6 +468,38 @@ static void test_bad_inputs(void **state)
     free(p);
     free(big);
 
+    /* Cut just before its SOF0 marker (quantisation tables, no frame): some
+     * TurboJPEG releases (Debian 12's) return success from the header call
+     * and leave every output unset. Refused from the header, by path and in
+     * memory; the cuts at and after the SOF segment are refused too. */
+    size_t sof = 0;
+    for (size_t i = 2; i + 1 < n && !sof; i++)
+        if (j[i] == 0xFF && j[i + 1] == 0xC0)
+            sof = i;
+    assert_true(sof > 2);
+    size_t sof_len = (size_t)j[sof + 2] << 8 | j[sof + 3];
+    const size_t cuts[] = {sof, sof + 1, sof + 2 + sof_len};
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        p = iu_path(dir, "nosof.jpg");
+        iu_write(p, j, cuts[k]);
+        expect_bad(p, "JPEG");
+        w = h = -7;
+        tl_err e3 = {0, ""};
+        assert_int_equal(data_image_probe(p, 0, &w, &h, &e3), TL_EFORMAT);
+        tu_assert_one_line_error(&e3, p, "JPEG");
+        data_image_ctx *c3 = data_image_ctx_new();
+        tl_err e4 = {0, ""};
+        assert_int_equal(data_image_open_mem(c3, j, cuts[k], "cut-in-memory.jpg", 0, &w, &h, &e4),
+                         TL_EFORMAT);
+        tu_assert_one_line_error(&e4, "cut-in-memory.jpg", "JPEG");
+        /* the context still decodes a whole image afterwards */
+        assert_int_equal(data_image_open_mem(c3, j, n, "whole.jpg", 0, &w, &h, &e4), 0);
+        assert_int_equal(w, 64);
+        assert_int_equal(h, 48);
+        data_image_ctx_free(c3);
+        free(p);
+    }
+
     /* the same for a PNG header (no rows written) */
     p = iu_path(dir, "huge.png");
     iu_png(p, NULL, 30000, 30000, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0);
