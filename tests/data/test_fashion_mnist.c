@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
 #include <unistd.h>
@@ -193,6 +194,79 @@ static void test_read_corrupt(void **st)
     free(lb);
 }
 
+/* A gzip bomb: an idx header (magic, dims) then `members` gzip members of
+ * 1 MiB of zeros each, about 1 KiB apiece on disk; gzread reads
+ * concatenated members as one stream, as gunzip does. */
+static void write_bomb(const char *rel, const uint32_t dims[3], int members)
+{
+    unsigned char hdr[16];
+    be32(hdr, 0x803);
+    for (int i = 0; i < 3; i++)
+        be32(hdr + 4 + 4 * i, dims[i]);
+    const size_t mib = (size_t)1 << 20;
+    unsigned char *zeros = calloc(1, mib);
+    uLong cap = compressBound((uLong)mib) + 64;
+    unsigned char *z = malloc(cap);
+    assert_non_null(zeros);
+    assert_non_null(z);
+    z_stream s;
+    memset(&s, 0, sizeof s);
+    /* windowBits 31: a gzip member, not a zlib stream */
+    assert_int_equal(deflateInit2(&s, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY), Z_OK);
+    s.next_in = zeros;
+    s.avail_in = (uInt)mib;
+    s.next_out = z;
+    s.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&s, Z_FINISH), Z_STREAM_END);
+    size_t zn = cap - s.avail_out;
+    deflateEnd(&s);
+    FILE *f = fopen(tu_tmp(rel), "wb");
+    assert_non_null(f);
+    gzFile g = gzdopen(dup(fileno(f)), "wb");   /* the header as a member of its own */
+    assert_non_null(g);
+    assert_int_equal(gzwrite(g, hdr, 16), 16);
+    assert_int_equal(gzclose(g), Z_OK);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    for (int i = 0; i < members; i++)
+        assert_int_equal(fwrite(z, 1, zn, f), zn);
+    assert_int_equal(fclose(f), 0);
+    free(z);
+    free(zeros);
+}
+
+static long peak_rss_kib(void)
+{
+    struct rusage u;
+    assert_int_equal(getrusage(RUSAGE_SELF, &u), 0);
+    return u.ru_maxrss;
+}
+
+/* A 4 MB .gz that inflates to 3.9 GB, every byte of it announced by the
+ * header (60000 images of 256x256): refused from the header as over the
+ * idx size limit, with no allocation. A bomb behind an honest small
+ * header stops one byte after the header's size. Peak RSS may not grow by
+ * more than 64 MiB (it grew by 3.9 GB when the limit was 4 GiB). */
+static void test_gzip_bomb(void **st)
+{
+    (void)st;
+    const uint32_t big[3] = {60000, 256, 256}, small[3] = {100, 28, 28};
+    write_bomb("bomb-images.gz", big, 3750);
+    write_bomb("long-images.gz", small, 1024);
+    uint8_t *lb = make_labels(100);
+    uint32_t ldims[1] = {100};
+    write_idx("lab", 0x801, ldims, 1, lb, 100);
+    free(lb);
+    struct stat sb;
+    assert_int_equal(stat(tu_tmp("bomb-images.gz"), &sb), 0);
+    assert_true(sb.st_size < 8 << 20);
+    long before = peak_rss_kib();
+    read_fails("bomb-images.gz", "lab", "bomb-images.gz", "header claims 3932160000 bytes");
+    read_fails("long-images.gz", "lab", "long-images.gz", "longer than its header");
+    long grew = peak_rss_kib() - before;
+    if (grew > 64 * 1024)
+        fail_msg("peak RSS grew by %ld MiB reading gzip bombs", grew / 1024);
+}
+
 static void test_resize(void **st)
 {
     (void)st;
@@ -301,6 +375,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_read_valid, tu_tmpdir_setup, tu_tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_read_corrupt, tu_tmpdir_setup, tu_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_gzip_bomb, tu_tmpdir_setup, tu_tmpdir_teardown),
         cmocka_unit_test(test_resize),
         cmocka_unit_test_setup_teardown(test_round_trip, tu_tmpdir_setup, tu_tmpdir_teardown),
     };
