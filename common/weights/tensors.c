@@ -28,8 +28,8 @@ const tset_entry *tset_find(const tset *s, const char *name)
     return NULL;
 }
 
-int tset_add_owned(tset *s, const char *name, int ndim, const int64_t *shape, float *data,
-                   tl_err *e)
+static int add_owned(tset *s, const char *name, int ndim, const int64_t *shape, float *data,
+                     int check_dup, tl_err *e)
 {
     if (ndim < 0 || ndim > TSET_MAX_DIMS) {
         free(data);
@@ -45,7 +45,7 @@ int tset_add_owned(tset *s, const char *name, int ndim, const int64_t *shape, fl
         }
         n *= (size_t)shape[i];
     }
-    if (tset_find(s, name)) {
+    if (check_dup && tset_find(s, name)) {
         free(data);
         return tl_errf(e, TL_EINVAL, "tensor '%s' appears twice", name);
     }
@@ -73,6 +73,18 @@ int tset_add_owned(tset *s, const char *name, int ndim, const int64_t *shape, fl
     t->data = data;
     s->n++;
     return 0;
+}
+
+int tset_add_owned(tset *s, const char *name, int ndim, const int64_t *shape, float *data,
+                   tl_err *e)
+{
+    return add_owned(s, name, ndim, shape, data, 1, e);
+}
+
+int tset_push_owned(tset *s, const char *name, int ndim, const int64_t *shape, float *data,
+                    tl_err *e)
+{
+    return add_owned(s, name, ndim, shape, data, 0, e);
 }
 
 int tset_add(tset *s, const char *name, int ndim, const int64_t *shape, const float *data,

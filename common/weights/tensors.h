@@ -34,6 +34,10 @@ int tset_add(tset *s, const char *name, int ndim, const int64_t *shape, const fl
 /* Like tset_add but takes ownership of data (malloc'd) even on error. */
 int tset_add_owned(tset *s, const char *name, int ndim, const int64_t *shape, float *data,
                    tl_err *e);
+/* Like tset_add_owned without the duplicate check, which scans s: for an
+ * importer that has checked its names in linear time (base/strset.h). */
+int tset_push_owned(tset *s, const char *name, int ndim, const int64_t *shape, float *data,
+                    tl_err *e);
 const tset_entry *tset_find(const tset *s, const char *name);
 /* First non-finite value, as a one-line error naming the tensor and index. */
 int tset_check_finite(const tset *s, const char *source, tl_err *e);

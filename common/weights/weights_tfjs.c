@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "common/base/fileio.h"
+#include "common/base/strset.h"
 #include "common/weights/weights_tfjs_js.h"
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -270,8 +271,10 @@ static int shard_path(char *dst, size_t cap, const char *dir, const char *p, int
     return 0;
 }
 
+/* names: every tensor name in out and in the groups before this one; this
+ * group's are added. */
 static int read_group(json_t *g, size_t gi, const char *file, const char *dir, int js, tset *out,
-                      weights_tfjs_info *info, tl_err *e)
+                      tl_strset *names, weights_tfjs_info *info, tl_err *e)
 {
     json_t *paths = json_object_get(g, "paths"), *ws = json_object_get(g, "weights");
     if (!json_is_object(g) || !json_is_array(paths) || !json_is_array(ws))
@@ -292,11 +295,10 @@ static int read_group(json_t *g, size_t gi, const char *file, const char *dir, i
             break;
         specs[i].off = need;
         need += specs[i].nbytes;
-        for (size_t k = 0; k < i && !rc; k++)
-            if (!strcmp(specs[k].name, specs[i].name))
-                rc = tl_errf(e, TL_EFORMAT, "%s: tensor '%s' appears twice in the manifest", file,
-                             specs[i].name);
-        if (!rc && tset_find(out, specs[i].name))
+        int added = tl_strset_add(names, specs[i].name);
+        if (added < 0)
+            rc = tl_errf(e, TL_ENOMEM, "%s: out of memory", file);
+        else if (!added)
             rc = tl_errf(e, TL_EFORMAT, "%s: tensor '%s' appears twice in the manifest", file,
                          specs[i].name);
     }
@@ -344,7 +346,7 @@ static int read_group(json_t *g, size_t gi, const char *file, const char *dir, i
             free(v);
             break;
         }
-        rc = tset_add_owned(out, specs[i].name, specs[i].ndim, specs[i].shape, v, e);
+        rc = tset_push_owned(out, specs[i].name, specs[i].ndim, specs[i].shape, v, e);
         if (rc) {
             tl_err inner = e ? *e : (tl_err){0};
             rc = tl_errf(e, rc, "%s: %s", file, inner.msg);
@@ -627,14 +629,22 @@ int weights_tfjs_read(const char *path, tset *out, weights_tfjs_info *info, tl_e
         *slash = 0;
     else
         copy_str(dir, sizeof dir, ".");
+    /* Duplicate names in linear time: 40,000 tensors took 13 s with a scan
+     * per name. */
+    tl_strset names;
+    tl_strset_init(&names);
+    for (size_t i = 0; i < out->n && !rc; i++)
+        if (tl_strset_add(&names, out->v[i].name) < 0)
+            rc = tl_errf(e, TL_ENOMEM, "%s: out of memory", file);
     size_t gi;
     json_t *g;
     json_array_foreach(man, gi, g)
     {
-        rc = read_group(g, gi, file, dir, js, out, info, e);
         if (rc)
             break;
+        rc = read_group(g, gi, file, dir, js, out, &names, info, e);
     }
+    tl_strset_free(&names);
 free_root:
     json_decref(root);
 done:

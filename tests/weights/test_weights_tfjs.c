@@ -419,6 +419,71 @@ static const char *one(const char *name, const char *bin, const char *weights)
     return put_model(name, man);
 }
 
+/* 40,000 one-float tensors over groups of 10,000 (a manifest the size of
+ * the one that took 13 s when every name was compared with every earlier
+ * one): all read; a repeat of any earlier name, in the same group, in an
+ * earlier one, or already in the set passed in, is refused with the
+ * message a short manifest gets. */
+#define MANY 40000
+#define MANY_GROUP 10000
+
+static const char *many_model(const char *name, int dup_of)
+{
+    size_t cap = (size_t)MANY * 80 + 4096, len = 0;
+    char *man = malloc(cap);
+    assert_non_null(man);
+    len += (size_t)snprintf(man + len, cap - len, "[");
+    for (int i = 0; i < MANY; i++) {
+        if (i % MANY_GROUP == 0)
+            len += (size_t)snprintf(man + len, cap - len, "%s{\"paths\": [\"many.bin\"], "
+                                    "\"weights\": [", i ? "]}, " : "");
+        int id = i == MANY - 1 && dup_of >= 0 ? dup_of : i;
+        len += (size_t)snprintf(man + len, cap - len,
+                                "%s{\"name\": \"layer_%d/kernel\", \"shape\": [1], "
+                                "\"dtype\": \"float32\"}",
+                                i % MANY_GROUP ? ", " : "", id);
+    }
+    snprintf(man + len, cap - len, "]}]");
+    const char *p = put_model(name, man);
+    free(man);
+    return p;
+}
+
+static void test_many_names(void **st)
+{
+    (void)st;
+    unsigned char b[4 * MANY_GROUP];
+    for (int i = 0; i < MANY_GROUP; i++)
+        le32(b + 4 * i, (float)i);
+    put("many.bin", b, sizeof b);
+    tset s;
+    weights_tfjs_info info;
+    read_ok(many_model("many.json", -1), &s, &info);
+    assert_int_equal(s.n, MANY);
+    assert_int_equal(info.n_tensors, MANY);
+    const tset_entry *t = tset_find(&s, "layer_12345/kernel");
+    assert_non_null(t);
+    assert_true(t->data[0] == (float)(12345 % MANY_GROUP));
+    weights_tfjs_info_free(&info);
+    tset_free(&s);
+
+    /* the last name repeats one from its own group, then an earlier group */
+    expect_fail(many_model("many_dup1.json", MANY - 2), TL_EFORMAT, "many_dup1.json",
+                "tensor 'layer_39998/kernel' appears twice in the manifest");
+    expect_fail(many_model("many_dup2.json", 7), TL_EFORMAT, "many_dup2.json",
+                "tensor 'layer_7/kernel' appears twice in the manifest");
+    /* a name already in the set the caller passes */
+    tset_init(&s);
+    tl_err e = {0};
+    const int64_t one = 1;
+    const float x = 1;
+    assert_int_equal(tset_add(&s, "layer_20000/kernel", 1, &one, &x, &e), 0);
+    assert_int_equal(weights_tfjs_read(tu_tmp("many.json"), &s, NULL, &e), TL_EFORMAT);
+    tu_assert_one_line_error(&e, "many.json",
+                             "tensor 'layer_20000/kernel' appears twice in the manifest");
+    tset_free(&s);
+}
+
 static void test_errors(void **st)
 {
     (void)st;
@@ -539,6 +604,7 @@ int main(void)
         cmocka_unit_test(test_float16),   cmocka_unit_test(test_shards),
         cmocka_unit_test(test_js_wrapped), cmocka_unit_test(test_base64),
         cmocka_unit_test(test_js_to_json), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_many_names),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }
