@@ -1,5 +1,7 @@
-/* Keras .h5 weights through libhdf5: see weights_h5.h for the layout. */
-#include "common/weights/weights_h5.h"
+/* Keras .h5 weights through libhdf5: see weights_h5.h for the layout.
+ * This half runs in the child process (weights_h5_child.c): it walks the
+ * file and hands each tensor to a sink, after bounding its size. */
+#include "common/weights/weights_h5_int.h"
 
 #include <errno.h>
 #include <float.h>
@@ -10,11 +12,15 @@
 
 #include <hdf5.h>
 
-/* What one read needs to name things in messages and to clean up. */
+/* What one read needs to name things in messages and to bound sizes. */
 typedef struct {
     const char *path;
-    tset *out;
+    weights_h5__sink sink;
+    void *u;
     tl_err *e;
+    uint64_t file_size;
+    uint64_t raw_bytes;   /* uncompressed datasets so far, as stored */
+    uint64_t out_bytes;   /* every tensor so far, as float32 */
 } h5_ctx;
 
 typedef struct {
@@ -215,8 +221,49 @@ static const char *h5_class_name(H5T_class_t cls)
     }
 }
 
+/* The dataset's size against the file's before anything is allocated: an
+ * uncompressed dataset is stored in the file, so all of them together fit
+ * in its size; a compressed one inflates at most WEIGHTS_H5_MAX_RATIO
+ * times (deflate's bound); and all tensors together stay under
+ * WEIGHTS_H5_MAX_BYTES as float32. External and virtual storage (data in
+ * other files) is refused. A header that claims more is damage (a 9 KB file
+ * asked for 154 GB). */
+static int check_size(h5_ctx *c, hid_t d, const char *layer, const char *wname, size_t n,
+                      size_t tsize)
+{
+    hid_t dcpl = H5Dget_create_plist(d);
+    if (dcpl < 0)
+        return tl_errf(c->e, TL_EFORMAT, "%s: layer '%s': dataset '%s' cannot be read", c->path,
+                       layer, wname);
+    H5D_layout_t lay = H5Pget_layout(dcpl);
+    int filters = H5Pget_nfilters(dcpl), ext = H5Pget_external_count(dcpl);
+    H5Pclose(dcpl);
+    if ((lay != H5D_CONTIGUOUS && lay != H5D_CHUNKED && lay != H5D_COMPACT) || ext != 0 ||
+        filters < 0)
+        return tl_errf(c->e, TL_EFORMAT,
+                       "%s: layer '%s': dataset '%s' keeps its data outside the file (external "
+                       "or virtual storage) or has an unreadable layout",
+                       c->path, layer, wname);
+    uint64_t stored = (uint64_t)n * tsize, as_float = (uint64_t)n * sizeof(float);
+    uint64_t raw = c->raw_bytes + (filters ? 0 : stored);
+    if (raw > c->file_size || (filters && stored / WEIGHTS_H5_MAX_RATIO > c->file_size))
+        return tl_errf(c->e, TL_EFORMAT,
+                       "%s: layer '%s': dataset '%s' claims %zu values (%llu bytes%s), more than "
+                       "the file's %llu bytes can hold",
+                       c->path, layer, wname, n, (unsigned long long)stored,
+                       filters ? ", compressed" : stored <= c->file_size ? " with the datasets before it" : "",
+                       (unsigned long long)c->file_size);
+    if (c->out_bytes + as_float > WEIGHTS_H5_MAX_BYTES)
+        return tl_errf(c->e, TL_EFORMAT,
+                       "%s: layer '%s': dataset '%s' takes the tensors past %llu bytes (the limit)",
+                       c->path, layer, wname, (unsigned long long)WEIGHTS_H5_MAX_BYTES);
+    c->raw_bytes = raw;
+    c->out_bytes += as_float;
+    return 0;
+}
+
 /* Dataset `wname` (relative to the layer group g) as float32 tensor
- * `tname` appended to c->out. */
+ * `tname`, handed to the sink. */
 static int read_weight(h5_ctx *c, hid_t g, const char *layer, const char *wname,
                        const char *tname)
 {
@@ -270,6 +317,8 @@ static int read_weight(h5_ctx *c, hid_t g, const char *layer, const char *wname,
         shape[i] = (int64_t)dims[i];
         n *= (size_t)dims[i];
     }
+    if ((rc = check_size(c, d, layer, wname, n, tsize)))
+        goto done;
     data = malloc((n ? n : 1) * sizeof *data);
     if (tsize == 8)
         wide = malloc((n ? n : 1) * sizeof *wide);
@@ -300,11 +349,7 @@ static int read_weight(h5_ctx *c, hid_t g, const char *layer, const char *wname,
         if (wide)
             data[k] = (float)v;
     }
-    tl_err sub = {0};
-    rc = tset_add_owned(c->out, tname, ndim, shape, data, &sub);
-    data = NULL;
-    if (rc)
-        tl_errf(c->e, rc, "%s: layer '%s': dataset '%s': %s", c->path, layer, wname, sub.msg);
+    rc = c->sink(c->u, layer, wname, tname, ndim, shape, data, n);
 done:
     free(wide);
     free(data);
@@ -362,28 +407,15 @@ done:
     return rc;
 }
 
-/* Messages quote names from the file: keep them one line. */
-static void one_line(tl_err *e)
+int weights_h5__walk(const char *path, uint64_t file_size, weights_h5__sink sink, void *u,
+                     tl_err *e)
 {
-    if (e)
-        for (char *p = e->msg; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                *p = '?';
-}
-
-int weights_h5_read(const char *path, tset *out, tl_err *e)
-{
-    h5_ctx c = {path, out, e};
-    size_t start = out->n;
+    h5_ctx c = {path, sink, u, e, file_size, 0, 0};
     int rc = 0;
     hid_t fapl = -1, file = -1, root = -1, mw = -1;
     strlist layers = {0};
 
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tl_errf(e, TL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    fclose(f);
 #if H5_VERSION_GE(1, 12, 0)
     htri_t is = H5Fis_accessible(path, H5P_DEFAULT);
 #else
@@ -425,13 +457,5 @@ done:
     h5_close(root, H5Gclose);
     h5_close(file, H5Fclose);
     h5_close(fapl, H5Pclose);
-    if (rc) {
-        for (size_t i = start; i < out->n; i++) {
-            free(out->v[i].name);
-            free(out->v[i].data);
-        }
-        out->n = start;
-        one_line(e);
-    }
     return rc;
 }

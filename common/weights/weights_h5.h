@@ -31,21 +31,35 @@
 #ifndef TLSWEEP_WEIGHTS_H5_H
 #define TLSWEEP_WEIGHTS_H5_H
 
+#include <stdint.h>
+
 #include "common/base/err.h"
 #include "common/weights/tensors.h"
 
+/* All tensors of one file together, as float32, at most. */
+#define WEIGHTS_H5_MAX_BYTES ((uint64_t)4 << 30)
+
 /* Appends every weight of the Keras .h5 file at path to out (initialised by
  * the caller), in layer_names order and weight_names order within a layer.
+ * libhdf5 is not safe on damaged files, so it runs in a child process
+ * (fork) that sends the tensors back through a pipe; this process never
+ * calls libhdf5 on the file. Before allocating, every dataset's size is
+ * bounded by the file's (uncompressed datasets together fit in it; a
+ * compressed one inflates at most 1032 times) and all tensors together by
+ * WEIGHTS_H5_MAX_BYTES.
  * Returns 0, or a negative TL_E* code with e holding one line that names
  * the file and the layer/dataset, and out as it was before the call:
- *   TL_EIO       the file cannot be opened
+ *   TL_EIO       the file cannot be opened; the child process cannot be
+ *                started, crashed (a signal: libhdf5 on a damaged file),
+ *                sent nothing for 120 s (killed) or sent a bad frame
  *   TL_EFORMAT   not an HDF5 file; HDF5 but no layer_names (not Keras);
  *                a name list that is not strings; a layer group or a
  *                weight_names dataset that does not exist; a non-float
- *                dtype; a non-finite value; more than TSET_MAX_DIMS dims
+ *                dtype; a non-finite value; more than TSET_MAX_DIMS dims;
+ *                a dataset larger than the bounds above, or stored outside
+ *                the file (external or virtual)
  *   TL_EINVAL    two tensors with the same name
- *   TL_ENOMEM
- * Silences libhdf5's automatic error printing (process-wide). */
+ *   TL_ENOMEM */
 int weights_h5_read(const char *path, tset *out, tl_err *e);
 
 #endif

@@ -2,19 +2,24 @@
  * layout (hdf5_format.py): the notop form (layer_names on the root), the
  * full-model form (under model_weights), split name lists, fixed- and
  * variable-length strings, float16/float64/big-endian data, a nested model,
- * and every rejection with its one-line message. The cross-check against
- * files written by h5py the way Keras writes them is tests/h5. */
+ * and every rejection with its one-line message; datasets whose dimensions
+ * claim more than the file holds (refused before any allocation); and the
+ * child process that runs libhdf5, replaced by ones that crash, hang or
+ * send bad frames. The cross-check against files written by h5py the way
+ * Keras writes them is tests/h5. */
 #include "testutil.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <hdf5.h>
 
-#include "common/weights/weights_h5.h"
+#include "common/weights/weights_h5_int.h"
 
 /* ---- writing Keras's layout ------------------------------------------- */
 
@@ -401,9 +406,11 @@ static void test_dtypes(void **state)
 
 /* ---- rejections --------------------------------------------------------- */
 
-/* Reading must fail with code, leave s as it was (one sentinel tensor) and
- * give one line naming the file and containing each fragment. */
-static void expect_fails(const char *path, int code, const char *frag1, const char *frag2)
+/* Reading path with child (NULL: weights_h5_read) must fail with code,
+ * leave s as it was (one sentinel tensor) and give one line naming the file
+ * and containing each fragment. */
+static void fails_with(const char *path, weights_h5__child_fn child, int timeout_ms, int code,
+                       const char *frag1, const char *frag2)
 {
     tset s;
     tset_init(&s);
@@ -411,13 +418,19 @@ static void expect_fails(const char *path, int code, const char *frag1, const ch
     const float x = 3;
     tl_err e = {0};
     assert_int_equal(tset_add(&s, "sentinel", 1, &one, &x, &e), 0);
-    int rc = weights_h5_read(path, &s, &e);
+    int rc = child ? weights_h5__read_isolated(path, &s, child, timeout_ms, &e)
+                   : weights_h5_read(path, &s, &e);
     if (rc != code)
         fail_msg("read %s: rc %d (want %d), message: %s", path, rc, code, e.msg);
     tu_assert_one_line_error(&e, path, frag1, frag2);
     assert_int_equal(s.n, 1);
     assert_string_equal(s.v[0].name, "sentinel");
     tset_free(&s);
+}
+
+static void expect_fails(const char *path, int code, const char *frag1, const char *frag2)
+{
+    fails_with(path, NULL, 0, code, frag1, frag2);
 }
 
 /* A one-layer file whose only weight is written by put(). */
@@ -582,6 +595,250 @@ static void test_truncated(void **state)
     free(buf);
 }
 
+/* ---- sizes bounded by the file's, before any allocation ------------------ */
+
+/* A one-layer file whose weights are datasets created but never written:
+ * their dimensions say what they like, the file stays a few KB. dcpl
+ * chooses the layout (H5P_DEFAULT: contiguous, space allocated late). */
+static const char *unwritten_file(const char *fname, int nw, int ndim, const hsize_t *dims,
+                                  hid_t dcpl)
+{
+    hid_t f = new_file(fname);
+    const char *layers[] = {"conv"};
+    put_fixed_strs(f, "layer_names", layers, 1);
+    hid_t g = H5Gcreate2(f, "conv", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    char names[8][32];
+    const char *w[8];
+    for (int i = 0; i < nw; i++) {
+        snprintf(names[i], sizeof names[i], "conv/w%d:0", i);
+        w[i] = names[i];
+    }
+    put_fixed_strs(g, "weight_names", w, (size_t)nw);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    assert_true(H5Pset_create_intermediate_group(lcpl, 1) >= 0);
+    hid_t sp = H5Screate_simple(ndim, dims, NULL);
+    for (int i = 0; i < nw; i++) {
+        hid_t d = H5Dcreate2(g, w[i], H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT);
+        assert_true(d >= 0);
+        H5Dclose(d);
+    }
+    H5Sclose(sp);
+    H5Pclose(lcpl);
+    H5Gclose(g);
+    close_file(f);
+    return tu_tmp(fname);
+}
+
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+static void test_size_bounds(void **state)
+{
+    (void)state;
+    /* 3x3x65536x65536 float32: 154 GB claimed by a file of a few KB.
+     * Refused from the dimensions (the old reader went for malloc) */
+    const hsize_t huge[4] = {3, 3, 65536, 65536};
+    const char *p = unwritten_file("claims.h5", 1, 4, huge, H5P_DEFAULT);
+    assert_true(file_size(p) < 16384);
+    expect_fails(p, TL_EFORMAT, "dataset 'conv/w0:0' claims 38654705664 values (154618822656 "
+                 "bytes)", "more than the file's");
+    /* 64 MiB: an allocation that would succeed, filled with libhdf5's
+     * fill value (the old reader returned a tensor of zeros) */
+    const hsize_t mid[3] = {1024, 1024, 16};
+    expect_fails(unwritten_file("mid.h5", 1, 3, mid, H5P_DEFAULT), TL_EFORMAT,
+                 "dataset 'conv/w0:0' claims 16777216 values", "more than the file's");
+    /* eight of 4 KiB each: each fits, together they do not */
+    const hsize_t small[1] = {1024};
+    p = unwritten_file("eight.h5", 8, 1, small, H5P_DEFAULT);
+    assert_true(file_size(p) >= 4096 && file_size(p) < 8 * 4096);
+    expect_fails(p, TL_EFORMAT, "with the datasets before it", "more than the file's");
+
+    /* compressed: 4 MiB of nearly constant floats in a small file is
+     * honest (deflate), and read */
+    const size_t n = 1 << 20;
+    float *x = calloc(n, sizeof *x);
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i += 4099)
+        x[i] = (float)i;
+    hid_t f = new_file("deflate.h5");
+    const char *layers[] = {"conv"};
+    put_fixed_strs(f, "layer_names", layers, 1);
+    hid_t g = H5Gcreate2(f, "conv", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    const char *wn[] = {"conv/kernel:0"};
+    put_fixed_strs(g, "weight_names", wn, 1);
+    hsize_t dim = n, chunk = 65536;
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    assert_true(H5Pset_chunk(dcpl, 1, &chunk) >= 0);
+    assert_true(H5Pset_deflate(dcpl, 9) >= 0);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    assert_true(H5Pset_create_intermediate_group(lcpl, 1) >= 0);
+    hid_t sp = H5Screate_simple(1, &dim, NULL);
+    hid_t d = H5Dcreate2(g, wn[0], H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT);
+    assert_true(d >= 0);
+    assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Pclose(lcpl);
+    H5Gclose(g);
+    close_file(f);
+    assert_true(file_size(tu_tmp("deflate.h5")) < (long)(n * sizeof *x / 16));
+    tset s;
+    tset_init(&s);
+    tl_err e = {0};
+    if (weights_h5_read(tu_tmp("deflate.h5"), &s, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.v[0].n, n);
+    assert_memory_equal(s.v[0].data, x, n * sizeof *x);
+    tset_free(&s);
+
+    /* a dataset whose data lives in another file (external storage) */
+    free(x);
+    tu_write_file(tu_tmp("ext.raw"), "\0\0\x80\x3f\0\0\0\x40", 8);
+    H5Pclose(dcpl);
+    dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    assert_true(H5Pset_external(dcpl, tu_tmp("ext.raw"), 0, 8) >= 0);
+    const hsize_t two[1] = {2};
+    expect_fails(unwritten_file("external.h5", 1, 1, two, dcpl), TL_EFORMAT,
+                 "dataset 'conv/w0:0' keeps its data outside the file", NULL);
+    H5Pclose(dcpl);
+}
+
+/* ---- the child process: crashes, hangs and lies --------------------------- */
+
+static int child_abort(int fd, const char *path, uint64_t size)
+{
+    (void)fd, (void)path, (void)size;
+    abort();
+}
+
+static int child_hang(int fd, const char *path, uint64_t size)
+{
+    (void)path, (void)size;
+    const int64_t one = 1;
+    const float v = 1;
+    weights_h5__put_tensor(fd, "a", "a/x:0", "a/x", 1, &one, &v, 1);
+    sleep(60);   /* killed long before */
+    return 0;
+}
+
+static int child_exit3(int fd, const char *path, uint64_t size)
+{
+    (void)fd, (void)path, (void)size;
+    return 3;
+}
+
+static int child_garbage(int fd, const char *path, uint64_t size)
+{
+    (void)path, (void)size;
+    return write(fd, "XYZ", 3) == 3 ? 0 : 1;
+}
+
+/* A tensor frame claiming 2^60 values, and nothing after it. */
+static int child_huge(int fd, const char *path, uint64_t size)
+{
+    (void)path, (void)size;
+    unsigned char h[1 + 7 + 16] = {'T', 2, 1, 0, 1, 0, 1, 0};
+    h[8 + 5] = 0x10;             /* 2^40 */
+    h[16 + 2] = 0x10;            /* 2^20 */
+    return write(fd, h, sizeof h) == (ssize_t)sizeof h ? 0 : 1;
+}
+
+/* Two good tensors, then the end without a 'D' frame. */
+static int child_cut(int fd, const char *path, uint64_t size)
+{
+    (void)path, (void)size;
+    const int64_t two = 2;
+    const float v[2] = {1, 2};
+    weights_h5__put_tensor(fd, "a", "a/x:0", "a/x", 1, &two, v, 2);
+    weights_h5__put_tensor(fd, "b", "b/x:0", "b/x", 1, &two, v, 2);
+    return 0;
+}
+
+static int child_miscount(int fd, const char *path, uint64_t size)
+{
+    child_cut(fd, path, size);
+    return weights_h5__put_done(fd, 3) ? 1 : 0;
+}
+
+static int child_nan(int fd, const char *path, uint64_t size)
+{
+    (void)path, (void)size;
+    const int64_t one = 1;
+    const float v = NAN;
+    weights_h5__put_tensor(fd, "a", "a/x:0", "a/x", 1, &one, &v, 1);
+    return weights_h5__put_done(fd, 1) ? 1 : 0;
+}
+
+/* The sentinel's name again: refused as a duplicate. */
+static int child_dup(int fd, const char *path, uint64_t size)
+{
+    (void)path, (void)size;
+    const int64_t one = 1;
+    const float v = 2;
+    weights_h5__put_tensor(fd, "sentinel", "sentinel:0", "sentinel", 1, &one, &v, 1);
+    return weights_h5__put_done(fd, 1) ? 1 : 0;
+}
+
+static int child_error(int fd, const char *path, uint64_t size)
+{
+    (void)size;
+    char m[300];
+    snprintf(m, sizeof m, "%s: layer 'x': made up\nby the test", path);
+    return weights_h5__put_error(fd, TL_EFORMAT, m) ? 1 : 0;
+}
+
+static int child_good(int fd, const char *path, uint64_t size)
+{
+    child_cut(fd, path, size);
+    return weights_h5__put_done(fd, 2) ? 1 : 0;
+}
+
+/* The read with child fails with code, one line naming the file with frag,
+ * s as before. */
+static void isolated_fails(weights_h5__child_fn child, int timeout_ms, int code, const char *frag)
+{
+    fails_with(tu_tmp("any.h5"), child, timeout_ms, code, frag, NULL);
+}
+
+static void test_child(void **state)
+{
+    (void)state;
+    tu_write_file(tu_tmp("any.h5"), "x", 1);
+    isolated_fails(child_abort, 10000, TL_EIO, "libhdf5 crashed reading it (signal 6");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    isolated_fails(child_hang, 300, TL_EIO, "sent nothing for 0.3 s and was killed");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_true(t1.tv_sec - t0.tv_sec < 20);
+    isolated_fails(child_exit3, 10000, TL_EIO, "exited with status 3");
+    isolated_fails(child_garbage, 10000, TL_EIO, "bad reply (an unknown frame)");
+    isolated_fails(child_huge, 10000, TL_EIO, "bad reply (a tensor past the size limit)");
+    isolated_fails(child_cut, 10000, TL_EIO, "bad reply (the reply ended before its last frame)");
+    isolated_fails(child_miscount, 10000, TL_EIO, "a tensor count that does not match");
+    isolated_fails(child_nan, 10000, TL_EIO, "a non-finite value");
+    isolated_fails(child_dup, 10000, TL_EINVAL, "tensor 'sentinel' appears twice");
+    isolated_fails(child_error, 10000, TL_EFORMAT, "layer 'x': made up?by the test");
+
+    tset s;
+    tset_init(&s);
+    tl_err e = {0};
+    assert_int_equal(weights_h5__read_isolated(tu_tmp("any.h5"), &s, child_good, 10000, &e), 0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.v[1].name, "b/x");
+    assert_true(s.v[1].data[1] == 2);
+    tset_free(&s);
+    /* no child is left behind */
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -592,6 +849,8 @@ int main(void)
         cmocka_unit_test(test_dtypes),
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_size_bounds),
+        cmocka_unit_test(test_child),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }
