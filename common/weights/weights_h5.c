@@ -246,13 +246,16 @@ static int check_size(h5_ctx *c, hid_t d, const char *layer, const char *wname, 
                        c->path, layer, wname);
     uint64_t stored = (uint64_t)n * tsize, as_float = (uint64_t)n * sizeof(float);
     uint64_t raw = c->raw_bytes + (filters ? 0 : stored);
-    if (raw > c->file_size || (filters && stored / WEIGHTS_H5_MAX_RATIO > c->file_size))
+    if (raw > c->file_size || (filters && stored / WEIGHTS_H5_MAX_RATIO > c->file_size)) {
+        const char *how = filters                     ? ", compressed"
+                          : stored <= c->file_size ? " with the datasets before it"
+                                                   : "";
         return tl_errf(c->e, TL_EFORMAT,
                        "%s: layer '%s': dataset '%s' claims %zu values (%llu bytes%s), more than "
                        "the file's %llu bytes can hold",
-                       c->path, layer, wname, n, (unsigned long long)stored,
-                       filters ? ", compressed" : stored <= c->file_size ? " with the datasets before it" : "",
+                       c->path, layer, wname, n, (unsigned long long)stored, how,
                        (unsigned long long)c->file_size);
+    }
     if (c->out_bytes + as_float > WEIGHTS_H5_MAX_BYTES)
         return tl_errf(c->e, TL_EFORMAT,
                        "%s: layer '%s': dataset '%s' takes the tensors past %llu bytes (the limit)",

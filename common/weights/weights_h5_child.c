@@ -116,6 +116,8 @@ int weights_h5__child_main(int fd, const char *path, uint64_t file_size)
     int rc = weights_h5__walk(path, file_size, to_pipe, &s, &e);
     if (s.broken)
         return 1;
+    if (rc && !e.msg[0])
+        tl_errf(&e, rc, "%s: cannot read it (%s)", path, tl_strerror(rc));
     int w = rc ? weights_h5__put_error(fd, rc, e.msg) : weights_h5__put_done(fd, s.count);
     return w ? 1 : 0;
 }
