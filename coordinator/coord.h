@@ -48,8 +48,9 @@ typedef struct {
 
 /* Checks that the sweep can start (weights readable, dataset indexable)
  * before anything is created, so a bad setup leaves no output. The index
- * (data_index_free it) is the one coord_run goes on with. */
-int coord_preflight(const sweep *s, data_index *ix, tl_err *e);
+ * (data_index_free it) is the one coord_run goes on with; s's trial keys
+ * are bound to its fingerprint (sweep_bind_data), as coord_run requires. */
+int coord_preflight(sweep *s, data_index *ix, tl_err *e);
 
 /* Runs the sweep to the end. Returns the process exit status: 0 every
  * trial finished, 1 a failure (e has the line; what finished is kept),

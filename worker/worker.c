@@ -145,6 +145,9 @@ static int setup(worker *w, const Tlsweep__Setup *su, tl_err *e)
                        (unsigned long long)su->index_items,
                        (unsigned long long)su->index_fingerprint);
     }
+    /* the trial keys the coordinator sends hash the same fingerprint */
+    if ((rc = sweep_bind_data(&w->s, fp, e)))
+        return rc;
     int threads = su->threads ? (int)su->threads : w->o->threads;
     if (threads > 0)
         engine_threads_set(threads);
