@@ -60,6 +60,7 @@ typedef struct {
     double last_progress, last_sent, last_ckpt;
     unsigned char *model;
     size_t model_len;
+    tl_err model_err;     /* why model_done failed (its callback has no tl_err) */
     const Tlsweep__Task *task;       /* TRAIN_TRIAL in progress */
     const trial_result *result;
 } worker;
@@ -436,7 +437,7 @@ static int model_done(void *ctx, const model_spec *spec, const tset *ts)
         if (!better)
             return 0;
     }
-    return model_write_mem(spec, ts, &w->model, &w->model_len, NULL);
+    return model_write_mem(spec, ts, &w->model, &w->model_len, &w->model_err);
 }
 
 /* Of the trial's log only its warnings (bad images) travel: the
@@ -640,11 +641,20 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     w->task = task;
     w->result = &r;
     w->last_ckpt = tl_now();
-    rc = trial_run(&cfg, &r, e);
+    /* the trial's own line, never one left over from an earlier task */
+    tl_err te = {0};
+    w->model_err = te;
+    rc = trial_run(&cfg, &r, &te);
+    if (rc && !te.msg[0]) {
+        if (w->model_err.msg[0])
+            te = w->model_err;
+        else
+            tl_errf(&te, rc, "after epoch %d: %s", r.n_epochs, tl_strerror(rc));
+    }
     int status = rc == 0 ? TLSWEEP__TRIAL_RESULT__STATUS__DONE
                  : rc == TL_ESTOPPED ? TLSWEEP__TRIAL_RESULT__STATUS__STOPPED
                                      : TLSWEEP__TRIAL_RESULT__STATUS__FAILED;
-    int src = send_result(w, t, &r, status, rc ? e->msg : NULL, tl_now() - t0);
+    int src = send_result(w, t, &r, status, rc ? te.msg : NULL, tl_now() - t0);
     trial_result_free(&r);
     /* a failed trial is the coordinator's to report; the worker goes on */
     rc = src;
