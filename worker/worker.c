@@ -487,15 +487,12 @@ static optim_cfg trial_optim(const worker *w, const sweep_trial *t)
 static int load_resume(const char *path, const sweep_trial *t, Tlsweep__Checkpoint **ck,
                        trial_snapshot *sn, trial_epoch **hist, tl_err *e)
 {
-    int rc = ckpt_read(path, ck, e);
+    int rc = ckpt_read_trial(path, t->key, t->id, ck, e);
     if (rc)
         return rc;
     Tlsweep__Checkpoint *c = *ck;
     const Tlsweep__Tensor *tw = ckpt_tensor(c, "weights"), *tb = ckpt_tensor(c, "best"),
                           *to = ckpt_tensor(c, "optim");
-    if (c->trial_key != t->key || !tw || !tb || !to || tw->n_data != tb->n_data ||
-        c->n_history != c->epoch || c->epoch < 1)
-        return tl_errf(e, TL_EFORMAT, "%s: not a checkpoint of trial %s", path, t->id);
     *hist = calloc(c->n_history, sizeof **hist);
     if (!*hist)
         return tl_errf(e, TL_ENOMEM, "%s: out of memory", path);
