@@ -13,13 +13,17 @@
  *   journal               append-only records (common/store/journal.h, JournalRecord)
  *   sweep.yaml            the sweep text of the last run
  *   cache/<key>.features  frozen backbone features, one file per cache key
- *   checkpoints/<id>.ckpt the last epoch of every unfinished trial
+ *   checkpoints/<id>.ckpt the last epoch of every unfinished trial (<id>.ckpt.bad: one
+ *                         that could not be resumed from, moved aside; the trial restarted)
  *   best.tlm              the best trial's model so far
  *   results.csv, results.json
  *
  * A re-run on the same out/ resumes: finished trials (journaled results
- * whose key matches) are skipped, unfinished ones continue from their
- * checkpoint, caches whose key and dataset fingerprint match are reused. */
+ * whose key matches: the same configuration and dataset index) are
+ * skipped, unfinished ones continue from their checkpoint when it reads
+ * back whole and is theirs (else they restart, with a warning), caches
+ * whose key, dataset fingerprint and checksums match are reused (else
+ * they are computed again, with a warning). */
 #ifndef TLSWEEP_COORD_H
 #define TLSWEEP_COORD_H
 
