@@ -68,6 +68,39 @@ static void shared_text(const sweep *s, tl_strbuf *b)
                          (int)s->head[i].act, (double)s->head[i].rate);
 }
 
+/* The trial's id from its grid values (b is scratch); an id that does not
+ * fit sweep_trial.id is an error rather than a cut that could make two
+ * trials one. */
+static int trial_id(const sweep *s, sweep_trial *t, tl_strbuf *b, tl_err *e)
+{
+    char md[48], num[40];
+    b->len = 0;
+    mode_tag(&t->mode, md, sizeof md);
+    num_tag(t->learning_rate, num, sizeof num);
+    tl_strbuf_printf(b, "%s-%s-lr%s-%s-b%d", t->backbone, md, num,
+                     sweep_optimizer_name(t->optimizer), t->batch_size);
+    if (s->n_weight_decays) {
+        num_tag(t->weight_decay, num, sizeof num);
+        tl_strbuf_printf(b, "-wd%s", num);
+    }
+    if (s->n_momenta) {
+        num_tag(t->momentum, num, sizeof num);
+        tl_strbuf_printf(b, "-m%s", num);
+    }
+    if (s->n_scheds) {
+        sched_tag(&t->sched, md, sizeof md);
+        tl_strbuf_printf(b, "-%s", md);
+    }
+    if (b->oom)
+        return tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
+    if (b->len >= sizeof t->id)
+        return tl_errf(e, TL_EINVAL, "%s: grid: trial id '%.60s...' is %zu characters, at most "
+                       "%zu (shorter numbers in the grid?)", s->file ? s->file : "sweep",
+                       b->s, b->len, sizeof t->id - 1);
+    memcpy(t->id, b->s, b->len + 1);
+    return 0;
+}
+
 /* A trial's journal key: FNV-1a of its whole identity, held in a growable
  * buffer so that no part (a long weights path) pushes another (the
  * epochs) out: the grid point, the shared settings, and the dataset index
@@ -147,23 +180,8 @@ int sweep_expand(sweep *s, tl_err *e)
             t->sched = s->scheds[is];
         t->epochs = s->epochs;
 
-        char md[48], lr[32], wd[32], mo[32], sc[48];
-        mode_tag(&t->mode, md, sizeof md);
-        num_tag(t->learning_rate, lr, sizeof lr);
-        int j = snprintf(t->id, sizeof t->id, "%s-%s-lr%s-%s-b%d", t->backbone, md, lr,
-                         sweep_optimizer_name(t->optimizer), t->batch_size);
-        if (s->n_weight_decays) {
-            num_tag(t->weight_decay, wd, sizeof wd);
-            j += snprintf(t->id + j, sizeof t->id - (size_t)j, "-wd%s", wd);
-        }
-        if (s->n_momenta) {
-            num_tag(t->momentum, mo, sizeof mo);
-            j += snprintf(t->id + j, sizeof t->id - (size_t)j, "-m%s", mo);
-        }
-        if (s->n_scheds) {
-            sched_tag(&t->sched, sc, sizeof sc);
-            snprintf(t->id + j, sizeof t->id - (size_t)j, "-%s", sc);
-        }
+        if ((rc = trial_id(s, t, &kt, e)))
+            goto out;
         t->key = trial_key(s, t, &shared, &kt);
 
         t->cache_group = -1;

@@ -183,6 +183,26 @@ static void test_keys_whole(void **state)
     assert_true(hk[0] != hk[1]);
     free(big);
     free(path);
+
+    /* an id longer than sweep_trial.id holds is refused, never cut (two
+     * trials cut to one id would share a key and a checkpoint) */
+    const char *longid =
+        "data: {train_dir: d, validation_split: 0.2}\nweights: {mobilenet_v2: m}\n"
+        "grid:\n"
+        "  backbone: mobilenet_v2\n"
+        "  mode: {frozen_then_fine_tune: {fine_tune_at: 100, epochs: 2}}\n"
+        "  learning_rate: 1.2345678901234567e-04\n"
+        "  optimizer: sgd\n"
+        "  batch_size: 16\n"
+        "  weight_decay: 1.2345678901234567e-05\n"
+        "  momentum: 0.12345678901234567\n"
+        "  schedule: {step: {every: 100, factor: 0.12345678901234567}}\n"
+        "epochs: 3\nout: o\n";
+    sweep s;
+    tl_err e = {0};
+    assert_int_equal(parse_str(&s, longid, &e), TL_EINVAL);
+    tu_assert_one_line_error(&e, "t.yaml", "trial id", "at most 127");
+    sweep_free(&s);
 }
 
 static void test_scalars_as_lists(void **state)
