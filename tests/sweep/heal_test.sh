@@ -15,6 +15,9 @@
 #   cache       a feature cache with sign and exponent flips in its payload
 #               is recomputed after one warning naming it, never loaded: the
 #               leaderboard is the clean run's
+#   diverged    trials whose loss goes to NaN (SGD at learning rate 100) fail
+#               with a line naming the trial and the epoch, not as done and
+#               not with an empty message; the others finish
 # Every run uses `threads: 1`, so results are bit-identical across runs.
 set -eu
 case_=$1
@@ -195,6 +198,30 @@ EOF
     run "$d/a"
     warnings "$d/a.log" 0
     grep -q "features: reusing $cache" "$d/a.log" || { cat "$d/a.log"; fail "the clean cache was not reused"; }
+    ;;
+diverged)
+    sweep "$d/a" "[frozen, {fine_tune_at: 100}]" 3 | sed 's/^  learning_rate: .*/  learning_rate: [1.0e-3, 100.0]/; s/^  optimizer: .*/  optimizer: [sgd]/' > "$d/a.yaml"
+    set +e
+    "$tlsweep" run --quiet "$d/a.yaml" > "$d/a.log" 2> "$d/a.err"
+    rc=$?
+    set -e
+    cat "$d/a.log" "$d/a.err"
+    [ $rc -eq 1 ] || fail "exit $rc, expected 1 (trials failed)"
+    [ "$(wc -l < "$d/a.err")" -eq 1 ] || fail "not one line on stderr"
+    grep -q "2 trials failed, the others finished; mobilenet_v2-[a-z0-9]*-lr1e02-sgd-b16: epoch 1/3: loss is .*nan.*diverged" "$d/a.err" ||
+        fail "the error line does not name the trial, the epoch and the loss"
+    [ "$(grep -c "^failed mobilenet_v2-.*-lr1e02-sgd-b16 on rank 1: epoch [123]/3: loss is" "$d/a.log")" -eq 2 ] ||
+        fail "not two failed lines with their epoch"
+    $py - "$d/a/results.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for t in r["trials"]:
+    bad = "-lr1e02-" in t["id"]
+    assert t["status"] == ("failed" if bad else "done"), t
+    if bad:
+        assert "epoch" in t["error"] and "diverged" in t["error"], t["error"]
+print("failed:", [(t["id"], t["error"]) for t in r["trials"] if t["status"] == "failed"])
+EOF
     ;;
 *)
     fail "unknown case $case_"
