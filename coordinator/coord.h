@@ -13,13 +13,17 @@
  *   journal               append-only records (common/store/journal.h, JournalRecord)
  *   sweep.yaml            the sweep text of the last run
  *   cache/<key>.features  frozen backbone features, one file per cache key
- *   checkpoints/<id>.ckpt the last epoch of every unfinished trial
+ *   checkpoints/<id>.ckpt the last epoch of every unfinished trial (<id>.ckpt.bad: one
+ *                         that could not be resumed from, moved aside; the trial restarted)
  *   best.tlm              the best trial's model so far
  *   results.csv, results.json
  *
  * A re-run on the same out/ resumes: finished trials (journaled results
- * whose key matches) are skipped, unfinished ones continue from their
- * checkpoint, caches whose key and dataset fingerprint match are reused. */
+ * whose key matches: the same configuration and dataset index) are
+ * skipped, unfinished ones continue from their checkpoint when it reads
+ * back whole and is theirs (else they restart, with a warning), caches
+ * whose key, dataset fingerprint and checksums match are reused (else
+ * they are computed again, with a warning). */
 #ifndef TLSWEEP_COORD_H
 #define TLSWEEP_COORD_H
 
@@ -48,8 +52,9 @@ typedef struct {
 
 /* Checks that the sweep can start (weights readable, dataset indexable)
  * before anything is created, so a bad setup leaves no output. The index
- * (data_index_free it) is the one coord_run goes on with. */
-int coord_preflight(const sweep *s, data_index *ix, tl_err *e);
+ * (data_index_free it) is the one coord_run goes on with; s's trial keys
+ * are bound to its fingerprint (sweep_bind_data), as coord_run requires. */
+int coord_preflight(sweep *s, data_index *ix, tl_err *e);
 
 /* Runs the sweep to the end. Returns the process exit status: 0 every
  * trial finished, 1 a failure (e has the line; what finished is kept),

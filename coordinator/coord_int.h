@@ -43,6 +43,7 @@ typedef struct {
     struct {
         int writing;                /* a write of this trial's checkpoint is on the pool */
         Tlsweep__Envelope *next;    /* the newest one that came meanwhile, written after */
+        int checked;                /* read back whole once before a resume (coord_sched.c) */
     } ckpt;
 } ctrial;
 

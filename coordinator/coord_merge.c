@@ -52,7 +52,7 @@ int coord_merge(const char *out, int quiet, tl_err *e)
     if (sweep_load_text(&s, p, &text, &len, e))
         goto done;
     c->s = &s;
-    if (coord__state_init(c, NULL, 0, e))
+    if (coord__state_init(c, NULL, 0, e) || sweep_bind_data(&s, c->fingerprint, e))
         goto done;
     for (int k = 0; k < n_slices; k++) {
         snprintf(p, sizeof p, "%s/slices/%d/journal", out, k);

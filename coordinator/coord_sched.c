@@ -10,6 +10,7 @@
 
 #include "common/base/clock.h"
 #include "common/msg/msg.h"
+#include "common/store/ckpt.h"
 
 /* ---- scheduling ------------------------------------------------------------------------ */
 
@@ -71,6 +72,45 @@ static int give_extraction(coord *c, cworker *k)
     return 0;
 }
 
+/* Whether trial i resumes from its checkpoint at path: 1 yes, 0 from
+ * scratch, -1 the sweep failed. A checkpoint is read back whole once per
+ * run before a worker is sent to it (its digest, its key against the
+ * trial's): one that is damaged, stale after an edit of the sweep or the
+ * data, or unreadable is moved aside (path.bad; removed when that fails)
+ * with one warning, and the trial starts again from scratch, instead of
+ * failing on the worker and stopping the sweep on every rerun. */
+static int resumable(coord *c, int i, const char *path)
+{
+    const sweep_trial *st = &c->s->trials[i];
+    ctrial *t = &c->trials[i];
+    struct stat sb;
+    if (t->ckpt.writing || stat(path, &sb) != 0)
+        return 0;
+    if (t->ckpt.checked)
+        return 1;
+    Tlsweep__Checkpoint *ck = NULL;
+    tl_err e = {0};
+    int rc = ckpt_read_trial(path, st->key, st->id, &ck, &e);
+    if (ck)
+        tlsweep__checkpoint__free_unpacked(ck, NULL);
+    if (rc == 0)
+        t->ckpt.checked = 1;
+    if (rc == 0 || rc == TL_ENOTFOUND)
+        return rc == 0;
+    if (rc == TL_ENOMEM) {
+        coord_fail(c, &e);
+        return -1;
+    }
+    char bad[4200];
+    snprintf(bad, sizeof bad, "%s.bad", path);
+    const char *fate = rename(path, bad) == 0 ? "moved to .bad"
+                       : unlink(path) == 0    ? "removed"
+                                              : "could not be moved or removed";
+    coord_log(c, "warning: %s; trial %s starts again from scratch (the file %s)", e.msg, st->id,
+              fate);
+    return 0;
+}
+
 static int give_trial(coord *c, cworker *k)
 {
     for (size_t i = 0; i < c->s->n_trials; i++) {
@@ -80,8 +120,9 @@ static int give_trial(coord *c, cworker *k)
         ctrial *t = &c->trials[i];
         char ck[4096];
         coord__ckpt_path(c, (int)i, ck, sizeof ck);
-        struct stat sb;
-        int resume = stat(ck, &sb) == 0 && !t->ckpt.writing;
+        int resume = resumable(c, (int)i, ck);
+        if (resume < 0)
+            return 0;
         Tlsweep__Task task = TLSWEEP__TASK__INIT;
         task.kind = TLSWEEP__TASK__KIND__TRAIN_TRIAL;
         task.trial_index = (uint32_t)i;

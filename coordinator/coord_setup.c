@@ -24,7 +24,7 @@
 
 /* ---- setup ------------------------------------------------------------------------------- */
 
-int coord_preflight(const sweep *s, data_index *ix, tl_err *e)
+int coord_preflight(sweep *s, data_index *ix, tl_err *e)
 {
     for (int i = 0; i < s->n_backbones; i++) {
         const char *w = sweep_weights_path(s, s->backbones[i]);
@@ -37,7 +37,10 @@ int coord_preflight(const sweep *s, data_index *ix, tl_err *e)
     }
     data_index_cfg dc = {s->train_dir, s->val_dir, s->test_dir,
                          s->val_dir ? 0 : s->validation_split, s->data_seed};
-    return data_index_build(ix, &dc, e);
+    int rc = data_index_build(ix, &dc, e);
+    if (!rc && (rc = sweep_bind_data(s, data_index_fingerprint(ix), e)))
+        data_index_free(ix);
+    return rc;
 }
 
 /* The weights file of cache group g (its last trial's), or NULL. */
@@ -55,15 +58,16 @@ static const char *group_weights(const sweep *s, int g)
 uint64_t coord__cache_key(const sweep *s, int g)
 {
     const sweep_cache_group *cg = &s->cache_groups[g];
-    char buf[700];
+    char tail[80];
     const char *w = group_weights(s, g);
     struct stat sb;
     memset(&sb, 0, sizeof sb);
     if (w)
         stat(w, &sb);
-    snprintf(buf, sizeof buf, "%s|%lld|%lld.%09ld", cg->text, (long long)sb.st_size,
+    /* chained: the text is hashed whole, however long its weights path */
+    snprintf(tail, sizeof tail, "|%lld|%lld.%09ld", (long long)sb.st_size,
              (long long)sb.st_mtim.tv_sec, sb.st_mtim.tv_nsec);
-    return tl_fnv1a_str(TL_FNV1A_OFFSET, buf);
+    return tl_fnv1a_str(tl_fnv1a_str(TL_FNV1A_OFFSET, cg->text), tail);
 }
 
 /* The group's text names the backbone's Keras preprocessing, but workers
@@ -196,6 +200,10 @@ int coord__state_init(coord *c, const data_index *ix, int n_workers, tl_err *e)
         c->have_ix = 1;
     }
     c->fingerprint = data_index_fingerprint(&c->ix);
+    /* journal keys hash the dataset: a run on other files is other trials */
+    if (ix && (!s->data_bound || s->data_fingerprint != c->fingerprint))
+        return tl_errf(e, TL_EINVAL, "%s: the trials' keys are not bound to this dataset index "
+                       "(coord_preflight binds them)", s->file ? s->file : "sweep");
     c->n_workers = n_workers;
     c->trials = calloc(s->n_trials, sizeof *c->trials);
     c->groups = calloc((size_t)(s->n_cache_groups ? s->n_cache_groups : 1), sizeof *c->groups);

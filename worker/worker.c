@@ -60,6 +60,7 @@ typedef struct {
     double last_progress, last_sent, last_ckpt;
     unsigned char *model;
     size_t model_len;
+    tl_err model_err;     /* why model_done failed (its callback has no tl_err) */
     const Tlsweep__Task *task;       /* TRAIN_TRIAL in progress */
     const trial_result *result;
 } worker;
@@ -145,6 +146,9 @@ static int setup(worker *w, const Tlsweep__Setup *su, tl_err *e)
                        (unsigned long long)su->index_items,
                        (unsigned long long)su->index_fingerprint);
     }
+    /* the trial keys the coordinator sends hash the same fingerprint */
+    if ((rc = sweep_bind_data(&w->s, fp, e)))
+        return rc;
     int threads = su->threads ? (int)su->threads : w->o->threads;
     if (threads > 0)
         engine_threads_set(threads);
@@ -433,7 +437,7 @@ static int model_done(void *ctx, const model_spec *spec, const tset *ts)
         if (!better)
             return 0;
     }
-    return model_write_mem(spec, ts, &w->model, &w->model_len, NULL);
+    return model_write_mem(spec, ts, &w->model, &w->model_len, &w->model_err);
 }
 
 /* Of the trial's log only its warnings (bad images) travel: the
@@ -483,15 +487,12 @@ static optim_cfg trial_optim(const worker *w, const sweep_trial *t)
 static int load_resume(const char *path, const sweep_trial *t, Tlsweep__Checkpoint **ck,
                        trial_snapshot *sn, trial_epoch **hist, tl_err *e)
 {
-    int rc = ckpt_read(path, ck, e);
+    int rc = ckpt_read_trial(path, t->key, t->id, ck, e);
     if (rc)
         return rc;
     Tlsweep__Checkpoint *c = *ck;
     const Tlsweep__Tensor *tw = ckpt_tensor(c, "weights"), *tb = ckpt_tensor(c, "best"),
                           *to = ckpt_tensor(c, "optim");
-    if (c->trial_key != t->key || !tw || !tb || !to || tw->n_data != tb->n_data ||
-        c->n_history != c->epoch || c->epoch < 1)
-        return tl_errf(e, TL_EFORMAT, "%s: not a checkpoint of trial %s", path, t->id);
     *hist = calloc(c->n_history, sizeof **hist);
     if (!*hist)
         return tl_errf(e, TL_ENOMEM, "%s: out of memory", path);
@@ -637,11 +638,20 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     w->task = task;
     w->result = &r;
     w->last_ckpt = tl_now();
-    rc = trial_run(&cfg, &r, e);
+    /* the trial's own line, never one left over from an earlier task */
+    tl_err te = {0};
+    w->model_err = te;
+    rc = trial_run(&cfg, &r, &te);
+    if (rc && !te.msg[0]) {
+        if (w->model_err.msg[0])
+            te = w->model_err;
+        else
+            tl_errf(&te, rc, "after epoch %d: %s", r.n_epochs, tl_strerror(rc));
+    }
     int status = rc == 0 ? TLSWEEP__TRIAL_RESULT__STATUS__DONE
                  : rc == TL_ESTOPPED ? TLSWEEP__TRIAL_RESULT__STATUS__STOPPED
                                      : TLSWEEP__TRIAL_RESULT__STATUS__FAILED;
-    int src = send_result(w, t, &r, status, rc ? e->msg : NULL, tl_now() - t0);
+    int src = send_result(w, t, &r, status, rc ? te.msg : NULL, tl_now() - t0);
     trial_result_free(&r);
     /* a failed trial is the coordinator's to report; the worker goes on */
     rc = src;

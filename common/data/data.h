@@ -13,6 +13,7 @@ typedef struct {
     char *path;      /* as opened (absolute, or relative to the working dir) */
     int label;       /* index into classes */
     int64_t bytes;   /* file size at indexing time */
+    int64_t mtime_ns; /* modification time at indexing time, ns since the epoch */
 } data_item;
 
 typedef enum { DATA_TRAIN = 0, DATA_VAL = 1, DATA_TEST = 2 } data_split;
@@ -39,8 +40,10 @@ typedef struct {
 int data_index_build(data_index *ix, const data_index_cfg *cfg, tl_err *e);
 void data_index_free(data_index *ix);
 size_t data_index_count(const data_index *ix, data_split s);
-/* A hash of classes, paths, labels, sizes and splits: two processes that
- * indexed the same folders the same way agree on it. */
+/* A hash of classes, paths, labels, sizes, modification times and splits:
+ * two processes that indexed the same folders the same way agree on it, and
+ * an image added, removed, rewritten or touched changes it (trial keys and
+ * feature caches hash it). */
 uint64_t data_index_fingerprint(const data_index *ix);
 /* Zero-byte files of split s: indexed (decoding skips them with a warning)
  * but worth a line in the log before the sweep starts. */

@@ -146,7 +146,7 @@ static int list_class_dirs(const char *dir, const char *what, strvec *out, size_
 
 typedef struct {
     char *path;
-    int64_t bytes;
+    int64_t bytes, mtime_ns;
 } found;
 
 typedef struct {
@@ -154,7 +154,7 @@ typedef struct {
     size_t n, cap;
 } foundvec;
 
-static int foundvec_push(foundvec *f, char *path, int64_t bytes)
+static int foundvec_push(foundvec *f, char *path, const struct stat *st)
 {
     if (f->n == f->cap) {
         size_t cap = f->cap ? 2 * f->cap : 64;
@@ -165,7 +165,8 @@ static int foundvec_push(foundvec *f, char *path, int64_t bytes)
         f->cap = cap;
     }
     f->v[f->n].path = path;
-    f->v[f->n].bytes = bytes;
+    f->v[f->n].bytes = (int64_t)st->st_size;
+    f->v[f->n].mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
     f->n++;
     return 0;
 }
@@ -201,7 +202,7 @@ static int scan_images(const char *dir, int depth, dirset *seen, foundvec *out, 
                 rc = scan_images(p, depth + 1, seen, out, e);
             free(p);
         } else if (S_ISREG(st.st_mode) && is_image_name(de->d_name)) {
-            if (foundvec_push(out, p, (int64_t)st.st_size) != 0) {
+            if (foundvec_push(out, p, &st) != 0) {
                 free(p);
                 rc = tl_errf(e, TL_ENOMEM, "data: out of memory scanning '%s'", dir);
             }
@@ -301,6 +302,7 @@ static int index_dir(data_index *ix, const char *dir, const char *what, data_spl
             it->path = f.v[k].path;
             it->label = (int)c;
             it->bytes = f.v[k].bytes;
+            it->mtime_ns = f.v[k].mtime_ns;
             ix->split[ix->n_items] = (uint8_t)s;
             ix->n_items++;
         }
@@ -448,6 +450,7 @@ uint64_t data_index_fingerprint(const data_index *ix)
         h = tl_fnv1a_bytes(h, it->path, strlen(it->path) + 1);
         h = tl_fnv1a_bytes(h, &it->label, sizeof it->label);
         h = tl_fnv1a_bytes(h, &it->bytes, sizeof it->bytes);
+        h = tl_fnv1a_bytes(h, &it->mtime_ns, sizeof it->mtime_ns);
         h = tl_fnv1a_bytes(h, &ix->split[i], 1);
     }
     return h;

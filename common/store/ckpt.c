@@ -150,3 +150,23 @@ const Tlsweep__Tensor *ckpt_tensor(const Tlsweep__Checkpoint *c, const char *nam
             return c->tensors[i];
     return NULL;
 }
+
+int ckpt_read_trial(const char *path, uint64_t key, const char *trial_id,
+                    Tlsweep__Checkpoint **c, tl_err *e)
+{
+    int rc = ckpt_read(path, c, e);
+    if (rc)
+        return rc;
+    const Tlsweep__Checkpoint *k = *c;
+    const Tlsweep__Tensor *tw = ckpt_tensor(k, "weights"), *tb = ckpt_tensor(k, "best");
+    const char *why = k->trial_key != key ? "its key differs: the sweep or the data changed"
+                      : !tw || !tb || !ckpt_tensor(k, "optim") ? "a tensor is missing"
+                      : tw->n_data != tb->n_data ? "'weights' and 'best' differ in length"
+                      : k->epoch < 1 || k->n_history != k->epoch ? "its history is not its epochs"
+                                                                 : NULL;
+    if (!why)
+        return 0;
+    tlsweep__checkpoint__free_unpacked(*c, NULL);
+    *c = NULL;
+    return tl_errf(e, TL_EFORMAT, "%s: not a checkpoint of trial %s (%s)", path, trial_id, why);
+}

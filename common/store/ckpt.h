@@ -26,6 +26,14 @@ int ckpt_write(const char *path, const Tlsweep__Checkpoint *c, tl_err *e);
  * error. TL_ENOTFOUND when path does not exist, TL_EIO when it cannot be
  * read, TL_EFORMAT when it is damaged. */
 int ckpt_read(const char *path, Tlsweep__Checkpoint **c, tl_err *e);
+/* ckpt_read, then checks the checkpoint is one a trial resumes from: its
+ * trial_key is key (a checkpoint of another configuration, or of the same
+ * grid point before the sweep or the dataset changed, is stale), it holds
+ * tensors "weights" and "best" of one length and "optim", and its history
+ * has one entry per epoch, epoch >= 1. A stale or inconsistent one is
+ * TL_EFORMAT "PATH: not a checkpoint of trial ID (why)". */
+int ckpt_read_trial(const char *path, uint64_t key, const char *trial_id,
+                    Tlsweep__Checkpoint **c, tl_err *e);
 /* The tensor of c named name, NULL when absent. */
 const Tlsweep__Tensor *ckpt_tensor(const Tlsweep__Checkpoint *c, const char *name);
 

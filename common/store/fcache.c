@@ -7,7 +7,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/sha256.h"
 #include "common/weights/safetensors.h"
+
+/* Rows per checksummed block: about FCACHE_SUM_BYTES of features each. */
+static size_t sum_rows(size_t dim)
+{
+    size_t r = FCACHE_SUM_BYTES / (dim * sizeof(float));
+    return r ? r : 1;
+}
+
+/* The hex SHA-256 of n bytes at p into hex (64 digits and a NUL). */
+static void sum_hex(const void *p, size_t n, char *hex)
+{
+    unsigned char d[SHA256_DIGEST_SIZE];
+    sha256(p, n, d);
+    sha256_hex(d, hex);
+}
+
+/* The digests of x's blocks of rows, concatenated; NULL when out of memory. */
+static char *features_sums(const float *x, size_t n_items, size_t dim, size_t rows)
+{
+    size_t blocks = (n_items + rows - 1) / rows;
+    char *hex = malloc(blocks * 64 + 1);
+    if (!hex)
+        return NULL;
+    for (size_t b = 0; b < blocks; b++) {
+        size_t r0 = b * rows, n = n_items - r0 < rows ? n_items - r0 : rows;
+        char one[65];
+        sum_hex(x + r0 * dim, n * dim * sizeof(float), one);
+        memcpy(hex + b * 64, one, 64);
+    }
+    hex[blocks * 64] = '\0';
+    return hex;
+}
 
 void fcache_path(char *buf, size_t n, const char *dir, uint64_t key)
 {
@@ -28,24 +61,33 @@ int fcache_write(const char *path, uint64_t key, const char *text, uint64_t inde
         return tl_errf(e, TL_EINVAL, "%s: feature cache of %zu items x %zu dims is empty", path,
                        n_items, dim);
     float *okf = malloc(n_items * sizeof *okf);
-    if (!okf)
+    size_t rows = sum_rows(dim);
+    char *fsums = features_sums(x, n_items, dim, rows);
+    if (!okf || !fsums) {
+        free(okf);
+        free(fsums);
         return tl_errf(e, TL_ENOMEM, "%s: out of memory for %zu flags", path, n_items);
+    }
     for (size_t i = 0; i < n_items; i++)
         okf[i] = ok[i] ? 1.0f : 0.0f;
 
-    char key_hex[17], index_hex[17], items[32], dims[32];
+    char key_hex[17], index_hex[17], items[32], dims[32], rows_s[32], oksum[65];
+    snprintf(rows_s, sizeof rows_s, "%zu", rows);
+    sum_hex(okf, n_items * sizeof *okf, oksum);
     snprintf(key_hex, sizeof key_hex, "%016" PRIx64, key);
     snprintf(index_hex, sizeof index_hex, "%016" PRIx64, index_fingerprint);
     snprintf(items, sizeof items, "%zu", n_items);
     snprintf(dims, sizeof dims, "%zu", dim);
     const char *meta[] = {"format", FCACHE_FORMAT, "key", key_hex, "text", text ? text : "",
-                          "index", index_hex, "items", items, "dim", dims};
+                          "index", index_hex, "items", items, "dim", dims,
+                          "sum_rows", rows_s, "sum_features", fsums, "sum_ok", oksum};
     weights_st_entry t[2] = {
         {.name = "features", .data = x, .ndim = 2, .shape = {n_items, dim}},
         {.name = "ok", .data = okf, .ndim = 1, .shape = {n_items}},
     };
     int rc = weights_st_write_meta(path, t, 2, meta, sizeof meta / sizeof *meta / 2, e);
     free(okf);
+    free(fsums);
     return rc;
 }
 
@@ -72,6 +114,34 @@ static int meta_size(const weights_st *st, const char *name, size_t *v)
         if (!isdigit((unsigned char)*p))
             return -1;
     *v = (size_t)strtoull(s, NULL, 10);
+    return 0;
+}
+
+/* The payload against its digests, before any of it is used: a flipped
+ * bit anywhere in a block of rows (a sign, an exponent) is a damaged file. */
+static int check_sums(const char *path, const weights_st *st, const weights_st_tensor *f,
+                      const weights_st_tensor *k, size_t items, size_t dim, tl_err *e)
+{
+    size_t rows;
+    const char *fs = weights_st_metadata(st, "sum_features"), *ks = weights_st_metadata(st, "sum_ok");
+    size_t blocks = 0;
+    if (meta_size(st, "sum_rows", &rows) == 0 && rows > 0)
+        blocks = items / rows + (items % rows != 0);
+    if (!blocks || !fs || !ks || strlen(fs) != blocks * 64 || strlen(ks) != 64)
+        return tl_errf(e, TL_EFORMAT, "%s: checksums missing or malformed (metadata "
+                       "'sum_rows', 'sum_features', 'sum_ok')", path);
+    char hex[65];
+    for (size_t b = 0; b < blocks; b++) {
+        size_t r0 = b * rows, n = items - r0 < rows ? items - r0 : rows;
+        sum_hex((const unsigned char *)f->data + r0 * dim * sizeof(float),
+                n * dim * sizeof(float), hex);
+        if (memcmp(hex, fs + b * 64, 64) != 0)
+            return tl_errf(e, TL_EFORMAT, "%s: checksum mismatch in 'features' rows %zu-%zu "
+                           "(damaged file)", path, r0, r0 + n - 1);
+    }
+    sum_hex(k->data, k->nbytes, hex);
+    if (memcmp(hex, ks, 64) != 0)
+        return tl_errf(e, TL_EFORMAT, "%s: checksum mismatch in 'ok' (damaged file)", path);
     return 0;
 }
 
@@ -115,7 +185,7 @@ static int check_file(const char *path, const weights_st *st, uint64_t key, uint
                        k->shape[0], items, dim);
     *features = f;
     *ok = k;
-    return 0;
+    return check_sums(path, st, f, k, items, dim, e);
 }
 
 int fcache_read(const char *path, uint64_t key, uint64_t index_fingerprint, fcache *c,

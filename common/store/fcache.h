@@ -8,8 +8,12 @@
  *   "ok"        F32 (n_items)       1, or 0 when the image did not decode
  * and metadata "format" = "tlsweep-features-1", "key" (16 hex digits),
  * "text" (what the key hashes: backbone|weights|size|preprocessing),
- * "index" (the index fingerprint, 16 hex digits), "items", "dim".
- * Written atomically. */
+ * "index" (the index fingerprint, 16 hex digits), "items", "dim", and the
+ * payload's checksums: "sum_rows" (rows per block, about FCACHE_SUM_BYTES
+ * of features), "sum_features" (the SHA-256 of each block of 'features'
+ * rows, 64 hex digits each, concatenated in row order) and "sum_ok" (the
+ * SHA-256 of 'ok'). Written atomically; read back only when every digest
+ * matches. */
 #ifndef TLSWEEP_FCACHE_H
 #define TLSWEEP_FCACHE_H
 
@@ -18,7 +22,9 @@
 
 #include "common/base/err.h"
 
-#define FCACHE_FORMAT "tlsweep-features-1"
+/* -2: with checksums; a -1 file is refused as another format (recomputed) */
+#define FCACHE_FORMAT "tlsweep-features-2"
+#define FCACHE_SUM_BYTES ((size_t)16 << 20)
 
 typedef struct {
     float *x;        /* (n_items, dim), owned */
@@ -34,8 +40,9 @@ int fcache_write(const char *path, uint64_t key, const char *text, uint64_t inde
  * differs, both values given), when the file is missing, another key's or
  * stale: the caller extracts again. TL_EFORMAT when it is damaged: not
  * safetensors, not this format, tensors missing or of the wrong dtype,
- * shapes that disagree with each other or with "items"/"dim", an "ok" value
- * other than 0 or 1. TL_EIO, TL_ENOMEM as they come. On error c is zeroed. */
+ * shapes that disagree with each other or with "items"/"dim", checksums
+ * missing or not matching the payload (the line names the rows), an "ok"
+ * value other than 0 or 1. TL_EIO, TL_ENOMEM as they come. On error c is zeroed. */
 int fcache_read(const char *path, uint64_t key, uint64_t index_fingerprint, fcache *c,
                 tl_err *e);
 /* Frees x and ok and zeroes c; a zeroed c is fine. */

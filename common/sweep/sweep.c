@@ -711,8 +711,7 @@ void sweep_free(sweep *s)
     free(s->momenta);
     free(s->scheds);
     free(s->out);
-    free(s->trials);
-    free(s->cache_groups);
+    sweep_expand_free(s);
     memset(s, 0, sizeof *s);
 }
 

@@ -67,7 +67,9 @@ typedef struct {
 
 typedef struct {
     char id[128];           /* from the content, unique in the sweep, [A-Za-z0-9._-] only */
-    uint64_t key;           /* FNV-1a of everything that changes the trial's result (journal key) */
+    uint64_t key;           /* FNV-1a of everything that changes the trial's result (journal
+                               key): the whole grid point and shared settings, untruncated,
+                               and the dataset index fingerprint once bound (sweep_bind_data) */
     int index;              /* position in the grid order */
     const char *backbone;
     const char *weights;    /* path, from weights: */
@@ -89,7 +91,7 @@ typedef struct {
 
 typedef struct {
     uint64_t key;           /* FNV-1a of cache_text */
-    char text[512];         /* backbone|weights path|image size|preprocessing */
+    char *text;             /* backbone|weights path|image size|preprocessing (owned) */
     int n_trials;
 } sweep_cache_group;
 
@@ -134,6 +136,10 @@ typedef struct {
      * is at least this old (0: every epoch); long epochs always checkpoint */
     double checkpoint_seconds;
 
+    /* The dataset the trials' keys belong to (sweep_bind_data); 0/0 until bound. */
+    uint64_t data_fingerprint;
+    int data_bound;
+
     /* The expansion. cache_groups: one per distinct frozen feature cache. */
     sweep_trial *trials;
     size_t n_trials;
@@ -156,6 +162,14 @@ void sweep_free(sweep *s);
  * calls it; callers that build a sweep in code may too). */
 enum { SWEEP_MAX_TRIALS = 100000 };
 int sweep_expand(sweep *s, tl_err *e);
+/* Frees the expansion and zeroes its counts (sweep_free does it too). */
+void sweep_expand_free(sweep *s);
+/* Makes the dataset part of every trial's identity: records the index
+ * fingerprint (data_index_fingerprint: file list, sizes, mtimes) and
+ * expands again, so that every trial's key hashes it. A trial's results
+ * are reused only for the same files; the coordinator and every worker
+ * bind the same fingerprint (they check they index the same files). */
+int sweep_bind_data(sweep *s, uint64_t fingerprint, tl_err *e);
 /* The weights path for backbone, or NULL. */
 const char *sweep_weights_path(const sweep *s, const char *backbone);
 

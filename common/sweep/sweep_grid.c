@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/base/hash.h"
+#include "common/base/strbuf.h"
 
 /* Shortest %e that reads back as x, without '+': 1e-03, 1.5e-04, 3e00. */
 static void num_tag(double x, char *buf, size_t n)
@@ -51,19 +52,89 @@ static void sched_tag(const sweep_sched *sc, char *buf, size_t n)
 }
 
 /* Everything outside the trial's own grid values that changes its result. */
-static void shared_text(const sweep *s, char *buf, size_t n)
+static void shared_text(const sweep *s, tl_strbuf *b)
 {
     const data_augment_cfg *a = &s->augment;
-    size_t j = (size_t)snprintf(
-        buf, n, "train=%s|val=%s|test=%s|split=%a|size=%d|dseed=%llu|seed=%llu|aug=%d,%a,%a,%a,%a,%a,%a,%a,%a|head=",
-        s->train_dir, s->val_dir ? s->val_dir : "", s->test_dir ? s->test_dir : "", s->validation_split,
-        s->image_size, (unsigned long long)s->data_seed, (unsigned long long)s->seed, a->horizontal_flip,
-        (double)a->rotation_range, (double)a->width_shift_range, (double)a->height_shift_range,
-        (double)a->zoom_range[0], (double)a->zoom_range[1], (double)a->brightness_range[0],
-        (double)a->brightness_range[1], (double)a->contrast);
-    for (int i = 0; i < s->n_head && j < n; i++)
-        j += (size_t)snprintf(buf + j, n - j, "%d:%d:%d:%a;", (int)s->head[i].kind, s->head[i].units,
-                              (int)s->head[i].act, (double)s->head[i].rate);
+    tl_strbuf_printf(b, "train=%s|val=%s|test=%s|split=%a|size=%d|dseed=%llu|seed=%llu|aug=%d,%a,%a,%a,%a,%a,%a,%a,%a|head=",
+                     s->train_dir, s->val_dir ? s->val_dir : "", s->test_dir ? s->test_dir : "",
+                     s->validation_split, s->image_size, (unsigned long long)s->data_seed,
+                     (unsigned long long)s->seed, a->horizontal_flip, (double)a->rotation_range,
+                     (double)a->width_shift_range, (double)a->height_shift_range,
+                     (double)a->zoom_range[0], (double)a->zoom_range[1],
+                     (double)a->brightness_range[0], (double)a->brightness_range[1],
+                     (double)a->contrast);
+    for (int i = 0; i < s->n_head; i++)
+        tl_strbuf_printf(b, "%d:%d:%d:%a;", (int)s->head[i].kind, s->head[i].units,
+                         (int)s->head[i].act, (double)s->head[i].rate);
+}
+
+/* The trial's id from its grid values (b is scratch); an id that does not
+ * fit sweep_trial.id is an error rather than a cut that could make two
+ * trials one. */
+static int trial_id(const sweep *s, sweep_trial *t, tl_strbuf *b, tl_err *e)
+{
+    char md[48], num[40];
+    b->len = 0;
+    mode_tag(&t->mode, md, sizeof md);
+    num_tag(t->learning_rate, num, sizeof num);
+    tl_strbuf_printf(b, "%s-%s-lr%s-%s-b%d", t->backbone, md, num,
+                     sweep_optimizer_name(t->optimizer), t->batch_size);
+    if (s->n_weight_decays) {
+        num_tag(t->weight_decay, num, sizeof num);
+        tl_strbuf_printf(b, "-wd%s", num);
+    }
+    if (s->n_momenta) {
+        num_tag(t->momentum, num, sizeof num);
+        tl_strbuf_printf(b, "-m%s", num);
+    }
+    if (s->n_scheds) {
+        sched_tag(&t->sched, md, sizeof md);
+        tl_strbuf_printf(b, "-%s", md);
+    }
+    if (b->oom)
+        return tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
+    if (b->len >= sizeof t->id)
+        return tl_errf(e, TL_EINVAL, "%s: grid: trial id '%.60s...' is %zu characters, at most "
+                       "%zu (shorter numbers in the grid?)", s->file ? s->file : "sweep",
+                       b->s, b->len, sizeof t->id - 1);
+    memcpy(t->id, b->s, b->len + 1);
+    return 0;
+}
+
+/* A trial's journal key: FNV-1a of its whole identity, held in a growable
+ * buffer so that no part (a long weights path) pushes another (the
+ * epochs) out: the grid point, the shared settings, and the dataset index
+ * fingerprint once sweep_bind_data has given one. The text of a trial
+ * without a bound dataset hashes as it did before keys had one. */
+static uint64_t trial_key(const sweep *s, const sweep_trial *t, const tl_strbuf *shared,
+                          tl_strbuf *b)
+{
+    b->len = 0;
+    tl_strbuf_printf(b, "tlsweep-trial-v1|%s|weights=%s|epochs=%d|lr=%a|wd=%a|m=%a|", t->id,
+                     t->weights, t->epochs, t->learning_rate, t->weight_decay, t->momentum);
+    tl_strbuf_put(b, shared->s, shared->len);
+    if (s->data_bound)
+        tl_strbuf_printf(b, "|data=%016llx", (unsigned long long)s->data_fingerprint);
+    return tl_fnv1a_bytes(TL_FNV1A_OFFSET, b->s, b->len);
+}
+
+void sweep_expand_free(sweep *s)
+{
+    for (int g = 0; s->cache_groups && g < s->n_cache_groups; g++)
+        free(s->cache_groups[g].text);
+    free(s->cache_groups);
+    free(s->trials);
+    s->cache_groups = NULL;
+    s->trials = NULL;
+    s->n_cache_groups = 0;
+    s->n_trials = 0;
+}
+
+int sweep_bind_data(sweep *s, uint64_t fingerprint, tl_err *e)
+{
+    s->data_fingerprint = fingerprint;
+    s->data_bound = 1;
+    return sweep_expand(s, e);
 }
 
 int sweep_expand(sweep *s, tl_err *e)
@@ -76,17 +147,16 @@ int sweep_expand(sweep *s, tl_err *e)
     if (total < 1 || total > SWEEP_MAX_TRIALS)
         return tl_errf(e, TL_EINVAL, "%s: grid: expected 1 to %d trials, the product of the lists is %.0f",
                        s->file ? s->file : "sweep", SWEEP_MAX_TRIALS, total);
-    free(s->trials);
-    free(s->cache_groups);
-    s->n_cache_groups = 0;
+    sweep_expand_free(s);
     s->trials = calloc((size_t)total, sizeof *s->trials);
     s->cache_groups = calloc((size_t)s->n_backbones * (size_t)s->n_modes, sizeof *s->cache_groups);
-    char *shared = malloc(4096);
-    if (!s->trials || !s->cache_groups || !shared) {
-        free(shared);
-        return tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
+    tl_strbuf shared = TL_STRBUF_INIT, kt = TL_STRBUF_INIT, text = TL_STRBUF_INIT;
+    shared_text(s, &shared);
+    int rc = 0;
+    if (!s->trials || !s->cache_groups || shared.oom) {
+        rc = tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
+        goto out;
     }
-    shared_text(s, shared, 4096);
     size_t k = 0;
     for (int ib = 0; ib < s->n_backbones; ib++)
     for (int im = 0; im < s->n_modes; im++)
@@ -110,45 +180,31 @@ int sweep_expand(sweep *s, tl_err *e)
             t->sched = s->scheds[is];
         t->epochs = s->epochs;
 
-        char md[48], lr[32], wd[32], mo[32], sc[48];
-        mode_tag(&t->mode, md, sizeof md);
-        num_tag(t->learning_rate, lr, sizeof lr);
-        int j = snprintf(t->id, sizeof t->id, "%s-%s-lr%s-%s-b%d", t->backbone, md, lr,
-                         sweep_optimizer_name(t->optimizer), t->batch_size);
-        if (s->n_weight_decays) {
-            num_tag(t->weight_decay, wd, sizeof wd);
-            j += snprintf(t->id + j, sizeof t->id - (size_t)j, "-wd%s", wd);
-        }
-        if (s->n_momenta) {
-            num_tag(t->momentum, mo, sizeof mo);
-            j += snprintf(t->id + j, sizeof t->id - (size_t)j, "-m%s", mo);
-        }
-        if (s->n_scheds) {
-            sched_tag(&t->sched, sc, sizeof sc);
-            snprintf(t->id + j, sizeof t->id - (size_t)j, "-%s", sc);
-        }
-        char kt[256];
-        snprintf(kt, sizeof kt, "tlsweep-trial-v1|%s|weights=%s|epochs=%d|lr=%a|wd=%a|m=%a|", t->id,
-                 t->weights, t->epochs, t->learning_rate, t->weight_decay, t->momentum);
-        t->key = tl_fnv1a_str(tl_fnv1a_str(TL_FNV1A_OFFSET, kt), shared);
+        if ((rc = trial_id(s, t, &kt, e)))
+            goto out;
+        t->key = trial_key(s, t, &shared, &kt);
 
         t->cache_group = -1;
         sweep_plan plan;
-        int rc = sweep_trial_plan(s, t, &plan, e);
-        if (rc) {
-            free(shared);
-            return rc;
-        }
+        if ((rc = sweep_trial_plan(s, t, &plan, e)))
+            goto out;
         if (sweep_plan_uses_shared_cache(&plan)) {
-            char text[512];
-            snprintf(text, sizeof text, "%s|%s|%d|%s", t->backbone, t->weights, s->image_size,
-                     sweep_backbone_preprocessing(t->backbone));
+            text.len = 0;
+            tl_strbuf_printf(&text, "%s|%s|%d|%s", t->backbone, t->weights, s->image_size,
+                             sweep_backbone_preprocessing(t->backbone));
+            if (kt.oom || text.oom) {
+                rc = tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
+                goto out;
+            }
             int g = 0;
-            while (g < s->n_cache_groups && strcmp(s->cache_groups[g].text, text) != 0)
+            while (g < s->n_cache_groups && strcmp(s->cache_groups[g].text, text.s) != 0)
                 g++;
             if (g == s->n_cache_groups) {
-                snprintf(s->cache_groups[g].text, sizeof s->cache_groups[g].text, "%s", text);
-                s->cache_groups[g].key = tl_fnv1a_str(TL_FNV1A_OFFSET, text);
+                if (!(s->cache_groups[g].text = strdup(text.s))) {
+                    rc = tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
+                    goto out;
+                }
+                s->cache_groups[g].key = tl_fnv1a_str(TL_FNV1A_OFFSET, text.s);
                 s->n_cache_groups++;
             }
             s->cache_groups[g].n_trials++;
@@ -157,8 +213,13 @@ int sweep_expand(sweep *s, tl_err *e)
         }
         k++;
     }
+    if (kt.oom)
+        rc = tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
     s->n_trials = k;
-    free(shared);
-    return 0;
+out:
+    tl_strbuf_free(&shared);
+    tl_strbuf_free(&kt);
+    tl_strbuf_free(&text);
+    return rc;
 }
 

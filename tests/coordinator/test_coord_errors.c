@@ -102,6 +102,7 @@ static void test_worker_error_keeps_code(void **st)
     data_index ix;
     data_index_cfg dc = {s.train_dir, NULL, NULL, s.validation_split, s.data_seed};
     assert_int_equal(data_index_build(&ix, &dc, &e), 0);
+    assert_int_equal(sweep_bind_data(&s, data_index_fingerprint(&ix), &e), 0);
 
     msg_link *lc = NULL, *lw = NULL;
     assert_int_equal(msg_link_local_pair(&lc, &lw, &e), 0);

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/data/data.h"
@@ -349,6 +351,55 @@ static void test_val_test_dirs(void **st)
     build_fails(&c, "val_dir", c.val_dir);
 }
 
+static uint64_t fingerprint_of(const char *train)
+{
+    data_index ix;
+    data_index_cfg c = cfg_train(train);
+    build_ok(&ix, &c);
+    uint64_t f = data_index_fingerprint(&ix);
+    data_index_free(&ix);
+    return f;
+}
+
+/* Sets rel's modification time to sec seconds after the epoch. */
+static void set_mtime(const char *rel, time_t sec)
+{
+    struct timespec ts[2] = {{sec, 0}, {sec, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, tu_tmp(rel), ts, 0), 0);
+}
+
+/* The fingerprint names the files as they are: the same tree twice agrees;
+ * an image added, removed, rewritten to another size, or rewritten in
+ * place at the same size (a new modification time) changes it. */
+static void test_fingerprint(void **st)
+{
+    (void)st;
+    put("f/a/1.jpg", 10);
+    put("f/a/2.jpg", 20);
+    put("f/b/3.jpg", 30);
+    set_mtime("f/a/1.jpg", 1000000000);
+    uint64_t f0 = fingerprint_of("f");
+    assert_true(fingerprint_of("f") == f0);
+
+    put("f/b/4.jpg", 40);
+    uint64_t f1 = fingerprint_of("f");
+    assert_true(f1 != f0);
+    assert_int_equal(unlink(tu_tmp("f/b/4.jpg")), 0);
+    assert_true(fingerprint_of("f") == f0);
+
+    assert_int_equal(unlink(tu_tmp("f/a/2.jpg")), 0);
+    assert_true(fingerprint_of("f") != f0);
+    put("f/a/2.jpg", 20);
+    uint64_t f2 = fingerprint_of("f");
+
+    put("f/a/1.jpg", 10);   /* same size, same name, a new time */
+    assert_true(fingerprint_of("f") != f2);
+    set_mtime("f/a/1.jpg", 1000000000);
+    assert_true(fingerprint_of("f") == f2);
+    set_mtime("f/a/1.jpg", 1000000001);
+    assert_true(fingerprint_of("f") != f2);
+}
+
 static void test_errors(void **st)
 {
     (void)st;
@@ -405,6 +456,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nested, tu_tmpdir_setup, tu_tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_split_stratified, tu_tmpdir_setup, tu_tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_val_test_dirs, tu_tmpdir_setup, tu_tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_fingerprint, tu_tmpdir_setup, tu_tmpdir_teardown),
         cmocka_unit_test_setup_teardown(test_errors, tu_tmpdir_setup, tu_tmpdir_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

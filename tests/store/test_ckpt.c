@@ -241,6 +241,54 @@ static void test_tensor_shape_mismatch(void **st)
     tlsweep__checkpoint__free_unpacked(c, NULL);
 }
 
+/* Written as c, read for trial key: refused as not that trial's, why named. */
+static void expect_not_trial(Tlsweep__Checkpoint *c, uint64_t key, const char *why)
+{
+    tl_err e = {0};
+    const char *path = tu_tmp("trial.ckpt");
+    assert_int_equal(ckpt_write(path, c, &e), 0);
+    Tlsweep__Checkpoint *r = (Tlsweep__Checkpoint *)1;
+    assert_int_equal(ckpt_read_trial(path, key, "the-trial", &r, &e), TL_EFORMAT);
+    assert_null(r);
+    tu_assert_one_line_error(&e, path, "not a checkpoint of trial the-trial", why);
+}
+
+/* A checkpoint is a trial's to resume from only when its key is the
+ * trial's and its tensors and history are whole: a stale one (the sweep
+ * or the data changed) is refused, as TL_EFORMAT, like a damaged one. */
+static void test_read_trial(void **st)
+{
+    (void)st;
+    tl_err e = {0};
+    Tlsweep__Checkpoint *c = new_checkpoint(), *r = NULL;
+    const char *path = tu_tmp("trial.ckpt");
+    assert_int_equal(ckpt_write(path, c, &e), 0);
+    assert_int_equal(ckpt_read_trial(path, c->trial_key, "the-trial", &r, &e), 0);
+    assert_int_equal(r->epoch, 2);
+    tlsweep__checkpoint__free_unpacked(r, NULL);
+    assert_int_equal(ckpt_read_trial(tu_tmp("none.ckpt"), 1, "the-trial", &r, &e), TL_ENOTFOUND);
+    assert_null(r);
+
+    expect_not_trial(c, c->trial_key ^ 1, "key differs");
+    c->n_history = 1;
+    expect_not_trial(c, c->trial_key, "history");
+    c->n_history = 2;
+    c->epoch = 0;
+    c->n_history = 0;
+    expect_not_trial(c, c->trial_key, "history");
+    c->epoch = 2;
+    c->n_history = 2;
+    c->n_tensors = 2;   /* no "optim" */
+    expect_not_trial(c, c->trial_key, "missing");
+    c->n_tensors = 3;
+    Tlsweep__Tensor *best = c->tensors[1];
+    c->tensors[1] = new_tensor("best", 1280, 2, 4);
+    expect_not_trial(c, c->trial_key, "'weights' and 'best' differ");
+    tlsweep__tensor__free_unpacked(c->tensors[1], NULL);
+    c->tensors[1] = best;
+    tlsweep__checkpoint__free_unpacked(c, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -249,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_flipped_byte),
         cmocka_unit_test(test_bad_magic),
         cmocka_unit_test(test_tensor_shape_mismatch),
+        cmocka_unit_test(test_read_trial),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

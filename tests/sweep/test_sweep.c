@@ -120,6 +120,91 @@ static int parse_str(sweep *s, const char *text, tl_err *e)
     return sweep_parse(s, "t.yaml", text, strlen(text), e);
 }
 
+/* A trial's key is its whole identity: a weights path long enough to have
+ * filled the old 256-byte key text (cutting off the epochs) still leaves
+ * the epochs in it; head settings after a long path too; the dataset once
+ * bound; and a cache group's text is kept whole. */
+static void test_keys_whole(void **state)
+{
+    (void)state;
+    char dir[300], yaml[2048];
+    memset(dir, 'w', 200);
+    memcpy(dir, "/data/", 6);
+    dir[200] = '\0';
+    uint64_t key[2], bound[2];
+    const int epochs[2] = {2, 5};
+    for (int k = 0; k < 2; k++) {
+        snprintf(yaml, sizeof yaml,
+                 "data: {train_dir: d, validation_split: 0.2}\nweights: {mobilenet_v2: %s/m.tlm}\n"
+                 "grid: {backbone: mobilenet_v2, mode: frozen}\nepochs: %d\nout: o\n", dir,
+                 epochs[k]);
+        sweep s;
+        tl_err e = {0};
+        if (parse_str(&s, yaml, &e))
+            fail_msg("%s", e.msg);
+        assert_true(strlen(s.trials[0].weights) > 200);
+        key[k] = s.trials[0].key;
+        /* the cache group's text is whole, past any fixed buffer */
+        assert_non_null(strstr(s.cache_groups[0].text, "/m.tlm|"));
+        assert_int_equal(sweep_bind_data(&s, 0x1234, &e), 0);
+        bound[k] = s.trials[0].key;
+        assert_true(bound[k] != key[k]);
+        /* binding again with the same fingerprint gives the same keys */
+        assert_int_equal(sweep_bind_data(&s, 0x1234, &e), 0);
+        assert_true(s.trials[0].key == bound[k]);
+        /* another dataset (an image added, removed or touched): other keys */
+        assert_int_equal(sweep_bind_data(&s, 0x1235, &e), 0);
+        assert_true(s.trials[0].key != bound[k]);
+        sweep_free(&s);
+    }
+    assert_true(key[0] != key[1]);
+    assert_true(bound[0] != bound[1]);
+
+    /* a weights path of 3000 characters and a head after it: both count */
+    char *big = malloc(8192), *path = malloc(3100);
+    memset(path, 'p', 3000);
+    path[0] = '/';
+    path[3000] = '\0';
+    uint64_t hk[2];
+    for (int k = 0; k < 2; k++) {
+        snprintf(big, 8192,
+                 "data: {train_dir: d, validation_split: 0.2}\nweights: {mobilenet_v2: %s}\n"
+                 "model: {head: [global_average_pooling, {dense: %d}]}\n"
+                 "grid: {backbone: mobilenet_v2, mode: frozen}\nepochs: 2\nout: o\n",
+                 path, k ? 64 : 32);
+        sweep s;
+        tl_err e = {0};
+        if (parse_str(&s, big, &e))
+            fail_msg("%s", e.msg);
+        hk[k] = s.trials[0].key;
+        assert_int_equal(strlen(s.cache_groups[0].text), strlen("mobilenet_v2|") + 3000 + strlen("|224|tf"));
+        sweep_free(&s);
+    }
+    assert_true(hk[0] != hk[1]);
+    free(big);
+    free(path);
+
+    /* an id longer than sweep_trial.id holds is refused, never cut (two
+     * trials cut to one id would share a key and a checkpoint) */
+    const char *longid =
+        "data: {train_dir: d, validation_split: 0.2}\nweights: {mobilenet_v2: m}\n"
+        "grid:\n"
+        "  backbone: mobilenet_v2\n"
+        "  mode: {frozen_then_fine_tune: {fine_tune_at: 100, epochs: 2}}\n"
+        "  learning_rate: 1.2345678901234567e-04\n"
+        "  optimizer: sgd\n"
+        "  batch_size: 16\n"
+        "  weight_decay: 1.2345678901234567e-05\n"
+        "  momentum: 0.12345678901234567\n"
+        "  schedule: {step: {every: 100, factor: 0.12345678901234567}}\n"
+        "epochs: 3\nout: o\n";
+    sweep s;
+    tl_err e = {0};
+    assert_int_equal(parse_str(&s, longid, &e), TL_EINVAL);
+    tu_assert_one_line_error(&e, "t.yaml", "trial id", "at most 127");
+    sweep_free(&s);
+}
+
 static void test_scalars_as_lists(void **state)
 {
     (void)state;
@@ -480,6 +565,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example),
         cmocka_unit_test(test_scalars_as_lists),
+        cmocka_unit_test(test_keys_whole),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_deep),
         cmocka_unit_test(test_missing_file),

@@ -342,6 +342,57 @@ static void test_bad_inputs(void **state)
     assert_true(trial_parse_head("gap,conv3", &ops, &n, &e) < 0);
 }
 
+/* A trial whose loss goes to NaN or infinity fails at that epoch with a
+ * line that names it, instead of ranking on a meaningless value: a shared
+ * feature cache where an exponent bit flipped (1.0f -> +inf), as a damaged
+ * file without checksums would have handed over. */
+static void test_diverged(void **state)
+{
+    (void)state;
+    trial_cfg c;
+    base_cfg(&c, NULL);
+    c.epochs = 3;
+    /* the pooled backbone's width: the cache's row length */
+    model_spec spec;
+    tset wts;
+    net ext;
+    model_spec_init(&spec);
+    tset_init(&wts);
+    tl_err e = {0};
+    assert_int_equal(model_read(weights, &spec, &wts, &e), 0);
+    assert_int_equal(trial_extractor_build(&ext, &spec, &wts, weights, c.size, 1, 1, &e), 0);
+    size_t dim = (size_t)net_last(&ext)->c;
+    net_free(&ext);
+    model_spec_free(&spec);
+    tset_free(&wts);
+
+    data_index ix;
+    data_index_cfg dc = {c.train_dir, NULL, c.test_dir, c.validation_split, c.split_seed};
+    assert_int_equal(data_index_build(&ix, &dc, &e), 0);
+    float *x = tu_alloc_uniform(ix.n_items * dim, 3, 0.0f, 1.0f);
+    uint8_t *ok = malloc(ix.n_items);
+    memset(ok, 1, ix.n_items);
+    for (size_t i = 0; i < ix.n_items; i++)
+        if (ix.split[i] == DATA_TRAIN) {
+            x[i * dim + 1] = INFINITY;
+            break;
+        }
+    trial_features tf = {x, ok, ix.n_items, dim};
+    c.index = &ix;
+    c.features = &tf;
+    trial_result r;
+    assert_int_equal(trial_run(&c, &r, &e), TL_EINVAL);
+    printf("error: %s\n", e.msg);
+    tu_assert_one_line_error(&e, "epoch 1/3", "diverged", "not finite");
+    assert_true(strstr(e.msg, "loss is nan") || strstr(e.msg, "loss is inf") ||
+                strstr(e.msg, "loss is -nan"));
+    assert_int_equal(r.n_epochs, 1);
+    trial_result_free(&r);
+    free(x);
+    free(ok);
+    data_index_free(&ix);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_fine_tune),
         cmocka_unit_test(test_frozen_augmented),
         cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_diverged),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

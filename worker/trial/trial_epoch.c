@@ -1,5 +1,6 @@
 /* One epoch's bookkeeping, shared by both stages: loader passes, batches
  * through a net, the epoch's record, the kept epoch, resume and snapshots. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,8 +129,8 @@ int trial__run_cached(trial__run *r, const float *feats, const int *labels, size
     return 0;
 }
 
-void trial__record_epoch(trial_result *r, const trial_cfg *cfg, int ep, const trial__run *tr,
-                         const trial__run *va, double secs)
+int trial__record_epoch(trial_result *r, const trial_cfg *cfg, int ep, const trial__run *tr,
+                        const trial__run *va, double secs, tl_err *e)
 {
     trial_epoch *x = &r->epochs[r->n_epochs++];
     x->epoch = ep;
@@ -147,6 +148,12 @@ void trial__record_epoch(trial_result *r, const trial_cfg *cfg, int ep, const tr
     else
         trial__log(cfg, "epoch %d/%d  loss %.4f  accuracy %.4f  %.2fs  %.0f img/s", ep, cfg->epochs,
               x->loss, x->accuracy, secs, x->images_per_s);
+    if (!isfinite(x->loss) || !isfinite(x->val_loss))
+        return tl_errf(e, TL_EINVAL, "epoch %d/%d: %s is %g: training diverged (a lower "
+                       "learning rate?) or its inputs are not finite", ep, cfg->epochs,
+                       isfinite(x->loss) ? "val_loss" : "loss",
+                       isfinite(x->loss) ? x->val_loss : x->loss);
+    return 0;
 }
 
 static double epoch_metric(const trial_epoch *x, sweep_metric m)

@@ -216,7 +216,8 @@ static int head_epochs(trial__state *st, const sweep_stage *sg, tl_err *e)
         trial__run va = {.t = &st->th};
         trial__run_cached(&va, st->feats[1], st->labels[1], F, NULL, n[1], cfg->batch, st->xb,
                           st->yb);
-        trial__record_epoch(r, cfg, ep, &tr, &va, secs);
+        if ((rc = trial__record_epoch(r, cfg, ep, &tr, &va, secs, e)))
+            return rc;
         if (trial__keep_best(r, cfg))
             memcpy(st->best, st->hn.weights, st->hn.n_weights * sizeof(float));
         if ((rc = trial__snapshot(cfg, r, &st->th, st->best)))

@@ -112,8 +112,11 @@ int trial__run_batch(void *u, const loader_batch *b);
 /* Over cached feature rows order[0..n) (order NULL: in order). */
 int trial__run_cached(trial__run *r, const float *feats, const int *labels, size_t F,
                       const size_t *order, size_t n, int batch, float *xb, int *yb);
-void trial__record_epoch(trial_result *r, const trial_cfg *cfg, int ep, const trial__run *tr,
-                         const trial__run *va, double secs);
+/* Records epoch ep and logs its line. A loss or val_loss that is NaN or
+ * infinite is TL_EINVAL naming the epoch: the trial diverged (or its
+ * inputs hold such values), and a result ranked on it would mean nothing. */
+int trial__record_epoch(trial_result *r, const trial_cfg *cfg, int ep, const trial__run *tr,
+                        const trial__run *va, double secs, tl_err *e);
 /* 1 when the last recorded epoch is the best so far (and is now kept). */
 int trial__keep_best(trial_result *r, const trial_cfg *cfg);
 /* Puts cfg->resume back into t and the kept weights. */

@@ -44,8 +44,7 @@ static int whole_epochs(trial__state *st, const sweep_stage *sg, tl_err *e)
         trial__run va = {.t = &st->tf, .counter = &r->backbone_images};
         if (!rc)
             rc = trial__each_batch(&st->im, st->ids[1], n[1], NULL, 0, trial__run_batch, &va, e);
-        if (!rc) {
-            trial__record_epoch(r, cfg, ep, &tr, &va, secs);
+        if (!rc && !(rc = trial__record_epoch(r, cfg, ep, &tr, &va, secs, e))) {
             if (trial__keep_best(r, cfg))
                 memcpy(st->best, st->full.weights, st->full.n_weights * sizeof(float));
             rc = trial__snapshot(cfg, r, &st->tf, st->best);
