@@ -224,7 +224,7 @@ setup_error_no_hang)
     # another run's lock on the journal (flock(1) takes the same kind)
     (exec 9>> "$d/a/journal" && flock -x 9 && exec sleep 120) > /dev/null 2>&1 &
     holder=$!
-    trap 'kill $holder 2> /dev/null; rm -rf "$d"' EXIT
+    trap 'kill $holder 2> /dev/null || true; rm -rf "$d"' EXIT
     i=0
     while [ ! -e "$d/a/journal" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
     sleep 0.3
