@@ -344,7 +344,7 @@ int cli_run(int argc, char **argv)
         "  --dry-run  parse and validate the file, print the trials and the estimated\n"
         "             work, and stop: nothing is trained or written\n"
         "  --quiet    no progress line\n"
-        "  --slice I/N  run only trials i with i %% N == I (0 <= I < N), into\n"
+        "  --slice I/N  run only trials i with i % N == I (0 <= I < N), into\n"
         "             OUT/slices/I (a job array's task); `tlsweep merge OUT` joins them\n"
         "  --force    run on an out: that another sweep started (its finished trials\n"
         "             of the same configuration are kept)\n"
