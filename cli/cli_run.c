@@ -2,6 +2,7 @@
  * coordinates and every other rank works; started alone, the coordinator
  * and one worker thread share the process. `--dry-run` only prints the
  * trial table and the estimated backbone work. */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mpi.h>
@@ -180,7 +182,26 @@ static void *local_worker_main(void *arg)
     return NULL;
 }
 
-static int run_local(const char *path, int quiet, int slice, int n_slices)
+/* What `tlsweep run` was asked besides the file. */
+typedef struct {
+    int quiet, slice, n_slices, force, repair;
+} run_flags;
+
+static coord_opts opts_for(const loaded *L, const run_flags *f)
+{
+    coord_opts o = {.s = &L->s, .sweep_text = L->text, .sweep_len = L->len, .index = &L->ix,
+                    .quiet = f->quiet, .slice = f->slice, .n_slices = f->n_slices,
+                    .force = f->force, .repair = f->repair};
+    return o;
+}
+
+/* Seconds the worker thread has to leave once coord_run has returned: it
+ * has been told to stop and leaves at its next step; one the coordinator
+ * already gave up on (abandoned) gets a moment only. */
+#define WORKER_LEAVE_S 60
+#define ABANDONED_LEAVE_S 2
+
+static int run_local(const char *path, const run_flags *f)
 {
     loaded L;
     tl_err e = {0};
@@ -202,14 +223,26 @@ static int run_local(const char *path, int quiet, int slice, int n_slices)
         msg_link_free(lw);
         goto out;
     }
-    coord_opts o = {.s = &L.s, .sweep_text = L.text, .sweep_len = L.len, .index = &L.ix,
-                    .quiet = quiet, .slice = slice, .n_slices = n_slices};
+    coord_opts o = opts_for(&L, f);
     status = coord_run(&o, lc, &e);
-    pthread_join(th, NULL);
-    if (status == 1)
+    /* the line first: whatever the worker thread does next, it is out */
+    if (status != 0 && status != COORD_EXIT_INTERRUPTED)
         fprintf(stderr, "tlsweep run: %s\n", e.msg);
-    else if (w.rc)
+    fflush(stdout);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += o.abandoned ? ABANDONED_LEAVE_S : WORKER_LEAVE_S;
+    if (pthread_timedjoin_np(th, NULL, &until) != 0) {
+        /* it still uses its link and the sweep: leave them to the exit */
+        if (status == 0)
+            fprintf(stderr, "tlsweep run: the worker thread did not stop within %d s\n",
+                    o.abandoned ? ABANDONED_LEAVE_S : WORKER_LEAVE_S);
+        return status ? status : 1;
+    }
+    if (status == 0 && w.rc) {
         fprintf(stderr, "tlsweep run: worker: %s\n", w.e.msg);
+        status = 1;
+    }
     msg_link_free(lc);
     msg_link_free(lw);
 out:
@@ -235,7 +268,7 @@ static int node_threads(MPI_Comm world, int rank)
     return t > 0 ? t : 1;
 }
 
-static int run_mpi(const char *path, int quiet, int slice, int n_slices)
+static int run_mpi(const char *path, const run_flags *f)
 {
     int provided = 0, rank = 0, size = 1;
     MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
@@ -244,7 +277,7 @@ static int run_mpi(const char *path, int quiet, int slice, int n_slices)
     int threads = node_threads(MPI_COMM_WORLD, rank);
     if (size == 1) {
         MPI_Finalize();
-        return run_local(path, quiet, slice, n_slices);
+        return run_local(path, f);
     }
     MPI_Comm comm;
     MPI_Comm_dup(MPI_COMM_WORLD, &comm);
@@ -259,20 +292,22 @@ static int run_mpi(const char *path, int quiet, int slice, int n_slices)
         loaded L;
         if (load_checked(path, &L, &e) != 0) {
             fprintf(stderr, "tlsweep run: %s\n", e.msg);
-            /* the workers wait for a Setup: tell them to leave */
+            /* the workers wait for a Setup: tell them to leave, or end
+             * the job if one cannot be told */
             Tlsweep__Envelope *stop = msg_new_stop(TLSWEEP__STOP__REASON__ABORT);
+            abandoned = !stop;
             for (int r = 1; stop && r < size; r++)
-                msg_link_send(l, r, stop, NULL);
+                abandoned |= msg_link_send(l, r, stop, NULL) != 0;
             msg_free(stop);
         } else {
-            coord_opts o = {.s = &L.s, .sweep_text = L.text, .sweep_len = L.len,
-                            .index = &L.ix, .quiet = quiet, .slice = slice,
-                            .n_slices = n_slices};
+            coord_opts o = opts_for(&L, f);
             status = coord_run(&o, l, &e);
             abandoned = o.abandoned;
-            if (status == 1)
+            if (status != 0 && status != COORD_EXIT_INTERRUPTED)
                 fprintf(stderr, "tlsweep run: %s\n", e.msg);
         }
+        fflush(stdout);
+        fflush(stderr);
         unload(&L);
     } else {
         /* mpirun hands SIGUSR1 and a terminal's SIGINT to every rank, and
@@ -299,32 +334,42 @@ static int run_mpi(const char *path, int quiet, int slice, int n_slices)
 int cli_run(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: tlsweep run SWEEP.yaml [--dry-run] [--quiet] [--slice I/N]\n"
+        "usage: tlsweep run SWEEP.yaml [--dry-run] [--quiet] [--slice I/N] [--force] [--repair]\n"
         "  runs the sweep described by SWEEP.yaml (see examples/fashion-mnist.yaml);\n"
         "  under mpirun/srun rank 0 coordinates and the other ranks train, alone it\n"
         "  runs coordinator and worker in one process. Re-running the same command on\n"
-        "  the same out: resumes. Exit status: 0 done, 1 failed, 75 interrupted\n"
-        "  (SIGINT/SIGTERM/SIGUSR1; resumable).\n"
+        "  the same out: resumes. Exit status: 0 done, 1 failed, 2 usage, 74 a write\n"
+        "  of out/'s journal, best.tlm, caches or results failed (re-run once there is\n"
+        "  space), 75 interrupted (SIGINT/SIGTERM/SIGUSR1; resumable). docs/failures.md\n"
         "  --dry-run  parse and validate the file, print the trials and the estimated\n"
         "             work, and stop: nothing is trained or written\n"
         "  --quiet    no progress line\n"
-        "  --slice I/N  run only trials i with i %% N == I (0 <= I < N), into\n"
-        "             OUT/slices/I (a job array's task); `tlsweep merge OUT` joins them\n";
+        "  --slice I/N  run only trials i with i % N == I (0 <= I < N), into\n"
+        "             OUT/slices/I (a job array's task); `tlsweep merge OUT` joins them\n"
+        "  --force    run on an out: that another sweep started (its finished trials\n"
+        "             of the same configuration are kept)\n"
+        "  --repair   cut a journal damaged in the middle at the damage, keeping the\n"
+        "             records before it (the trials after it run again)\n";
     static const struct option opts[] = {{"dry-run", no_argument, 0, 'n'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"slice", required_argument, 0, 's'},
+                                         {"force", no_argument, 0, 'f'},
+                                         {"repair", no_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    int dry = 0, quiet = 0, ch, slice = 0, n_slices = 0;
+    int dry = 0, ch;
+    run_flags f = {0};
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "nqhs:", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "nqhfrs:", opts, NULL)) != -1) {
         switch (ch) {
         case 'n': dry = 1; break;
-        case 'q': quiet = 1; break;
+        case 'q': f.quiet = 1; break;
+        case 'f': f.force = 1; break;
+        case 'r': f.repair = 1; break;
         case 's': {
             char tail;
-            if (sscanf(optarg, "%d/%d%c", &slice, &n_slices, &tail) != 2 || n_slices < 1 ||
-                n_slices > 100000 || slice < 0 || slice >= n_slices) {
+            if (sscanf(optarg, "%d/%d%c", &f.slice, &f.n_slices, &tail) != 2 || f.n_slices < 1 ||
+                f.n_slices > 100000 || f.slice < 0 || f.slice >= f.n_slices) {
                 fprintf(stderr, "tlsweep run: --slice %s: expected I/N with 0 <= I < N\n",
                         optarg);
                 return 2;
@@ -341,8 +386,7 @@ int cli_run(int argc, char **argv)
         return 2;
     }
     if (!dry)
-        return launched_by_mpi() ? run_mpi(argv[optind], quiet, slice, n_slices)
-                                 : run_local(argv[optind], quiet, slice, n_slices);
+        return launched_by_mpi() ? run_mpi(argv[optind], &f) : run_local(argv[optind], &f);
     sweep s;
     tl_err e = {0};
     if (sweep_load(&s, argv[optind], &e) != 0) {

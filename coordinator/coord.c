@@ -97,6 +97,15 @@ void coord_fail(coord *c, const tl_err *e)
     coord__check_finished(c);
 }
 
+void coord__fail_store(coord *c, const tl_err *e)
+{
+    if (c->store_failed) /* a knock-on of the first: the journal refuses now */
+        return;
+    if (c->outcome != COORD_FAILED)
+        c->store_failed = 1;
+    coord_fail(c, e);
+}
+
 void coord_failf(coord *c, int code, const char *fmt, ...)
 {
     tl_err e = {.code = code};
@@ -122,7 +131,7 @@ static void on_signal(uv_signal_t *h, int signum)
         coord__check_finished(c);
         return;
     }
-    /* a failure that did not stop the sweep (best.tlm not written) stays one */
+    /* a failure stays one */
     if (c->outcome < COORD_INTERRUPTED)
         c->outcome = COORD_INTERRUPTED;
     c->phase = COORD_STOPPING;
@@ -132,6 +141,79 @@ static void on_signal(uv_signal_t *h, int signum)
               strsignal(signum));
     send_stop(c, TLSWEEP__STOP__REASON__PREEMPTED);
     coord__check_finished(c);
+}
+
+/* A run that ends before its loop (a setup error): every worker rank
+ * waits for a Setup or a Stop, whatever it sent, so each is told to leave.
+ * A Stop that cannot be sent leaves that rank waiting: *abandoned tells the
+ * caller to end the job (MPI_Abort). */
+static void stop_ranks_unstarted(msg_link *l, int *abandoned)
+{
+    Tlsweep__Stop st = TLSWEEP__STOP__INIT;
+    st.reason = TLSWEEP__STOP__REASON__ABORT;
+    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+    env.body_case = TLSWEEP__ENVELOPE__BODY_STOP;
+    env.stop = &st;
+    for (int r = 1; r < msg_link_size(l); r++)
+        if (msg_link_send(l, r, &env, NULL))
+            *abandoned = 1;
+}
+
+/* Temporaries of writers killed mid-write (tl_atomic_open's names): out/
+ * and its checkpoints are this run's alone while it holds the journal's
+ * lock; the feature caches of a job array's slices are shared, so there
+ * only old ones go (a live writer's file changes as it writes). */
+#define SHARED_TMP_AGE_S 3600.0
+
+static int remove_stale_tmp(coord *c, tl_err *e)
+{
+    char ck[4200];
+    snprintf(ck, sizeof ck, "%s/checkpoints", c->out);
+    const char *dirs[3] = {c->out, ck, c->cache_dir};
+    size_t total = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t n = 0;
+        int rc = tl_remove_stale_tmp(dirs[i], i == 2 && c->o->n_slices > 0 ? SHARED_TMP_AGE_S : 0,
+                                     &n, e);
+        if (rc)
+            return rc;
+        total += n;
+    }
+    if (total)
+        coord_log(c, "warning: removed %zu temporar%s left by an interrupted run in %s", total,
+                  total == 1 ? "y" : "ies", c->out);
+    return 0;
+}
+
+/* The journal's last Start record names the sweep that runs on out/; a
+ * different sweep would mix its results and best.tlm with that one's.
+ * With --force it goes on: trials whose key is unchanged stay finished,
+ * except the best of them, which runs again, since best.tlm may hold a
+ * trial of the other sweep. */
+static int check_same_sweep(coord *c, const char *hex, tl_err *e)
+{
+    if (!c->start_sha[0] || !strcmp(c->start_sha, hex))
+        return 0;
+    if (!c->o->force)
+        return tl_errf(e, TL_EINVAL,
+                       "%s was started by another sweep (%s, sha256 %.12s, this one %.12s); "
+                       "run it with --force to go on there anyway, or choose another out:",
+                       c->out, c->start_file[0] ? c->start_file : "?", c->start_sha, hex);
+    coord_log(c, "warning: --force: %s was started by another sweep (%s); finished trials of "
+                 "the same configuration are kept, the best of them runs again for best.tlm",
+              c->out, c->start_file[0] ? c->start_file : "?");
+    if (c->best < 0)
+        return 0;
+    ctrial *t = &c->trials[c->best];
+    tlsweep__trial_result__free_unpacked(t->res, NULL);
+    t->res = NULL;
+    t->st = TR_PENDING;
+    c->resumed--;
+    c->best = -1;
+    for (size_t i = 0; i < c->s->n_trials; i++)
+        if (c->trials[i].st == TR_DONE)
+            coord_consider_best(c, (int)i);
+    return 0;
 }
 
 /* ---- finishing ------------------------------------------------------------------------- */
@@ -183,7 +265,7 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     c->s = o->s;
     c->l = l;
     c->progress.tty = isatty(2) && !o->quiet;
-    int status = 1, rc;
+    int status = 1, rc, looped = 0;
     const sweep *s = c->s;
     char outbuf[4000];
 
@@ -222,22 +304,27 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
         goto out;
     snprintf(p, sizeof p, "%s/journal", c->out);
     size_t dropped = 0;
-    if ((rc = journal_open(&c->journal, p, coord__replay, c, &dropped, e))) {
+    if ((rc = journal_open(&c->journal, p, o->repair ? JOURNAL_REPAIR : 0, coord__replay, c,
+                           &dropped, e))) {
         if (c->err.code) /* the coord__replay's own failure */
             *e = c->err;
         goto out;
     }
     if (dropped)
-        coord_log(c, "journal: %zu bytes of a torn last record dropped (%s)", dropped, p);
+        coord_log(c, "warning: journal: %zu bytes after the last whole record cut off (%s); "
+                     "what they recorded runs again",
+                  dropped, p);
+    unsigned char digest[SHA256_DIGEST_SIZE];
+    char hex[65];
+    sha256(o->sweep_text, o->sweep_len, digest);
+    sha256_hex(digest, hex);
+    if ((rc = check_same_sweep(c, hex, e)) || (rc = remove_stale_tmp(c, e)))
+        goto out;
     if ((rc = coord__write_sweep_copy(c, e)))
         goto out;
     if (c->resumed)
         coord_log(c, "resuming %s: %d of %d trials already finished", c->out, c->resumed,
                   c->n_mine);
-    unsigned char digest[SHA256_DIGEST_SIZE];
-    char hex[65];
-    sha256(o->sweep_text, o->sweep_len, digest);
-    sha256_hex(digest, hex);
     Tlsweep__JournalStart js = TLSWEEP__JOURNAL_START__INIT;
     js.sweep_file = s->file;
     js.sweep_sha256 = hex;
@@ -248,8 +335,10 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
     rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_START;
     rec.start = &js;
-    if ((rc = coord__journal_put(c, &rec, 1, e)))
+    if ((rc = coord__journal_put(c, &rec, 1, e))) {
+        status = COORD_EXIT_IO;
         goto out;
+    }
     if ((rc = coord__prepare_groups(c, e)))
         goto out;
     coord_log(c, "%s: %d trials on %d worker%s, %zu images, out: %s", s->name, c->n_mine,
@@ -269,6 +358,7 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     msg_link_set_notify(l, coord__notify, &c->async);
     uv_timer_start(&c->poll_timer, coord__on_poll, 1, 1);
     uv_timer_start(&c->status_timer, coord__on_status, 1000, 1000);
+    looped = 1;
     coord__check_finished(c); /* a fully resumed sweep has nothing to do */
     uv_run(&c->loop, UV_RUN_DEFAULT);
     msg_link_set_notify(l, NULL, NULL);
@@ -283,19 +373,32 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     Tlsweep__JournalRecord srec = TLSWEEP__JOURNAL_RECORD__INIT;
     srec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_STOP;
     srec.stop = &jst;
+    /* a failed write of the Stop record or of the results ends an
+     * otherwise good run with COORD_EXIT_IO; after a failure, the first
+     * one stands (and the journal takes nothing more after a store one) */
     tl_err je = {0};
-    if (coord__journal_put(c, &srec, 1, &je)) /* coord__replay needs no Stop record: the run stands */
-        coord_log(c, "warning: %s", je.msg);
+    if (coord__journal_put(c, &srec, 1, &je) && c->outcome != COORD_FAILED) {
+        c->outcome = COORD_FAILED;
+        c->store_failed = 1;
+        c->err = je;
+    }
     tl_err oe = {0};
-    if (coord_write_results(c, &oe))
+    if (coord_write_results(c, &oe)) {
+        if (c->outcome != COORD_FAILED) {
+            c->outcome = COORD_FAILED;
+            c->store_failed = 1;
+            c->err = oe;
+        } else {
+            coord_log(c, "warning: %s", oe.msg);
+        }
+    } else if (report_write(c->out, &oe)) {
         coord_log(c, "warning: %s", oe.msg);
-    else if (report_write(c->out, &oe))
-        coord_log(c, "warning: %s", oe.msg);
+    }
     coord_leaderboard(c);
     coord_log(c, "report: %s/report.html", c->out);
     if (c->outcome == COORD_FAILED) {
         *e = c->err;
-        status = 1;
+        status = c->store_failed ? COORD_EXIT_IO : 1;
     } else if (c->outcome == COORD_INTERRUPTED) {
         coord_log(c, "interrupted: %d of %d trials finished; re-run the same command to resume",
                   coord_count(c, TR_DONE), c->n_mine);
@@ -312,6 +415,8 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
         status = 0;
     }
 out:
+    if (!looped)
+        stop_ranks_unstarted(l, &o->abandoned);
     if (c->journal)
         journal_close(c->journal, NULL);
     coord__free_state(c);

@@ -34,8 +34,12 @@
 #include "common/msg/msg_link.h"
 #include "common/sweep/sweep.h"
 
-/* Exit status of an interrupted run that a re-run resumes (EX_TEMPFAIL). */
-enum { COORD_EXIT_INTERRUPTED = 75 };
+/* Exit statuses (docs/failures.md): a file the run records its progress in
+ * could not be written (journal, best.tlm, feature cache, results files;
+ * EX_IOERR): nothing that is not durable was recorded, and a re-run once
+ * the storage is fixed redoes the rest; an interrupted run that a re-run
+ * resumes (EX_TEMPFAIL). */
+enum { COORD_EXIT_IO = 74, COORD_EXIT_INTERRUPTED = 75 };
 
 typedef struct {
     const sweep *s;
@@ -47,7 +51,10 @@ typedef struct {
     int stop_grace_s;           /* after a signal, wait this long for workers; 0: 30 */
     int quiet;                  /* no progress line */
     int slice, n_slices;        /* n_slices > 0: run trials i with i % n_slices == slice */
-    int abandoned;              /* out: workers that did not stop in time were left behind */
+    int force;                  /* run even if out/ was started by another sweep */
+    int repair;                 /* cut a journal damaged in the middle (JOURNAL_REPAIR) */
+    int abandoned;              /* out: workers that did not stop in time, or could not be
+                                   told to stop, were left behind (MPI_Abort them) */
 } coord_opts;
 
 /* Checks that the sweep can start (weights readable, dataset indexable)
@@ -58,7 +65,12 @@ int coord_preflight(sweep *s, data_index *ix, tl_err *e);
 
 /* Runs the sweep to the end. Returns the process exit status: 0 every
  * trial finished, 1 a failure (e has the line; what finished is kept),
- * COORD_EXIT_INTERRUPTED after a signal. */
+ * COORD_EXIT_IO a failed write of the journal, best.tlm, a feature cache or
+ * the results (e has the line), COORD_EXIT_INTERRUPTED after a signal.
+ * Whatever the status, every worker rank has been sent a Stop (or
+ * o->abandoned is set), also when the run fails before it starts: a
+ * journal another run holds, a journal damaged in the middle (unless
+ * o->repair), an out/ started by another sweep (unless o->force). */
 int coord_run(coord_opts *o, msg_link *l, tl_err *e);
 
 /* `tlsweep merge OUT`: the slices of a job array (OUT/slices/N) as one

@@ -80,10 +80,19 @@ static void write_after(uv_work_t *req, int status)
         }
     } else if (j->kind == WRITE_BEST) {
         c->best_writing = 0;
-        if (j->rc) /* the sweep goes on; its best model is the one on disk */
-            coord__note_failure(c, &j->err);
-        coord__result_done(c, j->env);
-        coord__process_results(c);
+        if (j->rc) {
+            /* not journaled: the re-run trains it again (from its
+             * checkpoint, kept) and writes best.tlm then; the results
+             * waiting behind it are not recorded either */
+            msg_free(j->env);
+            for (int q = 0; q < c->n_queue; q++)
+                msg_free(c->queue[q]);
+            c->n_queue = 0;
+            coord__fail_store(c, &j->err);
+        } else {
+            coord__result_done(c, j->env);
+            coord__process_results(c);
+        }
     } else {
         cgroup *g = &c->groups[j->index];
         free(g->x);
@@ -91,7 +100,7 @@ static void write_after(uv_work_t *req, int status)
         g->x = NULL;
         g->ok = NULL;
         if (j->rc) {
-            coord_fail(c, &j->err);
+            coord__fail_store(c, &j->err);
         } else {
             g->state = CG_READY;
             double secs = tl_now() - g->t0;
@@ -109,7 +118,7 @@ static void write_after(uv_work_t *req, int status)
             rec.features = &jf;
             tl_err je = {0};
             if (coord__journal_put(c, &rec, 1, &je))
-                coord_fail(c, &je);
+                coord__fail_store(c, &je);
             g->forward_images += g->run_images;
             g->seconds += secs;
             g->extractions++;

@@ -125,8 +125,12 @@ typedef struct {
     char **bad;                 /* distinct bad-image lines */
     size_t n_bad, cap_bad;
 
+    char start_sha[65];         /* the last Start record's sweep digest (journal), "" none */
+    char start_file[256];       /* and its sweep file */
+
     coord_phase phase;
     coord_outcome outcome;
+    int store_failed;           /* the failure is a write of out/'s records: COORD_EXIT_IO */
     double t0, stop_time;       /* start; the first signal, 0: none (the grace counts from it) */
     tl_err err;                 /* the failure (COORD_FAILED) */
 
@@ -147,6 +151,10 @@ void coord_log(coord *c, const char *fmt, ...) __attribute__((format(printf, 2, 
  * returns): e is logged as "error: ..." here, the workers are told to stop.
  * Callers decide and call this once; they do not log the error themselves. */
 void coord_fail(coord *c, const tl_err *e);
+/* coord_fail for a failed write of the journal, best.tlm, a feature cache
+ * or the results: the run ends with COORD_EXIT_IO, and nothing more is
+ * journaled (what is, is durable; a re-run redoes the rest). */
+void coord__fail_store(coord *c, const tl_err *e);
 void coord_failf(coord *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int coord_better(const coord *c, int a, int b);
 /* Cache group g as people read it: backbone|weights|size|the preprocessing

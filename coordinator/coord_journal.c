@@ -2,6 +2,7 @@
  * the state of a sweep from it on resume. */
 #include "coordinator/coord_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,11 @@
 
 int coord__journal_put(coord *c, Tlsweep__JournalRecord *rec, int sync, tl_err *e)
 {
+    /* after a failed write of out/'s records nothing more is recorded: a
+     * result journaled behind a best.tlm that is not on disk would be
+     * believed by the re-run */
+    if (c->store_failed)
+        return tl_errf(e, TL_EIO, "journal: not written after an earlier failed write");
     rec->unix_ms = tl_unix_ms();
     size_t n = tlsweep__journal_record__get_packed_size(rec);
     unsigned char *buf = malloc(n ? n : 1);
@@ -115,6 +121,10 @@ int coord__replay(void *ctx, const void *payload, size_t len)
         break;
     case TLSWEEP__JOURNAL_RECORD__BODY_START:
         c->restarts++;
+        snprintf(c->start_sha, sizeof c->start_sha, "%s",
+                 rec->start->sweep_sha256 ? rec->start->sweep_sha256 : "");
+        snprintf(c->start_file, sizeof c->start_file, "%s",
+                 rec->start->sweep_file ? rec->start->sweep_file : "");
         break;
     default:
         break;

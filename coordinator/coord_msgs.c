@@ -134,7 +134,7 @@ static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
         coord_log(c, "failed %s on rank %d: %s", r->trial_id, k->rank, r->message);
         tl_err je = {0};
         if (coord__journal_result(c, r, &je))
-            coord_fail(c, &je);
+            coord__fail_store(c, &je);
         if (t->res)
             tlsweep__trial_result__free_unpacked(t->res, NULL);
         t->res = coord__copy_result(r); /* its message: results.json and coord_run's line */
@@ -202,7 +202,7 @@ static void handle(coord *c, Tlsweep__Envelope *env, int from)
             rec.epoch = er;
             tl_err je = {0};
             if (coord__journal_put(c, &rec, 1, &je))
-                coord_fail(c, &je);
+                coord__fail_store(c, &je);
         }
         break;
     }

@@ -179,7 +179,7 @@ void coord__result_done(coord *c, Tlsweep__Envelope *env)
     if (coord__journal_result(c, r, &je)) {
         /* not DONE: a resume runs it again (from its checkpoint) */
         msg_free(env);
-        coord_fail(c, &je);
+        coord__fail_store(c, &je);
         return;
     }
     if (t->res)

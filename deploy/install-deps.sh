@@ -40,6 +40,8 @@ if [ "$tests" = 1 ]; then
         chromium
         # tests/slurm: a single-node Slurm cluster started by the tests themselves
         slurm-wlm munge
+        # tests/sweep, tests/fault: pgrep finds the MPI rank to kill -9
+        procps
     )
 fi
 # The weights package (npm nsfwjs) and the TensorFlow.js parity tests need

@@ -1,5 +1,6 @@
 #include "common/base/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int io_fail(tl_atomic_file *f, const char *what, int err, tl_err *e)
@@ -99,6 +101,53 @@ void tl_atomic_abort(tl_atomic_file *f)
         unlink(f->tmp);
     free(f->path);
     f->path = f->tmp = NULL;
+}
+
+/* Whether name ends in ".tmp.<digits>.<digits>" (tl_atomic_open's). */
+static int is_atomic_tmp(const char *name)
+{
+    static const char digits[] = "0123456789";
+    for (const char *t = strstr(name, ".tmp."); t; t = strstr(t + 1, ".tmp.")) {
+        const char *q = t + 5;
+        size_t pid = strspn(q, digits);
+        if (t == name || !pid || q[pid] != '.')
+            continue;
+        q += pid + 1;
+        size_t n = strspn(q, digits);
+        if (n && q[n] == '\0')
+            return 1;
+    }
+    return 0;
+}
+
+int tl_remove_stale_tmp(const char *dir, double min_age_s, size_t *removed, tl_err *e)
+{
+    if (removed)
+        *removed = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT)
+            return 0;
+        return tl_errf(e, TL_EIO, "%s: cannot list: %s", dir, strerror(errno));
+    }
+    int rc = 0;
+    time_t now = time(NULL);
+    for (struct dirent *de; !rc && (de = readdir(d));) {
+        if (!is_atomic_tmp(de->d_name))
+            continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
+            continue; /* gone meanwhile, or not ours */
+        if (min_age_s > 0 && difftime(now, sb.st_mtime) < min_age_s)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) != 0 && errno != ENOENT)
+            rc = tl_errf(e, TL_EIO, "%s/%s: cannot remove a stale temporary: %s", dir, de->d_name,
+                         strerror(errno));
+        else if (removed)
+            ++*removed;
+    }
+    closedir(d);
+    return rc;
 }
 
 int tl_read_file(const char *path, size_t max, unsigned char **buf, size_t *len, tl_err *e)

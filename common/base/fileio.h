@@ -44,6 +44,14 @@ int tl_atomic_commit(tl_atomic_file *f, tl_err *e);
  * failed open, a previous abort, or on TL_ATOMIC_FILE_INIT. */
 void tl_atomic_abort(tl_atomic_file *f);
 
+/* Removes the temporaries a writer killed mid-write left in dir (files
+ * named "<name>.tmp.<pid>.<n>", as tl_atomic_open makes them) whose last
+ * change is at least min_age_s seconds old; 0 takes every one, for a
+ * folder only this process writes. Not recursive. *removed (may be NULL)
+ * gets the count. A missing dir is fine (0 removed); an unreadable one or
+ * a failed unlink is TL_EIO naming the file. */
+int tl_remove_stale_tmp(const char *dir, double min_age_s, size_t *removed, tl_err *e);
+
 /* The whole of path into a malloc'd buffer with a NUL after the last byte
  * (for text); files over max bytes are refused before reading (TL_EFORMAT,
  * naming the limit). A missing file is TL_ENOTFOUND, other failures TL_EIO,

@@ -115,12 +115,56 @@ static int read_header(reader *r, int *fresh, tl_err *e)
     return 0;
 }
 
+/* Whether a whole, checksummed record starts anywhere in (from, size): the
+ * test that tells damage in the middle of the journal (good records after
+ * the bad one) from a torn tail (nothing whole after it; a crash tears at
+ * most the record being appended). A random 32-bit CRC matches by chance
+ * once in 4e9 tries, and an empty record would prove nothing, so only
+ * records with a payload count. The CRC work is bounded: past the bound
+ * the bytes are called damaged, the cautious answer (nothing is cut
+ * without --repair). */
+#define RESYNC_CRC_BYTES ((uint64_t)256 << 20)
+
+static int whole_record_after(reader *r, uint64_t from, int *found, tl_err *e)
+{
+    *found = 0;
+    uint64_t work = 0;
+    /* payloads through a window of their own: both windows move forward */
+    reader pr = {.fd = r->fd, .path = r->path, .size = r->size};
+    int rc = 0;
+    for (uint64_t p = from + 1; r->size - p >= JOURNAL_RECORD_HEADER_SIZE + 1; p++) {
+        const unsigned char *h, *q;
+        if ((rc = rd_get(r, p, JOURNAL_RECORD_HEADER_SIZE, &h, e)))
+            break;
+        uint32_t len = le_get_u32(h), crc = le_get_u32(h + 4);
+        uint64_t body = p + JOURNAL_RECORD_HEADER_SIZE;
+        if (len == 0 || len > JOURNAL_MAX_RECORD || r->size - body < len)
+            continue;
+        if ((work += len) > RESYNC_CRC_BYTES) {
+            *found = 1;
+            break;
+        }
+        if ((rc = rd_get(&pr, body, len, &q, e)))
+            break;
+        if (crc32(0, q, len) == crc) {
+            *found = 1;
+            break;
+        }
+    }
+    free(pr.buf);
+    return rc;
+}
+
 /* Replays the records after the header through cb, stopping at the first
- * bad one; *good gets the end of the last good record. Returns 0, an error,
- * or cb's nonzero value. */
-static int replay(reader *r, journal_cb cb, void *ctx, uint64_t *good, tl_err *e)
+ * bad one; *good gets the end of the last good record, *records their
+ * number, *damaged 1 when whole records follow the bad one. Returns 0, an
+ * error, or cb's nonzero value. */
+static int replay(reader *r, journal_cb cb, void *ctx, uint64_t *good, size_t *records,
+                  int *damaged, tl_err *e)
 {
     uint64_t off = JOURNAL_HEADER_SIZE;
+    *records = 0;
+    *damaged = 0;
     for (;;) {
         *good = off;
         if (r->size - off < JOURNAL_RECORD_HEADER_SIZE)
@@ -130,26 +174,32 @@ static int replay(reader *r, journal_cb cb, void *ctx, uint64_t *good, tl_err *e
         if (rc)
             return rc;
         uint32_t len = le_get_u32(h), crc = le_get_u32(h + 4);
-        off += JOURNAL_RECORD_HEADER_SIZE;
-        if (len > JOURNAL_MAX_RECORD || r->size - off < len)
-            return 0;
-        if ((rc = rd_get(r, off, len, &p, e)))
-            return rc;
-        if (crc32(0, p, len) != crc)
-            return 0;
+        uint64_t body = off + JOURNAL_RECORD_HEADER_SIZE;
+        int bad = len > JOURNAL_MAX_RECORD || r->size - body < len;
+        if (!bad) {
+            if ((rc = rd_get(r, body, len, &p, e)))
+                return rc;
+            bad = crc32(0, p, len) != crc;
+        }
+        if (bad)
+            return whole_record_after(r, off, damaged, e);
         if (cb && (rc = cb(ctx, p, len)))
             return rc;
-        off += len;
+        off = body + len;
+        ++*records;
     }
 }
 
 /* Header check and replay of an open file, shared by open and scan.
  * *size is the file's size, *good the end of the last good record (0 and
- * *fresh = 1 when there is not even a whole header). */
+ * *fresh = 1 when there is not even a whole header), *records their number,
+ * *damaged 1 when the bad record is in the middle (journal.h). */
 static int load(int fd, const char *path, journal_cb cb, void *ctx, uint64_t *size,
-                uint64_t *good, int *fresh, tl_err *e)
+                uint64_t *good, size_t *records, int *fresh, int *damaged, tl_err *e)
 {
     struct stat st;
+    *records = 0;
+    *damaged = 0;
     if (fstat(fd, &st) != 0)
         return tl_errf(e, TL_EIO, "%s: stat failed: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode))
@@ -159,7 +209,7 @@ static int load(int fd, const char *path, journal_cb cb, void *ctx, uint64_t *si
     *good = 0;
     int rc = read_header(&r, fresh, e);
     if (!rc && !*fresh)
-        rc = replay(&r, cb, ctx, good, e);
+        rc = replay(&r, cb, ctx, good, records, damaged, e);
     free(r.buf);
     return rc;
 }
@@ -210,8 +260,8 @@ static int start_fresh(journal *j, uint64_t size, tl_err *e)
     return 0;
 }
 
-int journal_open(journal **jp, const char *path, journal_cb cb, void *ctx, size_t *dropped,
-                 tl_err *e)
+int journal_open(journal **jp, const char *path, unsigned flags, journal_cb cb, void *ctx,
+                 size_t *dropped, tl_err *e)
 {
     *jp = NULL;
     if (dropped)
@@ -228,13 +278,19 @@ int journal_open(journal **jp, const char *path, journal_cb cb, void *ctx, size_
         free(j);
         return rc;
     }
-    int rc = 0, fresh = 0;
+    int rc = 0, fresh = 0, damaged = 0;
     uint64_t size = 0, good = 0;
+    size_t records = 0;
     if (flock(j->fd, LOCK_EX | LOCK_NB) != 0)
         rc = tl_errf(e, TL_EIO, "%s: cannot lock the journal: %s", path,
                      errno == EWOULDBLOCK ? "another writer has it open" : strerror(errno));
     if (!rc)
-        rc = load(j->fd, path, cb, ctx, &size, &good, &fresh, e);
+        rc = load(j->fd, path, cb, ctx, &size, &good, &records, &fresh, &damaged, e);
+    if (!rc && damaged && !(flags & JOURNAL_REPAIR))
+        rc = tl_errf(e, TL_EFORMAT,
+                     "%s: damaged record at byte %llu of %llu (after record %zu), with whole "
+                     "records after it; `tlsweep run --repair` keeps the %zu records before it",
+                     path, (unsigned long long)good, (unsigned long long)size, records, records);
     if (!rc && fresh) {
         rc = start_fresh(j, size, e);
         good = JOURNAL_HEADER_SIZE;
@@ -319,9 +375,10 @@ int journal_scan(const char *path, journal_cb cb, void *ctx, size_t *ignored, tl
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return tl_errf(e, TL_EIO, "%s: cannot open: %s", path, strerror(errno));
-    int fresh = 0;
+    int fresh = 0, damaged = 0;
     uint64_t size = 0, good = 0;
-    int rc = load(fd, path, cb, ctx, &size, &good, &fresh, e);
+    size_t records = 0;
+    int rc = load(fd, path, cb, ctx, &size, &good, &records, &fresh, &damaged, e);
     close(fd);
     if (!rc && ignored)
         *ignored = (size_t)(size - good);

@@ -8,7 +8,7 @@
  *
  *   journal *j;
  *   size_t dropped;
- *   if ((rc = journal_open(&j, path, replay_one, &state, &dropped, e)))
+ *   if ((rc = journal_open(&j, path, 0, replay_one, &state, &dropped, e)))
  *       return rc;
  *   if (dropped) ... log it: a torn tail was cut ...
  *   rc = journal_append(j, buf, len, e);     // one writev() of header + payload
@@ -19,13 +19,17 @@
  *
  * Bad records: the first record whose header is short, whose length is over
  * JOURNAL_MAX_RECORD or runs past the end of the file, or whose CRC does not
- * match ends the journal. journal_open truncates the file there; records
- * after it are dropped with it even when they look valid, because once one
- * length field is not to be trusted there is no way to know where the next
- * record really starts (a "valid" one found by resynchronising could be
- * bytes of a payload). Crashes only ever tear the tail, so in practice this
- * is the tail; a bad record mid-file means the storage itself is damaged,
- * and the caller learns how many bytes went from *dropped.
+ * match ends the journal; records after it are never replayed, because once
+ * one length field is not to be trusted there is no way to know where the
+ * next record really starts. What journal_open does with the bytes from
+ * there depends on what follows:
+ *   - nothing whole (a torn tail: a crash tears at most the record being
+ *     appended): the file is truncated there and *dropped says how much;
+ *   - a whole checksummed record somewhere after it (damage in the middle:
+ *     the storage, not a crash): refused, TL_EFORMAT with one line giving
+ *     the byte offset and the number of good records before it, unless
+ *     flags has JOURNAL_REPAIR, which truncates there as for a torn tail
+ *     (the records after the damage are lost; the caller redoes them).
  *
  * Only one writer: journal_open takes an exclusive flock on the file and
  * refuses (TL_EIO) while another open journal holds it. journal_scan takes
@@ -52,17 +56,22 @@ typedef struct journal journal;
  * reports its own error. */
 typedef int (*journal_cb)(void *ctx, const void *payload, size_t len);
 
+/* journal_open's flags: cut damage in the middle too (see above) */
+#define JOURNAL_REPAIR 1u
+
 /* Opens path for appending, creating it (mode 0644, not its directory) when
  * missing. Existing records are replayed through cb (may be NULL) before it
- * returns. A torn or corrupt tail is cut off: the file is truncated to the
- * end of the last good record (durably) and *dropped (may be NULL) gets the
- * bytes removed, else 0. A file that is not a journal or has another
+ * returns. A torn tail (and, with JOURNAL_REPAIR, damage in the middle) is
+ * cut off: the file is truncated to the end of the last good record
+ * (durably) and *dropped (may be NULL) gets the bytes removed, else 0.
+ * Damage in the middle without JOURNAL_REPAIR is TL_EFORMAT; cb has then
+ * seen the records before it. A file that is not a journal or has another
  * version is TL_EFORMAT naming path, and is left as it was. A file shorter
  * than the header whose bytes are the start of one (a crash while creating
  * it) is started afresh and counts as dropped. On any failure *j is NULL
  * and nothing is truncated. */
-int journal_open(journal **j, const char *path, journal_cb cb, void *ctx, size_t *dropped,
-                 tl_err *e);
+int journal_open(journal **j, const char *path, unsigned flags, journal_cb cb, void *ctx,
+                 size_t *dropped, tl_err *e);
 
 /* Appends one record with a single writev() (O_APPEND). len must be at most
  * JOURNAL_MAX_RECORD (TL_EINVAL). If the write fails partway, the partial

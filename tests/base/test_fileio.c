@@ -2,7 +2,8 @@
  * is left; a missing folder fails naming the file; a write that fails
  * midway (a real EFBIG, from RLIMIT_FSIZE), an abort, or a rename that
  * fails leave no .tmp and the previous target as it was. And mkdir -p:
- * parents made, existing folders fine, a file in the way an error. */
+ * parents made, existing folders fine, a file in the way an error. And
+ * the removal of stale temporaries: only tl_atomic_open's names. */
 #include "testutil.h"
 
 #include <errno.h>
@@ -201,6 +202,37 @@ static void test_mkdir_p_fails(void **st)
     tu_assert_one_line_error(&e, "path too long");
 }
 
+/* Temporaries of a writer killed mid-write go; everything else stays,
+ * names that merely look alike too; an age bound spares fresh ones. */
+static void test_remove_stale_tmp(void **st)
+{
+    (void)st;
+    tl_err e = {0};
+    assert_int_equal(tl_mkdir_p(tu_tmp("s/sub"), 0755, &e), 0);
+    static const char *stale[] = {"s/best.tlm.tmp.4242.1", "s/a.tmp.b.tmp.1.22"};
+    static const char *kept[] = {"s/notes.tmp.txt", "s/x.tmp.1", "s/x.tmp.1.",
+                                 "s/.tmp.1.2", "s/x.tmp.1.2.bak", "s/sub/deep.tmp.3.4"};
+    for (size_t i = 0; i < sizeof stale / sizeof *stale; i++)
+        tu_write_file(tu_tmp(stale[i]), "p", 1);
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+        tu_write_file(tu_tmp(kept[i]), "k", 1);
+    /* an hour's bound spares the files just written */
+    size_t n = 99;
+    assert_int_equal(tl_remove_stale_tmp(tu_tmp("s"), 3600, &n, &e), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(access(tu_tmp(stale[0]), F_OK), 0);
+    assert_int_equal(tl_remove_stale_tmp(tu_tmp("s"), 0, &n, &e), 0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < sizeof stale / sizeof *stale; i++)
+        assert_int_equal(access(tu_tmp(stale[i]), F_OK), -1);
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+        assert_int_equal(access(tu_tmp(kept[i]), F_OK), 0);
+    assert_is_dir(tu_tmp("s/sub"));
+    /* a folder that is not there has nothing stale */
+    assert_int_equal(tl_remove_stale_tmp(tu_tmp("nowhere"), 0, &n, &e), 0);
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_rename_fails),
         cmocka_unit_test(test_mkdir_p),
         cmocka_unit_test(test_mkdir_p_fails),
+        cmocka_unit_test(test_remove_stale_tmp),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

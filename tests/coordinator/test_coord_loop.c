@@ -492,6 +492,7 @@ typedef struct {
     int relayed;             /* ranks 1..n_peers talk through relays[rank - 1] */
     int stop_at_checkpoint;  /* rank 1's relay raises SIGTERM (relayed runs) */
     int stop_grace_s;        /* coord_opts's; 0: LEAVE_S */
+    int force, repair;       /* coord_opts's */
     peer peers[2];
     relay relays[2];
     tl_err e;                /* coord_run's */
@@ -538,7 +539,8 @@ static int run(const char *yaml, run_ctx *r)
         assert_int_equal(pthread_create(&p->th, NULL, peer_main, p), 0);
     }
     coord_opts o = {.s = &s, .sweep_text = text, .sweep_len = len, .index = &ix, .quiet = 1,
-                    .stop_grace_s = r->stop_grace_s ? r->stop_grace_s : LEAVE_S};
+                    .stop_grace_s = r->stop_grace_s ? r->stop_grace_s : LEAVE_S,
+                    .force = r->force, .repair = r->repair};
     memset(&r->e, 0, sizeof r->e);
     double t0 = tl_now();
     int status = coord_run(&o, ends[0], &r->e);
@@ -930,6 +932,222 @@ static void test_stop_with_hung_worker(void **state)
     alarm(0);
 }
 
+
+/* ---- setup errors, damaged journals, another sweep, stale temporaries ---------------------- */
+
+/* A run that cannot start fails with one line holding the fragments, at
+ * once, and both real workers (waiting for their Setup) are told to stop
+ * and leave: before the fix they waited forever. */
+static void expect_setup_error(const char *yaml, const char *frag1, const char *frag2)
+{
+    run_ctx r = {.n_peers = 2};
+    assert_int_equal(run(yaml, &r), 1);
+    tu_assert_one_line_error(&r.e, frag1, frag2);
+    assert_int_equal(r.peers[0].rc, 0);
+    assert_int_equal(r.peers[1].rc, 0);
+    assert_int_equal(r.abandoned, 0);
+    assert_true(r.seconds < LEAVE_S);
+}
+
+static void test_setup_errors_stop_workers(void **state)
+{
+    (void)state;
+    watchdog("setup errors", FAST_WATCHDOG_S);
+    /* another run holds the journal's lock */
+    char *y = write_sweep("locked", "out_locked", weights);
+    char *o = iu_path(root, "out_locked");
+    mkdir(o, 0755);
+    char *jp = out_path("out_locked", "journal");
+    journal *held = NULL;
+    tl_err e = {0};
+    assert_int_equal(journal_open(&held, jp, 0, NULL, NULL, NULL, &e), 0);
+    expect_setup_error(y, jp, "another writer");
+    journal_close(held, NULL);
+    /* a journal that is not one */
+    tu_write_file(jp, "not a journal\n", 14);
+    expect_setup_error(y, jp, "not a tlsweep journal");
+    free(y);
+    /* out: under a file, which no permission (not even root's) turns into
+     * a folder */
+    char *f = iu_path(root, "plainfile");
+    tu_write_file(f, "x", 1);
+    y = write_sweep("underfile", "plainfile/out", weights);
+    expect_setup_error(y, "plainfile", "not a folder");
+    free(f);
+    free(y);
+    free(jp);
+    free(o);
+    alarm(0);
+}
+
+static unsigned char *read_out(const char *out, const char *rel, size_t *n)
+{
+    char *p = out_path(out, rel);
+    unsigned char *b = tu_read_file(p, n);
+    free(p);
+    return b;
+}
+
+/* best.tlm cannot be written (a folder sits on its name; rename fails even
+ * for root): the run stops with COORD_EXIT_IO and the line naming best.tlm,
+ * and the trial is not journaled as done, its checkpoint kept. Once the
+ * name is free, a re-run finishes with the uninterrupted leaderboard, each
+ * trial journaled done once, and best.tlm byte for byte the uninterrupted
+ * run's. Before the fix the trial was recorded done and best.tlm stayed
+ * another trial's model for good. */
+static void test_best_write_fails(void **state)
+{
+    (void)state;
+    watchdog("best.tlm write fails", RUN_WATCHDOG_S);
+    assert_non_null(board_uninterrupted);
+    char *y = write_sweep("bestfail", "out_bestfail", weights);
+    char *o = iu_path(root, "out_bestfail"), *bp = out_path("out_bestfail", "best.tlm");
+    mkdir(o, 0755);
+    assert_int_equal(mkdir(bp, 0755), 0);
+    run_ctx r = {.n_peers = 1};
+    assert_int_equal(run(y, &r), COORD_EXIT_IO);
+    tu_assert_one_line_error(&r.e, "best.tlm", "rename");
+    assert_int_equal(r.peers[0].rc, 0);
+    journal_counts jc = scan_journal("out_bestfail");
+    for (int i = 0; i < N_TRIALS; i++)
+        assert_int_equal(jc.done[i], 0);
+    assert_true(count_checkpoints("out_bestfail") >= 1);
+    assert_int_equal(rmdir(bp), 0);
+
+    run_ctx r2 = {.n_peers = 1};
+    assert_int_equal(run(y, &r2), 0);
+    jc = scan_journal("out_bestfail");
+    for (int i = 0; i < N_TRIALS; i++)
+        assert_int_equal(jc.done[i], 1);
+    assert_finished_out("out_bestfail");
+    char *b = board("out_bestfail");
+    assert_string_equal(b, board_uninterrupted);
+    size_t n1, n2;
+    unsigned char *m1 = read_out("out1", "best.tlm", &n1), *m2 = read_out("out_bestfail", "best.tlm", &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(m1, m2, n1);
+    free(m1);
+    free(m2);
+    free(b);
+    free(bp);
+    free(o);
+    free(y);
+    alarm(0);
+}
+
+/* A bit flipped in the middle of a finished run's journal: the re-run is
+ * refused with one line giving the byte and `--repair`, nothing changed;
+ * with repair it keeps the records before the damage, runs again what
+ * they do not record, and ends with the uninterrupted leaderboard. */
+static void test_damaged_journal_repair(void **state)
+{
+    (void)state;
+    watchdog("damaged journal", RUN_WATCHDOG_S);
+    assert_non_null(board_uninterrupted);
+    char *y = write_sweep("flip", "out_flip", weights);
+    run_ctx r = {.n_peers = 1};
+    assert_int_equal(run(y, &r), 0);
+    size_t n;
+    unsigned char *j = read_out("out_flip", "journal", &n);
+    size_t at = n / 2;
+    j[at] ^= 0x04;
+    char *jp = out_path("out_flip", "journal");
+    tu_write_file(jp, j, n);
+    run_ctx r2 = {.n_peers = 1};
+    assert_int_equal(run(y, &r2), 1);
+    tu_assert_one_line_error(&r2.e, jp, "damaged record at byte", "--repair");
+    size_t n2;
+    unsigned char *j2 = read_out("out_flip", "journal", &n2);
+    assert_int_equal(n2, n);
+    assert_memory_equal(j2, j, n);
+    free(j2);
+    run_ctx r3 = {.n_peers = 1, .repair = 1};
+    assert_int_equal(run(y, &r3), 0);
+    journal_counts jc = scan_journal("out_flip");
+    for (int i = 0; i < N_TRIALS; i++)
+        assert_int_equal(jc.done[i], 1);
+    assert_finished_out("out_flip");
+    char *b = board("out_flip");
+    assert_string_equal(b, board_uninterrupted);
+    free(b);
+    free(j);
+    free(jp);
+    free(y);
+    alarm(0);
+}
+
+/* Another sweep on a finished out/ (out1 of the first case): refused with
+ * one line naming --force, nothing written; with --force, trials of the
+ * same configuration stay finished but the best runs again, so best.tlm is
+ * its model (the same bytes) and the leaderboard is the same. Temporaries
+ * left by a killed writer go at start; other files stay. */
+static void test_other_sweep_and_stale_tmp(void **state)
+{
+    (void)state;
+    watchdog("other sweep", RUN_WATCHDOG_S);
+    assert_non_null(board_uninterrupted);
+    char *y = write_sweep_modes("another", "out1", weights, "[fine_tune, frozen]");
+    size_t n0;
+    unsigned char *j0 = read_out("out1", "journal", &n0);
+    run_ctx r = {.n_peers = 2};
+    assert_int_equal(run(y, &r), 1);
+    tu_assert_one_line_error(&r.e, "out1", "another sweep", "one.yaml", "--force");
+    assert_int_equal(r.peers[0].rc, 0);
+    assert_int_equal(r.peers[1].rc, 0);
+    size_t n1;
+    unsigned char *j1 = read_out("out1", "journal", &n1);
+    assert_int_equal(n1, n0);
+    free(j1);
+    free(j0);
+
+    static const char *stale[] = {"best.tlm.tmp.4242.1", "checkpoints/t.ckpt.tmp.17.3",
+                                  "cache/00ab.features.tmp.99.12"};
+    static const char *kept[] = {"notes.tmp.txt", "checkpoints/x.tmp.1"};
+    for (int i = 0; i < 3; i++) {
+        char *p = out_path("out1", stale[i]);
+        tu_write_file(p, "partial", 7);
+        free(p);
+    }
+    for (int i = 0; i < 2; i++) {
+        char *p = out_path("out1", kept[i]);
+        tu_write_file(p, "mine", 4);
+        free(p);
+    }
+    size_t nb;
+    unsigned char *best0 = read_out("out1", "best.tlm", &nb);
+    run_ctx r2 = {.n_peers = 1, .force = 1};
+    assert_int_equal(run(y, &r2), 0);
+    journal_counts jc = scan_journal("out1");
+    int twice = 0;
+    for (int i = 0; i < N_TRIALS; i++) {
+        assert_true(jc.done[i] == 1 || jc.done[i] == 2);
+        twice += jc.done[i] == 2;
+    }
+    assert_int_equal(twice, 1);
+    char *b = board("out1");
+    assert_string_equal(b, board_uninterrupted);
+    free(b);
+    size_t nb2;
+    unsigned char *best1 = read_out("out1", "best.tlm", &nb2);
+    assert_int_equal(nb, nb2);
+    assert_memory_equal(best0, best1, nb);
+    free(best0);
+    free(best1);
+    for (int i = 0; i < 3; i++) {
+        char *p = out_path("out1", stale[i]);
+        assert_int_equal(access(p, F_OK), -1);
+        free(p);
+    }
+    for (int i = 0; i < 2; i++) {
+        char *p = out_path("out1", kept[i]);
+        assert_int_equal(access(p, F_OK), 0);
+        unlink(p);
+        free(p);
+    }
+    free(y);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -940,6 +1158,10 @@ int main(void)
         cmocka_unit_test(test_protocol_mismatch),
         cmocka_unit_test(test_stop_and_resume),
         cmocka_unit_test(test_stop_with_hung_worker),
+        cmocka_unit_test(test_setup_errors_stop_workers),
+        cmocka_unit_test(test_best_write_fails),
+        cmocka_unit_test(test_damaged_journal_repair),
+        cmocka_unit_test(test_other_sweep_and_stale_tmp),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -9,6 +9,12 @@
 #                               prints a sweep over DIR's data: MODES, LRS and
 #                               HEAD are YAML lists, EXTRA more top-level lines
 #                               (out:, checkpoint_seconds:, ...)
+#   fail MESSAGE                "FAIL: MESSAGE" on stderr, exit 1
+#   rank_pid COMMAND RANKS      the pid of a process running COMMAND (pgrep -f)
+#                               whose OMPI_COMM_WORLD_RANK matches the
+#                               regex RANKS, e.g. '[12]'; nothing if none
+#   board OUT                   OUT's leaderboard without timings: results.csv's
+#                               rank, trial and every metric
 
 need_fashion_mnist() {
     _src=/usr/share/datasets/fashion-mnist
@@ -47,4 +53,22 @@ threads: 1
 seed: 7
 ${7:-}
 EOF
+}
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+board() {
+    cut -d, -f1-18 "$1/results.csv"
+}
+
+rank_pid() {
+    for _p in $(pgrep -f "$1" || true); do
+        if tr '\0' '\n' < "/proc/$_p/environ" 2> /dev/null | grep -q "^OMPI_COMM_WORLD_RANK=$2\$"; then
+            echo "$_p"
+            return 0
+        fi
+    done
 }

@@ -1,7 +1,8 @@
 /* The append-only journal (common/store/journal.c): records of every size come
  * back in order across reopenings; a tail torn at any byte of the last
- * record, a flipped byte or an absurd length field is cut and appending
- * goes on behind the last good record; a file that is not a journal, or
+ * record, a flipped byte in it or an absurd length field is cut and
+ * appending goes on behind the last good record; a flipped byte in the
+ * middle is refused with where it is, and cut only on request (repair); a file that is not a journal, or
  * of another version, is refused naming it and is left as it was; scanning
  * never writes. Expected bytes come from a generator, not from the
  * journal's own output. */
@@ -77,7 +78,7 @@ static void write_journal(const char *p, const int *ids, int n)
     journal *j;
     size_t dropped = 99;
     tl_err e = {0};
-    assert_int_equal(journal_open(&j, p, NULL, NULL, &dropped, &e), 0);
+    assert_int_equal(journal_open(&j, p, 0, NULL, NULL, &dropped, &e), 0);
     assert_int_equal(dropped, 0);
     for (int i = 0; i < n; i++)
         append_rec(j, ids[i]);
@@ -91,7 +92,7 @@ static journal *open_expect(const char *p, const int *ids, int n, size_t want_dr
     check_ctx c = {ids, n, 0, -1};
     size_t dropped = 99;
     tl_err e = {0};
-    if (journal_open(&j, p, check_cb, &c, &dropped, &e))
+    if (journal_open(&j, p, 0, check_cb, &c, &dropped, &e))
         fail_msg("open %s: %s", p, e.msg);
     assert_int_equal(c.seen, n);
     assert_int_equal(dropped, want_dropped);
@@ -219,8 +220,12 @@ static void test_torn_tail(void **st)
     torn_at_every_offset(only, 1);
 }
 
-/* Flips one byte at `at`; the journal must end before the record holding it. */
-static void flip_expect(const char *p, const int *ids, int n, size_t at, int keep)
+/* Flips one byte at `at`; the journal must end before the record holding it
+ * (keep records). A flip in the last record is a torn tail, cut at open; one
+ * with whole records after it (mid) is refused, naming the byte and the
+ * records before it, and the file is left as it was, until JOURNAL_REPAIR
+ * cuts it there. Either way appending then goes on behind the good ones. */
+static void flip_expect(const char *p, const int *ids, int n, size_t at, int keep, int mid)
 {
     write_journal(p, ids, n);
     size_t len;
@@ -229,7 +234,27 @@ static void flip_expect(const char *p, const int *ids, int n, size_t at, int kee
     tu_write_file(p, b, len);
     size_t good = journal_bytes(ids, keep);
     scan_expect(p, ids, keep, len - good);
-    journal *j = open_expect(p, ids, keep, len - good);
+    journal *j = NULL;
+    if (mid) {
+        check_ctx c = {ids, keep, 0, -1};
+        tl_err e = {0};
+        assert_int_equal(journal_open(&j, p, 0, check_cb, &c, NULL, &e), TL_EFORMAT);
+        assert_null(j);
+        char where[64], before[64];
+        snprintf(where, sizeof where, "at byte %zu of %zu", good, len);
+        snprintf(before, sizeof before, "keeps the %d records before it", keep);
+        tu_assert_one_line_error(&e, p, where, "--repair", before);
+        assert_file_bytes(p, b, len);
+        size_t dropped = 0;
+        c.seen = 0;
+        if (journal_open(&j, p, JOURNAL_REPAIR, check_cb, &c, &dropped, &e))
+            fail_msg("repair %s: %s", p, e.msg);
+        assert_int_equal(c.seen, keep);
+        assert_int_equal(dropped, len - good);
+        assert_int_equal(file_size(p), good);
+    } else {
+        j = open_expect(p, ids, keep, len - good);
+    }
     append_rec(j, 9);
     assert_int_equal(journal_close(j, NULL), 0);
     int after[8];
@@ -245,10 +270,12 @@ static void test_corrupt_record(void **st)
     const char *p = tu_tmp("flip.journal");
     int ids[] = {2, 6, 3, 7}; /* 7, 255, 8, 4096 bytes */
     size_t r1 = journal_bytes(ids, 1), r3 = journal_bytes(ids, 3);
-    flip_expect(p, ids, 4, r3 + 8 + 100, 3);  /* payload of the last record */
-    flip_expect(p, ids, 4, r3 + 5, 3);        /* its CRC field */
-    flip_expect(p, ids, 4, r1 + 8 + 17, 1);   /* mid-file: the good records after it go too */
-    flip_expect(p, ids, 4, 16 + 8, 0);        /* the very first record */
+    flip_expect(p, ids, 4, r3 + 8 + 100, 3, 0); /* payload of the last record: torn */
+    flip_expect(p, ids, 4, r3 + 5, 3, 0);       /* its CRC field */
+    flip_expect(p, ids, 4, r3 + 1, 3, 0);       /* its length: runs past the end */
+    flip_expect(p, ids, 4, r1 + 8 + 17, 1, 1);  /* mid-file payload: refused */
+    flip_expect(p, ids, 4, r1 + 2, 1, 1);       /* mid-file length field */
+    flip_expect(p, ids, 4, 16 + 8, 0, 1);       /* the very first record */
 }
 
 static void test_huge_length(void **st)
@@ -287,7 +314,7 @@ static void refuse_expect(const char *p, const void *bytes, size_t n, const char
     tu_write_file(p, bytes, n);
     journal *j = (journal *)&j;
     tl_err e = {0};
-    assert_int_equal(journal_open(&j, p, NULL, NULL, NULL, &e), TL_EFORMAT);
+    assert_int_equal(journal_open(&j, p, 0, NULL, NULL, NULL, &e), TL_EFORMAT);
     assert_null(j);
     tu_assert_one_line_error(&e, p, needle);
     assert_file_bytes(p, bytes, n);
@@ -373,7 +400,7 @@ static void test_callback_stops(void **st)
     tu_write_file(p, b, len - 1);
     check_ctx c = {ids, 4, 0, 2};
     journal *j = (journal *)&j;
-    assert_int_equal(journal_open(&j, p, check_cb, &c, NULL, NULL), 42);
+    assert_int_equal(journal_open(&j, p, 0, check_cb, &c, NULL, NULL), 42);
     assert_null(j);
     assert_int_equal(c.seen, 2);
     assert_file_bytes(p, b, len - 1);
@@ -390,7 +417,7 @@ static void test_one_writer(void **st)
     write_journal(p, ids, 1);
     journal *j = open_expect(p, ids, 1, 0), *j2 = (journal *)&j2;
     tl_err e = {0};
-    assert_int_equal(journal_open(&j2, p, NULL, NULL, NULL, &e), TL_EIO);
+    assert_int_equal(journal_open(&j2, p, 0, NULL, NULL, NULL, &e), TL_EIO);
     assert_null(j2);
     tu_assert_one_line_error(&e, p, "another writer");
     scan_expect(p, ids, 1, 0); /* readers are welcome */
@@ -398,7 +425,7 @@ static void test_one_writer(void **st)
     journal_close(open_expect(p, ids, 1, 0), NULL);
     /* a missing directory is the caller's to make */
     const char *nodir = tu_tmp("no/such/dir.journal");
-    assert_int_equal(journal_open(&j2, nodir, NULL, NULL, NULL, &e), TL_EIO);
+    assert_int_equal(journal_open(&j2, nodir, 0, NULL, NULL, NULL, &e), TL_EIO);
     tu_assert_one_line_error(&e, nodir, "cannot open");
 }
 

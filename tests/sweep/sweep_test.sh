@@ -15,6 +15,10 @@
 #   slices_merge      a job array's way: three `--slice I/3` runs and `merge`
 #                     give the whole run's leaderboard and best.tlm
 #   bad_sweeps        each kind of bad sweep file: one line, exit 1, no out/
+#   setup_error_no_hang  a run that cannot start (out/journal locked by
+#                     another run, not a journal, out: under a file), alone
+#                     and as 3 ranks under mpirun: non-zero exit within 60 s
+#                     and the one line (the workers were told to stop)
 # Every run uses `threads: 1`, so results are bit-identical across runs.
 set -eu
 case_=$1
@@ -25,10 +29,6 @@ py=/usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=passive
 d=$(mktemp -d /tmp/tl_sweep_XXXXXX)
 trap 'rm -rf "$d"' EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
 
 tiny_data "$tlsweep" "$tiny" "$d" 16
 
@@ -42,10 +42,6 @@ sweep() {
 out: $1"
 }
 
-# the leaderboard without timings: rank, trial and every metric
-board() {
-    cut -d, -f1-18 "$1/results.csv"
-}
 
 run_local() { # OUT EPOCHS [ENV...]
     out=$1
@@ -151,13 +147,7 @@ kill9_resume)
     mpiexec -n 3 --oversubscribe "$tlsweep" run --quiet "$d/b.yaml" > "$d/b.log" 2>&1 &
     mpi=$!
     wait_for_ft_checkpoint "$d/b"
-    victim=
-    for p in $(pgrep -f "tlsweep run --quiet $d/b.yaml" || true); do
-        if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -q '^OMPI_COMM_WORLD_RANK=[12]$'; then
-            victim=$p
-            break
-        fi
-    done
+    victim=$(rank_pid "tlsweep run --quiet $d/b.yaml" '[12]')
     [ -n "$victim" ] || { cat "$d/b.log"; fail "no worker rank to kill"; }
     kill -9 "$victim"
     set +e
@@ -224,6 +214,45 @@ bad_sweeps)
     sed "s|mobilenet_v2: $d/tiny.tlm|mobilenet_v2: $d/missing.tlm|" "$d/ok.yaml" | check "weights file missing" "missing.tlm"
     sed "s|train_dir: $d/fm/train|train_dir: $d/nowhere|" "$d/ok.yaml" | check "no dataset" "nowhere"
     sed 's/mode: \[frozen, {fine_tune_at: 100}/mode: [frozen, {fine_tune_at: -4}/' "$d/ok.yaml" | check "bad fine_tune_at" "fine_tune_at"
+    ;;
+setup_error_no_hang)
+    # expect_setup_error WHAT TEXT LAUNCH...: non-zero within 60 s, the
+    # coordinator's line once on stderr (mpirun adds lines of its own)
+    n=0
+    expect_setup_error() {
+        what=$1
+        text=$2
+        shift 2
+        n=$((n + 1))
+        set +e
+        timeout 60 "$@" > "$d/s$n.out" 2> "$d/s$n.err"
+        rc=$?
+        set -e
+        [ $rc -ne 124 ] || { cat "$d/s$n.out" "$d/s$n.err"; fail "$what: still running after 60 s"; }
+        [ $rc -ne 0 ] || fail "$what: exit 0"
+        [ "$(grep -c '^tlsweep run:' "$d/s$n.err")" -eq 1 ] || { cat "$d/s$n.err"; fail "$what: not one line"; }
+        grep -q "$text" "$d/s$n.err" || { cat "$d/s$n.err"; fail "$what: no '$text'"; }
+        echo "$what: exit $rc: $(grep '^tlsweep run:' "$d/s$n.err")"
+    }
+    sweep "$d/a" 2 > "$d/a.yaml"
+    mkdir -p "$d/a"
+    # another run's lock on the journal (flock(1) takes the same kind)
+    (exec 9>> "$d/a/journal" && flock -x 9 && exec sleep 120) > /dev/null 2>&1 &
+    holder=$!
+    trap 'kill $holder 2> /dev/null || true; rm -rf "$d"' EXIT
+    i=0
+    while [ ! -e "$d/a/journal" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    sleep 0.3
+    expect_setup_error "locked, one process" "another writer" "$tlsweep" run --quiet "$d/a.yaml"
+    [ "$(grep -c '' "$d/s$n.err")" -eq 1 ] || { cat "$d/s$n.err"; fail "one process: more than one line"; }
+    expect_setup_error "locked, 3 ranks" "another writer"         mpiexec -n 3 --oversubscribe "$tlsweep" run --quiet "$d/a.yaml"
+    kill $holder
+    wait $holder 2> /dev/null || true
+    echo "this is not a journal" > "$d/a/journal"
+    expect_setup_error "not a journal, 3 ranks" "not a tlsweep journal"         mpiexec -n 3 --oversubscribe "$tlsweep" run --quiet "$d/a.yaml"
+    echo x > "$d/file"
+    sweep "$d/file/out" 2 > "$d/f.yaml"
+    expect_setup_error "out: under a file, one process" "not a folder" "$tlsweep" run --quiet "$d/f.yaml"
     ;;
 *)
     fail "unknown case $case_"
