@@ -133,6 +133,9 @@ typedef struct {
     /* a trial's checkpoint is written after an epoch only when the last one
      * is at least this old (0: every epoch); long epochs always checkpoint */
     double checkpoint_seconds;
+    /* a worker silent this long (no message, not even a heartbeat) stops the
+     * run, resumably; workers heartbeat well within it */
+    double worker_timeout;
 
     /* The expansion. cache_groups: one per distinct frozen feature cache. */
     sweep_trial *trials;
@@ -155,6 +158,7 @@ void sweep_free(sweep *s);
 /* Fills s->trials and s->cache_groups from the parsed lists (sweep_load
  * calls it; callers that build a sweep in code may too). */
 enum { SWEEP_MAX_TRIALS = 100000 };
+#define SWEEP_WORKER_TIMEOUT_DEFAULT 60.0
 int sweep_expand(sweep *s, tl_err *e);
 /* The weights path for backbone, or NULL. */
 const char *sweep_weights_path(const sweep *s, const char *backbone);
