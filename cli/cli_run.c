@@ -205,6 +205,12 @@ static int run_local(const char *path, int quiet, int slice, int n_slices)
     coord_opts o = {.s = &L.s, .sweep_text = L.text, .sweep_len = L.len, .index = &L.ix,
                     .quiet = quiet, .slice = slice, .n_slices = n_slices};
     status = coord_run(&o, lc, &e);
+    if (o.abandoned) {
+        /* a worker thread that no longer answers: the process exit ends it */
+        if (status == 1)
+            fprintf(stderr, "tlsweep run: %s\n", e.msg);
+        return status;
+    }
     pthread_join(th, NULL);
     if (status == 1)
         fprintf(stderr, "tlsweep run: %s\n", e.msg);

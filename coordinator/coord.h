@@ -6,7 +6,8 @@
  * Its loop is libuv's: a timer drains the link (MPI probes are
  * non-blocking; a local link also wakes it through uv_async), signal
  * handles turn SIGINT/SIGTERM/SIGUSR1 into a Stop for every worker, a
- * status timer prints progress and names workers that fell silent, and
+ * status timer prints progress and names workers that fell silent (one
+ * silent for the sweep's worker_timeout stops the run, resumably), and
  * large files are written on libuv's thread pool.
  *
  * out/ holds:
@@ -39,7 +40,6 @@ typedef struct {
     size_t sweep_len;
     const data_index *index;    /* the dataset as coord_preflight indexed it (borrowed) */
     int threads;                /* engine threads per worker for Setup; 0: each worker's own */
-    int heartbeat_timeout_s;    /* silent longer: named in the log; 0: 60 */
     int stop_grace_s;           /* after a signal, wait this long for workers; 0: 30 */
     int quiet;                  /* no progress line */
     int slice, n_slices;        /* n_slices > 0: run trials i with i % n_slices == slice */
@@ -53,7 +53,9 @@ int coord_preflight(const sweep *s, data_index *ix, tl_err *e);
 
 /* Runs the sweep to the end. Returns the process exit status: 0 every
  * trial finished, 1 a failure (e has the line; what finished is kept),
- * COORD_EXIT_INTERRUPTED after a signal. */
+ * COORD_EXIT_INTERRUPTED after a signal, or when a worker fell silent for
+ * worker_timeout (e then has the line naming its rank and host, and
+ * o->abandoned is set: that rank must be aborted, it will not answer). */
 int coord_run(coord_opts *o, msg_link *l, tl_err *e);
 
 /* `tlsweep merge OUT`: the slices of a job array (OUT/slices/N) as one
