@@ -124,7 +124,7 @@ int msg_chunk_header_decode(const unsigned char *chunk, size_t n, msg_chunk_head
  * chunks but the last carry the same payload size p, the last the rest:
  * (count-1)*p < total <= count*p, checked at chunk 0; p is at least
  * MSG_CHUNK_LIMIT_MIN - MSG_CHUNK_HEADER_SIZE when count > 1. The buffer
- * grows with the bytes received (from at most 64 MiB at chunk 0), so a
+ * starts at chunk 0's size and doubles as bytes come (at most total), so a
  * header that lies about total cannot make the receiver allocate it. */
 typedef struct {
     msg_chunk_header first;

@@ -10,8 +10,6 @@
 #include <string.h>
 
 #define CHUNK_MAGIC 0x4b434c54u /* "TLCK" read as little-endian */
-/* reassembly buffers start at most this large and double as chunks come */
-#define ASSEMBLY_FIRST_CAP ((uint64_t)64 << 20)
 
 
 uint32_t msg_chunk_count(uint64_t total, size_t limit)
@@ -99,11 +97,9 @@ int msg_assembly_add(msg_assembly *a, const unsigned char *chunk, size_t n, int 
                            "%zu-byte minimum of a chunked message",
                            from, (unsigned)h.count, (unsigned long long)len,
                            MSG_CHUNK_LIMIT_MIN - MSG_CHUNK_HEADER_SIZE);
-        /* the buffer grows with the bytes that came, not with what chunk 0
-         * claims: a lying header costs its own bytes, not 2 GiB */
-        uint64_t cap = h.total < ASSEMBLY_FIRST_CAP ? h.total : ASSEMBLY_FIRST_CAP;
-        if (cap < len)
-            cap = len;
+        /* the buffer grows with the bytes that came (doubling), not with
+         * what chunk 0 claims: a lying header costs its own bytes, not 2 GiB */
+        uint64_t cap = len;
         a->buf = malloc(cap);
         if (!a->buf)
             return tl_errf(e, TL_ENOMEM, "message from rank %d: out of memory for %llu bytes",
