@@ -189,6 +189,8 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
 
     if (coord__state_init(c, o->index, msg_link_size(l) - 1, e))
         goto out;
+    /* a worker silent in the middle of a message is given up on as soon */
+    msg_set_chunk_timeout((int)(s->worker_timeout > 0 ? s->worker_timeout * 1000 : 60000), NULL);
     if (c->n_workers < 1) {
         tl_errf(e, TL_EINVAL, "coordinator: no workers (the link has %d rank)", msg_link_size(l));
         goto out;
