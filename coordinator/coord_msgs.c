@@ -26,6 +26,11 @@
 #define RESULT_CLASSES_MAX 100000u
 /* a worker's text in a line of ours */
 #define WORKER_TEXT_MAX 400
+/* a worker in its setup indexes the dataset, silent, as the coordinator
+ * did before the run: it may take this many worker_timeouts */
+#define SETUP_TIMEOUTS 10
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static cworker *worker_of(coord *c, int rank)
 {
@@ -164,6 +169,7 @@ static void on_hello(coord *c, cworker *k, const Tlsweep__Envelope *env)
     }
     if (k->state == CW_NEW)
         k->state = CW_IDLE;
+    k->in_setup = 1;
     c->hellos++;
     if (c->hellos == c->n_workers)
         coord_log(c, "workers: %d ready (%s%s)", c->n_workers, k->host,
@@ -464,6 +470,7 @@ static void handle(coord *c, Tlsweep__Envelope *env, int from)
     }
     k->last_heard = tl_now();
     k->silent_warned = 0;
+    k->in_setup = 0;
     if (env->from_rank != from)
         bad_msg(c, k, env, "it says it is from rank %d", (int)env->from_rank);
     else if (!k->hello && env->body_case != TLSWEEP__ENVELOPE__BODY_HELLO)
@@ -545,9 +552,11 @@ static void give_up(coord *c, cworker *k, double silent, double limit)
 {
     tl_err e = {.code = TL_EIO};
     snprintf(e.msg, sizeof e.msg,
-             "rank %d (%s) silent for %.0f s%s, over worker_timeout (%g s): stopping the sweep; "
-             "re-run the same command to resume", k->rank, host_of(k), silent,
-             k->state == CW_BUSY || k->state == CW_STOPPING ? " on a task" : "", limit);
+             "rank %d (%s) silent for %.0f s%s, over %sworker_timeout (%g s): stopping the "
+             "sweep; re-run the same command to resume", k->rank, host_of(k), silent,
+             k->in_setup ? " in its setup"
+             : k->state == CW_BUSY || k->state == CW_STOPPING ? " on a task" : "",
+             k->in_setup ? STR(SETUP_TIMEOUTS) " x " : "", limit);
     coord_log(c, "error: %s", e.msg);
     k->state = CW_STOPPED; /* no answer will come */
     c->o->abandoned = 1;
@@ -577,16 +586,18 @@ void coord__on_status(uv_timer_t *h)
     for (int w = 0; w < c->n_workers && c->phase != COORD_CLOSING; w++) {
         cworker *k = &c->workers[w];
         double silent = t - k->last_heard;
+        double lim = k->in_setup ? SETUP_TIMEOUTS * limit : limit;
         if (k->state == CW_STOPPED)
             continue;
-        if (silent >= limit) {
-            give_up(c, k, silent, limit);
-        } else if (!k->silent_warned && silent >= limit / 2) {
+        if (silent >= lim) {
+            give_up(c, k, silent, lim);
+        } else if (!k->silent_warned && silent >= lim / 2) {
             k->silent_warned = 1;
             coord_log(c, "warning: rank %d (%s) silent for %.0f s%s (worker_timeout: %g s)",
                       k->rank, host_of(k), silent,
-                      k->state == CW_BUSY || k->state == CW_STOPPING ? " while on a task" : "",
-                      limit);
+                      k->in_setup ? " in its setup"
+                      : k->state == CW_BUSY || k->state == CW_STOPPING ? " while on a task" : "",
+                      lim);
         }
     }
     if (c->phase == COORD_STOPPING) {

@@ -97,16 +97,32 @@ static void warn_image(void *ctx, const char *line)
     send_error(ctx, TL_EFORMAT, line, 0);
 }
 
-static void heartbeat(worker *w);
+static void heartbeat(worker *w)
+{
+    Tlsweep__Heartbeat hb = TLSWEEP__HEARTBEAT__INIT;
+    hb.unix_ms = tl_unix_ms();
+    hb.task_id = w->task_id;
+    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+    env.body_case = TLSWEEP__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    send_env(w, &env, NULL);
+}
+
+/* A heartbeat when one is due: called at every step and batch, it is the
+ * heartbeat of a busy worker, so the coordinator can tell a long task from
+ * a hung rank (ctx: the worker, for trial_cfg.alive). */
+static void heartbeat_due(void *ctx)
+{
+    worker *w = ctx;
+    if (tl_now() - w->last_sent >= w->hb_s)
+        heartbeat(w);
+}
 
 /* A Stop that arrived while working; other envelopes have no business
  * arriving mid-task and are dropped. */
 static void check_stop(worker *w)
 {
-    /* called at every step and batch: the heartbeat of a busy worker, so
-     * the coordinator can tell a long task from a hung rank */
-    if (tl_now() - w->last_sent >= w->hb_s)
-        heartbeat(w);
+    heartbeat_due(w);
     for (;;) {
         Tlsweep__Envelope *env = NULL;
         int from = -1, got = 0;
@@ -127,16 +143,6 @@ static size_t over_limit(const Tlsweep__Envelope *env)
     return n > MSG_MAX_MESSAGE ? n : 0;
 }
 
-static void heartbeat(worker *w)
-{
-    Tlsweep__Heartbeat hb = TLSWEEP__HEARTBEAT__INIT;
-    hb.unix_ms = tl_unix_ms();
-    hb.task_id = w->task_id;
-    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
-    env.body_case = TLSWEEP__ENVELOPE__BODY_HEARTBEAT;
-    env.heartbeat = &hb;
-    send_env(w, &env, NULL);
-}
 
 /* ---- setup -------------------------------------------------------------------------- */
 
@@ -635,6 +641,7 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     cfg.epoch_done = epoch_done;
     cfg.step_done = step_done;
     cfg.model_done = model_done;
+    cfg.alive = heartbeat_due;
     cfg.cb_ctx = w;
     cfg.log = trial_log;
     cfg.log_ctx = w;

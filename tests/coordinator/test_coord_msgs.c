@@ -5,8 +5,9 @@
  * wrong, tell the workers to stop, and never crash, overrun or hang (a
  * watchdog per case). Harmless oddities are dropped with a warning and the
  * run goes on. Then the heartbeat: a worker that falls silent is named
- * within the sweep's worker_timeout and the run stops resumably (75); one
- * that only heartbeats for longer than the timeout is not given up on. */
+ * within the sweep's worker_timeout and the run stops resumably (75), one
+ * silent in its setup after ten timeouts; one that only heartbeats for
+ * longer than the timeout is not given up on. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,8 +379,9 @@ static char *timeout_sweep(const char *name)
     return y;
 }
 
-/* Takes its task, then says nothing at all until coord_run has returned
- * (a rank stopped with SIGSTOP, a node that froze). */
+/* Takes its task, heartbeats once (its setup is over), then says nothing
+ * at all until coord_run has returned (a rank stopped with SIGSTOP, a
+ * node that froze). */
 static void fake_goes_silent(peer *p)
 {
     p->rc = -1;
@@ -388,6 +390,10 @@ static void fake_goes_silent(peer *p)
     Tlsweep__Envelope *env = await_task(p);
     if (!env)
         return;
+    Tlsweep__Envelope *hb = msg_new_heartbeat(tl_unix_ms(), env->task->task_id, 0);
+    assert_non_null(hb);
+    send_env(p, hb);
+    msg_free(hb);
     msg_free(env);
     for (double t0 = tl_now(); !atomic_load(&run_over) && tl_now() - t0 < FAST_WATCHDOG_S;)
         nanosleep(&(struct timespec){0, 10000000L}, NULL);
@@ -416,6 +422,38 @@ static void test_silent_worker_named(void **state)
     char *json = read_text("silent", "results.json");
     assert_non_null(strstr(json, "\"state\": \"interrupted\""));
     free(json);
+    free(y);
+    alarm(0);
+}
+
+/* Says hello and then nothing: to the coordinator, a worker still in its
+ * setup (indexing a large dataset sends nothing for minutes). */
+static void fake_silent_after_hello(peer *p)
+{
+    p->rc = -1;
+    if (fake_hello(p, 0))
+        return;
+    for (double t0 = tl_now(); !atomic_load(&run_over) && tl_now() - t0 < FAST_WATCHDOG_S;)
+        nanosleep(&(struct timespec){0, 10000000L}, NULL);
+    p->rc = 0;
+}
+
+/* A worker in its setup gets ten worker_timeouts, then is named as well. */
+static void test_silent_in_setup(void **state)
+{
+    (void)state;
+    watchdog("silent in setup", FAST_WATCHDOG_S);
+    sweep_extra = "worker_timeout: 1\n";
+    char *y = write_sweep_modes("setup_silent", "setup_silent", weights, "[fine_tune]");
+    sweep_extra = "";
+    run_ctx r = {.n_peers = 1, .fns = {fake_silent_after_hello}};
+    assert_int_equal(run(y, &r), COORD_EXIT_INTERRUPTED);
+    tu_assert_one_line_error(&r.e, "rank 1 (", "silent for", "in its setup", "10 x worker_timeout");
+    printf("a worker silent in its setup given up on after %.1f s (worker_timeout 1 s)\n",
+           r.seconds);
+    assert_true(r.seconds >= 10.0);
+    assert_true(r.seconds < 10.0 + 3.0);
+    assert_int_equal(r.abandoned, 1);
     free(y);
     alarm(0);
 }
@@ -462,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_other_ranks_trial),
         cmocka_unit_test(test_harmless_dropped),
         cmocka_unit_test(test_silent_worker_named),
+        cmocka_unit_test(test_silent_in_setup),
         cmocka_unit_test(test_heartbeats_keep_alive),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
