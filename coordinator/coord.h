@@ -43,7 +43,8 @@ typedef struct {
     int stop_grace_s;           /* after a signal, wait this long for workers; 0: 30 */
     int quiet;                  /* no progress line */
     int slice, n_slices;        /* n_slices > 0: run trials i with i % n_slices == slice */
-    int abandoned;              /* out: workers that did not stop in time were left behind */
+    int abandoned;              /* out: workers left behind (did not stop in time, fell silent,
+                                 * sent a bad message): under MPI, abort them */
 } coord_opts;
 
 /* Checks that the sweep can start (weights readable, dataset indexable)

@@ -65,9 +65,13 @@ static void complain(coord *c, const cworker *k, const Tlsweep__Envelope *env, i
     if (harmless)
         coord_log(c, "warning: rank %d (%s): %s message dropped: %s", k->rank, host_of(k),
                   msg_body_name(env), what);
-    else
+    else {
+        /* a worker out of step may not stop when told either: cli_run
+         * aborts what is left rather than wait in MPI_Finalize */
+        c->o->abandoned = 1;
         coord_failf(c, TL_EFORMAT, "rank %d (%s): bad %s message: %s", k->rank, host_of(k),
                     msg_body_name(env), what);
+    }
 }
 
 static void bad_msg(coord *c, const cworker *k, const Tlsweep__Envelope *env, const char *fmt,

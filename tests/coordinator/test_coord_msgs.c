@@ -227,6 +227,7 @@ static void expect_bad(const char *name, bad_kind kind, const char *modes, int n
         assert_int_equal(r.peers[i].stop_reason, TLSWEEP__STOP__REASON__ABORT);
     }
     assert_true(r.seconds < LEAVE_S);
+    assert_int_equal(r.abandoned, 1); /* under MPI, cli_run aborts the ranks */
     char *json = read_text(name, "results.json");
     assert_non_null(strstr(json, "\"state\": \"failed\""));
     free(json);
@@ -362,6 +363,7 @@ static void test_harmless_dropped(void **state)
     tu_assert_one_line_error(&r.e, "2 trials failed", ODD_TRIAL_ERROR " second line");
     assert_int_equal(r.peers[0].rc, 0);
     assert_int_equal(r.peers[0].stop_reason, TLSWEEP__STOP__REASON__FINISHED);
+    assert_int_equal(r.abandoned, 0);
     free(y);
     alarm(0);
 }
