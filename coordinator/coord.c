@@ -34,7 +34,7 @@ void coord_log(coord *c, const char *fmt, ...)
 
 /* ---- failing and stopping ------------------------------------------------------------- */
 
-static void send_stop(coord *c, Tlsweep__Stop__Reason reason)
+void coord__send_stop(coord *c, Tlsweep__Stop__Reason reason)
 {
     Tlsweep__Stop st = TLSWEEP__STOP__INIT;
     st.reason = reason;
@@ -91,7 +91,7 @@ void coord_fail(coord *c, const tl_err *e)
     coord__note_failure(c, e);
     if (c->phase == COORD_RUNNING) {
         c->phase = COORD_STOPPING;
-        send_stop(c, TLSWEEP__STOP__REASON__ABORT);
+        coord__send_stop(c, TLSWEEP__STOP__REASON__ABORT);
         coord__forget_workers(c);
     }
     coord__check_finished(c);
@@ -139,7 +139,7 @@ static void on_signal(uv_signal_t *h, int signum)
     coord_log(c, "%s: asking the workers to stop at the next step; re-run the same command to "
                  "resume",
               strsignal(signum));
-    send_stop(c, TLSWEEP__STOP__REASON__PREEMPTED);
+    coord__send_stop(c, TLSWEEP__STOP__REASON__PREEMPTED);
     coord__check_finished(c);
 }
 
@@ -252,7 +252,7 @@ void coord__check_finished(coord *c)
             return;
     /* every trial done or failed */
     c->phase = COORD_STOPPING;
-    send_stop(c, TLSWEEP__STOP__REASON__FINISHED);
+    coord__send_stop(c, TLSWEEP__STOP__REASON__FINISHED);
     coord__forget_workers(c);
     shut_down(c);
 }
@@ -271,6 +271,8 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
 
     if (coord__state_init(c, o->index, msg_link_size(l) - 1, e))
         goto out;
+    /* a worker silent in the middle of a message is given up on as soon */
+    msg_set_chunk_timeout((int)(s->worker_timeout > 0 ? s->worker_timeout * 1000 : 60000), NULL);
     if (c->n_workers < 1) {
         tl_errf(e, TL_EINVAL, "coordinator: no workers (the link has %d rank)", msg_link_size(l));
         goto out;
@@ -400,6 +402,8 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
         *e = c->err;
         status = c->store_failed ? COORD_EXIT_IO : 1;
     } else if (c->outcome == COORD_INTERRUPTED) {
+        if (c->err.msg[0]) /* why, when not a signal (a silent worker) */
+            *e = c->err;
         coord_log(c, "interrupted: %d of %d trials finished; re-run the same command to resume",
                   coord_count(c, TR_DONE), c->n_mine);
         status = COORD_EXIT_INTERRUPTED;

@@ -6,7 +6,8 @@
  * Its loop is libuv's: a timer drains the link (MPI probes are
  * non-blocking; a local link also wakes it through uv_async), signal
  * handles turn SIGINT/SIGTERM/SIGUSR1 into a Stop for every worker, a
- * status timer prints progress and names workers that fell silent, and
+ * status timer prints progress and names workers that fell silent (one
+ * silent for the sweep's worker_timeout stops the run, resumably), and
  * large files are written on libuv's thread pool.
  *
  * out/ holds:
@@ -47,14 +48,14 @@ typedef struct {
     size_t sweep_len;
     const data_index *index;    /* the dataset as coord_preflight indexed it (borrowed) */
     int threads;                /* engine threads per worker for Setup; 0: each worker's own */
-    int heartbeat_timeout_s;    /* silent longer: named in the log; 0: 60 */
     int stop_grace_s;           /* after a signal, wait this long for workers; 0: 30 */
     int quiet;                  /* no progress line */
     int slice, n_slices;        /* n_slices > 0: run trials i with i % n_slices == slice */
     int force;                  /* run even if out/ was started by another sweep */
     int repair;                 /* cut a journal damaged in the middle (JOURNAL_REPAIR) */
-    int abandoned;              /* out: workers that did not stop in time, or could not be
-                                   told to stop, were left behind (MPI_Abort them) */
+    int abandoned;              /* out: workers left behind (did not stop in time, could not
+                                 * be told to stop, fell silent, sent a bad message):
+                                 * under MPI, abort them */
 } coord_opts;
 
 /* Checks that the sweep can start (weights readable, dataset indexable)
@@ -66,10 +67,12 @@ int coord_preflight(sweep *s, data_index *ix, tl_err *e);
 /* Runs the sweep to the end. Returns the process exit status: 0 every
  * trial finished, 1 a failure (e has the line; what finished is kept),
  * COORD_EXIT_IO a failed write of the journal, best.tlm, a feature cache or
- * the results (e has the line), COORD_EXIT_INTERRUPTED after a signal.
- * Whatever the status, every worker rank has been sent a Stop (or
- * o->abandoned is set), also when the run fails before it starts: a
- * journal another run holds, a journal damaged in the middle (unless
+ * the results (e has the line), COORD_EXIT_INTERRUPTED after a signal, or
+ * when a worker fell silent for worker_timeout (e then has the line naming
+ * its rank and host, and o->abandoned is set: that rank must be aborted, it
+ * will not answer). Whatever the status, every worker rank has been sent a
+ * Stop (or o->abandoned is set), also when the run fails before it starts:
+ * a journal another run holds, a journal damaged in the middle (unless
  * o->repair), an out/ started by another sweep (unless o->force). */
 int coord_run(coord_opts *o, msg_link *l, tl_err *e);
 

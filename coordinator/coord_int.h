@@ -82,10 +82,15 @@ typedef struct {
     int rank;
     char host[64];
     unsigned threads;
+    int hello;                  /* its Hello came (coord_msgs.c checks the order) */
+    int in_setup;               /* sent its Setup, not heard from since (indexing) */
     cworker_state state;
     uint64_t task;
     cworker_task kind;
     int trial, group;
+    size_t shard_lo, shard_hi;  /* EXTRACT: the image ids of the task, [lo, hi) */
+    uint64_t answered;          /* EXTRACT: ids answered so far (rows and skipped) */
+    uint32_t epoch;             /* TRAIN: the last epoch it reported in this task, 0 none */
     double last_heard;
     int silent_warned;
 } cworker;
@@ -132,6 +137,7 @@ typedef struct {
     coord_outcome outcome;
     int store_failed;           /* the failure is a write of out/'s records: COORD_EXIT_IO */
     double t0, stop_time;       /* start; the first signal, 0: none (the grace counts from it) */
+    double status_at;           /* the status timer's last run (a stalled loop blames no worker) */
     tl_err err;                 /* the failure (COORD_FAILED) */
 
     uv_loop_t loop;
@@ -182,6 +188,7 @@ typedef enum {
 void coord__check_finished(coord *c);
 void coord__note_failure(coord *c, const tl_err *e);
 void coord__forget_workers(coord *c);
+void coord__send_stop(coord *c, Tlsweep__Stop__Reason reason);
 void coord__task_over(cworker *k);
 /* coord_journal.c (journal records and their replay) */
 int coord__journal_put(coord *c, Tlsweep__JournalRecord *rec, int sync, tl_err *e);

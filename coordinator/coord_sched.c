@@ -36,6 +36,8 @@ static void send_task(coord *c, cworker *k, Tlsweep__Task *task)
     }
     k->state = CW_BUSY;
     k->task = task->task_id;
+    k->answered = 0;
+    k->epoch = 0;
 }
 
 static int give_extraction(coord *c, cworker *k)
@@ -67,6 +69,8 @@ static int give_extraction(coord *c, cworker *k)
         cg->next_shard++;
         k->kind = CW_TASK_EXTRACT;
         k->group = g;
+        k->shard_lo = a;
+        k->shard_hi = b;
         return 1;
     }
     return 0;

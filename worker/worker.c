@@ -57,7 +57,12 @@ typedef struct {
     int trial_index;
     uint64_t trial_key;
     worker_stop stop;     /* whether a Stop arrived, and why */
+    /* the trial cannot go on for a reason of the worker's (a checkpoint
+     * too large to send): it fails with this line, it is not "stopped" */
+    int task_failed;
+    tl_err task_err;
     double last_progress, last_sent, last_ckpt;
+    double hb_s;          /* a heartbeat at least this often, busy or idle */
     unsigned char *model;
     size_t model_len;
     tl_err model_err;     /* why model_done failed (its callback has no tl_err) */
@@ -93,10 +98,32 @@ static void warn_image(void *ctx, const char *line)
     send_error(ctx, TL_EFORMAT, line, 0);
 }
 
+static void heartbeat(worker *w)
+{
+    Tlsweep__Heartbeat hb = TLSWEEP__HEARTBEAT__INIT;
+    hb.unix_ms = tl_unix_ms();
+    hb.task_id = w->task_id;
+    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+    env.body_case = TLSWEEP__ENVELOPE__BODY_HEARTBEAT;
+    env.heartbeat = &hb;
+    send_env(w, &env, NULL);
+}
+
+/* A heartbeat when one is due: called at every step and batch, it is the
+ * heartbeat of a busy worker, so the coordinator can tell a long task from
+ * a hung rank (ctx: the worker, for trial_cfg.alive). */
+static void heartbeat_due(void *ctx)
+{
+    worker *w = ctx;
+    if (tl_now() - w->last_sent >= w->hb_s)
+        heartbeat(w);
+}
+
 /* A Stop that arrived while working; other envelopes have no business
  * arriving mid-task and are dropped. */
 static void check_stop(worker *w)
 {
+    heartbeat_due(w);
     for (;;) {
         Tlsweep__Envelope *env = NULL;
         int from = -1, got = 0;
@@ -109,16 +136,14 @@ static void check_stop(worker *w)
     }
 }
 
-static void heartbeat(worker *w)
+/* The bytes an Envelope packs to when that is over what one message may
+ * carry (MPI counts are ints, protobuf messages are limited), else 0. */
+static size_t over_limit(const Tlsweep__Envelope *env)
 {
-    Tlsweep__Heartbeat hb = TLSWEEP__HEARTBEAT__INIT;
-    hb.unix_ms = tl_unix_ms();
-    hb.task_id = w->task_id;
-    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
-    env.body_case = TLSWEEP__ENVELOPE__BODY_HEARTBEAT;
-    env.heartbeat = &hb;
-    send_env(w, &env, NULL);
+    size_t n = tlsweep__envelope__get_packed_size(env);
+    return n > MSG_MAX_MESSAGE ? n : 0;
 }
+
 
 /* ---- setup -------------------------------------------------------------------------- */
 
@@ -152,6 +177,9 @@ static int setup(worker *w, const Tlsweep__Setup *su, tl_err *e)
     int threads = su->threads ? (int)su->threads : w->o->threads;
     if (threads > 0)
         engine_threads_set(threads);
+    /* four heartbeats per timeout: one late one is no alarm */
+    if (s->worker_timeout / 4 < w->hb_s)
+        w->hb_s = s->worker_timeout / 4;
     return 0;
 }
 
@@ -337,8 +365,10 @@ static int epoch_done(void *ctx, const trial_snapshot *sn)
     Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
     env.body_case = TLSWEEP__ENVELOPE__BODY_EPOCH_REPORT;
     env.epoch_report = &er;
-    if (send_env(w, &env, NULL))
+    if (send_env(w, &env, &w->task_err)) {
+        w->task_failed = 1;
         return 1;
+    }
     /* epochs of a head on cached features take milliseconds: checkpoints
      * of those come at most every checkpoint_seconds (a resume repeats the
      * epochs since, the same way) */
@@ -392,7 +422,18 @@ static int epoch_done(void *ctx, const trial_snapshot *sn)
     Tlsweep__Envelope cenv = TLSWEEP__ENVELOPE__INIT;
     cenv.body_case = TLSWEEP__ENVELOPE__BODY_CHECKPOINT;
     cenv.checkpoint = &ck;
-    int rc = send_env(w, &cenv, NULL);
+    size_t big = over_limit(&cenv);
+    int rc;
+    if (big) {
+        /* a stop here would be retried from scratch for ever: fail instead */
+        w->task_failed = 1;
+        rc = tl_errf(&w->task_err, TL_EINVAL,
+                     "trial %s: its checkpoint is %zu bytes (%.2f GiB), over the %llu-byte "
+                     "limit of one message (MPI counts are ints, protobuf's limit)",
+                     w->trial_id, big, big / 1073741824.0, (unsigned long long)MSG_MAX_MESSAGE);
+    } else if ((rc = send_env(w, &cenv, &w->task_err)) != 0) {
+        w->task_failed = 1;
+    }
     free(hist);
     free(hp);
     check_stop(w);
@@ -507,7 +548,7 @@ static int load_resume(const char *path, const sweep_trial *t, Tlsweep__Checkpoi
 }
 
 static int send_result(worker *w, const sweep_trial *t, const trial_result *r, int status,
-                       const char *message, double secs)
+                       const char *message, double secs, tl_err *e)
 {
     Tlsweep__TrialResult tr = TLSWEEP__TRIAL_RESULT__INIT;
     tr.task_id = w->task_id;
@@ -544,7 +585,22 @@ static int send_result(worker *w, const sweep_trial *t, const trial_result *r, i
     Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
     env.body_case = TLSWEEP__ENVELOPE__BODY_TRIAL_RESULT;
     env.trial_result = &tr;
-    return send_env(w, &env, NULL);
+    size_t big = over_limit(&env);
+    tl_err le;
+    if (big) {
+        /* the model cannot travel: the trial fails, the sweep goes on */
+        tl_errf(&le, TL_EINVAL,
+                "trial %s: its result with the model is %zu bytes (%.2f GiB), over the "
+                "%llu-byte limit of one message (MPI counts are ints, protobuf's limit)",
+                t->id, big, big / 1073741824.0, (unsigned long long)MSG_MAX_MESSAGE);
+        tr.status = TLSWEEP__TRIAL_RESULT__STATUS__FAILED;
+        tr.message = le.msg;
+        tr.model.data = NULL;
+        tr.model.len = 0;
+        tr.n_confusion = 0;
+        tr.confusion = NULL;
+    }
+    return send_env(w, &env, e);
 }
 
 static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
@@ -586,6 +642,7 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     cfg.epoch_done = epoch_done;
     cfg.step_done = step_done;
     cfg.model_done = model_done;
+    cfg.alive = heartbeat_due;
     cfg.cb_ctx = w;
     cfg.log = trial_log;
     cfg.log_ctx = w;
@@ -638,11 +695,15 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     w->task = task;
     w->result = &r;
     w->last_ckpt = tl_now();
+    w->task_failed = 0;
     /* the trial's own line, never one left over from an earlier task */
     tl_err te = {0};
     w->model_err = te;
     rc = trial_run(&cfg, &r, &te);
-    if (rc && !te.msg[0]) {
+    if (w->task_failed) /* trial_run saw a stop; the reason is the worker's */
+        rc = tl_errf(&te, w->task_err.code ? w->task_err.code : TL_EINVAL, "%s",
+                     w->task_err.msg);
+    else if (rc && !te.msg[0]) {
         if (w->model_err.msg[0])
             te = w->model_err;
         else
@@ -651,7 +712,7 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     int status = rc == 0 ? TLSWEEP__TRIAL_RESULT__STATUS__DONE
                  : rc == TL_ESTOPPED ? TLSWEEP__TRIAL_RESULT__STATUS__STOPPED
                                      : TLSWEEP__TRIAL_RESULT__STATUS__FAILED;
-    int src = send_result(w, t, &r, status, rc ? te.msg : NULL, tl_now() - t0);
+    int src = send_result(w, t, &r, status, rc ? te.msg : NULL, tl_now() - t0, e);
     trial_result_free(&r);
     /* a failed trial is the coordinator's to report; the worker goes on */
     rc = src;
@@ -693,6 +754,7 @@ int worker_main(msg_link *l, const worker_opts *o, tl_err *e)
     w.rank = msg_link_rank(l);
     w.ext_group = -1;
     int hb_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 2000;
+    w.hb_s = hb_ms * 1e-3;
     tl_err le = {0};
     if (!e)
         e = &le;
@@ -710,7 +772,7 @@ int worker_main(msg_link *l, const worker_opts *o, tl_err *e)
     for (;;) {
         Tlsweep__Envelope *env = NULL;
         int from = -1;
-        if ((rc = msg_link_recv(l, &env, &from, hb_ms, e)))
+        if ((rc = msg_link_recv(l, &env, &from, (int)(w.hb_s * 1000), e)))
             break;
         if (!env) {
             heartbeat(&w);

@@ -5,6 +5,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "common/base/clock.h"
 
 static size_t chunk_limit = MSG_CHUNK_LIMIT_DEFAULT;
 /* ids of chunked messages sent by this process, for the chunk headers */
@@ -22,6 +25,16 @@ int msg_set_chunk_limit(size_t bytes, tl_err *e)
 size_t msg_chunk_limit(void)
 {
     return chunk_limit;
+}
+
+static int chunk_timeout_ms = MSG_CHUNK_TIMEOUT_DEFAULT_MS;
+
+int msg_set_chunk_timeout(int ms, tl_err *e)
+{
+    if (ms <= 0)
+        return tl_errf(e, TL_EINVAL, "message chunk timeout %d ms: expected > 0", ms);
+    chunk_timeout_ms = ms;
+    return 0;
 }
 
 static int mpi_fail(tl_err *e, int rc, const char *what, int peer)
@@ -114,6 +127,33 @@ static int unpack(const unsigned char *buf, size_t n, int from, Tlsweep__Envelop
     return 0;
 }
 
+/* The next chunk of a's message from src, probed without blocking (a
+ * sender that died or was stopped mid-message would block MPI_Mprobe for
+ * good) and given up after the chunk timeout. */
+static int await_chunk(MPI_Comm comm, int src, const msg_assembly *a, MPI_Message *m,
+                       MPI_Status *st, tl_err *e)
+{
+    double deadline = tl_now() + chunk_timeout_ms * 1e-3;
+    long sleep_ns = 20000L;
+    for (;;) {
+        int flag = 0;
+        int rc = MPI_Improbe(src, MSG_TAG_CHUNK, comm, &flag, m, st);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(e, rc, "probing", src);
+        if (flag)
+            return 0;
+        if (tl_now() >= deadline)
+            return tl_errf(e, TL_EIO,
+                           "message from rank %d: silent for %.0f s after %u of %u chunks "
+                           "(%llu of %llu bytes came): the rank stopped mid-message",
+                           src, chunk_timeout_ms * 1e-3, (unsigned)a->next, (unsigned)a->first.count,
+                           (unsigned long long)a->have, (unsigned long long)a->first.total);
+        nanosleep(&(struct timespec){0, sleep_ns}, NULL);
+        if (sleep_ns < 2000000L)
+            sleep_ns *= 2;
+    }
+}
+
 /* The message first matched by a probe (m, st): whole, or chunk 0 of a
  * message whose other chunks follow from the same rank. */
 static int recv_from_probe(MPI_Comm comm, MPI_Message *m, MPI_Status *st,
@@ -154,11 +194,8 @@ static int recv_from_probe(MPI_Comm comm, MPI_Message *m, MPI_Status *st,
         if (rc < 0 || done)
             break;
         /* in flight from src: MPI keeps one sender's messages on a tag in order */
-        rc = MPI_Mprobe(src, MSG_TAG_CHUNK, comm, m, st);
-        if (rc != MPI_SUCCESS) {
-            rc = mpi_fail(e, rc, "probing", src);
+        if ((rc = await_chunk(comm, src, &a, m, st, e)) < 0)
             break;
-        }
     }
     if (rc == 0)
         rc = unpack(a.buf, a.first.total, src, env, e);

@@ -58,6 +58,14 @@ enum {
 int msg_set_chunk_limit(size_t bytes, tl_err *e);
 size_t msg_chunk_limit(void);
 
+/* How long a receiver waits for the next chunk of a message whose first
+ * chunk came (the sender sends them back to back): past it, msg_recv and
+ * msg_poll fail with TL_EIO and a line naming the silent rank, instead of
+ * blocking forever on a sender that died or was stopped mid-message.
+ * Milliseconds, > 0; process-wide, default MSG_CHUNK_TIMEOUT_DEFAULT_MS. */
+#define MSG_CHUNK_TIMEOUT_DEFAULT_MS 60000
+int msg_set_chunk_timeout(int ms, tl_err *e);
+
 /* ---- MPI transport -------------------------------------------------------- */
 
 int msg_send(MPI_Comm comm, int dest, const Tlsweep__Envelope *env, tl_err *e);
@@ -66,8 +74,8 @@ int msg_send(MPI_Comm comm, int dest, const Tlsweep__Envelope *env, tl_err *e);
 int msg_recv(MPI_Comm comm, int source, Tlsweep__Envelope **env, int *from, tl_err *e);
 /* For an event loop: *got = 0 and returns at once when nothing is waiting;
  * else receives one Envelope as msg_recv does (*got = 1). Once the first
- * chunk of a chunked message is there, waits for the rest: the sender is
- * sending them. */
+ * chunk of a chunked message is there, waits for the rest (the sender is
+ * sending them), up to the chunk timeout between two chunks. */
 int msg_poll(MPI_Comm comm, Tlsweep__Envelope **env, int *from, int *got, tl_err *e);
 
 /* ---- Hello handshake ------------------------------------------------------ */
@@ -114,13 +122,17 @@ int msg_chunk_header_decode(const unsigned char *chunk, size_t n, msg_chunk_head
 
 /* Reassembles one message from its chunks, which must come in order. All
  * chunks but the last carry the same payload size p, the last the rest:
- * (count-1)*p < total <= count*p, checked at chunk 0 before allocating. */
+ * (count-1)*p < total <= count*p, checked at chunk 0; p is at least
+ * MSG_CHUNK_LIMIT_MIN - MSG_CHUNK_HEADER_SIZE when count > 1. The buffer
+ * starts at chunk 0's size and doubles as bytes come (at most total), so a
+ * header that lies about total cannot make the receiver allocate it. */
 typedef struct {
     msg_chunk_header first;
     uint32_t next;        /* index expected next */
     uint64_t piece;       /* payload bytes of every chunk but the last */
     uint64_t have;
-    unsigned char *buf;   /* total bytes, filled up to `have` */
+    uint64_t cap;         /* bytes allocated: grows with `have`, up to total */
+    unsigned char *buf;   /* filled up to `have`; total bytes when done */
 } msg_assembly;
 
 void msg_assembly_init(msg_assembly *a);

@@ -89,10 +89,22 @@ int msg_assembly_add(msg_assembly *a, const unsigned char *chunk, size_t n, int 
                            "message from rank %d: %u chunks of %llu bytes cannot hold %llu bytes",
                            from, (unsigned)h.count, (unsigned long long)len,
                            (unsigned long long)h.total);
-        a->buf = malloc(h.total);
+        /* a sender's pieces are at least its smallest chunk limit's: a header
+         * cannot claim a message of millions of tiny chunks */
+        if (h.count > 1 && len < MSG_CHUNK_LIMIT_MIN - MSG_CHUNK_HEADER_SIZE)
+            return tl_errf(e, TL_EFORMAT,
+                           "message from rank %d: chunk 0 of %u carries %llu bytes, under the "
+                           "%zu-byte minimum of a chunked message",
+                           from, (unsigned)h.count, (unsigned long long)len,
+                           MSG_CHUNK_LIMIT_MIN - MSG_CHUNK_HEADER_SIZE);
+        /* the buffer grows with the bytes that came (doubling), not with
+         * what chunk 0 claims: a lying header costs its own bytes, not 2 GiB */
+        uint64_t cap = len;
+        a->buf = malloc(cap);
         if (!a->buf)
             return tl_errf(e, TL_ENOMEM, "message from rank %d: out of memory for %llu bytes",
-                           from, (unsigned long long)h.total);
+                           from, (unsigned long long)cap);
+        a->cap = cap;
         a->first = h;
         a->piece = len;
         a->next = 0;
@@ -116,6 +128,17 @@ int msg_assembly_add(msg_assembly *a, const unsigned char *chunk, size_t n, int 
                        "message from rank %d: chunk %u of %u carries %llu bytes, expected %llu",
                        from, (unsigned)h.index, (unsigned)h.count, (unsigned long long)len,
                        (unsigned long long)want);
+    if (a->have + len > a->cap) {
+        uint64_t cap = a->cap * 2 > a->have + len ? a->cap * 2 : a->have + len;
+        if (cap > h.total)
+            cap = h.total;
+        unsigned char *b = realloc(a->buf, cap);
+        if (!b)
+            return tl_errf(e, TL_ENOMEM, "message from rank %d: out of memory for %llu bytes",
+                           from, (unsigned long long)cap);
+        a->buf = b;
+        a->cap = cap;
+    }
     memcpy(a->buf + a->have, chunk + MSG_CHUNK_HEADER_SIZE, len);
     a->have += len;
     a->next++;

@@ -599,8 +599,9 @@ static int parse_root(ctx *c, yaml_node_t *root)
 {
     static const char *const keys[] = {"name", "data", "model", "weights", "grid",
                                        "epochs", "select", "out", "seed", "threads",
-                                       "feature_cache", "checkpoint_seconds", NULL};
-    yaml_node_t *v[12];
+                                       "feature_cache", "checkpoint_seconds",
+                                       "worker_timeout", NULL};
+    yaml_node_t *v[13];
     sweep *s = c->s;
     if (ycheck_map(c->y, root, "", keys, v, "a mapping of sweep keys"))
         return TL_EINVAL;
@@ -626,6 +627,10 @@ static int parse_root(ctx *c, yaml_node_t *root)
     s->checkpoint_seconds = 1.0;
     if (v[11] && ycheck_range(c->y, v[11], "checkpoint_seconds", "a number of seconds >= 0", 0, 0, 1e9, 0,
                            &s->checkpoint_seconds))
+        return TL_EINVAL;
+    s->worker_timeout = SWEEP_WORKER_TIMEOUT_DEFAULT;
+    if (v[12] && ycheck_range(c->y, v[12], "worker_timeout", "a number of seconds >= 1", 1, 0,
+                              1e6, 0, &s->worker_timeout))
         return TL_EINVAL;
 
     yaml_node_t *size_node = NULL, *metric_node = NULL, *bb_list = NULL, **bb_nodes = NULL;

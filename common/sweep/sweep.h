@@ -135,6 +135,9 @@ typedef struct {
     /* a trial's checkpoint is written after an epoch only when the last one
      * is at least this old (0: every epoch); long epochs always checkpoint */
     double checkpoint_seconds;
+    /* a worker silent this long (no message, not even a heartbeat) stops the
+     * run, resumably; workers heartbeat well within it */
+    double worker_timeout;
 
     /* The dataset the trials' keys belong to (sweep_bind_data); 0/0 until bound. */
     uint64_t data_fingerprint;
@@ -161,6 +164,7 @@ void sweep_free(sweep *s);
 /* Fills s->trials and s->cache_groups from the parsed lists (sweep_load
  * calls it; callers that build a sweep in code may too). */
 enum { SWEEP_MAX_TRIALS = 100000 };
+#define SWEEP_WORKER_TIMEOUT_DEFAULT 60.0
 int sweep_expand(sweep *s, tl_err *e);
 /* Frees the expansion and zeroes its counts (sweep_free does it too). */
 void sweep_expand_free(sweep *s);

@@ -6,7 +6,12 @@
  * 64 KiB chunks) and a Heartbeat. Rank 0 receives through msg_link_recv's
  * timeout and checks every answer's content, from_rank and seq (1, 2 per
  * worker), then sends Stop; workers check that rank 0's seq grows.
- * Exit status 0 only when every check held, on every rank. */
+ * Exit status 0 only when every check held, on every rank.
+ *
+ * With the argument "stalled": rank 1 sends the first chunk of a 3-chunk
+ * message by hand and then nothing (a sender killed or SIGSTOPped
+ * mid-message). Rank 0's receive must fail after the 1 s chunk timeout with
+ * one line naming rank 1, not block; then every worker is told to stop. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,8 +163,49 @@ static void worker(msg_link *l)
     }
 }
 
+#define STALL_TIMEOUT_MS 1000
+
+static void coordinator_stalled(msg_link *l)
+{
+    tl_err e = {0};
+    CHECK(msg_set_chunk_timeout(STALL_TIMEOUT_MS, &e) == 0, "%s", e.msg);
+    Tlsweep__Envelope *env = NULL;
+    int from = -1;
+    double t0 = now_s();
+    int rc = msg_link_recv(l, &env, &from, 20000, &e);
+    double dt = now_s() - t0;
+    CHECK(rc == TL_EIO && env == NULL, "receive returned %d (%s)", rc, env ? msg_body_name(env) : e.msg);
+    CHECK(strstr(e.msg, "rank 1") && strstr(e.msg, "silent") && !strchr(e.msg, '\n'),
+          "not one line naming rank 1: %s", e.msg);
+    CHECK(dt >= STALL_TIMEOUT_MS * 1e-3 * 0.97 && dt < 10.0, "gave up after %.2f s", dt);
+    msg_free(env);
+    for (int r = 1; r < msg_link_size(l); r++)
+        send_or_fail(l, r, msg_new_stop(TLSWEEP__STOP__REASON__ABORT));
+    if (!failures)
+        printf("msg_link_mpi: a sender silent mid-message named after %.2f s: %s\n", dt, e.msg);
+}
+
+static void worker_stalled(msg_link *l, MPI_Comm comm)
+{
+    if (my_rank == 1) {
+        unsigned char chunk[MSG_CHUNK_HEADER_SIZE + 2000];
+        memset(chunk, 7, sizeof chunk);
+        msg_chunk_header h = {.msg_id = 1, .index = 0, .count = 3, .total = 5000};
+        msg_chunk_header_encode(&h, chunk);
+        CHECK(MPI_Send(chunk, (int)sizeof chunk, MPI_BYTE, 0, MSG_TAG_CHUNK, comm) == MPI_SUCCESS,
+              "MPI_Send");
+    }
+    tl_err e = {0};
+    Tlsweep__Envelope *env = NULL;
+    if (msg_link_recv(l, &env, NULL, 30000, &e) < 0)
+        CHECK(0, "%s", e.msg);
+    CHECK(env && env->body_case == TLSWEEP__ENVELOPE__BODY_STOP, "no Stop within 30 s");
+    msg_free(env);
+}
+
 int main(int argc, char **argv)
 {
+    int stalled = argc > 1 && !strcmp(argv[1], "stalled");
     MPI_Init(&argc, &argv);
     MPI_Comm comm;
     MPI_Comm_dup(MPI_COMM_WORLD, &comm);
@@ -175,9 +221,9 @@ int main(int argc, char **argv)
         if (msg_link_size(l) < 2)
             CHECK(0, "run me with at least 2 ranks");
         else if (my_rank == 0)
-            coordinator(l);
+            stalled ? coordinator_stalled(l) : coordinator(l);
         else
-            worker(l);
+            stalled ? worker_stalled(l, comm) : worker(l);
     }
     msg_link_free(l);
     int all = 0;

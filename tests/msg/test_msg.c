@@ -160,6 +160,49 @@ static void expect_bad_sequence(split *s, const uint32_t *order, size_t n, const
     msg_assembly_free(&a);
 }
 
+/* A header that claims a 2 GiB message: the receiver holds what came,
+ * not what was claimed; and it cannot claim it in millions of tiny chunks. */
+static void test_reassembly_bounded(void **st)
+{
+    (void)st;
+    size_t piece = 4096;
+    unsigned char *chunk = calloc(1, MSG_CHUNK_HEADER_SIZE + piece);
+    msg_chunk_header h = {.msg_id = 9, .index = 0,
+                          .count = (uint32_t)((MSG_MAX_MESSAGE + piece - 1) / piece),
+                          .total = MSG_MAX_MESSAGE};
+    msg_assembly a;
+    msg_assembly_init(&a);
+    tl_err e = {0};
+    int done = 0;
+    for (uint32_t i = 0; i < 5; i++) {
+        h.index = i;
+        msg_chunk_header_encode(&h, chunk);
+        assert_int_equal(msg_assembly_add(&a, chunk, MSG_CHUNK_HEADER_SIZE + piece, 4, &done, &e), 0);
+        assert_false(done);
+        /* doubling: never more than twice what came */
+        assert_true(a.cap >= a.have && a.cap <= 2 * a.have);
+    }
+    assert_true(a.have == 5 * piece);
+    msg_assembly_free(&a);
+
+    /* the same 2 GiB in chunks of 100 bytes: refused at chunk 0 */
+    h = (msg_chunk_header){.msg_id = 10, .index = 0, .count = (uint32_t)(MSG_MAX_MESSAGE / 100 + 1),
+                           .total = MSG_MAX_MESSAGE};
+    msg_chunk_header_encode(&h, chunk);
+    msg_assembly_init(&a);
+    assert_int_equal(msg_assembly_add(&a, chunk, MSG_CHUNK_HEADER_SIZE + 100, 4, &done, &e),
+                     TL_EFORMAT);
+    tu_assert_one_line_error(&e, "rank 4", "carries 100 bytes", "minimum");
+    assert_null(a.buf);
+    msg_assembly_free(&a);
+    free(chunk);
+
+    /* the wait for the next chunk is bounded, and never 0 */
+    assert_int_equal(msg_set_chunk_timeout(0, &e), TL_EINVAL);
+    tu_assert_one_line_error(&e, "chunk timeout", "0 ms");
+    assert_int_equal(msg_set_chunk_timeout(MSG_CHUNK_TIMEOUT_DEFAULT_MS, &e), 0);
+}
+
 static void test_reassembly_corrupt(void **st)
 {
     (void)st;
@@ -352,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_header_corrupt),
         cmocka_unit_test(test_reassembly),
         cmocka_unit_test(test_reassembly_corrupt),
+        cmocka_unit_test(test_reassembly_bounded),
         cmocka_unit_test(test_hello),
         cmocka_unit_test(test_builders),
         cmocka_unit_test(test_chunk_limit),

@@ -277,6 +277,46 @@ static void test_bad_destination(void **st)
     msg_link_free(worker);
 }
 
+/* An Envelope over the 2 GiB a message may carry (here a checkpoint of a
+ * 2.4 GB tensor, sized but never read) is refused before anything is
+ * packed or queued, with a line naming the kind and the size. */
+static void test_too_large(void **st)
+{
+    (void)st;
+    tl_err e = {0};
+    msg_link *coord, *worker;
+    assert_int_equal(msg_link_local_pair(&coord, &worker, &e), 0);
+    float few[4] = {0};
+    int64_t shape[1] = {600000000};
+    Tlsweep__Tensor t = TLSWEEP__TENSOR__INIT;
+    t.name = "weights";
+    t.n_shape = 1;
+    t.shape = shape;
+    t.n_data = 600000000;
+    t.data = few;
+    Tlsweep__Tensor *ts[1] = {&t};
+    Tlsweep__Checkpoint ck = TLSWEEP__CHECKPOINT__INIT;
+    ck.trial_id = "big";
+    ck.n_tensors = 1;
+    ck.tensors = ts;
+    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+    env.body_case = TLSWEEP__ENVELOPE__BODY_CHECKPOINT;
+    env.checkpoint = &ck;
+    env.seq = 1; /* as the link sends it, header fields included */
+    env.from_rank = 1;
+    size_t n = tlsweep__envelope__get_packed_size(&env);
+    assert_true(n > MSG_MAX_MESSAGE);
+    char size[32];
+    snprintf(size, sizeof size, "%zu bytes", n);
+    assert_int_equal(msg_link_send(worker, 0, &env, &e), TL_EINVAL);
+    tu_assert_one_line_error(&e, "checkpoint", size, "limit");
+    Tlsweep__Envelope *got = NULL;
+    assert_int_equal(msg_link_recv(coord, &got, NULL, 0, &e), 0);
+    assert_null(got);
+    msg_link_free(coord);
+    msg_link_free(worker);
+}
+
 /* A local link of three ends: the coordinator tells the workers apart by
  * the sender's rank, each worker's seq counts on its own, workers reach
  * only their own queue, and the ends can be freed in any order. */
@@ -327,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_poll_empty_and_queued),
         cmocka_unit_test(test_recv_timeout),
         cmocka_unit_test(test_bad_destination),
+        cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_three_ends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

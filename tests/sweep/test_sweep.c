@@ -56,6 +56,7 @@ static void test_example(void **state)
     assert_int_equal(s.metric, SWEEP_VAL_ACCURACY);
     assert_int_equal(s.goal_max, 1);
     assert_string_equal(s.out, "runs/fashion-demo");
+    assert_true(s.worker_timeout == SWEEP_WORKER_TIMEOUT_DEFAULT); /* not in the file */
 
     /* backbone, mode, learning_rate, optimizer, batch_size: outermost first */
     static const char *const ids[] = {
@@ -221,6 +222,7 @@ static void test_scalars_as_lists(void **state)
         "  batch_size: 16\n"
         "  momentum: 0.9\n"
         "epochs: 3\n"
+        "worker_timeout: 2.5\n"
         "out: o\n";
     int rc = parse_str(&s, text, &e);
     if (rc)
@@ -231,6 +233,7 @@ static void test_scalars_as_lists(void **state)
     assert_true(s.trials[0].momentum == 0.9);
     assert_int_equal(s.image_size, 224);   /* Keras applications' default */
     assert_int_equal(s.threads, 0);
+    assert_true(s.worker_timeout == 2.5);
     assert_int_equal(s.data_seed, s.seed);
     assert_string_equal(s.name, "t");      /* from the file name */
     assert_int_equal(s.n_head, 1);
@@ -371,6 +374,9 @@ static const bad_case bad_cases[] = {
      "grid.mode[0].frozen_then_fine_tune.epochs", "fewer frozen epochs than epochs (5)"},
     {BASE_HEAD TAIL "seed: -3\n", 14, "seed", "expected a whole number >= 0, got -3"},
     {BASE_HEAD TAIL "threads: many\n", 14, "threads", "got many"},
+    {BASE_HEAD TAIL "worker_timeout: 0.5\n", 14, "worker_timeout", "expected a number of seconds >= 1, got 0.5"},
+    {BASE_HEAD TAIL "worker_timeout: soon\n", 14, "worker_timeout", "got soon"},
+    {BASE_HEAD TAIL "worker_timeout: [60]\n", 14, "worker_timeout", "got a list"},
     {BASE_HEAD "  learning_rate: 1e-3\nepochs: 5\nout: [a, b]\n", 13, "out", "expected a folder, got a list"},
     {BASE_HEAD "  learning_rate: 1e-3\nepochs: 5\nout:\n", 13, "out", "expected a folder, got nothing"},
     {BASE_HEAD "  learning_rate: []\n" "epochs: 5\nout: o\n", 11, "grid.learning_rate", "expected a non-empty list"},

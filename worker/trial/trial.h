@@ -106,6 +106,10 @@ typedef struct {
     /* Called after every training step; nonzero stops the trial at this
      * step boundary (the epoch in progress is abandoned: a resume repeats it). */
     int (*step_done)(void *ctx, int epoch, size_t step, size_t steps, double loss);
+    /* Called after every batch of images through the net (training,
+     * validation, evaluation, extraction): a pass without training steps
+     * can take minutes, and the caller must show it is alive (may be NULL). */
+    void (*alive)(void *ctx);
     /* Called once with the kept model (spec with classes, all tensors)
      * before `out` is written. */
     int (*model_done)(void *ctx, const model_spec *spec, const tset *tensors);

@@ -80,9 +80,12 @@ int trial__each_batch(const trial__images *c, const size_t *ids, size_t n,
     if (rc)
         return rc;
     loader_batch b;
-    while ((rc = loader_next(L, &b, e)) == 1)
+    while ((rc = loader_next(L, &b, e)) == 1) {
         if ((rc = fn(u, &b)) != 0)
             break;
+        if (c->cfg->alive)
+            c->cfg->alive(c->cfg->cb_ctx);
+    }
     size_t bad = loader_skipped(L);
     if (bad > c->r->bad_images)
         c->r->bad_images = bad;
