@@ -421,14 +421,21 @@ int weights_h5__read_isolated(const char *path, tset *out, weights_h5__child_fn 
     close(p[0]);
     /* The child is killed unless it ended its stream (it then exits on its
      * own). Killed by a signal after the end of its stream, or by one other
-     * than our SIGKILL, it crashed (or the OOM killer took it). */
-    int st = reap(pid, rc == BAD_REPLY || !r.eof);
-    int crashed = st != -1 && WIFSIGNALED(st) && (r.eof || WTERMSIG(st) != SIGKILL);
+     * than our SIGKILL, it crashed (or the OOM killer took it). A reply
+     * refused on its content (a repeated name, a bound) is our decision: the
+     * child, still writing into the closed pipe, may die of SIGPIPE
+     * meanwhile, which is no crash of libhdf5. */
+    int refused = rc != 0 && rc != BAD_REPLY;
+    int st = reap(pid, rc != 0 || !r.eof);
+    int crashed = !refused && st != -1 && WIFSIGNALED(st) &&
+                  (r.eof || WTERMSIG(st) != SIGKILL);
     int status = st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : 0;
     if (crashed)
         rc = tl_errf(e, TL_EIO,
                      "%s: libhdf5 crashed reading it (signal %d, %s): the file is damaged", path,
                      WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else if (refused)
+        ; /* e has the line */
     else if (r.timed_out)
         rc = tl_errf(e, TL_EIO,
                      "%s: the process reading it with libhdf5 sent nothing for %g s and was "
