@@ -3,7 +3,10 @@
  * cache) over a local link, against a fake worker thread that says Hello,
  * sends the input's Envelopes, then a fatal Error that ends the run. The
  * input is a list of (u32 little-endian length, packed Envelope); pieces
- * that do not unpack are skipped, as msg_link would refuse them.
+ * that do not unpack are skipped, as msg_link would refuse them. A
+ * TrialResult or Checkpoint with trial_key 0 gets the key of the trial its
+ * trial_index names (when there is one), so that mutations get past the
+ * key check (a 64-bit hash) to the handling behind it.
  *
  * The sweep, its images and out/ live in a folder of this process's own
  * (TMPDIR, else /dev/shm, else /tmp); out/ is removed before every run. The
@@ -151,6 +154,12 @@ static void send_free(msg_link *l, Tlsweep__Envelope *env)
     msg_free(env);
 }
 
+static void fix_key(uint32_t index, uint64_t *key)
+{
+    if (*key == 0 && index < s.n_trials)
+        *key = s.trials[index].key;
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -166,6 +175,10 @@ static void *worker_main(void *arg)
             k = n;
         env = tlsweep__envelope__unpack(NULL, k, p);
         if (env) {
+            if (env->body_case == TLSWEEP__ENVELOPE__BODY_TRIAL_RESULT && env->trial_result)
+                fix_key(env->trial_result->trial_index, &env->trial_result->trial_key);
+            if (env->body_case == TLSWEEP__ENVELOPE__BODY_CHECKPOINT && env->checkpoint)
+                fix_key(env->checkpoint->trial_index, &env->checkpoint->trial_key);
             msg_link_send(w->l, 0, env, NULL);
             tlsweep__envelope__free_unpacked(env, NULL);
         }

@@ -5,6 +5,7 @@
 #include "common/data/data_image.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* small enough that a run decodes thousands of images a second */
@@ -20,8 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *rgb;
     if (data_image_open_mem(c, data, size, "fuzz.img", FUZZ_MAX_PIXELS, &W, &H, &e) != 0)
         return 0;
-    if (W <= 0 || H <= 0 || (int64_t)W * H > FUZZ_MAX_PIXELS)
+    if (W <= 0 || H <= 0 || (int64_t)W * H > FUZZ_MAX_PIXELS) {
+        fprintf(stderr, "fuzz_image: data_image_open_mem accepted a %dx%d image (limit %d pixels)\n",
+                W, H, FUZZ_MAX_PIXELS);
         abort();
+    }
     if (data_image_decode(c, 8, 8, &rgb, &w, &h, &e) != 0)
         return 0;
     /* the box the loader would crop for a square input */

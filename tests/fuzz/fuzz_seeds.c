@@ -354,6 +354,36 @@ static void framed(const char *dir, const char *name, Tlsweep__Envelope **envs, 
     free(all);
 }
 
+/* A Checkpoint of trial 1 at epoch 1 (key 0, as result()), all on the heap. */
+static Tlsweep__Envelope *checkpoint(void)
+{
+    Tlsweep__Envelope *env = zalloc(sizeof *env);
+    Tlsweep__Checkpoint *c = zalloc(sizeof *c);
+    Tlsweep__Tensor *t = zalloc(sizeof *t);
+    tlsweep__envelope__init(env);
+    tlsweep__checkpoint__init(c);
+    tlsweep__tensor__init(t);
+    t->name = strdup("head_dense/bias");
+    t->n_shape = 1;
+    t->shape = zalloc(sizeof *t->shape);
+    t->shape[0] = 2;
+    t->n_data = 2;
+    t->data = zalloc(2 * sizeof *t->data);
+    t->data[0] = 0.5f;
+    c->tensors = zalloc(sizeof *c->tensors);
+    c->tensors[0] = t;
+    c->n_tensors = 1;
+    c->task_id = 2;
+    c->epoch = 1;
+    c->step = 3;
+    c->trial_index = 1;
+    if (!t->name)
+        die("out of memory", NULL);
+    env->body_case = TLSWEEP__ENVELOPE__BODY_CHECKPOINT;
+    env->checkpoint = c;
+    return env;
+}
+
 static void coord(const char *dir)
 {
     uint32_t ids[8] = {0, 1, 2, 3, 4, 5, 6, 7};
@@ -376,6 +406,9 @@ static void coord(const char *dir)
                               result(TLSWEEP__TRIAL_RESULT__STATUS__FAILED, 2),
                               result(TLSWEEP__TRIAL_RESULT__STATUS__STOPPED, 3)};
     framed(dir, "failed-stopped", d, 3);
+    Tlsweep__Envelope *k[] = {epoch(1, 1), checkpoint(),
+                              result(TLSWEEP__TRIAL_RESULT__STATUS__STOPPED, 2)};
+    framed(dir, "checkpoint", k, 3);
     Tlsweep__Envelope *hello;
     tl_err e;
     if (msg_new_hello(1, &hello, &e))

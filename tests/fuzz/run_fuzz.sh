@@ -12,9 +12,13 @@ if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds")" ]; then
     exit 1
 fi
 rm -rf "$rundir"
-mkdir -p "$rundir/corpus" "$rundir/tmp"
+mkdir -p "$rundir/corpus"
+# the targets' scratch files (tfjs folders, the coordinator's out/): in
+# memory where there is /dev/shm, so that fsyncs cost nothing
+scratch=$(mktemp -d /dev/shm/tlsweep-fuzz-XXXXXX 2>/dev/null || mktemp -d "$rundir/tmp-XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
 # one process, one core; -rss_limit_mb keeps a runaway allocation a finding
-TMPDIR="$rundir/tmp" "$fuzzer" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 \
+TMPDIR="$scratch" "$fuzzer" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$rundir/" "$rundir/corpus" "$seeds" \
     > "$rundir/log" 2>&1
 rc=$?
