@@ -18,13 +18,15 @@ mkdir -p "$rundir/corpus"
 scratch=$(mktemp -d /dev/shm/tlsweep-fuzz-XXXXXX 2>/dev/null || mktemp -d "$rundir/tmp-XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 # one process, one core; -rss_limit_mb keeps a runaway allocation a finding
-TMPDIR="$scratch" "$fuzzer" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 \
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} TMPDIR="$scratch" "$fuzzer" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$rundir/" "$rundir/corpus" "$seeds" \
     > "$rundir/log" 2>&1
 rc=$?
 grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$rundir/log"
 if [ $rc -ne 0 ]; then
-    # the report: the sanitizer's or libFuzzer's first lines and the stack top
+    # the report: the target's own line, if any, then the sanitizer's or
+    # libFuzzer's first lines and the stack top
+    grep -m1 -E '^fuzz_[a-z_]+: ' "$rundir/log"
     grep -m1 -A25 -E '^(==[0-9]+==ERROR|.*runtime error|==[0-9]+== ERROR)' "$rundir/log"
     for a in "$rundir"/crash-* "$rundir"/leak-* "$rundir"/timeout-* "$rundir"/oom-*; do
         [ -e "$a" ] && echo "reproduce: $fuzzer $a"
