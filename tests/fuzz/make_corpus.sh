@@ -27,6 +27,7 @@ done
 
 # a tiny sweep: 2 trials x 2 epochs, frozen (through the feature cache) and
 # fine-tuned, so the journal holds every kind of record
+# shellcheck source=tests/lib/tiny.sh
 . "$root/tests/lib/tiny.sh"
 tiny_data "$build/tlsweep" "$build/tests/cli_tiny_model" "$t" 2
 tiny_sweep "$t" seed 2 "[frozen, {fine_tune_at: 100}]" "[1.0e-2]" \

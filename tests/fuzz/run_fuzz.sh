@@ -18,8 +18,9 @@ mkdir -p "$rundir/corpus"
 scratch=$(mktemp -d /dev/shm/tlsweep-fuzz-XXXXXX 2>/dev/null || mktemp -d "$rundir/tmp-XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 # one process, one core; -rss_limit_mb keeps a runaway allocation a finding
-UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} TMPDIR="$scratch" "$fuzzer" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$rundir/" "$rundir/corpus" "$seeds" \
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} TMPDIR="$scratch" \
+    "$fuzzer" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$rundir/" "$rundir/corpus" "$seeds" \
     > "$rundir/log" 2>&1
 rc=$?
 grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$rundir/log"
