@@ -6,7 +6,8 @@
 #   deploy/install-deps.sh          what building and running need (the demo)
 #   deploy/install-deps.sh --test   that, and what the tests need (cmocka,
 #                                   the PyTorch and h5py references, Chromium,
-#                                   a Slurm cluster of one node)
+#                                   a Slurm cluster of one node, clang
+#                                   with libFuzzer)
 #   TLSWEEP_EXTRA_PACKAGES="pkg ..."   also require these (space separated)
 set -euo pipefail
 
@@ -42,6 +43,9 @@ if [ "$tests" = 1 ]; then
         slurm-wlm munge
         # tests/sweep, tests/fault: pgrep finds the MPI rank to kill -9
         procps
+        # tests/fuzz: libFuzzer (clang's runtime), clang's OpenMP, llvm-symbolizer
+        # for the stack traces
+        clang-14 libclang-rt-14-dev libomp-14-dev llvm-14
     )
 fi
 # The weights package (npm nsfwjs) and the TensorFlow.js parity tests need

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The test command: installs the Debian packages, builds warning-free
 # (-Werror) in build/ and runs every test; then builds with AddressSanitizer
-# and UndefinedBehaviorSanitizer in build-asan/ and runs the unit tests.
+# and UndefinedBehaviorSanitizer in build-asan/ and runs the unit tests;
+# then builds the libFuzzer targets with clang in build-fuzz/ and runs each
+# for TLSWEEP_FUZZ_SECONDS (default 20; 11 targets, two at a time: ~2 min).
 #
-#   ./deploy/test.sh              both
-#   ./deploy/test.sh --no-asan    skip the sanitizer build
-#   TLSWEEP_JOBS=2 ./deploy/test.sh
+#   ./deploy/test.sh              all three
+#   ./deploy/test.sh --no-asan    skip the sanitizer and fuzz builds
+#   TLSWEEP_JOBS=2 TLSWEEP_FUZZ_SECONDS=20 ./deploy/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=deploy/env.sh
@@ -34,5 +36,12 @@ if [ "$asan" = 1 ]; then
     cmake --build build-asan -j"$TLSWEEP_JOBS"
     step "unit tests under sanitizers"
     ctest --test-dir build-asan -L unit --output-on-failure
+
+    step "build (build-fuzz/, clang, libFuzzer + ASan + UBSan)"
+    cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang-14 -DTLSWEEP_FUZZ=ON -DTLSWEEP_TESTS=OFF \
+        -DTLSWEEP_WERROR=ON
+    cmake --build build-fuzz -j"$TLSWEEP_JOBS" --target tlsweep_fuzz
+    step "fuzz targets, ${TLSWEEP_FUZZ_SECONDS:-20} s each (tests/fuzz/README.md)"
+    ctest --test-dir build-fuzz -L fuzz -j"$TLSWEEP_JOBS" --output-on-failure
 fi
 step "all tests passed"

@@ -54,6 +54,7 @@ static void block(uint32_t h[8], const unsigned char *p)
 /* ---- SHA extensions (x86: Intel Goldmont+, AMD Zen) ---------------------------------- */
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define SHA256_HAVE_NI 1
 
@@ -100,8 +101,12 @@ static int use_ni = -1; /* -1: not asked yet */
 int sha256_set_accel(int on)
 {
 #ifdef SHA256_HAVE_NI
-    __builtin_cpu_init();
-    use_ni = on && __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+    /* cpuid, not __builtin_cpu_supports("sha"): clang 14 does not know that name.
+     * SHA: leaf 7 EBX bit 29; SSE4.1: leaf 1 ECX bit 19. */
+    unsigned a, b, c, d;
+    int sha = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 29 & 1);
+    int sse41 = __get_cpuid(1, &a, &b, &c, &d) && (c >> 19 & 1);
+    use_ni = on && sha && sse41;
 #else
     (void)on;
     use_ni = 0;

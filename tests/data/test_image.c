@@ -304,7 +304,7 @@ static void test_gray_and_cmyk_jpeg(void **state)
 static void decode_file(const char *p, uint8_t *out, int w, int h)
 {
     data_image_ctx *c = data_image_ctx_new();
-    int W, H, dw, dh;
+    int W, H, dw = 0, dh = 0; /* clang: fail_msg is not known not to return */
     const uint8_t *rgb;
     tl_err e;
     int rc = data_image_open(c, p, 0, &W, &H, &e);

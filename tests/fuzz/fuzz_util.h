@@ -1,0 +1,53 @@
+/* Helpers shared by the fuzz targets (tests/fuzz/fuzz_*.c). */
+#ifndef TLSWEEP_FUZZ_UTIL_H
+#define TLSWEEP_FUZZ_UTIL_H
+
+/* memfd_create: the targets are built with _GNU_SOURCE (CMakeLists.txt) */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/base/sha256.h"
+
+/* The bytes as a file for the readers that only take a path: a memfd,
+ * opened again through /proc/self/fd/N (path, at least 32 bytes), so
+ * nothing touches the disk. Returns the fd, to close after the call. */
+static inline int fuzz_memfd(const uint8_t *data, size_t size, char *path, size_t cap)
+{
+    int fd = memfd_create("tlsweep-fuzz", 0);
+    if (fd < 0) {
+        perror("memfd_create");
+        abort();
+    }
+    for (size_t off = 0; off < size;) {
+        ssize_t n = write(fd, data + off, size - off);
+        if (n <= 0) {
+            perror("memfd write");
+            abort();
+        }
+        off += (size_t)n;
+    }
+    snprintf(path, cap, "/proc/self/fd/%d", fd);
+    return fd;
+}
+
+/* A malloc'd copy of the input whose trailing SHA-256 (the last 32 bytes)
+ * is made right for bytes [from, size - 32): a mutation would almost never
+ * get past the checksum into the parser behind it, so the target fixes it
+ * up (the mismatch itself is the unit tests' case). Inputs too short for a
+ * trailer are copied as they are. Free the copy. */
+static inline uint8_t *fuzz_fix_sha256(const uint8_t *data, size_t size, size_t from)
+{
+    uint8_t *c = malloc(size ? size : 1);
+    if (!c)
+        abort();
+    memcpy(c, data, size);
+    if (size >= from + SHA256_DIGEST_SIZE)
+        sha256(c + from, size - SHA256_DIGEST_SIZE - from, c + size - SHA256_DIGEST_SIZE);
+    return c;
+}
+
+#endif
