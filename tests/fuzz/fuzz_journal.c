@@ -51,7 +51,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ignored = 0, dropped = 0;
     journal_scan(path, unpack_record, NULL, &ignored, &e);
     journal *j = NULL;
-    if (journal_open(&j, path, unpack_record, NULL, &dropped, &e) == 0) {
+    /* damage in the middle is refused; repair keeps the whole prefix */
+    int rc = journal_open(&j, path, 0, unpack_record, NULL, &dropped, &e);
+    if (rc != 0)
+        rc = journal_open(&j, path, JOURNAL_REPAIR, unpack_record, NULL, &dropped, &e);
+    if (rc == 0) {
         /* what is left must be whole: a second scan ignores nothing */
         static const char rec[] = "fuzz";
         if (journal_append(j, rec, sizeof rec, &e) == 0 && journal_close(j, &e) == 0) {
