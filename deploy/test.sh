@@ -3,7 +3,7 @@
 # (-Werror) in build/ and runs every test; then builds with AddressSanitizer
 # and UndefinedBehaviorSanitizer in build-asan/ and runs the unit tests;
 # then builds the libFuzzer targets with clang in build-fuzz/ and runs each
-# for TLSWEEP_FUZZ_SECONDS (default 20; 11 targets, two at a time: ~2 min).
+# for TLSWEEP_FUZZ_SECONDS (default 20; 12 targets, two at a time: ~2 min).
 #
 #   ./deploy/test.sh              all three
 #   ./deploy/test.sh --no-asan    skip the sanitizer and fuzz builds
