@@ -47,8 +47,11 @@ void coord__send_stop(coord *c, Tlsweep__Stop__Reason reason)
             continue;
         env.seq = ++c->seq;
         tl_err e = {0};
-        if (msg_link_send(c->l, k->rank, &env, &e))
+        if (msg_link_send(c->l, k->rank, &env, &e)) {
             coord_log(c, "warning: rank %d: Stop not sent: %s", k->rank, e.msg);
+            /* it was not told: cli_run must abort it, not wait in MPI_Finalize */
+            c->o->abandoned = 1;
+        }
         /* an idle worker leaves at once; a busy one answers first */
         k->state = k->state == CW_BUSY || k->state == CW_STOPPING ? CW_STOPPING : CW_STOPPED;
     }
