@@ -83,7 +83,7 @@ typedef struct {
     char host[64];
     unsigned threads;
     int hello;                  /* its Hello came (coord_msgs.c checks the order) */
-    int in_setup;               /* sent its Setup, not heard from since (indexing) */
+    int in_setup;               /* sent its Setup, no sign since that it is over (indexing) */
     cworker_state state;
     uint64_t task;
     cworker_task kind;

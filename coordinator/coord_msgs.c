@@ -474,7 +474,11 @@ static void handle(coord *c, Tlsweep__Envelope *env, int from)
     }
     k->last_heard = tl_now();
     k->silent_warned = 0;
-    k->in_setup = 0;
+    /* heartbeats queued before the Setup arrived do not end the setup's
+     * allowance; a ready one, or any other message, does */
+    if (env->body_case != TLSWEEP__ENVELOPE__BODY_HEARTBEAT || !env->heartbeat ||
+        env->heartbeat->ready)
+        k->in_setup = 0;
     if (env->from_rank != from)
         bad_msg(c, k, env, "it says it is from rank %d", (int)env->from_rank);
     else if (!k->hello && env->body_case != TLSWEEP__ENVELOPE__BODY_HELLO)

@@ -63,6 +63,7 @@ typedef struct {
     tl_err task_err;
     double last_progress, last_sent, last_ckpt;
     double hb_s;          /* a heartbeat at least this often, busy or idle */
+    int ready;            /* its Setup succeeded: heartbeats say so */
     unsigned char *model;
     size_t model_len;
     tl_err model_err;     /* why model_done failed (its callback has no tl_err) */
@@ -103,6 +104,7 @@ static void heartbeat(worker *w)
     Tlsweep__Heartbeat hb = TLSWEEP__HEARTBEAT__INIT;
     hb.unix_ms = tl_unix_ms();
     hb.task_id = w->task_id;
+    hb.ready = w->ready;
     Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
     env.body_case = TLSWEEP__ENVELOPE__BODY_HEARTBEAT;
     env.heartbeat = &hb;
@@ -180,6 +182,7 @@ static int setup(worker *w, const Tlsweep__Setup *su, tl_err *e)
     /* four heartbeats per timeout: one late one is no alarm */
     if (s->worker_timeout / 4 < w->hb_s)
         w->hb_s = s->worker_timeout / 4;
+    w->ready = 1;
     return 0;
 }
 
@@ -782,6 +785,8 @@ int worker_main(msg_link *l, const worker_opts *o, tl_err *e)
         case TLSWEEP__ENVELOPE__BODY_SETUP:
             if ((rc = setup(&w, env->setup, e)))
                 send_error(&w, rc, e->msg, 1);
+            else
+                heartbeat(&w); /* the coordinator's setup allowance ends now */
             break;
         case TLSWEEP__ENVELOPE__BODY_TASK:
             if (!w.have_ix)

@@ -283,6 +283,7 @@ void fake_fail_tasks(peer *p, const char *message, double busy_s)
             for (double t0 = tl_now(); tl_now() - t0 < busy_s;) {
                 Tlsweep__Envelope *hb = msg_new_heartbeat(tl_unix_ms(), t->task_id, 0);
                 assert_non_null(hb);
+                hb->heartbeat->ready = 1;
                 msg_link_send(p->l, 0, hb, &p->e);
                 msg_free(hb);
                 nanosleep(&(struct timespec){0, 250000000L}, NULL);

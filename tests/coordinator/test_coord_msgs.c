@@ -6,7 +6,8 @@
  * watchdog per case). Harmless oddities are dropped with a warning and the
  * run goes on. Then the heartbeat: a worker that falls silent is named
  * within the sweep's worker_timeout and the run stops resumably (75), one
- * silent in its setup after ten timeouts; one that only heartbeats for
+ * silent in its setup after ten timeouts (heartbeats sent before the Setup
+ * arrived do not end the setup, a ready one does); one that only heartbeats for
  * longer than the timeout is not given up on. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,6 +395,7 @@ static void fake_goes_silent(peer *p)
         return;
     Tlsweep__Envelope *hb = msg_new_heartbeat(tl_unix_ms(), env->task->task_id, 0);
     assert_non_null(hb);
+    hb->heartbeat->ready = 1;
     send_env(p, hb);
     msg_free(hb);
     msg_free(env);
@@ -428,13 +430,23 @@ static void test_silent_worker_named(void **state)
     alarm(0);
 }
 
-/* Says hello and then nothing: to the coordinator, a worker still in its
- * setup (indexing a large dataset sends nothing for minutes). */
+/* Says hello, then heartbeats once more without being ready (as a real
+ * worker's idle heartbeat, queued while the coordinator preflights, reaches
+ * it after the Setup went out), then nothing: to the coordinator, a worker
+ * still in its setup (indexing a large dataset sends nothing for minutes).
+ * With setup_ready, that heartbeat says the setup is over. */
+static int setup_ready;
+
 static void fake_silent_after_hello(peer *p)
 {
     p->rc = -1;
     if (fake_hello(p, 0))
         return;
+    Tlsweep__Envelope *hb = msg_new_heartbeat(tl_unix_ms(), 0, 0);
+    assert_non_null(hb);
+    hb->heartbeat->ready = setup_ready;
+    send_env(p, hb);
+    msg_free(hb);
     for (double t0 = tl_now(); !atomic_load(&run_over) && tl_now() - t0 < FAST_WATCHDOG_S;)
         nanosleep(&(struct timespec){0, 10000000L}, NULL);
     p->rc = 0;
@@ -455,6 +467,30 @@ static void test_silent_in_setup(void **state)
            r.seconds);
     assert_true(r.seconds >= 10.0);
     assert_true(r.seconds < 10.0 + 3.0);
+    assert_int_equal(r.abandoned, 1);
+    free(y);
+    alarm(0);
+}
+
+/* A heartbeat that says the setup is over ends the allowance: named after
+ * one worker_timeout, not ten. */
+static void test_silent_after_setup(void **state)
+{
+    (void)state;
+    watchdog("silent after setup", FAST_WATCHDOG_S);
+    sweep_extra = "worker_timeout: 1\n";
+    char *y = write_sweep_modes("setup_done_silent", "setup_done_silent", weights, "[fine_tune]");
+    sweep_extra = "";
+    setup_ready = 1;
+    run_ctx r = {.n_peers = 1, .fns = {fake_silent_after_hello}};
+    assert_int_equal(run(y, &r), COORD_EXIT_INTERRUPTED);
+    setup_ready = 0;
+    tu_assert_one_line_error(&r.e, "rank 1 (", "silent for", "worker_timeout");
+    assert_null(strstr(r.e.msg, "in its setup"));
+    printf("a worker silent after its setup given up on after %.1f s (worker_timeout 1 s)\n",
+           r.seconds);
+    assert_true(r.seconds >= 1.0);
+    assert_true(r.seconds < 1.0 + 3.0);
     assert_int_equal(r.abandoned, 1);
     free(y);
     alarm(0);
@@ -503,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_harmless_dropped),
         cmocka_unit_test(test_silent_worker_named),
         cmocka_unit_test(test_silent_in_setup),
+        cmocka_unit_test(test_silent_after_setup),
         cmocka_unit_test(test_heartbeats_keep_alive),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
