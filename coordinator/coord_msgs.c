@@ -522,6 +522,35 @@ static void handle(coord *c, Tlsweep__Envelope *env, int from)
     coord__check_finished(c);
 }
 
+static void stop_without(coord *c, cworker *k, const tl_err *e);
+
+/* A receive that failed part way: from (the sender, -1 unknown) may have
+ * stopped mid-message or sent what is not a message; either way it is out
+ * of step, and cli_run aborts it rather than wait in MPI_Finalize. A
+ * sender silent between chunks (TL_ETIMEDOUT, the chunk timeout) is given up on
+ * as a silent worker is (75, resumable); bytes that are not an Envelope
+ * are a bad message (1). */
+static void link_failed(coord *c, int from, const tl_err *e)
+{
+    cworker *k = worker_of(c, from);
+    c->o->abandoned = 1;
+    if (!k || k->state == CW_STOPPED) {
+        coord_fail(c, e);
+        return;
+    }
+    if (e->code == TL_ETIMEDOUT) {
+        tl_err s = {.code = TL_EIO};
+        snprintf(s.msg, sizeof s.msg, "rank %d (%.64s): %.300s, over worker_timeout: stopping the "
+                 "sweep; re-run the same command to resume", k->rank, host_of(k), e->msg);
+        stop_without(c, k, &s);
+    } else if (e->code == TL_EFORMAT) {
+        coord_failf(c, TL_EFORMAT, "rank %d (%s): bad message: %s", k->rank, host_of(k),
+                    e->msg);
+    } else {
+        coord_failf(c, e->code, "rank %d (%s): %s", k->rank, host_of(k), e->msg);
+    }
+}
+
 static void drain(coord *c)
 {
     for (int n = 0; n < 256 && c->phase != COORD_CLOSING; n++) {
@@ -529,7 +558,7 @@ static void drain(coord *c)
         int from = -1, got = 0;
         tl_err e = {0};
         if (msg_link_poll(c->l, &env, &from, &got, &e)) {
-            coord_fail(c, &e);
+            link_failed(c, from, &e);
             return;
         }
         if (!got)
@@ -553,9 +582,27 @@ void coord__notify(void *ctx)
     uv_async_send(ctx);
 }
 
-/* Gives up on worker k, silent for `silent` seconds: the run stops as a
- * signal stops it (the others checkpoint, exit 75, a re-run resumes), and
- * the coordinator leaves without k (under MPI cli_run aborts it). */
+/* Gives up on worker k for the reason in e (a silence): the run stops as
+ * a signal stops it (the others checkpoint, exit 75, a re-run resumes),
+ * and the coordinator leaves without k (under MPI cli_run aborts it). */
+static void stop_without(coord *c, cworker *k, const tl_err *e)
+{
+    coord_log(c, "error: %s", e->msg);
+    k->state = CW_STOPPED; /* no answer will come */
+    c->o->abandoned = 1;
+    if (c->outcome == COORD_FINISHED) {
+        c->outcome = COORD_INTERRUPTED;
+        c->err = *e;
+    }
+    if (c->phase == COORD_RUNNING) {
+        c->phase = COORD_STOPPING;
+        c->stop_time = tl_now();
+        coord__send_stop(c, TLSWEEP__STOP__REASON__PREEMPTED);
+    }
+    coord__check_finished(c);
+}
+
+/* Gives up on worker k, silent for `silent` seconds. */
 static void give_up(coord *c, cworker *k, double silent, double limit)
 {
     tl_err e = {.code = TL_EIO};
@@ -565,19 +612,7 @@ static void give_up(coord *c, cworker *k, double silent, double limit)
              k->in_setup ? " in its setup"
              : k->state == CW_BUSY || k->state == CW_STOPPING ? " on a task" : "",
              k->in_setup ? STR(SETUP_TIMEOUTS) " x " : "", limit);
-    coord_log(c, "error: %s", e.msg);
-    k->state = CW_STOPPED; /* no answer will come */
-    c->o->abandoned = 1;
-    if (c->outcome == COORD_FINISHED) {
-        c->outcome = COORD_INTERRUPTED;
-        c->err = e;
-    }
-    if (c->phase == COORD_RUNNING) {
-        c->phase = COORD_STOPPING;
-        c->stop_time = tl_now();
-        coord__send_stop(c, TLSWEEP__STOP__REASON__PREEMPTED);
-    }
-    coord__check_finished(c);
+    stop_without(c, k, &e);
 }
 
 void coord__on_status(uv_timer_t *h)

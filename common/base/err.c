@@ -26,6 +26,7 @@ const char *tl_strerror(int code)
     case TL_ESHAPE: return "shape mismatch";
     case TL_ENOTFOUND: return "not found";
     case TL_ESTOPPED: return "stopped";
+    case TL_ETIMEDOUT: return "timed out";
     default: return "unknown error";
     }
 }

@@ -15,6 +15,7 @@ enum {
     TL_ESHAPE = -5,   /* tensor shape does not fit */
     TL_ENOTFOUND = -6,
     TL_ESTOPPED = -7, /* stopped on request (a signal, a Stop message): resumable */
+    TL_ETIMEDOUT = -8, /* a peer fell silent part way (a message's chunks stopped coming) */
 };
 
 typedef struct {

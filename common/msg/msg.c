@@ -143,7 +143,7 @@ static int await_chunk(MPI_Comm comm, int src, const msg_assembly *a, MPI_Messag
         if (flag)
             return 0;
         if (tl_now() >= deadline)
-            return tl_errf(e, TL_EIO,
+            return tl_errf(e, TL_ETIMEDOUT,
                            "message from rank %d: silent for %.0f s after %u of %u chunks "
                            "(%llu of %llu bytes came): the rank stopped mid-message",
                            src, chunk_timeout_ms * 1e-3, (unsigned)a->next, (unsigned)a->first.count,

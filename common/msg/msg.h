@@ -60,7 +60,7 @@ size_t msg_chunk_limit(void);
 
 /* How long a receiver waits for the next chunk of a message whose first
  * chunk came (the sender sends them back to back): past it, msg_recv and
- * msg_poll fail with TL_EIO and a line naming the silent rank, instead of
+ * msg_poll fail with TL_ETIMEDOUT and a line naming the silent rank, instead of
  * blocking forever on a sender that died or was stopped mid-message.
  * Milliseconds, > 0; process-wide, default MSG_CHUNK_TIMEOUT_DEFAULT_MS. */
 #define MSG_CHUNK_TIMEOUT_DEFAULT_MS 60000
