@@ -404,6 +404,11 @@ static int epoch_done(void *ctx, const trial_snapshot *sn)
     if (!hist || !hp) {
         free(hist);
         free(hp);
+        /* the trial stops here: failed with the reason, not "stopped",
+         * which the coordinator takes only after its own Stop */
+        w->task_failed = 1;
+        tl_errf(&w->task_err, TL_ENOMEM, "trial %s: out of memory for the history of %d "
+                "epochs of its checkpoint", w->trial_id, sn->epoch);
         return 1;
     }
     for (int i = 0; i < sn->epoch; i++) {
