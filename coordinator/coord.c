@@ -191,9 +191,9 @@ static int remove_stale_tmp(coord *c, tl_err *e)
 /* The journal's last Start record names the sweep that runs on out/; a
  * different sweep would mix its results and best.tlm with that one's.
  * With --force it goes on: trials whose key is unchanged stay finished,
- * except the best of them, which runs again, since best.tlm may hold a
- * trial of the other sweep. */
-static int check_same_sweep(coord *c, const char *hex, tl_err *e)
+ * except the best of them, which runs again (*rerun_best), since best.tlm
+ * may hold a trial of the other sweep. */
+static int check_same_sweep(coord *c, const char *hex, int *rerun_best, tl_err *e)
 {
     if (!c->start_sha[0] || !strcmp(c->start_sha, hex))
         return 0;
@@ -205,17 +205,7 @@ static int check_same_sweep(coord *c, const char *hex, tl_err *e)
     coord_log(c, "warning: --force: %s was started by another sweep (%s); finished trials of "
                  "the same configuration are kept, the best of them runs again for best.tlm",
               c->out, c->start_file[0] ? c->start_file : "?");
-    if (c->best < 0)
-        return 0;
-    ctrial *t = &c->trials[c->best];
-    tlsweep__trial_result__free_unpacked(t->res, NULL);
-    t->res = NULL;
-    t->st = TR_PENDING;
-    c->resumed--;
-    c->best = -1;
-    for (size_t i = 0; i < c->s->n_trials; i++)
-        if (c->trials[i].st == TR_DONE)
-            coord_consider_best(c, (int)i);
+    *rerun_best = 1;
     return 0;
 }
 
@@ -323,8 +313,21 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     char hex[65];
     sha256(o->sweep_text, o->sweep_len, digest);
     sha256_hex(digest, hex);
-    if ((rc = check_same_sweep(c, hex, e)) || (rc = remove_stale_tmp(c, e)))
+    int rerun_best = 0;
+    if ((rc = check_same_sweep(c, hex, &rerun_best, e)) || (rc = remove_stale_tmp(c, e)))
         goto out;
+    /* records cut by --repair may have held the best result, whose model
+     * best.tlm holds while the replayed best is another trial's */
+    if (o->repair && dropped && c->best >= 0) {
+        coord_log(c, "warning: --repair: the journal was cut; %s, the best trial kept, runs "
+                     "again for best.tlm", s->trials[c->best].id);
+        rerun_best = 1;
+    }
+    if (rerun_best &&
+        (rc = coord__rerun_best(c, o->repair && dropped ? "--repair" : "--force", e))) {
+        status = COORD_EXIT_IO; /* as for the Start record below */
+        goto out;
+    }
     if ((rc = coord__write_sweep_copy(c, e)))
         goto out;
     if (c->resumed)

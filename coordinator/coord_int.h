@@ -196,7 +196,17 @@ int coord__journal_result(coord *c, const Tlsweep__TrialResult *r, tl_err *e);
 int coord__find_trial(const coord *c, uint32_t index, uint64_t key);
 void coord__keep_epoch(ctrial *t, const Tlsweep__EpochReport *er);
 Tlsweep__TrialResult *coord__copy_result(const Tlsweep__TrialResult *r);
+/* Replays one journal record (a journal_cb): a trial counts in resumed on
+ * its move to done, a Reset record sends it back to pending. */
 int coord__replay(void *ctx, const void *payload, size_t len);
+/* c->best from the finished trials, from scratch. */
+void coord__best_again(coord *c);
+/* Finished trial i back to pending, its result dropped (nothing journaled). */
+void coord__reset_trial(coord *c, int i);
+/* The best finished trial runs again, because best.tlm may not hold its
+ * model: a Reset record (durable) first, then back to pending, so that an
+ * interrupted rerun is not replayed as done. Nothing to do without a best. */
+int coord__rerun_best(coord *c, const char *reason, tl_err *e);
 /* coord_files.c (checkpoints, best.tlm, feature caches on the thread pool) */
 void coord__ckpt_path(const coord *c, int i, char *buf, size_t n);
 void coord__queue_write(coord *c, write_kind kind, int index, Tlsweep__Envelope *env, const char *path);

@@ -96,19 +96,32 @@ int coord__replay(void *ctx, const void *payload, size_t len)
         if (i >= 0 && r->status == TLSWEEP__TRIAL_RESULT__STATUS__DONE &&
             c->trials[i].st != TR_OTHER) {
             ctrial *t = &c->trials[i];
+            int again = t->st == TR_DONE; /* a second DONE replaces the first */
             t->slice = c->replay_slice;
             if (t->res)
                 tlsweep__trial_result__free_unpacked(t->res, NULL);
             if (!(t->res = coord__copy_result(r))) {
+                t->st = again ? TR_PENDING : t->st;
+                c->resumed -= again;
                 int rc = tl_errf(&c->err, TL_ENOMEM, "journal: out of memory replaying %s",
                                  r->trial_id);
                 tlsweep__journal_record__free_unpacked(rec, NULL);
                 return rc;
             }
             t->st = TR_DONE;
-            c->resumed++;
-            coord_consider_best(c, i);
+            if (again) {
+                coord__best_again(c);
+            } else {
+                c->resumed++;
+                coord_consider_best(c, i);
+            }
         }
+        break;
+    }
+    case TLSWEEP__JOURNAL_RECORD__BODY_RESET: {
+        int i = coord__find_trial(c, rec->reset->trial_index, rec->reset->trial_key);
+        if (i >= 0)
+            coord__reset_trial(c, i);
         break;
     }
     case TLSWEEP__JOURNAL_RECORD__BODY_FEATURES:
@@ -151,4 +164,44 @@ void coord_consider_best(coord *c, int i)
 {
     if (coord_better(c, i, c->best))
         c->best = i;
+}
+
+void coord__best_again(coord *c)
+{
+    c->best = -1;
+    for (size_t i = 0; i < c->s->n_trials; i++)
+        if (c->trials[i].st == TR_DONE)
+            coord_consider_best(c, (int)i);
+}
+
+void coord__reset_trial(coord *c, int i)
+{
+    ctrial *t = &c->trials[i];
+    if (t->st != TR_DONE)
+        return;
+    tlsweep__trial_result__free_unpacked(t->res, NULL);
+    t->res = NULL;
+    t->st = TR_PENDING;
+    c->resumed--;
+    coord__best_again(c);
+}
+
+int coord__rerun_best(coord *c, const char *reason, tl_err *e)
+{
+    if (c->best < 0)
+        return 0;
+    int i = c->best;
+    Tlsweep__JournalReset rs = TLSWEEP__JOURNAL_RESET__INIT;
+    rs.trial_index = (uint32_t)i;
+    rs.trial_key = c->s->trials[i].key;
+    rs.trial_id = (char *)c->s->trials[i].id;
+    rs.reason = (char *)reason;
+    Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
+    rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_RESET;
+    rec.reset = &rs;
+    int rc = coord__journal_put(c, &rec, 1, e);
+    if (rc)
+        return rc;
+    coord__reset_trial(c, i);
+    return 0;
 }

@@ -507,6 +507,11 @@ static int count_record(void *ctx, const void *payload, size_t len)
             jc->epochs[i][ep - 1]++;
     } else if (rec->body_case == TLSWEEP__JOURNAL_RECORD__BODY_START) {
         jc->starts++;
+    } else if (rec->body_case == TLSWEEP__JOURNAL_RECORD__BODY_RESET) {
+        if (rec->reset->trial_index >= N_TRIALS)
+            jc->bad++;
+        else
+            jc->resets[rec->reset->trial_index]++;
     }
     tlsweep__journal_record__free_unpacked(rec, NULL);
     return 0;

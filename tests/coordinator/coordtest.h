@@ -128,6 +128,7 @@ typedef struct {
     int other[N_TRIALS];             /* any other result */
     int epochs[N_TRIALS][EPOCHS];    /* epoch reports journaled */
     int starts;
+    int resets[N_TRIALS];            /* JournalReset records: the trial ran again */
     int bad;
 } journal_counts;
 
