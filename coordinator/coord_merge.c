@@ -58,11 +58,21 @@ int coord_merge(const char *out, int quiet, tl_err *e)
         snprintf(p, sizeof p, "%s/slices/%d/journal", out, k);
         c->replay_slice = k;
         size_t ignored = 0;
-        if (journal_scan(p, coord__replay, c, &ignored, e)) {
+        int rc = journal_scan(p, JOURNAL_STRICT, coord__replay, c, &ignored, e);
+        if (rc == TL_EFORMAT && !c->err.code && strstr(e->msg, "damaged record at byte")) {
+            /* damage in the middle: the slice's own run repairs it */
+            size_t n = strlen(e->msg);
+            snprintf(e->msg + n, sizeof e->msg - n, " (slice %d: tlsweep run SWEEP.yaml "
+                     "--slice %d/%d --repair, then merge again)", k, k, n_slices);
+        }
+        if (rc) {
             if (c->err.code) /* the coord__replay's own failure */
                 *e = c->err;
             goto done;
         }
+        if (ignored)
+            coord_log(c, "warning: %s: %zu bytes after the last whole record ignored (a torn "
+                         "append; that slice's next run cuts them)", p, ignored);
     }
     if (c->best >= 0) {
         char from[4096];

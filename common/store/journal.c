@@ -194,6 +194,15 @@ static int replay(reader *r, journal_cb cb, void *ctx, uint64_t *good, size_t *r
  * *size is the file's size, *good the end of the last good record (0 and
  * *fresh = 1 when there is not even a whole header), *records their number,
  * *damaged 1 when the bad record is in the middle (journal.h). */
+/* Damage in the middle, for journal_open and a strict journal_scan alike. */
+static int damage_err(tl_err *e, const char *path, uint64_t good, uint64_t size, size_t records)
+{
+    return tl_errf(e, TL_EFORMAT,
+                   "%s: damaged record at byte %llu of %llu (after record %zu), with whole "
+                   "records after it; `tlsweep run --repair` keeps the %zu records before it",
+                   path, (unsigned long long)good, (unsigned long long)size, records, records);
+}
+
 static int load(int fd, const char *path, journal_cb cb, void *ctx, uint64_t *size,
                 uint64_t *good, size_t *records, int *fresh, int *damaged, tl_err *e)
 {
@@ -287,10 +296,7 @@ int journal_open(journal **jp, const char *path, unsigned flags, journal_cb cb, 
     if (!rc)
         rc = load(j->fd, path, cb, ctx, &size, &good, &records, &fresh, &damaged, e);
     if (!rc && damaged && !(flags & JOURNAL_REPAIR))
-        rc = tl_errf(e, TL_EFORMAT,
-                     "%s: damaged record at byte %llu of %llu (after record %zu), with whole "
-                     "records after it; `tlsweep run --repair` keeps the %zu records before it",
-                     path, (unsigned long long)good, (unsigned long long)size, records, records);
+        rc = damage_err(e, path, good, size, records);
     if (!rc && fresh) {
         rc = start_fresh(j, size, e);
         good = JOURNAL_HEADER_SIZE;
@@ -368,7 +374,8 @@ int journal_close(journal *j, tl_err *e)
     return rc;
 }
 
-int journal_scan(const char *path, journal_cb cb, void *ctx, size_t *ignored, tl_err *e)
+int journal_scan(const char *path, unsigned flags, journal_cb cb, void *ctx, size_t *ignored,
+                 tl_err *e)
 {
     if (ignored)
         *ignored = 0;
@@ -380,6 +387,8 @@ int journal_scan(const char *path, journal_cb cb, void *ctx, size_t *ignored, tl
     size_t records = 0;
     int rc = load(fd, path, cb, ctx, &size, &good, &records, &fresh, &damaged, e);
     close(fd);
+    if (!rc && damaged && (flags & JOURNAL_STRICT))
+        rc = damage_err(e, path, good, size, records);
     if (!rc && ignored)
         *ignored = (size_t)(size - good);
     return rc;

@@ -58,6 +58,9 @@ typedef int (*journal_cb)(void *ctx, const void *payload, size_t len);
 
 /* journal_open's flags: cut damage in the middle too (see above) */
 #define JOURNAL_REPAIR 1u
+/* journal_scan's flags: damage in the middle is refused as journal_open
+ * refuses it (TL_EFORMAT, the same line), after cb saw the records before */
+#define JOURNAL_STRICT 2u
 
 /* Opens path for appending, creating it (mode 0644, not its directory) when
  * missing. Existing records are replayed through cb (may be NULL) before it
@@ -87,9 +90,12 @@ int journal_sync(journal *j, tl_err *e);
 int journal_close(journal *j, tl_err *e);
 
 /* Replays path through cb read-only: no lock, no truncation, no creation.
- * Stops quietly at the first bad record, as journal_open would cut there,
- * and sets *ignored (may be NULL) to the bytes after the last good record.
- * A missing file is TL_EIO; a bad header TL_EFORMAT, both naming path. */
-int journal_scan(const char *path, journal_cb cb, void *ctx, size_t *ignored, tl_err *e);
+ * Stops at the first bad record, as journal_open would cut there, and sets
+ * *ignored (may be NULL) to the bytes after the last good record: quietly
+ * for a torn tail, and for damage in the middle too unless flags has
+ * JOURNAL_STRICT. A missing file is TL_EIO; a bad header TL_EFORMAT, both
+ * naming path. */
+int journal_scan(const char *path, unsigned flags, journal_cb cb, void *ctx, size_t *ignored,
+                 tl_err *e);
 
 #endif

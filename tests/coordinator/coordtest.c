@@ -524,7 +524,7 @@ journal_counts scan_journal(const char *out)
     char *p = out_path(out, "journal");
     tl_err e = {0};
     size_t ignored = 0;
-    if (journal_scan(p, count_record, &jc, &ignored, &e))
+    if (journal_scan(p, JOURNAL_STRICT, count_record, &jc, &ignored, &e))
         fail_msg("%s", e.msg);
     free(p);
     assert_int_equal(ignored, 0);

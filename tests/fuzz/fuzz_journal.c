@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(buf);
     tl_err e;
     size_t ignored = 0, dropped = 0;
-    journal_scan(path, unpack_record, NULL, &ignored, &e);
+    journal_scan(path, 0, unpack_record, NULL, &ignored, &e);
     journal *j = NULL;
     /* damage in the middle is refused; repair keeps the whole prefix */
     int rc = journal_open(&j, path, 0, unpack_record, NULL, &dropped, &e);
@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* what is left must be whole: a second scan ignores nothing */
         static const char rec[] = "fuzz";
         if (journal_append(j, rec, sizeof rec, &e) == 0 && journal_close(j, &e) == 0) {
-            if (journal_scan(path, NULL, NULL, &ignored, &e) != 0 || ignored != 0)
+            if (journal_scan(path, JOURNAL_STRICT, NULL, NULL, &ignored, &e) != 0 || ignored != 0)
                 abort();
         }
     }

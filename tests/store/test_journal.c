@@ -105,7 +105,7 @@ static void scan_expect(const char *p, const int *ids, int n, size_t want_ignore
     check_ctx c = {ids, n, 0, -1};
     size_t ignored = 99;
     tl_err e = {0};
-    if (journal_scan(p, check_cb, &c, &ignored, &e))
+    if (journal_scan(p, 0, check_cb, &c, &ignored, &e))
         fail_msg("scan %s: %s", p, e.msg);
     assert_int_equal(c.seen, n);
     assert_int_equal(ignored, want_ignored);
@@ -245,6 +245,12 @@ static void flip_expect(const char *p, const int *ids, int n, size_t at, int kee
         snprintf(before, sizeof before, "keeps the %d records before it", keep);
         tu_assert_one_line_error(&e, p, where, "--repair", before);
         assert_file_bytes(p, b, len);
+        /* a strict scan (tlsweep merge) refuses it with the same line */
+        c.seen = 0;
+        tl_err se = {0};
+        assert_int_equal(journal_scan(p, JOURNAL_STRICT, check_cb, &c, NULL, &se), TL_EFORMAT);
+        assert_int_equal(c.seen, keep);
+        assert_string_equal(se.msg, e.msg);
         size_t dropped = 0;
         c.seen = 0;
         if (journal_open(&j, p, JOURNAL_REPAIR, check_cb, &c, &dropped, &e))
@@ -253,6 +259,11 @@ static void flip_expect(const char *p, const int *ids, int n, size_t at, int kee
         assert_int_equal(dropped, len - good);
         assert_int_equal(file_size(p), good);
     } else {
+        check_ctx c = {ids, keep, 0, -1};
+        size_t ignored = 0;
+        tl_err se = {0};
+        assert_int_equal(journal_scan(p, JOURNAL_STRICT, check_cb, &c, &ignored, &se), 0);
+        assert_int_equal(ignored, len - good);
         j = open_expect(p, ids, keep, len - good);
     }
     append_rec(j, 9);
@@ -319,7 +330,7 @@ static void refuse_expect(const char *p, const void *bytes, size_t n, const char
     tu_assert_one_line_error(&e, p, needle);
     assert_file_bytes(p, bytes, n);
     memset(&e, 0, sizeof e);
-    assert_int_equal(journal_scan(p, NULL, NULL, NULL, &e), TL_EFORMAT);
+    assert_int_equal(journal_scan(p, 0, NULL, NULL, NULL, &e), TL_EFORMAT);
     tu_assert_one_line_error(&e, p, needle);
     assert_file_bytes(p, bytes, n);
 }
@@ -382,7 +393,7 @@ static void test_scan_does_not_modify(void **st)
     /* nothing is created either */
     const char *missing = tu_tmp("missing.journal");
     tl_err e = {0};
-    assert_int_equal(journal_scan(missing, NULL, NULL, NULL, &e), TL_EIO);
+    assert_int_equal(journal_scan(missing, 0, NULL, NULL, NULL, &e), TL_EIO);
     tu_assert_one_line_error(&e, missing, "cannot open");
     assert_int_equal(access(missing, F_OK), -1);
 }
@@ -405,7 +416,7 @@ static void test_callback_stops(void **st)
     assert_int_equal(c.seen, 2);
     assert_file_bytes(p, b, len - 1);
     c.seen = 0;
-    assert_int_equal(journal_scan(p, check_cb, &c, NULL, NULL), 42);
+    assert_int_equal(journal_scan(p, 0, check_cb, &c, NULL, NULL), 42);
     free(b);
 }
 

@@ -182,6 +182,23 @@ slices_merge)
     board "$d/b" > "$d/b.board"
     diff "$d/a.board" "$d/b.board" || fail "merged slices differ from the whole run"
     cmp "$d/a/best.tlm" "$d/b/best.tlm" || fail "merged best.tlm is not the whole run's"
+    # a bit flipped in the middle of slice 1's journal: merge refuses it with
+    # journal_open's line and the slice's --repair; after that, merged again
+    $py -c "import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[len(b)//2]^=4; open(p,'wb').write(b)" \
+        "$d/b/slices/1/journal"
+    set +e
+    "$tlsweep" merge "$d/b" > "$d/merge1.log" 2>&1
+    rc=$?
+    set -e
+    [ $rc -eq 1 ] && grep -q "slices/1/journal: damaged record at byte" "$d/merge1.log" &&
+        grep -q -- "--slice 1/3 --repair" "$d/merge1.log" ||
+        { cat "$d/merge1.log"; fail "merge of a slice damaged in the middle"; }
+    "$tlsweep" run --quiet --slice 1/3 --repair "$d/b.yaml" > "$d/b1r.log" 2>&1 ||
+        { cat "$d/b1r.log"; fail "slice 1/3 --repair"; }
+    "$tlsweep" merge "$d/b" > "$d/merge3.log" 2>&1 || { cat "$d/merge3.log"; fail "merge after repair"; }
+    board "$d/b" > "$d/b.board"
+    diff "$d/a.board" "$d/b.board" || fail "merged slices after a repair differ from the whole run"
+    cmp "$d/a/best.tlm" "$d/b/best.tlm" || fail "merged best.tlm after a repair is not the whole run's"
     # a missing slice: merged anyway, exit 1, the gap named
     rm -rf "$d/b/slices/2"
     set +e
