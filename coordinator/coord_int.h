@@ -194,6 +194,11 @@ void coord__task_over(cworker *k);
 int coord__journal_put(coord *c, Tlsweep__JournalRecord *rec, int sync, tl_err *e);
 int coord__journal_result(coord *c, const Tlsweep__TrialResult *r, tl_err *e);
 int coord__find_trial(const coord *c, uint32_t index, uint64_t key);
+/* Whether DONE result r's figures fit trial i (epochs, best epoch, the
+ * confusion matrix and class names against its classes), as a worker's
+ * message and as a replayed record: 0, or -1 with what is wrong in what. */
+int coord__result_figures(const coord *c, int i, const Tlsweep__TrialResult *r, char *what,
+                          size_t n);
 void coord__keep_epoch(ctrial *t, const Tlsweep__EpochReport *er);
 Tlsweep__TrialResult *coord__copy_result(const Tlsweep__TrialResult *r);
 /* Replays one journal record (a journal_cb): a trial counts in resumed on

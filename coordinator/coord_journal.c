@@ -42,6 +42,30 @@ int coord__journal_result(coord *c, const Tlsweep__TrialResult *r, tl_err *e)
     return coord__journal_put(c, &rec, 1, e);
 }
 
+/* classes of a result's confusion matrix */
+#define RESULT_CLASSES_MAX 100000u
+
+int coord__result_figures(const coord *c, int i, const Tlsweep__TrialResult *r, char *what,
+                          size_t n)
+{
+    int epochs = c->s->trials[i].epochs;
+    if (r->epochs_done < 1 || r->epochs_done > (uint32_t)epochs || r->best_epoch < 1 ||
+        r->best_epoch > r->epochs_done) {
+        snprintf(what, n, "trial %s: best epoch %u of %u epochs done, of %d", c->s->trials[i].id,
+                 (unsigned)r->best_epoch, (unsigned)r->epochs_done, epochs);
+        return -1;
+    }
+    uint64_t nc = r->num_classes;
+    if (nc > RESULT_CLASSES_MAX || (r->n_confusion && r->n_confusion != nc * nc) ||
+        (r->n_class_names && r->n_class_names != nc)) {
+        snprintf(what, n, "trial %s: %llu classes with a confusion matrix of %zu counts and %zu "
+                 "class names", c->s->trials[i].id, (unsigned long long)nc, r->n_confusion,
+                 r->n_class_names);
+        return -1;
+    }
+    return 0;
+}
+
 int coord__find_trial(const coord *c, uint32_t index, uint64_t key)
 {
     if (index >= c->s->n_trials || c->s->trials[index].key != key)
@@ -93,8 +117,15 @@ int coord__replay(void *ctx, const void *payload, size_t len)
     case TLSWEEP__JOURNAL_RECORD__BODY_RESULT: {
         const Tlsweep__TrialResult *r = rec->result;
         int i = coord__find_trial(c, r->trial_index, r->trial_key);
+        char what[300];
         if (i >= 0 && r->status == TLSWEEP__TRIAL_RESULT__STATUS__DONE &&
-            c->trials[i].st != TR_OTHER) {
+            c->trials[i].st != TR_OTHER && coord__result_figures(c, i, r, what, sizeof what)) {
+            /* checksummed, so written so (a bug, another build): not
+             * believed, the trial runs again; results.json reads these */
+            coord_log(c, "warning: journal: a result not believed: %s; %s", what,
+                      c->trials[i].st == TR_DONE ? "its earlier one stands" : "it runs again");
+        } else if (i >= 0 && r->status == TLSWEEP__TRIAL_RESULT__STATUS__DONE &&
+                   c->trials[i].st != TR_OTHER) {
             ctrial *t = &c->trials[i];
             int again = t->st == TR_DONE; /* a second DONE replaces the first */
             t->slice = c->replay_slice;

@@ -22,8 +22,6 @@
 /* the widest feature row a backbone gives (Flatten of InceptionV3 at 299
  * is 131,072 floats); more is a corrupt chunk, not a feature */
 #define FEATURE_DIM_MAX ((int64_t)1 << 24)
-/* classes of a result's confusion matrix */
-#define RESULT_CLASSES_MAX 100000u
 /* a worker's text in a line of ours */
 #define WORKER_TEXT_MAX 400
 /* a worker in its setup indexes the dataset, silent, as the coordinator
@@ -291,20 +289,9 @@ static void on_features(coord *c, cworker *k, const Tlsweep__Envelope *env)
 /* The figures of a DONE result that the coordinator indexes with. */
 static int result_figures(coord *c, cworker *k, const Tlsweep__Envelope *env, int i)
 {
-    const Tlsweep__TrialResult *r = env->trial_result;
-    int epochs = c->s->trials[i].epochs;
-    if (r->epochs_done < 1 || r->epochs_done > (uint32_t)epochs || r->best_epoch < 1 ||
-        r->best_epoch > r->epochs_done) {
-        bad_msg(c, k, env, "trial %s: best epoch %u of %u epochs done, of %d", c->s->trials[i].id,
-                (unsigned)r->best_epoch, (unsigned)r->epochs_done, epochs);
-        return -1;
-    }
-    uint64_t nc = r->num_classes;
-    if (nc > RESULT_CLASSES_MAX || (r->n_confusion && r->n_confusion != nc * nc) ||
-        (r->n_class_names && r->n_class_names != nc)) {
-        bad_msg(c, k, env, "trial %s: %llu classes with a confusion matrix of %zu counts and %zu "
-                "class names", c->s->trials[i].id, (unsigned long long)nc, r->n_confusion,
-                r->n_class_names);
+    char what[300];
+    if (coord__result_figures(c, i, env->trial_result, what, sizeof what)) {
+        bad_msg(c, k, env, "%s", what);
         return -1;
     }
     return 0;
