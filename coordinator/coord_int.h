@@ -159,7 +159,11 @@ void coord_log(coord *c, const char *fmt, ...) __attribute__((format(printf, 2, 
 void coord_fail(coord *c, const tl_err *e);
 /* coord_fail for a failed write of the journal, best.tlm, a feature cache
  * or the results: the run ends with COORD_EXIT_IO, and nothing more is
- * journaled (what is, is durable; a re-run redoes the rest). */
+ * journaled (what is, is durable; a re-run redoes the rest). After an
+ * earlier failure of another kind that one stands: the exit stays 1 and
+ * the journal goes on taking records (the write that failed is not in
+ * it; its absence is what the re-run redoes). Once the journal refuses,
+ * later store failures are knock-ons of the first: not logged again. */
 void coord__fail_store(coord *c, const tl_err *e);
 void coord_failf(coord *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int coord_better(const coord *c, int a, int b);
