@@ -294,11 +294,7 @@ static int run_mpi(const char *path, const run_flags *f)
             fprintf(stderr, "tlsweep run: %s\n", e.msg);
             /* the workers wait for a Setup: tell them to leave, or end
              * the job if one cannot be told */
-            Tlsweep__Envelope *stop = msg_new_stop(TLSWEEP__STOP__REASON__ABORT);
-            abandoned = !stop;
-            for (int r = 1; stop && r < size; r++)
-                abandoned |= msg_link_send(l, r, stop, NULL) != 0;
-            msg_free(stop);
+            abandoned = coord_stop_unstarted(l);
         } else {
             coord_opts o = opts_for(&L, f);
             status = coord_run(&o, l, &e);

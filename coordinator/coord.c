@@ -146,20 +146,18 @@ static void on_signal(uv_signal_t *h, int signum)
     coord__check_finished(c);
 }
 
-/* A run that ends before its loop (a setup error): every worker rank
- * waits for a Setup or a Stop, whatever it sent, so each is told to leave.
- * A Stop that cannot be sent leaves that rank waiting: *abandoned tells the
- * caller to end the job (MPI_Abort). */
-static void stop_ranks_unstarted(msg_link *l, int *abandoned)
+int coord_stop_unstarted(msg_link *l)
 {
     Tlsweep__Stop st = TLSWEEP__STOP__INIT;
     st.reason = TLSWEEP__STOP__REASON__ABORT;
     Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
     env.body_case = TLSWEEP__ENVELOPE__BODY_STOP;
     env.stop = &st;
+    int abandoned = 0;
     for (int r = 1; r < msg_link_size(l); r++)
         if (msg_link_send(l, r, &env, NULL))
-            *abandoned = 1;
+            abandoned = 1;
+    return abandoned;
 }
 
 /* Temporaries of writers killed mid-write (tl_atomic_open's names): out/
@@ -425,8 +423,8 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
         status = 0;
     }
 out:
-    if (!looped)
-        stop_ranks_unstarted(l, &o->abandoned);
+    if (!looped && coord_stop_unstarted(l))
+        o->abandoned = 1;
     if (c->journal)
         journal_close(c->journal, NULL);
     coord__free_state(c);

@@ -76,6 +76,12 @@ int coord_preflight(sweep *s, data_index *ix, tl_err *e);
  * o->repair), an out/ started by another sweep (unless o->force). */
 int coord_run(coord_opts *o, msg_link *l, tl_err *e);
 
+/* A run that ends before coord_run could start it (a sweep that does not
+ * load, a setup error): every worker rank waits for a Setup or a Stop,
+ * whatever it sent, so each is sent a Stop (ABORT). Returns 1 when one
+ * could not be told (that rank waits: end the job, MPI_Abort), else 0. */
+int coord_stop_unstarted(msg_link *l);
+
 /* `tlsweep merge OUT`: the slices of a job array (OUT/slices/N) as one
  * sweep: leaderboard, results.csv/json and best.tlm in OUT. Returns the
  * exit status: 0 every trial finished, 1 an error or trials missing. */
