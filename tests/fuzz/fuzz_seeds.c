@@ -8,7 +8,7 @@
  *                    fuzz_coord.c reads it: (u32 length, packed Envelope)...
  *   DIR/safetensors/ small F32 tensors, with and without metadata
  *   DIR/tlm/         a head-sized .tlm (the real backbones are megabytes)
- *   DIR/ckpt/        a checkpoint of a trial at epoch 2
+ *   DIR/ckpt/        a checkpoint of a trial at epoch 2, as a worker writes it
  *   DIR/fcache/      a feature cache of 6 images x 8 features
  *   DIR/image/       small JPEGs (4:2:0, 4:4:4, grey, EXIF orientations)
  *                    and PNGs (RGB, 16-bit grey, palette, RGBA interlaced,
@@ -232,17 +232,16 @@ static void tlm(const char *dir)
     tset_free(&t);
 }
 
+/* A checkpoint as a worker writes it (worker.c): "weights" and "best" of
+ * one length, "optim", one history entry per epoch. */
 static void ckpt(const char *dir)
 {
-    float k[6] = {1, 2, 3, -1, -2, -3}, m[2] = {0.25f, 4}, step[1] = {12};
-    int64_t ks[2] = {3, 2}, ms[1] = {2}, ss[1] = {1};
+    float w[6] = {1, 2, 3, -1, -2, -3}, b[6] = {1, 2, 2.5f, -1, -2, -3}, o[5] = {12, 0.25f, 4};
+    int64_t ws[1] = {6}, os[1] = {5};
     Tlsweep__Tensor t[3] = {TLSWEEP__TENSOR__INIT, TLSWEEP__TENSOR__INIT, TLSWEEP__TENSOR__INIT};
-    t[0].name = "head_dense/kernel", t[0].n_shape = 2, t[0].shape = ks, t[0].n_data = 6,
-    t[0].data = k;
-    t[1].name = "adam/m/head_dense/bias", t[1].n_shape = 1, t[1].shape = ms, t[1].n_data = 2,
-    t[1].data = m;
-    t[2].name = "optimizer/step", t[2].n_shape = 1, t[2].shape = ss, t[2].n_data = 1,
-    t[2].data = step;
+    t[0].name = "weights", t[0].n_shape = 1, t[0].shape = ws, t[0].n_data = 6, t[0].data = w;
+    t[1].name = "best", t[1].n_shape = 1, t[1].shape = ws, t[1].n_data = 6, t[1].data = b;
+    t[2].name = "optim", t[2].n_shape = 1, t[2].shape = os, t[2].n_data = 5, t[2].data = o;
     Tlsweep__Tensor *tp[3] = {&t[0], &t[1], &t[2]};
     Tlsweep__EpochReport h[2] = {TLSWEEP__EPOCH_REPORT__INIT, TLSWEEP__EPOCH_REPORT__INIT};
     Tlsweep__EpochReport *hp[2] = {&h[0], &h[1]};
