@@ -6,7 +6,10 @@
  * that do not unpack are skipped, as msg_link would refuse them. A
  * TrialResult or Checkpoint with trial_key 0 gets the key of the trial its
  * trial_index names (when there is one), so that mutations get past the
- * key check (a 64-bit hash) to the handling behind it.
+ * key check (a 64-bit hash) to the handling behind it: the sweep's keys as
+ * coord_preflight binds them to the dataset's fingerprint, the ones
+ * coord_run checks against. The seeds (fuzz_seeds.c) answer the first
+ * task, the extraction, before sending a trial's messages.
  *
  * The sweep, its images and out/ live in a folder of this process's own
  * (TMPDIR, else /dev/shm, else /tmp); out/ is removed before every run. The

@@ -8,7 +8,7 @@
  *                    fuzz_coord.c reads it: (u32 length, packed Envelope)...
  *   DIR/safetensors/ small F32 tensors, with and without metadata
  *   DIR/tlm/         a head-sized .tlm (the real backbones are megabytes)
- *   DIR/ckpt/        a checkpoint of a trial at epoch 2
+ *   DIR/ckpt/        a checkpoint of a trial at epoch 2, as a worker writes it
  *   DIR/fcache/      a feature cache of 6 images x 8 features
  *   DIR/image/       small JPEGs (4:2:0, 4:4:4, grey, EXIF orientations)
  *                    and PNGs (RGB, 16-bit grey, palette, RGBA interlaced,
@@ -97,14 +97,16 @@ static void *zalloc(size_t n)
     return p;
 }
 
-/* A TrialResult of trial_index 0 (key 0: fuzz_coord finds the sweep's own). */
-static Tlsweep__Envelope *result(Tlsweep__TrialResult__Status status, uint64_t task)
+/* A TrialResult of a trial (key 0: fuzz_coord finds the sweep's own). */
+static Tlsweep__Envelope *result(Tlsweep__TrialResult__Status status, uint64_t task,
+                                 uint32_t trial)
 {
     Tlsweep__Envelope *env = zalloc(sizeof *env);
     Tlsweep__TrialResult *r = zalloc(sizeof *r);
     tlsweep__envelope__init(env);
     tlsweep__trial_result__init(r);
     r->task_id = task;
+    r->trial_index = trial;
     r->status = status;
     r->epochs_done = 2;
     r->best_epoch = 1;
@@ -115,13 +117,13 @@ static Tlsweep__Envelope *result(Tlsweep__TrialResult__Status status, uint64_t t
     return env;
 }
 
-static Tlsweep__Envelope *epoch(uint32_t trial, uint32_t ep)
+static Tlsweep__Envelope *epoch(uint64_t task, uint32_t trial, uint32_t ep)
 {
     Tlsweep__Envelope *env = zalloc(sizeof *env);
     Tlsweep__EpochReport *r = zalloc(sizeof *r);
     tlsweep__envelope__init(env);
     tlsweep__epoch_report__init(r);
-    r->task_id = 1;
+    r->task_id = task;
     r->epoch = ep;
     r->trial_index = trial;
     r->loss = 0.7f;
@@ -150,7 +152,7 @@ static void msgs(const char *dir)
     envelope(dir, "features", msg_new_feature_chunk(2, "mobilenet_v2", ids, 12, f, 32, 1));
 
     /* a TrialResult as a worker ends a trial (the model bytes left out) */
-    Tlsweep__Envelope *env = result(TLSWEEP__TRIAL_RESULT__STATUS__DONE, 9);
+    Tlsweep__Envelope *env = result(TLSWEEP__TRIAL_RESULT__STATUS__DONE, 9, 1);
     Tlsweep__TrialResult *r = env->trial_result;
     char *names[] = {"t-shirt", "trouser"};
     r->trial_id = strdup("mobilenet_v2-frozen-lr1e-03-adam-b16");
@@ -232,17 +234,16 @@ static void tlm(const char *dir)
     tset_free(&t);
 }
 
+/* A checkpoint as a worker writes it (worker.c): "weights" and "best" of
+ * one length, "optim", one history entry per epoch. */
 static void ckpt(const char *dir)
 {
-    float k[6] = {1, 2, 3, -1, -2, -3}, m[2] = {0.25f, 4}, step[1] = {12};
-    int64_t ks[2] = {3, 2}, ms[1] = {2}, ss[1] = {1};
+    float w[6] = {1, 2, 3, -1, -2, -3}, b[6] = {1, 2, 2.5f, -1, -2, -3}, o[5] = {12, 0.25f, 4};
+    int64_t ws[1] = {6}, os[1] = {5};
     Tlsweep__Tensor t[3] = {TLSWEEP__TENSOR__INIT, TLSWEEP__TENSOR__INIT, TLSWEEP__TENSOR__INIT};
-    t[0].name = "head_dense/kernel", t[0].n_shape = 2, t[0].shape = ks, t[0].n_data = 6,
-    t[0].data = k;
-    t[1].name = "adam/m/head_dense/bias", t[1].n_shape = 1, t[1].shape = ms, t[1].n_data = 2,
-    t[1].data = m;
-    t[2].name = "optimizer/step", t[2].n_shape = 1, t[2].shape = ss, t[2].n_data = 1,
-    t[2].data = step;
+    t[0].name = "weights", t[0].n_shape = 1, t[0].shape = ws, t[0].n_data = 6, t[0].data = w;
+    t[1].name = "best", t[1].n_shape = 1, t[1].shape = ws, t[1].n_data = 6, t[1].data = b;
+    t[2].name = "optim", t[2].n_shape = 1, t[2].shape = os, t[2].n_data = 5, t[2].data = o;
     Tlsweep__Tensor *tp[3] = {&t[0], &t[1], &t[2]};
     Tlsweep__EpochReport h[2] = {TLSWEEP__EPOCH_REPORT__INIT, TLSWEEP__EPOCH_REPORT__INIT};
     Tlsweep__EpochReport *hp[2] = {&h[0], &h[1]};
@@ -354,61 +355,95 @@ static void framed(const char *dir, const char *name, Tlsweep__Envelope **envs, 
     free(all);
 }
 
-/* A Checkpoint of trial 1 at epoch 1 (key 0, as result()), all on the heap. */
+/* A Checkpoint of trial 1 at epoch 1 in task 2 (key 0, as result()), as a
+ * worker sends it (worker.c: "weights", "best", "optim" and the history),
+ * all on the heap. */
 static Tlsweep__Envelope *checkpoint(void)
 {
     Tlsweep__Envelope *env = zalloc(sizeof *env);
     Tlsweep__Checkpoint *c = zalloc(sizeof *c);
-    Tlsweep__Tensor *t = zalloc(sizeof *t);
+    const char *names[3] = {"weights", "best", "optim"};
+    size_t n[3] = {4, 4, 9};
     tlsweep__envelope__init(env);
     tlsweep__checkpoint__init(c);
-    tlsweep__tensor__init(t);
-    t->name = strdup("head_dense/bias");
-    t->n_shape = 1;
-    t->shape = zalloc(sizeof *t->shape);
-    t->shape[0] = 2;
-    t->n_data = 2;
-    t->data = zalloc(2 * sizeof *t->data);
-    t->data[0] = 0.5f;
-    c->tensors = zalloc(sizeof *c->tensors);
-    c->tensors[0] = t;
-    c->n_tensors = 1;
+    c->tensors = zalloc(3 * sizeof *c->tensors);
+    c->n_tensors = 3;
+    for (int i = 0; i < 3; i++) {
+        Tlsweep__Tensor *t = c->tensors[i] = zalloc(sizeof *t);
+        tlsweep__tensor__init(t);
+        t->name = strdup(names[i]);
+        t->n_shape = 1;
+        t->shape = zalloc(sizeof *t->shape);
+        t->shape[0] = (int64_t)n[i];
+        t->n_data = n[i];
+        t->data = zalloc(n[i] * sizeof *t->data);
+        for (size_t j = 0; j < n[i]; j++)
+            t->data[j] = 0.125f * (float)(i + 1) * (float)j;
+        if (!t->name)
+            die("out of memory", NULL);
+    }
+    Tlsweep__Envelope *h = epoch(2, 1, 1);
+    c->history = zalloc(sizeof *c->history);
+    c->history[0] = h->epoch_report;
+    c->n_history = 1;
+    h->epoch_report = NULL;
+    h->body_case = TLSWEEP__ENVELOPE__BODY__NOT_SET;
+    msg_free(h);
     c->task_id = 2;
     c->epoch = 1;
     c->step = 3;
     c->trial_index = 1;
-    if (!t->name)
-        die("out of memory", NULL);
+    c->best_epoch = 1;
+    c->best_value = 0.5;
     env->body_case = TLSWEEP__ENVELOPE__BODY_CHECKPOINT;
     env->checkpoint = c;
     return env;
 }
 
-static void coord(const char *dir)
+/* The coordinator's first task for the one worker is the extraction of the
+ * frozen trial's features (task 1, 8 images), answered here in two
+ * chunks; the next, given while the cache is written, is trial 1
+ * (fine_tune) as task 2. So every seed but hello-again starts with the
+ * extraction, and the trial messages are task 2's, to reach the handlers
+ * behind the task checks (FUZZ_COORD_LOG=1 shows what each seed reaches). */
+static void extraction(Tlsweep__Envelope **a)
 {
-    uint32_t ids[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-    float f[8 * 4];
+    static uint32_t ids[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    static float f[8 * 4];
     for (int i = 0; i < 8 * 4; i++)
         f[i] = (float)i / 4.0f;
-    Tlsweep__Envelope *a[] = {
-        msg_new_heartbeat(1700000000000ull, 1, 1 << 20),
-        msg_new_feature_chunk(1, "mobilenet_v2", ids, 3, f, 4, 0),
-        msg_new_feature_chunk(1, "mobilenet_v2", ids + 3, 5, f + 12, 4, 1),
-    };
+    a[0] = msg_new_feature_chunk(1, "mobilenet_v2", ids, 3, f, 4, 0);
+    a[1] = msg_new_feature_chunk(1, "mobilenet_v2", ids + 3, 5, f + 12, 4, 1);
+}
+
+static void coord(const char *dir)
+{
+    const Tlsweep__TrialResult__Status done = TLSWEEP__TRIAL_RESULT__STATUS__DONE;
+    Tlsweep__Envelope *a[3] = {msg_new_heartbeat(1700000000000ull, 1, 1 << 20)};
+    extraction(a + 1);
     framed(dir, "features", a, 3);
-    Tlsweep__Envelope *b[] = {epoch(0, 1), epoch(0, 2),
-                              result(TLSWEEP__TRIAL_RESULT__STATUS__DONE, 1)};
-    framed(dir, "trial-done", b, 3);
-    Tlsweep__Envelope *c[] = {result(TLSWEEP__TRIAL_RESULT__STATUS__DONE, 1),
-                              result(TLSWEEP__TRIAL_RESULT__STATUS__DONE, 1)};
-    framed(dir, "done-twice", c, 2);
-    Tlsweep__Envelope *d[] = {msg_new_error(-4, "train/ants/0.jpg: not a JPEG", 0),
-                              result(TLSWEEP__TRIAL_RESULT__STATUS__FAILED, 2),
-                              result(TLSWEEP__TRIAL_RESULT__STATUS__STOPPED, 3)};
-    framed(dir, "failed-stopped", d, 3);
-    Tlsweep__Envelope *k[] = {epoch(1, 1), checkpoint(),
-                              result(TLSWEEP__TRIAL_RESULT__STATUS__STOPPED, 2)};
-    framed(dir, "checkpoint", k, 3);
+    Tlsweep__Envelope *b[5];
+    extraction(b);
+    b[2] = epoch(2, 1, 1), b[3] = epoch(2, 1, 2), b[4] = result(done, 2, 1);
+    framed(dir, "trial-done", b, 5);
+    Tlsweep__Envelope *c[5];
+    extraction(c);
+    c[2] = epoch(2, 1, 1), c[3] = result(done, 2, 1), c[4] = result(done, 2, 1);
+    framed(dir, "done-twice", c, 5);
+    Tlsweep__Envelope *d[5];
+    extraction(d);
+    d[2] = msg_new_error(-4, "train/ants/0.jpg: not a JPEG", 0), d[3] = epoch(2, 1, 1);
+    d[4] = result(TLSWEEP__TRIAL_RESULT__STATUS__FAILED, 2, 1);
+    framed(dir, "failed", d, 5);
+    Tlsweep__Envelope *k[6];
+    extraction(k);
+    k[2] = epoch(2, 1, 1), k[3] = checkpoint(), k[4] = epoch(2, 1, 2), k[5] = result(done, 2, 1);
+    framed(dir, "checkpoint", k, 6);
+    /* a stop the coordinator did not ask for */
+    Tlsweep__Envelope *s[3];
+    extraction(s);
+    s[2] = result(TLSWEEP__TRIAL_RESULT__STATUS__STOPPED, 2, 1);
+    framed(dir, "stopped-unasked", s, 3);
     Tlsweep__Envelope *hello;
     tl_err e;
     if (msg_new_hello(1, &hello, &e))

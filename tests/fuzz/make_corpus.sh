@@ -25,6 +25,27 @@ done
 
 "$fuzz_build/tests/fuzz/fuzz_seeds" "$corpus"
 
+# the feature cache again in blocks of 2 rows (fcache_write makes blocks of
+# 16 MiB: one block in any seed it writes), so that the fix-up and the
+# reader's check go past the first block
+python3 - "$corpus/fcache" <<'PY'
+import hashlib, json, struct, sys
+d = sys.argv[1]
+b = open(f"{d}/4948bb210e61ecbf.features", "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h, data = json.loads(b[8:8 + n]), b[8 + n:]
+m, f = h["__metadata__"], h["features"]
+rows, dim = 2, int(m["dim"])
+x = data[f["data_offsets"][0]:f["data_offsets"][1]]
+step = rows * dim * 4
+m["sum_rows"] = str(rows)
+m["sum_features"] = "".join(hashlib.sha256(x[i:i + step]).hexdigest()
+                            for i in range(0, len(x), step))
+j = json.dumps(h, separators=(",", ":")).encode()
+j += b" " * (-len(j) % 8)
+open(f"{d}/blocks-of-2-rows.features", "wb").write(struct.pack("<Q", len(j)) + j + data)
+PY
+
 # a tiny sweep: 2 trials x 2 epochs, frozen (through the feature cache) and
 # fine-tuned, so the journal holds every kind of record
 # shellcheck source=tests/lib/tiny.sh
