@@ -248,37 +248,19 @@ void coord__check_finished(coord *c)
     shut_down(c);
 }
 
-int coord_run(coord_opts *o, msg_link *l, tl_err *e)
+/* A slice of a job array: its own journal and checkpoints under
+ * out/slices/I (in outbuf), the feature caches shared in out/cache. */
+static int open_slice(coord *c, char *outbuf, size_t outlen, tl_err *e)
 {
-    coord cc, *c = &cc;
-    memset(c, 0, sizeof *c);
-    c->o = o;
-    c->s = o->s;
-    c->l = l;
-    c->progress.tty = isatty(2) && !o->quiet;
-    int status = 1, rc, looped = 0;
+    const coord_opts *o = c->o;
     const sweep *s = c->s;
-    char outbuf[4000];
-
-    if (coord__state_init(c, o->index, msg_link_size(l) - 1, e))
-        goto out;
-    /* a worker silent in the middle of a message is given up on as soon */
-    msg_set_chunk_timeout((int)(s->worker_timeout > 0 ? s->worker_timeout * 1000 : 60000), NULL);
-    if (c->n_workers < 1) {
-        tl_errf(e, TL_EINVAL, "coordinator: no workers (the link has %d rank)", msg_link_size(l));
-        goto out;
-    }
-    /* a slice of a job array: its own journal and checkpoints under
-     * out/slices/I, the feature caches shared in out/cache */
     c->out = s->out;
     snprintf(c->cache_dir, sizeof c->cache_dir, "%s/cache", s->out);
     if (o->n_slices > 0) {
-        if (o->slice < 0 || o->slice >= o->n_slices) {
-            tl_errf(e, TL_EINVAL, "slice %d of %d: expected 0 <= slice < %d", o->slice,
-                    o->n_slices, o->n_slices);
-            goto out;
-        }
-        snprintf(outbuf, sizeof outbuf, "%s/slices/%d", s->out, o->slice);
+        if (o->slice < 0 || o->slice >= o->n_slices)
+            return tl_errf(e, TL_EINVAL, "slice %d of %d: expected 0 <= slice < %d", o->slice,
+                           o->n_slices, o->n_slices);
+        snprintf(outbuf, outlen, "%s/slices/%d", s->out, o->slice);
         c->out = outbuf;
         c->n_mine = 0;
         for (size_t i = 0; i < s->n_trials; i++) {
@@ -288,20 +270,29 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
                 c->n_mine++;
         }
     }
+    return 0;
+}
 
-    /* out/ and the journal: from here on, outputs exist */
+/* out/, its journal replayed, the sweep checked against the one that
+ * started out/, the Start record, the feature-cache groups: from here on,
+ * outputs exist. A failed write of the journal is COORD_EXIT_IO in *status. */
+static int open_out(coord *c, int *status, tl_err *e)
+{
+    const coord_opts *o = c->o;
+    const sweep *s = c->s;
+    int rc;
     char p[4200];
     snprintf(p, sizeof p, "%s/checkpoints", c->out);
     if ((rc = tl_mkdir_p(c->out, 0755, e)) || (rc = tl_mkdir_p(c->cache_dir, 0755, e)) ||
         (rc = tl_mkdir_p(p, 0755, e)))
-        goto out;
+        return rc;
     snprintf(p, sizeof p, "%s/journal", c->out);
     size_t dropped = 0;
     if ((rc = journal_open(&c->journal, p, o->repair ? JOURNAL_REPAIR : 0, coord__replay, c,
                            &dropped, e))) {
         if (c->err.code) /* the coord__replay's own failure */
             *e = c->err;
-        goto out;
+        return rc;
     }
     if (dropped)
         coord_log(c, "warning: journal: %zu bytes after the last whole record cut off (%s); "
@@ -313,7 +304,7 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     sha256_hex(digest, hex);
     int rerun_best = 0;
     if ((rc = check_same_sweep(c, hex, &rerun_best, e)) || (rc = remove_stale_tmp(c, e)))
-        goto out;
+        return rc;
     /* records cut by --repair may have held the best result, whose model
      * best.tlm holds while the replayed best is another trial's */
     if (o->repair && dropped && c->best >= 0) {
@@ -323,11 +314,11 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     }
     if (rerun_best &&
         (rc = coord__rerun_best(c, o->repair && dropped ? "--repair" : "--force", e))) {
-        status = COORD_EXIT_IO; /* as for the Start record below */
-        goto out;
+        *status = COORD_EXIT_IO; /* as for the Start record below */
+        return rc;
     }
     if ((rc = coord__write_sweep_copy(c, e)))
-        goto out;
+        return rc;
     if (c->resumed)
         coord_log(c, "resuming %s: %d of %d trials already finished", c->out, c->resumed,
                   c->n_mine);
@@ -335,21 +326,28 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     js.sweep_file = s->file;
     js.sweep_sha256 = hex;
     js.trials = (uint32_t)s->n_trials;
-    js.ranks = (uint32_t)msg_link_size(l);
+    js.ranks = (uint32_t)msg_link_size(c->l);
     js.tlsweep_version = TLSWEEP_VERSION;
     js.resumed_trials = (uint32_t)c->resumed;
     Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
     rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_START;
     rec.start = &js;
     if ((rc = coord__journal_put(c, &rec, 1, e))) {
-        status = COORD_EXIT_IO;
-        goto out;
+        *status = COORD_EXIT_IO;
+        return rc;
     }
     if ((rc = coord__prepare_groups(c, e)))
-        goto out;
+        return rc;
     coord_log(c, "%s: %d trials on %d worker%s, %zu images, out: %s", s->name, c->n_mine,
               c->n_workers, c->n_workers == 1 ? "" : "s", c->ix.n_items, c->out);
 
+    return 0;
+}
+
+/* The libuv loop until every worker has stopped: the link's timer and
+ * wake-up, SIGINT/SIGTERM/SIGUSR1, the status line. */
+static void run_loop(coord *c)
+{
     uv_loop_init(&c->loop);
     uv_timer_init(&c->loop, &c->poll_timer);
     uv_timer_init(&c->loop, &c->status_timer);
@@ -361,15 +359,22 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
         c->sig[i].data = c;
         uv_signal_start(&c->sig[i], on_signal, sigs[i]);
     }
-    msg_link_set_notify(l, coord__notify, &c->async);
+    msg_link_set_notify(c->l, coord__notify, &c->async);
     uv_timer_start(&c->poll_timer, coord__on_poll, 1, 1);
     uv_timer_start(&c->status_timer, coord__on_status, 1000, 1000);
-    looped = 1;
     coord__check_finished(c); /* a fully resumed sweep has nothing to do */
     uv_run(&c->loop, UV_RUN_DEFAULT);
-    msg_link_set_notify(l, NULL, NULL);
+    msg_link_set_notify(c->l, NULL, NULL);
     uv_loop_close(&c->loop);
 
+}
+
+/* After the loop: the Stop record, results, report and leaderboard, and
+ * the exit status (the first failure stands). */
+static int finish(coord *c, tl_err *e)
+{
+    const sweep *s = c->s;
+    int status;
     coord_progress_clear(c);
     Tlsweep__JournalStop jst = TLSWEEP__JOURNAL_STOP__INIT;
     jst.kind = c->outcome == COORD_FAILED        ? TLSWEEP__JOURNAL_STOP__KIND__FAILED
@@ -422,6 +427,34 @@ int coord_run(coord_opts *o, msg_link *l, tl_err *e)
     } else {
         status = 0;
     }
+    return status;
+}
+
+int coord_run(coord_opts *o, msg_link *l, tl_err *e)
+{
+    coord cc, *c = &cc;
+    memset(c, 0, sizeof *c);
+    c->o = o;
+    c->s = o->s;
+    c->l = l;
+    c->progress.tty = isatty(2) && !o->quiet;
+    int status = 1, looped = 0;
+    const sweep *s = c->s;
+    char outbuf[4000];
+
+    if (coord__state_init(c, o->index, msg_link_size(l) - 1, e))
+        goto out;
+    /* a worker silent in the middle of a message is given up on as soon */
+    msg_set_chunk_timeout((int)(s->worker_timeout > 0 ? s->worker_timeout * 1000 : 60000), NULL);
+    if (c->n_workers < 1) {
+        tl_errf(e, TL_EINVAL, "coordinator: no workers (the link has %d rank)", msg_link_size(l));
+        goto out;
+    }
+    if (open_slice(c, outbuf, sizeof outbuf, e) || open_out(c, &status, e))
+        goto out;
+    looped = 1;
+    run_loop(c);
+    status = finish(c, e);
 out:
     if (!looped && coord_stop_unstarted(l))
         o->abandoned = 1;
