@@ -54,39 +54,6 @@ void watchdog(const char *what, unsigned seconds)
 
 /* ---- the data --------------------------------------------------------------------------- */
 
-static const uint8_t colours[3][3] = {{50, 60, 210}, {40, 180, 60}, {200, 40, 40}};
-static const char *names[3] = {"blue", "green", "red"};
-
-/* n noisy images of class k's colour into dir/<name>/, from an LCG */
-static void write_class(const char *dir, int k, int n, uint64_t seed)
-{
-    char *cd = iu_path(dir, names[k]);
-    mkdir(cd, 0755);
-    uint64_t st = seed + (uint64_t)k;
-    int w = 40, h = 40;
-    uint8_t *pix = malloc((size_t)w * h * 3);
-    assert_non_null(pix);
-    for (int i = 0; i < n; i++) {
-        st = st * 6364136223846793005ull + 1442695040888963407ull;
-        float bright = 0.95f + 0.1f * (float)(st >> 40) / (float)(1 << 24);
-        for (int p = 0; p < w * h * 3; p++) {
-            st = st * 6364136223846793005ull + 1442695040888963407ull;
-            float v = colours[k][p % 3] * bright + (float)((st >> 61) & 7) - 4.0f;
-            pix[p] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
-        size_t len;
-        uint8_t *jpg = iu_jpeg(pix, w, h, TJPF_RGB, TJSAMP_444, 90, 0, 0, &len);
-        char fn[32];
-        snprintf(fn, sizeof fn, "%03d.jpg", i);
-        char *path = iu_path(cd, fn);
-        iu_write(path, jpg, len);
-        free(path);
-        free(jpg);
-    }
-    free(pix);
-    free(cd);
-}
-
 /* tests/cli/tiny_model.c's backbone: random He weights whose BN moving
  * statistics are one batch of noise images' (else ReLU6 saturates) */
 static void write_tiny_model(const char *path)
@@ -131,8 +98,8 @@ int setup(void **state)
     mkdir(train_dir, 0755);
     mkdir(test_dir, 0755);
     for (int k = 0; k < 3; k++) {
-        write_class(train_dir, k, 12, 1000);
-        write_class(test_dir, k, 4, 5000);
+        iu_colour_class(train_dir, k, 12, 1000);
+        iu_colour_class(test_dir, k, 4, 5000);
     }
     write_tiny_model(weights);
     /* a torn copy: readable, so the preflight passes; the workers find out */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <turbojpeg.h>
 
 #include "testutil.h"
@@ -141,4 +142,45 @@ uint8_t *iu_pattern(int w, int h, uint64_t seed)
                 p[((size_t)y * w + x) * 3 + c] = (uint8_t)lround(v);
             }
     return p;
+}
+
+const char *const iu_colour_names[3] = {"blue", "green", "red"};
+
+static uint8_t *colour_image(int k, int w, int h, uint64_t *st)
+{
+    static const uint8_t colours[3][3] = {{50, 60, 210}, {40, 180, 60}, {200, 40, 40}};
+    uint8_t *pix = malloc((size_t)w * h * 3);
+    if (!pix)
+        return NULL;
+    *st = *st * 6364136223846793005ull + 1442695040888963407ull;
+    float bright = 0.95f + 0.1f * (float)(*st >> 40) / (float)(1 << 24);
+    for (int p = 0; p < w * h * 3; p++) {
+        *st = *st * 6364136223846793005ull + 1442695040888963407ull;
+        float v = colours[k][p % 3] * bright + (float)((*st >> 61) & 7) - 4.0f;
+        pix[p] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+    return pix;
+}
+
+void iu_colour_class(const char *dir, int k, int n, uint64_t seed)
+{
+    char *cd = iu_path(dir, iu_colour_names[k]);
+    mkdir(cd, 0755);
+    uint64_t st = seed + (uint64_t)k;
+    for (int i = 0; i < n; i++) {
+        int w = 40, h = 40;
+        uint8_t *pix = colour_image(k, w, h, &st);
+        if (!pix)
+            fail_msg("iu_colour_class: out of memory");
+        size_t len;
+        uint8_t *jpg = iu_jpeg(pix, w, h, TJPF_RGB, TJSAMP_444, 90, 0, 0, &len);
+        char fn[32];
+        snprintf(fn, sizeof fn, "%03d.jpg", i);
+        char *path = iu_path(cd, fn);
+        iu_write(path, jpg, len);
+        free(path);
+        free(jpg);
+        free(pix);
+    }
+    free(cd);
 }

@@ -27,4 +27,11 @@ void iu_png(const char *path, const uint8_t *pix, int w, int h, int color_type, 
 /* Smooth test pattern, RGB8 (w, h). */
 uint8_t *iu_pattern(int w, int h, uint64_t seed);
 
+/* A three-class colour dataset: n 40x40 JPEGs of class k (0 blue, 1 green,
+ * 2 red: sorted, so also the labels) into dir/<name>/000.jpg..., each the
+ * class colour at a brightness of its own (0.95 .. 1.05) with a little
+ * pixel noise, drawn by an LCG from seed + k. */
+extern const char *const iu_colour_names[3];
+void iu_colour_class(const char *dir, int k, int n, uint64_t seed);
+
 #endif

@@ -19,45 +19,6 @@
 static char *root;                 /* tmp dir */
 static char *train_dir, *test_dir, *one_class_dir, *weights;
 
-static const uint8_t colours[3][3] = {{50, 60, 210}, {40, 180, 60}, {200, 40, 40}};
-static const char *names[3] = {"blue", "green", "red"}; /* sorted: labels 0, 1, 2 */
-
-/* n images of class k into dir/<name>: the class colour, a brightness of
- * its own (0.95 .. 1.05) and a little pixel noise, as an LCG draws them. */
-static uint8_t *colour_image(int k, int w, int h, uint64_t *st)
-{
-    uint8_t *pix = malloc((size_t)w * h * 3);
-    *st = *st * 6364136223846793005ull + 1442695040888963407ull;
-    float bright = 0.95f + 0.1f * (float)(*st >> 40) / (float)(1 << 24);
-    for (int p = 0; p < w * h * 3; p++) {
-        *st = *st * 6364136223846793005ull + 1442695040888963407ull;
-        float v = colours[k][p % 3] * bright + (float)((*st >> 61) & 7) - 4.0f;
-        pix[p] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-    }
-    return pix;
-}
-
-static void write_class(const char *dir, int k, int n, uint64_t seed)
-{
-    char *cd = iu_path(dir, names[k]);
-    mkdir(cd, 0755);
-    uint64_t st = seed + (uint64_t)k;
-    for (int i = 0; i < n; i++) {
-        int w = 40, h = 40;
-        uint8_t *pix = colour_image(k, w, h, &st);
-        size_t len;
-        uint8_t *jpg = iu_jpeg(pix, w, h, TJPF_RGB, TJSAMP_444, 90, 0, 0, &len);
-        char fn[32];
-        snprintf(fn, sizeof fn, "%03d.jpg", i);
-        char *path = iu_path(cd, fn);
-        iu_write(path, jpg, len);
-        free(path);
-        free(jpg);
-        free(pix);
-    }
-    free(cd);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -71,10 +32,10 @@ static int setup(void **state)
     mkdir(test_dir, 0755);
     mkdir(one_class_dir, 0755);
     for (int k = 0; k < 3; k++) {
-        write_class(train_dir, k, 30, 1000);
-        write_class(test_dir, k, 10, 5000);
+        iu_colour_class(train_dir, k, 30, 1000);
+        iu_colour_class(test_dir, k, 10, 5000);
     }
-    write_class(one_class_dir, 0, 5, 9000);
+    iu_colour_class(one_class_dir, 0, 5, 9000);
 
     /* the backbone: random weights, as an importer would have written them */
     model_spec s;
