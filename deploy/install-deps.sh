@@ -25,6 +25,8 @@ packages=(
     libopenmpi-dev openmpi-bin
     # engine, data, wire, coordinator loop, sweep files, tfjs JSON, weights
     libopenblas-dev libopenblas-openmp-dev libturbojpeg0-dev libprotobuf-c-dev protobuf-c-compiler
+    # oneDNN: convolutions at the hardware limit (OpenMP runtime, like our OpenBLAS)
+    libdnnl-dev
     libuv1-dev libyaml-dev libjansson-dev libhdf5-dev libpng-dev
     # data: gzip'd idx files; the Fashion-MNIST demo dataset
     zlib1g-dev dataset-fashion-mnist

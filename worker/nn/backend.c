@@ -1,0 +1,143 @@
+#include "worker/nn/backend.h"
+
+#include <cpuid.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef TLSWEEP_HAVE_ONEDNN
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
+static const char *const backend_names[] = {"auto", "openblas", "onednn"};
+static const char *const precision_names[] = {"fp32", "bf16"};
+
+const char *nn_backend_name(nn_backend b)
+{
+    return (unsigned)b < 3 ? backend_names[b] : "?";
+}
+
+int nn_backend_parse(const char *s, nn_backend *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (s && !strcmp(s, backend_names[i])) {
+            *out = (nn_backend)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *nn_precision_name(nn_precision p)
+{
+    return (unsigned)p < 2 ? precision_names[p] : "?";
+}
+
+int nn_precision_parse(const char *s, nn_precision *out)
+{
+    for (int i = 0; i < 2; i++)
+        if (s && !strcmp(s, precision_names[i])) {
+            *out = (nn_precision)i;
+            return 0;
+        }
+    return -1;
+}
+
+static int have_backend, have_precision;
+static nn_backend cur_backend;
+static nn_precision cur_precision;
+
+nn_backend nn_backend_get(void)
+{
+    if (!have_backend) {
+        const char *env = getenv("TLSWEEP_ENGINE");
+        nn_backend b = NN_BACKEND_AUTO;
+        if (env && *env && nn_backend_parse(env, &b) != 0) {
+            fprintf(stderr, "tlsweep: TLSWEEP_ENGINE=%s: expected auto, openblas or onednn; "
+                            "using auto\n", env);
+            b = NN_BACKEND_AUTO;
+        }
+        cur_backend = b;
+        have_backend = 1;
+    }
+    return cur_backend;
+}
+
+void nn_backend_set(nn_backend b)
+{
+    cur_backend = b;
+    have_backend = 1;
+}
+
+nn_precision nn_precision_get(void)
+{
+    if (!have_precision) {
+        const char *env = getenv("TLSWEEP_PRECISION");
+        nn_precision p = NN_FP32;
+        if (env && *env && nn_precision_parse(env, &p) != 0) {
+            fprintf(stderr, "tlsweep: TLSWEEP_PRECISION=%s: expected fp32 or bf16; using fp32\n",
+                    env);
+            p = NN_FP32;
+        }
+        cur_precision = p;
+        have_precision = 1;
+    }
+    return cur_precision;
+}
+
+void nn_precision_set(nn_precision p)
+{
+    cur_precision = p;
+    have_precision = 1;
+}
+
+int nn_have_onednn(void)
+{
+#ifdef TLSWEEP_HAVE_ONEDNN
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int nn_cpu_has_bf16(void)
+{
+    /* For the tests of the refusal on CPUs without it. */
+    const char *fake = getenv("TLSWEEP_CPU_NO_BF16");
+    if (fake && !strcmp(fake, "1"))
+        return 0;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 16))) /* AVX512F */
+        return 0;
+    if (a < 1 || !__get_cpuid_count(7, 1, &a, &b, &c, &d) || !(a & (1u << 5)))
+        return 0; /* AVX512_BF16 */
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) /* OSXSAVE */
+        return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0xe6u) == 0xe6u; /* SSE, AVX, opmask, ZMM state saved by the OS */
+}
+
+char *nn_onednn_describe(char *buf, int n)
+{
+#ifdef TLSWEEP_HAVE_ONEDNN
+    const dnnl_version_t *v = dnnl_version();
+    static const struct { int isa; const char *name; } isas[] = {
+        {dnnl_cpu_isa_avx512_core_amx, "avx512_core_amx"},
+        {dnnl_cpu_isa_avx512_core_bf16, "avx512_core_bf16"},
+        {dnnl_cpu_isa_avx512_core_vnni, "avx512_core_vnni"},
+        {dnnl_cpu_isa_avx512_core, "avx512_core"},
+        {dnnl_cpu_isa_avx2, "avx2"},
+    };
+    const char *isa = "sse41 or older";
+    int eff = (int)dnnl_get_effective_cpu_isa();
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
+        if ((eff & isas[i].isa) == isas[i].isa) {
+            isa = isas[i].name;
+            break;
+        }
+    snprintf(buf, n, "oneDNN %d.%d.%d (%s)", v->major, v->minor, v->patch, isa);
+#else
+    snprintf(buf, n, "oneDNN not built in (OpenBLAS only)");
+#endif
+    return buf;
+}
