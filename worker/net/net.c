@@ -469,6 +469,13 @@ size_t net_bytes(const net *n)
     return (2 * n->n_weights + n->arena_floats + n->fold_floats) * sizeof(float);
 }
 
+char *net_backend_summary(const net *n, char *buf, size_t len)
+{
+    (void)n;
+    snprintf(buf, len, "openblas: all layers");
+    return buf;
+}
+
 double net_macs_per_image(const net *n)
 {
     double macs = 0;

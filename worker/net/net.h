@@ -177,6 +177,11 @@ int net_param_trainable(const net *n, const net_param *p);
 
 /* Bytes of parameters + gradients + arena (+ folded weights). */
 size_t net_bytes(const net *n);
+/* Which backend computes which layers, on one line, e.g.
+ * "onednn: conv 52 (fused relu 33); openblas: dwconv 17, dense 1" (after
+ * net_finalize; the choice is made there from nn_backend_get()). */
+char *net_backend_summary(const net *n, char *buf, size_t len);
+
 /* Forward multiply-adds per image (conv + dense), for GFLOP/s figures. */
 double net_macs_per_image(const net *n);
 
