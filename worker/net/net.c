@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/base/rng.h"
+#include "worker/net/net_dnn.h"
 #include "worker/net/net_plan.h"
 
 #define ALIGN_FLOATS 16  /* 64-byte alignment of every arena tensor */
@@ -36,6 +37,8 @@ void net_init(net *n, int h, int w, int c, net_convention cv)
 
 void net_free(net *n)
 {
+    if (n->layers)
+        net_dnn_free(n);
     free(n->layers);
     free(n->params);
     free(n->weights);
@@ -409,6 +412,8 @@ int net_finalize(net *n, int max_batch, uint64_t seed, tl_err *e)
     }
 
     int rc = net_plan(n, max_batch, e);
+    if (rc == 0)
+        rc = net_dnn_plan(n, max_batch, e);
     if (rc)
         return rc;
     n->finalized = 1;
@@ -436,12 +441,14 @@ int net_find_layer(const net *n, const char *name)
 float *net_param_data(net *n, const net_param *p)
 {
     n->fold_stale = 1; /* the caller may write */
+    n->dnn_stale = 1;
     return n->weights + p->off;
 }
 
 void net_weights_changed(net *n)
 {
     n->fold_stale = 1;
+    n->dnn_stale = 1;
 }
 
 float *net_param_grad(net *n, const net_param *p)
@@ -466,13 +473,31 @@ const net_layer *net_last(const net *n)
 
 size_t net_bytes(const net *n)
 {
-    return (2 * n->n_weights + n->arena_floats + n->fold_floats) * sizeof(float);
+    return (2 * n->n_weights + n->arena_floats + n->fold_floats) * sizeof(float) + n->dnn_bytes;
 }
 
 char *net_backend_summary(const net *n, char *buf, size_t len)
 {
-    (void)n;
-    snprintf(buf, len, "openblas: all layers");
+    int conv[2] = {0}, dw[2] = {0}, fused = 0, other = 0;
+    for (int i = 1; i < n->n_layers; i++) {
+        const net_layer *l = &n->layers[i];
+        if (l->kind == NET_CONV) {
+            const nn_conv2d_shape *s = &l->u.conv.s;
+            if (s->groups == s->c && s->oc == s->c)
+                dw[l->onednn]++;
+            else
+                conv[l->onednn]++;
+        } else if (l->fused) {
+            fused++;
+        } else if (l->kind != NET_FLATTEN && !(l->kind == NET_BN && l->folded_into >= 0)) {
+            other++;
+        }
+    }
+    snprintf(buf, len,
+             "%s, %s; onednn: conv %d, dwconv %d, fused relu %d; openblas: conv %d, dwconv %d, "
+             "other layers %d",
+             nn_backend_name(n->backend), nn_precision_name(n->precision), conv[1], dw[1], fused,
+             conv[0], dw[0], other);
     return buf;
 }
 
@@ -531,6 +556,21 @@ static int bn_batch_stats(const net_layer *l, int training)
     return training && l->trainable && l->bn_update;
 }
 
+/* Conv c ran on OpenBLAS although a ReLU was fused into it: apply it. */
+static void relu_unfused(net *n, int c, size_t sz)
+{
+    net_layer *L = n->layers;
+    int producer = L[c].fold_bn >= 0 ? L[c].fold_bn : c;
+    for (int r = producer + 1; r < n->n_layers; r++)
+        if (L[r].fused && L[r].in[0] == producer) {
+            if (L[r].kind == NET_RELU)
+                nn_relu_forward(L[c].out, L[c].out, sz);
+            else
+                nn_relu6_forward(L[c].out, L[c].out, sz);
+            return;
+        }
+}
+
 void net_forward(net *n, const float *x, int batch, int training)
 {
     net_layer *L = n->layers;
@@ -538,6 +578,7 @@ void net_forward(net *n, const float *x, int batch, int training)
     memcpy(L[0].out, x, in_sz * sizeof(float));
     if (n->fold)
         net_fold_refresh(n);
+    net_dnn_prepare(n);
     for (int i = 1; i < n->n_layers; i++) {
         net_layer *l = &L[i];
         const net_layer *a = &L[l->in[0]];
@@ -547,15 +588,16 @@ void net_forward(net *n, const float *x, int batch, int training)
         case NET_CONV: {
             nn_conv2d_shape s = l->u.conv.s;
             s.n = batch;
-            if (l->fold_bn >= 0) {
-                /* frozen: writes the BN's output with the BN folded in */
-                const float *w = n->fold + l->fold_off;
-                size_t kn = n->params[l->param0].n;
-                nn_conv2d_forward(l->out, a->out, w, w + round_up(kn), n->col, &s);
-            } else {
-                nn_conv2d_forward(l->out, a->out, pdata(n, l, 0),
-                                  l->u.conv.bias ? pdata(n, l, 1) : NULL, n->col, &s);
-            }
+            /* frozen with its BN folded in: writes the BN's output */
+            const float *w = l->fold_bn >= 0 ? n->fold + l->fold_off : pdata(n, l, 0);
+            const float *bias = l->fold_bn >= 0  ? w + round_up(n->params[l->param0].n)
+                                : l->u.conv.bias ? pdata(n, l, 1)
+                                                 : NULL;
+            if (l->onednn && net_dnn_forward(n, l, a->out, bias, batch) == 0)
+                break;
+            nn_conv2d_forward(l->out, a->out, w, bias, n->col, &s);
+            if (l->onednn) /* this batch on OpenBLAS: the fused activation too */
+                relu_unfused(n, i, sz);
             break;
         }
         case NET_BN: {
@@ -573,10 +615,12 @@ void net_forward(net *n, const float *x, int batch, int training)
             break;
         }
         case NET_RELU:
-            nn_relu_forward(l->out, a->out, sz);
+            if (!l->fused)
+                nn_relu_forward(l->out, a->out, sz);
             break;
         case NET_RELU6:
-            nn_relu6_forward(l->out, a->out, sz);
+            if (!l->fused)
+                nn_relu6_forward(l->out, a->out, sz);
             break;
         case NET_ADD:
             nn_add_forward(l->out, a->out, L[l->in[1]].out, sz);
@@ -672,7 +716,7 @@ void net_backward(net *n, const float *dlast, int batch)
         net_layer *l = &L[i];
         for (int k = 0; k < l->n_in; k++) {
             net_layer *r = &L[L[l->in[k]].out_root];
-            if (r->dout && r->zero_dout_at == i)
+            if (r->dout && r->zero_dout_at == i && !l->dinp_write)
                 memset(r->dout, 0, layer_floats(r, batch) * sizeof(float));
         }
         const net_layer *a = &L[l->in[0]];
@@ -685,8 +729,13 @@ void net_backward(net *n, const float *dlast, int batch)
             s.n = batch;
             float *dw = pgrad(n, l, 0);
             float *db = l->u.conv.bias ? pgrad(n, l, 1) : NULL;
-            if (d0 || dw || db)
-                nn_conv2d_backward(d0, dw, db, l->dout, a->out, pdata(n, l, 0), n->col, &s);
+            if (!d0 && !dw && !db)
+                break;
+            if (l->onednn && net_dnn_backward(n, l, d0, dw, db, a->out, batch) == 0)
+                break;
+            if (d0 && l->dinp_write) /* this batch on OpenBLAS, which adds */
+                memset(d0, 0, layer_floats(a, batch) * sizeof(float));
+            nn_conv2d_backward(d0, dw, db, l->dout, a->out, pdata(n, l, 0), n->col, &s);
             break;
         }
         case NET_BN: {

@@ -17,7 +17,10 @@
 #include <stdint.h>
 
 #include "common/base/err.h"
+#include "worker/nn/backend.h"
 #include "worker/nn/nn.h"
+
+struct nn_dconv;
 
 #define NET_MAX_IN 8
 #define NET_NAME_MAX 96
@@ -71,6 +74,13 @@ typedef struct {
     int fold_bn;          /* conv: the BN folded into it, else -1 */
     size_t fold_off;      /* conv with fold_bn: folded kernel, then bias, in net.fold */
     int zero_dout_at;     /* zero this dout just before layer zero_dout_at's backward */
+    /* backend (net_dnn.c) */
+    int onednn;           /* conv computed by oneDNN (else OpenBLAS and our kernels) */
+    int fused;            /* ReLU/ReLU6 computed by its producer's oneDNN conv (post-op) */
+    int dinp_write;       /* oneDNN conv that writes its input gradient first (no zeroing) */
+    int dc_batch;         /* batch of dc */
+    struct nn_dconv *dc, *dc_max; /* primitives for dc_batch and for max_batch */
+    size_t wf_off, wb_off;/* its prepared weights in net.dnn (bytes; wb 0 when shared) */
     union {
         struct { nn_conv2d_shape s; int bias; } conv;   /* s.n set per call */
         struct { float eps, momentum; int scale; } bn;
@@ -105,6 +115,15 @@ typedef struct {
     net_convention convention;
     uint64_t step_seed;   /* dropout masks: a function of (step_seed, layer, i) */
     int finalized;
+    /* oneDNN (net_dnn.c): prepared weights, scratchpad and staging, one block */
+    nn_backend backend;   /* what was asked for at net_finalize */
+    nn_precision precision;
+    unsigned char *dnn;
+    size_t dnn_bytes;
+    size_t scratch_off, scratch_bytes, dw_off, dw_bytes, db_off, act_off, act_bytes;
+    size_t dtmp_off, dtmp_floats; /* input gradient of convs that add into it */
+    int dnn_stale;        /* frozen convs' prepared weights need preparing again */
+    int n_onednn;         /* layers on oneDNN */
 } net;
 
 /* ---- building (shapes are computed as layers are added) ------------------ */
