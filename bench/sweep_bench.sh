@@ -10,6 +10,9 @@
 #  2. Scaling: 4 fine-tune trials ({fine_tune_at: 100}, 4 learning rates, threads: 1)
 #     under `mpirun -np 2` (1 worker) and `mpirun -np 3` (2 workers), on a smaller
 #     Fashion-MNIST set made under the scratch folder. Target: speed-up >= 1.8.
+#  3. Engines: the same 4 fine-tune trials under `mpirun -np 3` (2 workers) with
+#     TLSWEEP_ENGINE=openblas and with TLSWEEP_ENGINE=auto, alternating, 3 rounds (1 with
+#     --quick); medians. Target: openblas / auto wall time >= 1.5.
 #
 # usage: bench/sweep_bench.sh [--quick]      (from the repo root, after a build)
 #   --quick   reduced sizes (smoke check; targets are printed but not judged)
@@ -22,7 +25,7 @@ QUICK=0
 for a in "$@"; do
     case $a in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "sweep_bench.sh: unknown argument '$a' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -44,9 +47,9 @@ trap 'rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM
 
 if [ $QUICK = 1 ]; then
-    EPOCHS=3; FT_EPOCHS=1; FT_PER_CLASS=10; FROZEN_PER_CLASS=20
+    EPOCHS=3; FT_EPOCHS=1; FT_PER_CLASS=10; FROZEN_PER_CLASS=20; ENGINE_ROUNDS=1
 else
-    EPOCHS=10; FT_EPOCHS=2; FT_PER_CLASS=100; FROZEN_PER_CLASS=
+    EPOCHS=10; FT_EPOCHS=2; FT_PER_CLASS=100; FROZEN_PER_CLASS=; ENGINE_ROUNDS=3
 fi
 LRS="[1.0e-2, 3.0e-3, 1.0e-3, 3.0e-4, 1.0e-4]"
 FT_LRS="[1.0e-3, 3.0e-4, 1.0e-4, 3.0e-5]"
@@ -126,14 +129,28 @@ sweep np3 "$W/ft-data/train" "" "{fine_tune_at: 100}" "$FT_LRS" "$FT_EPOCHS" "th
 timed np2 "$MPIRUN" --oversubscribe -np 2 "$BIN" run "$W/np2.yaml" --quiet
 timed np3 "$MPIRUN" --oversubscribe -np 3 "$BIN" run "$W/np3.yaml" --quiet
 
+# ---- 3. engines ----------------------------------------------------------------------
+say ""
+say "3. engines: the 4 fine-tune trials, mpirun -np 3, TLSWEEP_ENGINE=openblas vs auto," \
+    "$ENGINE_ROUNDS round(s), order alternating"
+for r in $(seq 1 "$ENGINE_ROUNDS"); do
+    order="openblas auto"
+    [ $((r % 2)) = 0 ] && order="auto openblas"
+    for e in $order; do
+        sweep "eng-$e-$r" "$W/ft-data/train" "" "{fine_tune_at: 100}" "$FT_LRS" "$FT_EPOCHS" "threads: 1"
+        timed "eng-$e-$r" env TLSWEEP_ENGINE="$e" "$MPIRUN" --oversubscribe -np 3 "$BIN" run \
+            "$W/eng-$e-$r.yaml" --quiet
+    done
+done
+
 say ""
 say "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- figures -------------------------------------------------------------------------
-"$PY" - "$W" "$QUICK" <<'EOF'
-import json, re, sys
+"$PY" - "$W" "$QUICK" "$ENGINE_ROUNDS" <<'EOF'
+import json, re, statistics, sys
 
-w, quick = sys.argv[1], sys.argv[2] == "1"
+w, quick, engine_rounds = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
 
 def times(name):
     wall, user, sys_ = (float(x) for x in open(f"{w}/{name}.time").read().split())
@@ -187,6 +204,15 @@ speedup = n2_wall / n3_wall
 tsum2 = sum(t["seconds"] for t in r2["trials"])
 tsum3 = sum(t["seconds"] for t in r3["trials"])
 
+eng = {}   # engine -> (median wall, median cpu, median sum of trial seconds, walls)
+for e in ("openblas", "auto"):
+    runs = [times(f"eng-{e}-{r}") for r in range(1, engine_rounds + 1)]
+    tsum = [sum(t["seconds"] for t in results(f"eng-{e}-{r}")["trials"])
+            for r in range(1, engine_rounds + 1)]
+    eng[e] = (statistics.median(x[0] for x in runs), statistics.median(x[1] for x in runs),
+              statistics.median(tsum), [x[0] for x in runs])
+engine_ratio = eng["openblas"][0] / eng["auto"][0]
+
 print()
 print(f"data: {ds['images']} images ({ds['train']} train, {ds['val']} val, {ds['test']} test); "
       f"grid {ntr} trials x {epochs} epochs")
@@ -203,6 +229,9 @@ print(f"best trial: cached {rg['best']['trial']} ({rg['best']['value']:.4f}), "
       f"max |val_accuracy difference| over the trials {max_diff:.4f}")
 print(f"scaling: sum of trial seconds 1 worker {tsum2:.1f} s, 2 workers {tsum3:.1f} s "
       f"(per-trial slow-down with 2 workers {tsum3 / tsum2:.2f}x)")
+print(f"engines, wall per round: openblas {' '.join(f'{x:.2f}' for x in eng['openblas'][3])} s, "
+      f"auto {' '.join(f'{x:.2f}' for x in eng['auto'][3])} s; median sum of trial seconds "
+      f"openblas {eng['openblas'][2]:.1f} s, auto {eng['auto'][2]:.1f} s")
 
 rows = [
     ("extraction pass (separate sweep)", f"{ext_s:.2f} s", f"{ext_rate:.0f} img/s", ""),
@@ -220,6 +249,12 @@ rows = [
     ("fine-tune x4, mpirun -np 2 (1 worker)", f"{n2_wall:.2f} s", f"cpu {n2_cpu:.1f} s", ""),
     ("fine-tune x4, mpirun -np 3 (2 workers)", f"{n3_wall:.2f} s", f"cpu {n3_cpu:.1f} s", ""),
     ("speed-up 2 workers vs 1", f"{speedup:.2f}", "target >= 1.8", verdict(speedup >= 1.8)),
+    ("fine-tune x4, -np 3, openblas (median)", f"{eng['openblas'][0]:.2f} s",
+     f"cpu {eng['openblas'][1]:.1f} s", f"{engine_rounds} round(s)"),
+    ("fine-tune x4, -np 3, auto (median)", f"{eng['auto'][0]:.2f} s",
+     f"cpu {eng['auto'][1]:.1f} s", f"{engine_rounds} round(s)"),
+    ("openblas / auto wall", f"{engine_ratio:.2f}", "target >= 1.5",
+     verdict(engine_ratio >= 1.5)),
 ]
 print()
 print("summary" + (" (--quick: reduced sizes)" if quick else ""))

@@ -6,6 +6,7 @@ step (bench/compare.py sets it)."""
 import argparse
 import json
 import resource
+import statistics
 import time
 
 import torch
@@ -70,18 +71,31 @@ def main():
         loss.backward()
         opt.step()
 
-    for _ in range(a.warmup):
+    def faults():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+    # step 0 alone (first touch), then the timed steps; figures as tlsweep-bench's
+    f0 = faults()
+    first = None
+    times = []
+    for s in range(a.warmup + a.steps):
+        if s == a.warmup:
+            f_timed, t0 = faults(), time.perf_counter()
+        ts = time.perf_counter()
         step()
-    t0 = time.perf_counter()
-    for _ in range(a.steps):
-        step()
+        if s >= a.warmup:
+            times.append(time.perf_counter() - ts)
+        if s == 0:
+            first = faults() - f0
     dt = time.perf_counter() - t0
+    f_steps = faults() - f_timed
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"impl": "pytorch", "backbone": a.backbone, "size": a.size,
                       "batch": a.batch, "mode": a.mode, "threads": a.threads,
                       "images_per_s": a.batch * a.steps / dt, "peak_rss_mib": rss,
-                      "torch": torch.__version__}))
-
+                      "torch": torch.__version__, "steps": a.steps, "warmup": a.warmup,
+                      "mean_step_s": dt / a.steps, "median_step_s": statistics.median(times),
+                      "faults_per_step": f_steps / a.steps, "first_step_faults": first}))
 
 if __name__ == "__main__":
     main()
