@@ -248,6 +248,8 @@ static int check_mode(const char *dir, const char *mode, double tol_grad)
         goto done;
     }
 
+    char be[256];
+    printf("%s %s %s: %s\n", backbone, conv, mode, net_backend_summary(&n, be, sizeof be));
     double t0 = now();
     net_zero_grads(&n);
     net_forward(&n, x, batch, train);
