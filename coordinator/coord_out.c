@@ -367,8 +367,8 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
     const char *metric = sweep_metric_name(c->s->metric);
     len += (size_t)snprintf(buf + len, cap - len,
                             "rank,trial,status,backbone,mode,learning_rate,optimizer,batch_size,"
-                            "precision,engine,epochs,best_epoch,select_metric,select_value,val_accuracy,val_loss,"
-                            "accuracy,loss,eval_split,eval_accuracy,seconds\n");
+                            "precision,engine,epochs,best_epoch,select_metric,select_value,"
+                            "val_accuracy,val_loss,accuracy,loss,eval_split,eval_accuracy,seconds\n");
     for (int pass = 0; pass < 2; pass++) {
         size_t count = pass ? c->s->n_trials : (size_t)n;
         for (size_t k = 0; k < count; k++) {

@@ -515,6 +515,7 @@ static int it_precision(ctx *c, yaml_node_t *it, const char *ip, void *out)
         mark(&c->s->bf16_at, it, ip);
     return 0;
 }
+
 static int same_str(const void *a, const void *b)
 {
     return !strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -540,9 +541,9 @@ static int same_sched_v(const void *a, const void *b)
 static int parse_grid(ctx *c, yaml_node_t *m, yaml_node_t *root, yaml_node_t **bb_list,
                       yaml_node_t ***bb_nodes)
 {
-    static const char *const keys[] = {"backbone",     "mode",     "learning_rate", "optimizer",
-                                       "batch_size",   "weight_decay", "momentum", "schedule",
-                                       "precision",    NULL};
+    static const char *const keys[] = {"backbone", "mode", "learning_rate", "optimizer",
+                                       "batch_size", "weight_decay", "momentum", "schedule",
+                                       "precision", NULL};
     yaml_node_t *v[9];
     sweep *s = c->s;
     if (!m)
