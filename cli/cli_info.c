@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include "worker/engine/engine.h"
+#include "worker/nn/backend.h"
 
 #include <mpi.h>
 #include <sched.h>
@@ -43,6 +44,19 @@ int cli_info(int argc, char **argv)
     const char *tenv = getenv("TLSWEEP_THREADS");
     printf("threads:   %d by default%s\n", engine_threads_default(),
            tenv && *tenv ? " (TLSWEEP_THREADS is set)" : " (one per usable core)");
+    printf("onednn:    %s\n", nn_onednn_describe(buf, (int)sizeof buf));
+    const char *eenv = getenv("TLSWEEP_ENGINE");
+    printf("engine:    %s by default%s\n", nn_backend_name(nn_backend_get()),
+           eenv && *eenv ? " (TLSWEEP_ENGINE is set)" : " (a sweep's engine: key chooses)");
+    /* what a sweep's grid.precision: bf16 needs (sweep_check_host) */
+    const char *fake = getenv("TLSWEEP_CPU_NO_BF16");
+    if (!nn_cpu_has_bf16())
+        printf("bf16:      no: the CPU has no AVX512_BF16%s\n",
+               fake && !strcmp(fake, "1") ? " (TLSWEEP_CPU_NO_BF16=1 says so)" : "");
+    else if (!nn_have_onednn())
+        printf("bf16:      no: the CPU has AVX512_BF16, but this build has no oneDNN\n");
+    else
+        printf("bf16:      yes (the CPU has AVX512_BF16)\n");
 
     char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
     int len = 0, major = 0, minor = 0;

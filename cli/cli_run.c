@@ -32,15 +32,20 @@ static void print_table(const sweep *s)
         int l = (int)strlen(s->trials[i].id);
         w = l > w ? l : w;
     }
-    printf("%s: %zu trials (%s)\n\n", s->name, s->n_trials, s->file);
-    printf("%4s  %-*s  %-12s  %-20s  %-8s  %-9s  %5s  %6s\n", "#", w, "id", "backbone", "mode", "lr",
-           "optimizer", "batch", "epochs");
+    printf("%s: %zu trials (%s)\n", s->name, s->n_trials, s->file);
+    if (s->engine_set)
+        printf("engine: %s, for every trial\n", sweep_engine_name(s->engine));
+    /* the precision column when the file gives grid.precision */
+    int prec = s->n_precisions > 0;
+    printf("\n%4s  %-*s  %-12s  %-20s  %-8s  %-9s  %5s  %6s%s\n", "#", w, "id", "backbone", "mode",
+           "lr", "optimizer", "batch", "epochs", prec ? "  precision" : "");
     for (size_t i = 0; i < s->n_trials; i++) {
         const sweep_trial *t = &s->trials[i];
         char mode[64];
         sweep_mode_str(&t->mode, mode, sizeof mode);
-        printf("%4zu  %-*s  %-12s  %-20s  %-8.2g  %-9s  %5d  %6d\n", i + 1, w, t->id, t->backbone, mode,
-               t->learning_rate, sweep_optimizer_name(t->optimizer), t->batch_size, t->epochs);
+        printf("%4zu  %-*s  %-12s  %-20s  %-8.2g  %-9s  %5d  %6d%s%s\n", i + 1, w, t->id, t->backbone,
+               mode, t->learning_rate, sweep_optimizer_name(t->optimizer), t->batch_size, t->epochs,
+               prec ? "  " : "", prec ? sweep_precision_name(t->precision) : "");
     }
 }
 
@@ -117,6 +122,10 @@ static void print_work(const sweep *s)
         if (w && stat(w, &st) != 0)
             printf("  note: weights file %s (%s) not found here; a real run needs it\n", w, s->backbones[i]);
     }
+    /* a login node may lack what the compute nodes have */
+    tl_err he = {0};
+    if (sweep_check_host(s, &he))
+        printf("  note: %s (a real run here is refused)\n", he.msg);
     printf("  total: %zu x images of backbone work (the Keras way, backbone every epoch: %zu x images)\n",
            (size_t)s->n_cache_groups + ft_epochs, keras);
 }

@@ -58,8 +58,9 @@ typedef struct {
                                  * under MPI, abort them */
 } coord_opts;
 
-/* Checks that the sweep can start (weights readable, dataset indexable)
- * before anything is created, so a bad setup leaves no output. The index
+/* Checks that the sweep can start (this host can run its precision and
+ * engine, sweep_check_host; weights readable; dataset indexable) before
+ * anything is created, so a bad setup leaves no output. The index
  * (data_index_free it) is the one coord_run goes on with; s's trial keys
  * are bound to its fingerprint (sweep_bind_data), as coord_run requires. */
 int coord_preflight(sweep *s, data_index *ix, tl_err *e);

@@ -203,6 +203,17 @@ static int write_text(const char *path, const char *text, size_t n, tl_err *e)
     return rc;
 }
 
+/* The engine backend trial i was asked for: as its worker resolved it (in
+ * its result), else the file's engine:, else unknown (NULL: a trial that
+ * has not run, or a result journaled before results said). */
+static const char *trial_engine(const coord *c, int i)
+{
+    const Tlsweep__TrialResult *r = c->trials[i].res;
+    if (r && r->engine && r->engine[0])
+        return r->engine;
+    return c->s->engine_set ? sweep_engine_name(c->s->engine) : NULL;
+}
+
 static json_t *trial_json(const coord *c, int i, int rank)
 {
     const sweep_trial *st = &c->s->trials[i];
@@ -219,6 +230,9 @@ static json_t *trial_json(const coord *c, int i, int rank)
     json_object_set_new(o, "learning_rate", json_real(st->learning_rate));
     json_object_set_new(o, "optimizer", json_string(sweep_optimizer_name(st->optimizer)));
     json_object_set_new(o, "batch_size", json_integer(st->batch_size));
+    json_object_set_new(o, "precision", json_string(sweep_precision_name(st->precision)));
+    const char *engine = trial_engine(c, i);
+    json_object_set_new(o, "engine", engine ? json_string(engine) : json_null());
     json_object_set_new(o, "epochs", json_integer(st->epochs));
     json_object_set_new(o, "feature_cache", json_boolean(sweep_trial_uses_cache(st)));
     const Tlsweep__TrialResult *r = t->res;
@@ -353,8 +367,8 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
     const char *metric = sweep_metric_name(c->s->metric);
     len += (size_t)snprintf(buf + len, cap - len,
                             "rank,trial,status,backbone,mode,learning_rate,optimizer,batch_size,"
-                            "epochs,best_epoch,select_metric,select_value,val_accuracy,val_loss,"
-                            "accuracy,loss,eval_split,eval_accuracy,seconds\n");
+                            "precision,engine,epochs,best_epoch,select_metric,select_value,"
+                            "val_accuracy,val_loss,accuracy,loss,eval_split,eval_accuracy,seconds\n");
     for (int pass = 0; pass < 2; pass++) {
         size_t count = pass ? c->s->n_trials : (size_t)n;
         for (size_t k = 0; k < count; k++) {
@@ -371,10 +385,12 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
             char rk[24] = "";
             if (!pass)
                 snprintf(rk, sizeof rk, "%zu", k + 1);
-            len += (size_t)snprintf(buf + len, cap - len, "%s,%s,%s,%s,%s,%.10g,%s,%d,%d,", rk,
-                                    st->id, status_name(c->trials[i].st), st->backbone, mode,
-                                    st->learning_rate, sweep_optimizer_name(st->optimizer),
-                                    st->batch_size, st->epochs);
+            const char *engine = trial_engine(c, i);
+            len += (size_t)snprintf(buf + len, cap - len, "%s,%s,%s,%s,%s,%.10g,%s,%d,%s,%s,%d,",
+                                    rk, st->id, status_name(c->trials[i].st), st->backbone,
+                                    mode, st->learning_rate, sweep_optimizer_name(st->optimizer),
+                                    st->batch_size, sweep_precision_name(st->precision),
+                                    engine ? engine : "", st->epochs);
             if (r)
                 len += (size_t)snprintf(buf + len, cap - len,
                                         "%u,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%.6f,%.2f\n",

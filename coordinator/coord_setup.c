@@ -26,6 +26,9 @@
 
 int coord_preflight(sweep *s, data_index *ix, tl_err *e)
 {
+    int rc = sweep_check_host(s, e);
+    if (rc)
+        return rc;
     for (int i = 0; i < s->n_backbones; i++) {
         const char *w = sweep_weights_path(s, s->backbones[i]);
         if (!w)
@@ -37,7 +40,7 @@ int coord_preflight(sweep *s, data_index *ix, tl_err *e)
     }
     data_index_cfg dc = {s->train_dir, s->val_dir, s->test_dir,
                          s->val_dir ? 0 : s->validation_split, s->data_seed};
-    int rc = data_index_build(ix, &dc, e);
+    rc = data_index_build(ix, &dc, e);
     if (!rc && (rc = sweep_bind_data(s, data_index_fingerprint(ix), e)))
         data_index_free(ix);
     return rc;
@@ -81,18 +84,25 @@ static void group_label(coord *c, int g)
 {
     cgroup *cg = &c->groups[g];
     const char *text = c->s->cache_groups[g].text, *w = group_weights(c->s, g);
-    snprintf(cg->label, sizeof cg->label, "%s", text);
+    /* a bf16 group's text goes on after the preprocessing: "|bf16" */
+    size_t n = strlen(text);
+    int bf16 = n > 5 && !strcmp(text + n - 5, "|bf16");
+    snprintf(cg->label, sizeof cg->label, "%.*s", (int)(bf16 ? n - 5 : n), text);
     char *bar = strrchr(cg->label, '|');
-    if (!w || !bar)
+    if (!w || !bar) {
+        snprintf(cg->label, sizeof cg->label, "%s", text);
         return;
+    }
     model_spec spec;
     tset ts;
     model_spec_init(&spec);
     tset_init(&ts);
     tl_err e = {0};
     if (model_read(w, &spec, &ts, &e) == 0)
-        snprintf(bar + 1, sizeof cg->label - (size_t)(bar + 1 - cg->label), "%s",
-                 model_preproc_name(spec.preproc));
+        snprintf(bar + 1, sizeof cg->label - (size_t)(bar + 1 - cg->label), "%s%s",
+                 model_preproc_name(spec.preproc), bf16 ? "|bf16" : "");
+    else
+        snprintf(cg->label, sizeof cg->label, "%s", text);
     model_spec_free(&spec);
     tset_free(&ts);
 }

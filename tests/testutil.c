@@ -205,6 +205,18 @@ void tu_assert_one_line_error_(const char *file, int line, const tl_err *e, ...)
     va_end(ap);
 }
 
+const char *tu_repo_path(const char *rel)
+{
+    static char bufs[8][1024];
+    static unsigned k;
+    /* CMake compiles this file by its absolute path */
+    const char *me = __FILE__, *tail = strstr(me, "tests/testutil.c");
+    assert_non_null(tail);
+    char *b = bufs[k++ % 8];
+    snprintf(b, sizeof bufs[0], "%.*s%s", (int)(tail - me), me, rel);
+    return b;
+}
+
 int tu_tmp_left(const char *path)
 {
     char dir[1024];

@@ -55,6 +55,9 @@ const char *tu_tmpdir(void);
 void tu_write_file(const char *path, const void *data, size_t n);
 /* The whole file, malloc'd with one spare byte; fails the test on error. */
 unsigned char *tu_read_file(const char *path, size_t *n);
+/* "<repository>/<rel>", e.g. a fuzz corpus file written by an older
+ * tlsweep, in one of 8 rotating static buffers (as tu_tmp). */
+const char *tu_repo_path(const char *rel);
 /* Whether an atomic write's temporary of path ("<path>.tmp.<pid>.<n>",
  * common/base/fileio.h) is left in its folder. */
 int tu_tmp_left(const char *path);

@@ -17,6 +17,7 @@
 #include "common/sweep/sweep.h"
 #include "worker/engine/engine.h"
 #include "worker/engine/loader.h"
+#include "worker/nn/backend.h"
 #include "worker/trial/trial.h"
 
 enum { EXTRACT_BATCH = 32 };
@@ -156,6 +157,9 @@ static int setup(worker *w, const Tlsweep__Setup *su, tl_err *e)
     if (rc)
         return rc;
     w->have_sweep = 1;
+    /* the coordinator's node can run the sweep; this one may be another */
+    if ((rc = sweep_check_host(&w->s, e)))
+        return rc;
     const sweep *s = &w->s;
     data_index_cfg dc = {s->train_dir, s->val_dir, s->test_dir,
                          s->val_dir ? 0 : s->validation_split, s->data_seed};
@@ -184,6 +188,17 @@ static int setup(worker *w, const Tlsweep__Setup *su, tl_err *e)
         w->hb_s = s->worker_timeout / 4;
     w->ready = 1;
     return 0;
+}
+
+/* The engine a net of the sweep is built for, process-wide (net_finalize
+ * reads it): the file's engine: when it gives one (else TLSWEEP_ENGINE or
+ * auto stay), and the precision of the trial or of the cache group, which
+ * is always set, being part of what the trial is. */
+static void engine_for(const sweep *s, const sweep_trial *t)
+{
+    if (s->engine_set)
+        nn_backend_set((nn_backend)s->engine);
+    nn_precision_set((nn_precision)t->precision);
 }
 
 /* ---- feature extraction ----------------------------------------------------------------- */
@@ -216,6 +231,7 @@ static int open_extractor(worker *w, int group, tl_err *e)
     tset wts;
     tset_init(&wts);
     model_spec_init(&w->ext_spec);
+    engine_for(&w->s, t); /* the group's trials share their precision */
     int rc = model_read(t->weights, &w->ext_spec, &wts, e);
     int pooled = w->s.n_head > 0 && w->s.head[0].kind == SWEEP_HEAD_GAP;
     if (!w->s.n_head)
@@ -427,6 +443,7 @@ static int epoch_done(void *ctx, const trial_snapshot *sn)
     ck.best_value = sn->best_value;
     ck.n_history = (size_t)sn->epoch;
     ck.history = hp;
+    ck.precision = (char *)sweep_precision_name(w->s.trials[w->trial_index].precision);
     Tlsweep__Envelope cenv = TLSWEEP__ENVELOPE__INIT;
     cenv.body_case = TLSWEEP__ENVELOPE__BODY_CHECKPOINT;
     cenv.checkpoint = &ck;
@@ -584,6 +601,7 @@ static int send_result(worker *w, const sweep_trial *t, const trial_result *r, i
     tr.backbone_images = r->backbone_images;
     tr.bad_images = r->bad_images;
     tr.seconds = secs;
+    tr.engine = (char *)nn_backend_name(nn_backend_get());
     if (status == TLSWEEP__TRIAL_RESULT__STATUS__DONE && r->confusion) {
         tr.n_confusion = (size_t)r->n_classes * (size_t)r->n_classes;
         tr.confusion = (uint64_t *)r->confusion;
@@ -707,6 +725,7 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     /* the trial's own line, never one left over from an earlier task */
     tl_err te = {0};
     w->model_err = te;
+    engine_for(s, t);
     rc = trial_run(&cfg, &r, &te);
     if (w->task_failed) /* trial_run saw a stop; the reason is the worker's */
         rc = tl_errf(&te, w->task_err.code ? w->task_err.code : TL_EINVAL, "%s",

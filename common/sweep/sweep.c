@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/base/cpu.h"
 #include "common/base/fileio.h"
 #include "common/sweep/yamlcheck.h"
 
@@ -30,6 +32,9 @@ static const char *const backbone_names[] = {"mobilenet_v2", "resnet50", "vgg16"
 static const char *const optimizer_names[] = {"adam", "sgd", "rmsprop", NULL};
 static const char *const metric_names[] = {"val_accuracy", "val_loss", "accuracy", "loss", NULL};
 static const char *const act_names[] = {"linear", "relu", "relu6", NULL};
+/* as nn_backend_name / nn_precision_name (worker/nn/backend.h) */
+static const char *const engine_names[] = {"auto", "openblas", "onednn", NULL};
+static const char *const precision_names[] = {"fp32", "bf16", NULL};
 
 static int backbone_find(const char *name)
 {
@@ -59,6 +64,16 @@ const char *sweep_optimizer_name(sweep_optimizer o)
 const char *sweep_metric_name(sweep_metric m)
 {
     return (unsigned)m < 4 ? metric_names[m] : "?";
+}
+
+const char *sweep_engine_name(sweep_engine g)
+{
+    return (unsigned)g < 3 ? engine_names[g] : "?";
+}
+
+const char *sweep_precision_name(sweep_precision p)
+{
+    return (unsigned)p < 2 ? precision_names[p] : "?";
 }
 
 void sweep_mode_str(const sweep_mode *m, char *buf, size_t n)
@@ -481,6 +496,26 @@ static int it_sched(ctx *c, yaml_node_t *it, const char *ip, void *out)
 {
     return parse_sched(c, it, ip, out);
 }
+
+/* Where n stands, for a check after the parse. */
+static void mark(sweep_at *at, const yaml_node_t *n, const char *path)
+{
+    at->line = (int)n->start_mark.line + 1;
+    at->col = (int)n->start_mark.column + 1;
+    snprintf(at->path, sizeof at->path, "%s", path);
+}
+
+static int it_precision(ctx *c, yaml_node_t *it, const char *ip, void *out)
+{
+    int k;
+    if (ycheck_enum(c->y, it, ip, "precision", precision_names, &k))
+        return TL_EINVAL;
+    *(sweep_precision *)out = (sweep_precision)k;
+    if (k == SWEEP_BF16 && !c->s->bf16_at.line)
+        mark(&c->s->bf16_at, it, ip);
+    return 0;
+}
+
 static int same_str(const void *a, const void *b)
 {
     return !strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -507,8 +542,9 @@ static int parse_grid(ctx *c, yaml_node_t *m, yaml_node_t *root, yaml_node_t **b
                       yaml_node_t ***bb_nodes)
 {
     static const char *const keys[] = {"backbone", "mode", "learning_rate", "optimizer",
-                                       "batch_size", "weight_decay", "momentum", "schedule", NULL};
-    yaml_node_t *v[8];
+                                       "batch_size", "weight_decay", "momentum", "schedule",
+                                       "precision", NULL};
+    yaml_node_t *v[9];
     sweep *s = c->s;
     if (!m)
         return ycheck_fail(c->y, root, "grid.backbone", "missing (required: the backbones to sweep)");
@@ -540,6 +576,9 @@ static int parse_grid(ctx *c, yaml_node_t *m, yaml_node_t *root, yaml_node_t **b
     if (!rc && v[7])
         rc = parse_list(c, v[7], "grid.schedule", sizeof(sweep_sched), it_sched, same_sched_v,
                         (void **)&s->scheds, &s->n_scheds, NULL);
+    if (!rc && v[8])
+        rc = parse_list(c, v[8], "grid.precision", sizeof(sweep_precision), it_precision,
+                        same_int, (void **)&s->precisions, &s->n_precisions, NULL);
     if (rc)
         return rc;
     /* Keras defaults for what the file leaves out */
@@ -600,8 +639,8 @@ static int parse_root(ctx *c, yaml_node_t *root)
     static const char *const keys[] = {"name", "data", "model", "weights", "grid",
                                        "epochs", "select", "out", "seed", "threads",
                                        "feature_cache", "checkpoint_seconds",
-                                       "worker_timeout", NULL};
-    yaml_node_t *v[13];
+                                       "worker_timeout", "engine", "precision", NULL};
+    yaml_node_t *v[15];
     sweep *s = c->s;
     if (ycheck_map(c->y, root, "", keys, v, "a mapping of sweep keys"))
         return TL_EINVAL;
@@ -632,6 +671,19 @@ static int parse_root(ctx *c, yaml_node_t *root)
     if (v[12] && ycheck_range(c->y, v[12], "worker_timeout", "a number of seconds >= 1", 1, 0,
                               1e6, 0, &s->worker_timeout))
         return TL_EINVAL;
+    int k;
+    if (v[13]) {
+        if (ycheck_enum(c->y, v[13], "engine", "engine", engine_names, &k))
+            return TL_EINVAL;
+        s->engine_set = 1;
+        s->engine = (sweep_engine)k;
+        if (s->engine == SWEEP_ENGINE_ONEDNN)
+            mark(&s->onednn_at, v[13], "engine");
+    }
+    /* an axis, like the optimizer: fp32 and bf16 compared in one sweep */
+    if (v[14])
+        return ycheck_fail(c->y, v[14], "precision",
+                           "goes under grid: (grid.precision: fp32, bf16 or [fp32, bf16])");
 
     yaml_node_t *size_node = NULL, *metric_node = NULL, *bb_list = NULL, **bb_nodes = NULL;
     s->image_size = 224;
@@ -687,7 +739,8 @@ static int parse_root(ctx *c, yaml_node_t *root)
     }
     double total = (double)s->n_backbones * s->n_modes * s->n_learning_rates * s->n_optimizers *
                    s->n_batch_sizes * (s->n_weight_decays ? s->n_weight_decays : 1) *
-                   (s->n_momenta ? s->n_momenta : 1) * (s->n_scheds ? s->n_scheds : 1);
+                   (s->n_momenta ? s->n_momenta : 1) * (s->n_scheds ? s->n_scheds : 1) *
+                   (s->n_precisions ? s->n_precisions : 1);
     if (total > SWEEP_MAX_TRIALS)
         return ycheck_fail(c->y, v[4], "grid", "expected at most %d trials, the product of the lists is %.0f",
                     SWEEP_MAX_TRIALS, total);
@@ -715,6 +768,7 @@ void sweep_free(sweep *s)
     free(s->weight_decays);
     free(s->momenta);
     free(s->scheds);
+    free(s->precisions);
     free(s->out);
     sweep_expand_free(s);
     memset(s, 0, sizeof *s);
@@ -775,4 +829,39 @@ int sweep_load(sweep *s, const char *path, tl_err *e)
     int rc = sweep_load_text(s, path, &text, &len, e);
     free(text);
     return rc;
+}
+
+/* ---- what the host must have ---------------------------------------------- */
+
+/* CMake defines it here as on worker/nn when it found oneDNN. */
+static int built_with_onednn(void)
+{
+#ifdef TLSWEEP_HAVE_ONEDNN
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int sweep_check_host(const sweep *s, tl_err *e)
+{
+    static const char *const no_onednn =
+        "this tlsweep is built without oneDNN (OpenBLAS only; Debian: apt-get install "
+        "libdnnl-dev, then rebuild)";
+    const char *f = s->file ? s->file : "sweep";
+    const sweep_at *b = &s->bf16_at, *o = &s->onednn_at;
+    if (b->line && !built_with_onednn())
+        return tl_errf(e, TL_EINVAL, "%s:%d:%d: %s: bf16 needs oneDNN, and %s", f, b->line,
+                       b->col, b->path, no_onednn);
+    if (b->line && !tl_cpu_has_avx512_bf16()) {
+        char host[256] = "?";
+        gethostname(host, sizeof host - 1);
+        return tl_errf(e, TL_EINVAL, "%s:%d:%d: %s: bf16 needs a CPU with AVX512_BF16, and "
+                       "this one (%s) has none: use fp32 here", f, b->line, b->col, b->path,
+                       host);
+    }
+    if (o->line && !built_with_onednn())
+        return tl_errf(e, TL_EINVAL, "%s:%d:%d: %s: onednn: %s", f, o->line, o->col, o->path,
+                       no_onednn);
+    return 0;
 }

@@ -9,12 +9,13 @@
  * cartesian product in this order, outermost first (stable: it is the
  * order of the journal and of the dry-run table):
  *   backbone, mode, learning_rate, optimizer, batch_size, weight_decay,
- *   momentum, schedule
+ *   momentum, schedule, precision
  * each list in the order the file gives it.
  *
  * Enums keep the order of their engine counterparts (sweep_optimizer as
- * optim_kind, sweep_act as net_act, sweep_head_kind as net_head_kind) so
- * the worker converts by cast; common/ does not include worker/ headers. */
+ * optim_kind, sweep_act as net_act, sweep_head_kind as net_head_kind,
+ * sweep_engine as nn_backend, sweep_precision as nn_precision) so the
+ * worker converts by cast; common/ does not include worker/ headers. */
 #ifndef TLSWEEP_SWEEP_H
 #define TLSWEEP_SWEEP_H
 
@@ -60,6 +61,21 @@ typedef struct {
 
 typedef enum { SWEEP_VAL_ACCURACY, SWEEP_VAL_LOSS, SWEEP_ACCURACY, SWEEP_LOSS } sweep_metric;
 
+/* The engine's backend (`engine:`, one for the sweep: like threads it
+ * changes the speed, not what a trial is) and compute precision
+ * (`grid.precision`, an axis: a bf16 trial is another trial than its fp32
+ * twin). bf16 computes in bf16 with fp32 master weights and needs a CPU
+ * with AVX512_BF16 and a build with oneDNN (sweep_check_host). */
+typedef enum { SWEEP_ENGINE_AUTO, SWEEP_ENGINE_OPENBLAS, SWEEP_ENGINE_ONEDNN } sweep_engine;
+typedef enum { SWEEP_FP32, SWEEP_BF16 } sweep_precision;
+
+/* Where the file gave a value, for messages after the parse
+ * ("FILE:LINE:COL: PATH: ..."); line 0: not given. */
+typedef struct {
+    int line, col;
+    char path[48];
+} sweep_at;
+
 typedef struct {
     const char *backbone;   /* static name: "mobilenet_v2", "resnet50", "vgg16", "inception_v3" */
     char *path;
@@ -80,6 +96,9 @@ typedef struct {
     double weight_decay;    /* 0 when the file gives none */
     double momentum;        /* -1 when the file gives none: the optimizer's Keras default */
     sweep_sched sched;
+    sweep_precision precision;  /* in the id, key and cache text only when bf16, so
+                                   an fp32 trial keeps the identity it had before
+                                   sweeps had precisions */
     int epochs;
     /* Frozen feature cache: trials with the same cache_key train their heads
      * on the same backbone features. -1 / 0 for trials that run the backbone
@@ -91,7 +110,8 @@ typedef struct {
 
 typedef struct {
     uint64_t key;           /* FNV-1a of cache_text */
-    char *text;             /* backbone|weights path|image size|preprocessing (owned) */
+    char *text;             /* backbone|weights path|image size|preprocessing, then
+                               |bf16 for bf16 trials (owned) */
     int n_trials;
 } sweep_cache_group;
 
@@ -122,6 +142,7 @@ typedef struct {
     double *weight_decays;  int n_weight_decays;   /* 0 when absent: {0} */
     double *momenta;        int n_momenta;         /* 0 when absent: {-1} */
     sweep_sched *scheds;    int n_scheds;          /* 0 when absent: {constant} */
+    sweep_precision *precisions; int n_precisions; /* 0 when absent: {fp32} */
 
     int epochs;
     sweep_metric metric;
@@ -129,6 +150,10 @@ typedef struct {
     char *out;
     uint64_t seed;
     int threads;            /* 0: automatic (cores per node / ranks per node) */
+    /* engine: for every trial; engine_set 0 when the file gives none (then
+     * TLSWEEP_ENGINE in the workers' environment, else auto) */
+    int engine_set;
+    sweep_engine engine;
     /* feature_cache: false runs frozen trials the Keras way, the backbone
      * forward every epoch (for comparisons; the cache is on by default) */
     int no_feature_cache;
@@ -138,6 +163,9 @@ typedef struct {
     /* a worker silent this long (no message, not even a heartbeat) stops the
      * run, resumably; workers heartbeat well within it */
     double worker_timeout;
+    /* the first bf16 in grid.precision and an `engine: onednn`, where
+     * sweep_check_host's refusals point */
+    sweep_at bf16_at, onednn_at;
 
     /* The dataset the trials' keys belong to (sweep_bind_data); 0/0 until bound. */
     uint64_t data_fingerprint;
@@ -174,12 +202,23 @@ void sweep_expand_free(sweep *s);
  * are reused only for the same files; the coordinator and every worker
  * bind the same fingerprint (they check they index the same files). */
 int sweep_bind_data(sweep *s, uint64_t fingerprint, tl_err *e);
+/* Whether this host can run what the file asks: bf16 needs a CPU with
+ * AVX512_BF16 (common/base/cpu.h) and a build with oneDNN, `engine: onednn`
+ * a build with oneDNN. 0, or TL_EINVAL with one line at the value:
+ *   sweep.yaml:12:22: grid.precision[1]: bf16 needs a CPU with AVX512_BF16 ...
+ * Not part of sweep_parse: the file is the same everywhere, the host is
+ * not (`tlsweep merge` reads a sweep wherever it runs, a dry run on a login
+ * node only notes it). coord_preflight asks it before anything is written,
+ * and every worker in its setup (ranks may run on other nodes). */
+int sweep_check_host(const sweep *s, tl_err *e);
 /* The weights path for backbone, or NULL. */
 const char *sweep_weights_path(const sweep *s, const char *backbone);
 
 /* Names as the file spells them. */
 const char *sweep_optimizer_name(sweep_optimizer o);
 const char *sweep_metric_name(sweep_metric m);
+const char *sweep_engine_name(sweep_engine g);
+const char *sweep_precision_name(sweep_precision p);
 /* "frozen", "fine_tune", "fine_tune_at: 100", "frozen_then_fine_tune: 5 then 100". */
 void sweep_mode_str(const sweep_mode *m, char *buf, size_t n);
 /* Keras preprocessing of a backbone's own weights: "tf" or "caffe". */

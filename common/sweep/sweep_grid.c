@@ -91,6 +91,9 @@ static int trial_id(const sweep *s, sweep_trial *t, tl_strbuf *b, tl_err *e)
         sched_tag(&t->sched, md, sizeof md);
         tl_strbuf_printf(b, "-%s", md);
     }
+    /* fp32, the default, leaves the id as it was before precisions */
+    if (t->precision == SWEEP_BF16)
+        tl_strbuf_printf(b, "-bf16");
     if (b->oom)
         return tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
     if (b->len >= sizeof t->id)
@@ -105,7 +108,8 @@ static int trial_id(const sweep *s, sweep_trial *t, tl_strbuf *b, tl_err *e)
  * buffer so that no part (a long weights path) pushes another (the
  * epochs) out: the grid point, the shared settings, and the dataset index
  * fingerprint once sweep_bind_data has given one. The text of a trial
- * without a bound dataset hashes as it did before keys had one. */
+ * without a bound dataset hashes as it did before keys had one, and an
+ * fp32 trial's as before precisions (old out/ folders resume). */
 static uint64_t trial_key(const sweep *s, const sweep_trial *t, const tl_strbuf *shared,
                           tl_strbuf *b)
 {
@@ -113,6 +117,8 @@ static uint64_t trial_key(const sweep *s, const sweep_trial *t, const tl_strbuf 
     tl_strbuf_printf(b, "tlsweep-trial-v1|%s|weights=%s|epochs=%d|lr=%a|wd=%a|m=%a|", t->id,
                      t->weights, t->epochs, t->learning_rate, t->weight_decay, t->momentum);
     tl_strbuf_put(b, shared->s, shared->len);
+    if (t->precision == SWEEP_BF16)
+        tl_strbuf_printf(b, "|precision=bf16");
     if (s->data_bound)
         tl_strbuf_printf(b, "|data=%016llx", (unsigned long long)s->data_fingerprint);
     return tl_fnv1a_bytes(TL_FNV1A_OFFSET, b->s, b->len);
@@ -142,14 +148,16 @@ int sweep_expand(sweep *s, tl_err *e)
     int nwd = s->n_weight_decays ? s->n_weight_decays : 1;
     int nmo = s->n_momenta ? s->n_momenta : 1;
     int nsc = s->n_scheds ? s->n_scheds : 1;
+    int npr = s->n_precisions ? s->n_precisions : 1;
     double total = (double)s->n_backbones * s->n_modes * s->n_learning_rates * s->n_optimizers *
-                   s->n_batch_sizes * nwd * nmo * nsc;
+                   s->n_batch_sizes * nwd * nmo * nsc * npr;
     if (total < 1 || total > SWEEP_MAX_TRIALS)
         return tl_errf(e, TL_EINVAL, "%s: grid: expected 1 to %d trials, the product of the lists is %.0f",
                        s->file ? s->file : "sweep", SWEEP_MAX_TRIALS, total);
     sweep_expand_free(s);
     s->trials = calloc((size_t)total, sizeof *s->trials);
-    s->cache_groups = calloc((size_t)s->n_backbones * (size_t)s->n_modes, sizeof *s->cache_groups);
+    s->cache_groups = calloc((size_t)s->n_backbones * (size_t)s->n_modes * (size_t)npr,
+                             sizeof *s->cache_groups);
     tl_strbuf shared = TL_STRBUF_INIT, kt = TL_STRBUF_INIT, text = TL_STRBUF_INIT;
     shared_text(s, &shared);
     int rc = 0;
@@ -165,7 +173,8 @@ int sweep_expand(sweep *s, tl_err *e)
     for (int ia = 0; ia < s->n_batch_sizes; ia++)
     for (int iw = 0; iw < nwd; iw++)
     for (int iu = 0; iu < nmo; iu++)
-    for (int is = 0; is < nsc; is++) {
+    for (int is = 0; is < nsc; is++)
+    for (int ip = 0; ip < npr; ip++) {
         sweep_trial *t = &s->trials[k];
         t->index = (int)k;
         t->backbone = s->backbones[ib];
@@ -178,6 +187,7 @@ int sweep_expand(sweep *s, tl_err *e)
         t->momentum = s->n_momenta ? s->momenta[iu] : -1;
         if (s->n_scheds)
             t->sched = s->scheds[is];
+        t->precision = s->n_precisions ? s->precisions[ip] : SWEEP_FP32;
         t->epochs = s->epochs;
 
         if ((rc = trial_id(s, t, &kt, e)))
@@ -192,6 +202,9 @@ int sweep_expand(sweep *s, tl_err *e)
             text.len = 0;
             tl_strbuf_printf(&text, "%s|%s|%d|%s", t->backbone, t->weights, s->image_size,
                              sweep_backbone_preprocessing(t->backbone));
+            /* bf16 features are other features */
+            if (t->precision == SWEEP_BF16)
+                tl_strbuf_printf(&text, "|bf16");
             if (kt.oom || text.oom) {
                 rc = tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
                 goto out;

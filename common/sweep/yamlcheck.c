@@ -426,10 +426,16 @@ int ycheck_bool(ycheck *y, yaml_node_t *n, const char *path, int *out)
 int ycheck_enum(ycheck *y, yaml_node_t *n, const char *path, const char *what,
                 const char *const *names, int *out)
 {
-    if (ycheck_is_scalar(n))
-        for (int i = 0; names[i]; i++)
-            if (!strcmp(ycheck_text(n), names[i]))
-                return *out = i, 0;
+    if (!ycheck_is_scalar(n)) {
+        /* not "unknown engine 'a list'" */
+        char all[256], expected[280];
+        list_names(names, all, sizeof all);
+        snprintf(expected, sizeof expected, "one of %s", all);
+        return ycheck_fail_got(y, n, path, expected);
+    }
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(ycheck_text(n), names[i]))
+            return *out = i, 0;
     return ycheck_fail_unknown(y, n, path, what, names);
 }
 

@@ -34,6 +34,7 @@ void model_spec_free(model_spec *s)
     free(s->source_sha256);
     free(s->importer);
     free(s->tlsweep_version);
+    free(s->precision);
     model_spec_init(s);
 }
 
@@ -245,6 +246,7 @@ static int make_view(model_view *v, const model_spec *s, const tset *ts)
     p->source_sha256 = (char *)str_or_empty(s->source_sha256);
     p->importer = (char *)str_or_empty(s->importer);
     p->tlsweep_version = (char *)str_or_empty(s->tlsweep_version);
+    p->precision = (char *)str_or_empty(s->precision);
 
     Tlsweep__Model *m = &v->m;
     m->format_version = MODEL_FORMAT_VERSION;
@@ -534,7 +536,8 @@ static int spec_from_msg(const char *name, const Tlsweep__Model *m, model_spec *
         if ((rc = dup_str(&s->source_path, p->source_path, name, e)) ||
             (rc = dup_str(&s->source_sha256, p->source_sha256, name, e)) ||
             (rc = dup_str(&s->importer, p->importer, name, e)) ||
-            (rc = dup_str(&s->tlsweep_version, p->tlsweep_version, name, e)))
+            (rc = dup_str(&s->tlsweep_version, p->tlsweep_version, name, e)) ||
+            (rc = dup_str(&s->precision, p->precision, name, e)))
             return rc;
     }
     return rc;

@@ -75,6 +75,7 @@ typedef struct {
     char *source_sha256;      /* hex */
     char *importer;
     char *tlsweep_version;
+    char *precision;          /* "fp32"/"bf16" that trained it; NULL: not trained here, or an old file */
 } model_spec;
 
 void model_spec_init(model_spec *s);

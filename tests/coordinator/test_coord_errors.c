@@ -138,7 +138,7 @@ static void test_worker_error_keeps_code(void **st)
      * own column, not the header of its value) */
     char *csv = (char *)tu_read_file(tu_tmp("out/results.csv"), &len);
     const char *head = "rank,trial,status,backbone,mode,learning_rate,optimizer,batch_size,"
-                       "epochs,best_epoch,select_metric,select_value,val_accuracy,val_loss,"
+                       "precision,engine,epochs,best_epoch,select_metric,select_value,val_accuracy,val_loss,"
                        "accuracy,loss,eval_split,eval_accuracy,seconds\n";
     assert_memory_equal(csv, head, strlen(head));
     const char *row = csv + strlen(head); /* the unfinished trial: no values */
@@ -146,7 +146,7 @@ static void test_worker_error_keeps_code(void **st)
     int commas = 0;
     for (const char *q = row; *q && *q != '\n'; q++)
         commas += *q == ',';
-    assert_int_equal(commas, 18);
+    assert_int_equal(commas, 20);
     free(csv);
 
     msg_link_free(lc);

@@ -17,11 +17,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "common/base/clock.h"
+#include "common/store/ckpt.h"
 #include "common/store/journal.h"
+#include "common/sweep/sweep.h"
 #include "common/weights/model_file.h"
 #include "coordinator/coordtest.h"
 #include "data/imgutil.h"
+#include "worker/nn/backend.h"
 
 static char *board_uninterrupted; /* the 1-worker run's leaderboard, for the stop case */
 
@@ -129,6 +134,13 @@ static void assert_finished_out(const char *out)
     assert_non_null(strstr(json, "\"model\": \"best.tlm\""));
     /* both frozen trials trained on one extraction of the backbone's features */
     assert_non_null(strstr(json, "\"extractions\": 1,"));
+    /* fp32 without grid.precision; the engine the worker was asked for:
+     * the sweep gives none, so the process's (TLSWEEP_ENGINE, else auto) */
+    assert_null(strstr(json, "\"precision\": \"bf16\""));
+    assert_non_null(strstr(json, "\"precision\": \"fp32\""));
+    char engine[64];
+    snprintf(engine, sizeof engine, "\"engine\": \"%s\"", nn_backend_name(nn_backend_get()));
+    assert_non_null(strstr(json, engine));
     free(json);
     char *best = out_path(out, "best.tlm");
     model_spec spec;
@@ -138,6 +150,7 @@ static void assert_finished_out(const char *out)
     tl_err e = {0};
     if (model_read(best, &spec, &ts, &e))
         fail_msg("%s", e.msg);
+    assert_string_equal(spec.precision, "fp32");
     model_spec_free(&spec);
     tset_free(&ts);
     free(best);
@@ -307,6 +320,15 @@ static void test_stop_and_resume(void **state)
         assert_int_equal(jc.epochs[i][1], 0);
     }
     assert_int_equal(count_checkpoints("out_stop"), 1);
+    /* the checkpoint says the precision that computed it */
+    char *cp = out_path("out_stop", "checkpoints/mobilenet_v2-ft-lr1e-02-adam-b8.ckpt");
+    Tlsweep__Checkpoint *ck;
+    tl_err ce = {0};
+    if (ckpt_read(cp, &ck, &ce))
+        fail_msg("%s", ce.msg);
+    assert_string_equal(ck->precision, "fp32");
+    tlsweep__checkpoint__free_unpacked(ck, NULL);
+    free(cp);
 
     run_ctx r2 = {.n_peers = 1};
     assert_int_equal(run(y, &r2), 0);
@@ -629,6 +651,84 @@ static void test_other_sweep_and_stale_tmp(void **state)
     alarm(0);
 }
 
+/* grid.precision [fp32, bf16] on the frozen grid: a bf16 trial after each
+ * fp32 one, each precision on a feature cache of its own, and the results
+ * and best.tlm say which precision trained what. Needs a host that can run
+ * bf16 (AVX512_BF16 and oneDNN, sweep_check_host): skipped elsewhere. */
+static void test_precision_bf16(void **state)
+{
+    (void)state;
+    watchdog("precision", RUN_WATCHDOG_S);
+    /* the mode list's line, then one more grid line */
+    char *y = write_sweep_modes("prec", "out_prec", weights, "[frozen]\n  precision: [fp32, bf16]");
+    sweep s;
+    tl_err e = {0};
+    if (sweep_load(&s, y, &e))
+        fail_msg("%s", e.msg);
+    int cannot = sweep_check_host(&s, &e);
+    sweep_free(&s);
+    if (cannot) {
+        print_message("skipped: %s\n", e.msg);
+        free(y);
+        alarm(0);
+        skip();
+    }
+    run_ctx r = {.n_peers = 1};
+    assert_int_equal(run(y, &r), 0);
+    assert_int_equal(r.peers[0].rc, 0);
+    assert_each_trial_once("out_prec", 1);
+
+    char *p = out_path("out_prec", "results.json");
+    json_error_t je;
+    json_t *root = json_load_file(p, 0, &je);
+    if (!root)
+        fail_msg("%s: %s", p, je.text);
+    free(p);
+    json_t *trials = json_object_get(root, "trials");
+    assert_int_equal(json_array_size(trials), N_TRIALS);
+    int bf16 = 0;
+    for (size_t i = 0; i < json_array_size(trials); i++) {
+        json_t *t = json_array_get(trials, i);
+        const char *id = json_string_value(json_object_get(t, "id"));
+        const char *prec = json_string_value(json_object_get(t, "precision"));
+        size_t n = strlen(id);
+        int is_bf16 = n > 5 && !strcmp(id + n - 5, "-bf16");
+        assert_string_equal(prec, is_bf16 ? "bf16" : "fp32");
+        assert_string_equal(json_string_value(json_object_get(t, "status")), "done");
+        bf16 += is_bf16;
+    }
+    assert_int_equal(bf16, N_TRIALS / 2);
+    /* one extraction per precision */
+    json_t *fc = json_object_get(root, "feature_caches");
+    assert_int_equal(json_array_size(fc), 2);
+    for (size_t g = 0; g < 2; g++) {
+        json_t *c = json_array_get(fc, g);
+        assert_int_equal(json_integer_value(json_object_get(c, "extractions")), 1);
+        const char *label = json_string_value(json_object_get(c, "label"));
+        size_t n = strlen(label);
+        assert_int_equal(n > 5 && !strcmp(label + n - 5, "|bf16"), (int)g);
+    }
+    /* best.tlm: trained in the precision of the best trial */
+    const char *best_id = json_string_value(json_object_get(json_object_get(root, "best"), "trial"));
+    size_t nb = strlen(best_id);
+    const char *best_prec = nb > 5 && !strcmp(best_id + nb - 5, "-bf16") ? "bf16" : "fp32";
+    char *bp = out_path("out_prec", "best.tlm");
+    model_spec spec;
+    model_spec_init(&spec);
+    tset ts;
+    tset_init(&ts);
+    if (model_read(bp, &spec, &ts, &e))
+        fail_msg("%s", e.msg);
+    assert_string_equal(spec.precision, best_prec);
+    printf("best %s, trained in %s\n", best_id, spec.precision);
+    model_spec_free(&spec);
+    tset_free(&ts);
+    free(bp);
+    json_decref(root);
+    free(y);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -644,6 +744,7 @@ int main(void)
         cmocka_unit_test(test_damaged_journal_repair),
         cmocka_unit_test(test_replayed_result_checked),
         cmocka_unit_test(test_other_sweep_and_stale_tmp),
+        cmocka_unit_test(test_precision_bf16),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     free(board_uninterrupted);

@@ -72,7 +72,9 @@ grid:
   learning_rate: [1.0e-2, 3.0e-3]
   optimizer: [adam, sgd]
   batch_size: [16, 32]
+  precision: [fp32, bf16]
 epochs: 3
+engine: auto
 seed: 7
 out: o
 YAML

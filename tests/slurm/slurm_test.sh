@@ -63,7 +63,7 @@ sweep() { # OUT: 2 modes x 3 learning rates, up to 30 epochs (early stopping)
 out: $1" > "$1.yaml"
 }
 board() { # the leaderboard without timings
-    cut -d, -f1-18 "$1/results.csv"
+    sed 's/,[^,]*$//' "$1/results.csv" # all but the last column, seconds
 }
 best() {
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["best"]["trial"])' "$1/results.json"

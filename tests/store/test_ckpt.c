@@ -65,6 +65,7 @@ static Tlsweep__Checkpoint *new_checkpoint(void)
     c->history = malloc(2 * sizeof *c->history);
     c->history[0] = new_report(1);
     c->history[1] = new_report(2);
+    c->precision = strdup("bf16");
     return c;
 }
 
@@ -120,6 +121,7 @@ static void test_round_trip(void **st)
     assert_int_equal(r->trial_key, c->trial_key);
     assert_int_equal(r->best_epoch, 2);
     assert_true(r->best_value == 0.625);
+    assert_string_equal(r->precision, "bf16");
     assert_int_equal(r->n_tensors, 3);
     for (size_t i = 0; i < 3; i++)
         assert_same_tensor(ckpt_tensor(r, c->tensors[i]->name), c->tensors[i]);
@@ -140,6 +142,21 @@ static void test_round_trip(void **st)
     assert_int_equal(r->epoch, 3);
     tlsweep__checkpoint__free_unpacked(r, NULL);
     tlsweep__checkpoint__free_unpacked(c, NULL);
+}
+
+/* A checkpoint written before checkpoints said their precision (the fuzz
+ * corpus keeps one) still reads: its precision is empty, which is fp32. */
+static void test_reads_older_file(void **st)
+{
+    (void)st;
+    const char *path = tu_repo_path("tests/fuzz/corpus/ckpt/epoch2.ckpt");
+    tl_err e = {0};
+    Tlsweep__Checkpoint *r;
+    if (ckpt_read(path, &r, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(r->epoch, 2);
+    assert_string_equal(r->precision, "");
+    tlsweep__checkpoint__free_unpacked(r, NULL);
 }
 
 static void expect_refused(const char *path, int code, const char *what)
@@ -298,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_bad_magic),
         cmocka_unit_test(test_tensor_shape_mismatch),
         cmocka_unit_test(test_read_trial),
+        cmocka_unit_test(test_reads_older_file),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

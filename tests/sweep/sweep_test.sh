@@ -14,7 +14,8 @@
 #                     down; the re-run finishes with the same leaderboard
 #   slices_merge      a job array's way: three `--slice I/3` runs and `merge`
 #                     give the whole run's leaderboard and best.tlm
-#   bad_sweeps        each kind of bad sweep file: one line, exit 1, no out/
+#   bad_sweeps        each kind of bad sweep file: one line, exit 1, no out/;
+#                     bf16 on a CPU without AVX512_BF16 too (a dry run notes it)
 #   setup_error_no_hang  a run that cannot start (out/journal locked by
 #                     another run, not a journal, out: under a file), alone
 #                     and as 3 ranks under mpirun: non-zero exit within 60 s
@@ -231,6 +232,18 @@ bad_sweeps)
     sed "s|mobilenet_v2: $d/tiny.tlm|mobilenet_v2: $d/missing.tlm|" "$d/ok.yaml" | check "weights file missing" "missing.tlm"
     sed "s|train_dir: $d/fm/train|train_dir: $d/nowhere|" "$d/ok.yaml" | check "no dataset" "nowhere"
     sed 's/mode: \[frozen, {fine_tune_at: 100}/mode: [frozen, {fine_tune_at: -4}/' "$d/ok.yaml" | check "bad fine_tune_at" "fine_tune_at"
+    # bf16 on a CPU without AVX512_BF16 (TLSWEEP_CPU_NO_BF16=1 plays one):
+    # refused before anything is written; a dry run (a login node) notes it
+    sed 's/^  batch_size: \[16\]$/&\n  precision: [fp32, bf16]/' "$d/ok.yaml" > "$d/bf16.yaml"
+    grep -q "^  precision: \[fp32, bf16\]$" "$d/bf16.yaml" || fail "no precision in the bf16 sweep"
+    export TLSWEEP_CPU_NO_BF16=1
+    check "bf16 on a CPU without it" \
+        "yaml:[0-9]*:[0-9]*: grid.precision\[1\]: bf16 needs a CPU with AVX512_BF16, and this one (.*) has none: use fp32 here$" \
+        < "$d/bf16.yaml"
+    "$tlsweep" run --dry-run "$d/bf16.yaml" > "$d/bf16.dry" || fail "bf16 dry run: exit $?"
+    grep -q "^  note: .*: grid.precision\[1\]: bf16 needs a CPU with AVX512_BF16.* (a real run here is refused)$" \
+        "$d/bf16.dry" || { cat "$d/bf16.dry"; fail "bf16 dry run: no note"; }
+    unset TLSWEEP_CPU_NO_BF16
     ;;
 setup_error_no_hang)
     # expect_setup_error WHAT TEXT LAUNCH...: non-zero within 60 s, the

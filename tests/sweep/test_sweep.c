@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/cpu.h"
 #include "common/sweep/sweep.h"
+#include "worker/nn/backend.h"
 
 /* The repository root, from this file's path (CMake compiles it by its absolute path). */
 static void repo_path(char *out, size_t n, const char *rel)
@@ -291,6 +293,170 @@ static void test_scalars_as_lists(void **state)
     sweep_free(&s);
 }
 
+/* grid.precision and engine:. An fp32 trial keeps the id and the key it
+ * had before sweeps had precisions (keys written by tlsweep 0.1.0 before
+ * them, hard-coded: old out/ folders must resume); a bf16 trial is another
+ * trial (id, key, feature cache); the engine changes none of them. */
+#define PREC_FILE(extra)                                  \
+    "data: {train_dir: d, validation_split: 0.2}\n"      \
+    "weights: {mobilenet_v2: m.tlm}\n"                   \
+    "grid:\n"                                            \
+    "  backbone: mobilenet_v2\n"                         \
+    "  mode: [frozen, fine_tune]\n"                      \
+    "  learning_rate: [1.0e-3, 1.0e-4]\n" extra          \
+    "epochs: 2\n"                                        \
+    "out: o\n"
+
+static const struct {
+    const char *id;
+    uint64_t key;
+} before_precision[] = {
+    {"mobilenet_v2-frozen-lr1e-03-adam-b32", 0x6501c306cc71478dULL},
+    {"mobilenet_v2-frozen-lr1e-04-adam-b32", 0x12d51a72b18c9dadULL},
+    {"mobilenet_v2-ft-lr1e-03-adam-b32", 0x75895e0698f84aa9ULL},
+    {"mobilenet_v2-ft-lr1e-04-adam-b32", 0x440e7bb569e43c91ULL},
+};
+#define BEFORE_CACHE_KEY 0xb55f5d5d628c1829ULL
+#define BEFORE_BOUND_KEY0 0xdb714b6adc9c2106ULL /* trial 0 bound to fingerprint 0x1234 */
+
+static void test_precision_and_engine(void **state)
+{
+    (void)state;
+    sweep s;
+    tl_err e = {0};
+    /* without the keys, with precision: fp32, with engine: the same trials */
+    static const char *const same[] = {
+        PREC_FILE(""),
+        PREC_FILE("  precision: fp32\n"),
+        PREC_FILE("  precision: [fp32]\n") "engine: onednn\n",
+        PREC_FILE("") "engine: openblas\n",
+    };
+    for (size_t f = 0; f < sizeof same / sizeof *same; f++) {
+        if (parse_str(&s, same[f], &e))
+            fail_msg("%s", e.msg);
+        assert_int_equal(s.n_trials, 4);
+        for (int i = 0; i < 4; i++) {
+            assert_string_equal(s.trials[i].id, before_precision[i].id);
+            assert_true(s.trials[i].key == before_precision[i].key);
+            assert_int_equal(s.trials[i].precision, SWEEP_FP32);
+        }
+        assert_int_equal(s.n_cache_groups, 1);
+        assert_true(s.cache_groups[0].key == BEFORE_CACHE_KEY);
+        assert_int_equal(s.bf16_at.line, 0);
+        assert_int_equal(sweep_bind_data(&s, 0x1234, &e), 0);
+        assert_true(s.trials[0].key == BEFORE_BOUND_KEY0);
+        sweep_free(&s);
+    }
+    assert_int_equal(parse_str(&s, same[0], &e), 0);
+    assert_int_equal(s.engine_set, 0);
+    assert_int_equal(s.n_precisions, 0);
+    sweep_free(&s);
+    assert_int_equal(parse_str(&s, same[2], &e), 0);
+    assert_int_equal(s.engine_set, 1);
+    assert_int_equal(s.engine, SWEEP_ENGINE_ONEDNN);
+    assert_int_equal(s.onednn_at.line, 10);
+    assert_int_equal(s.onednn_at.col, 9);
+    assert_string_equal(s.onednn_at.path, "engine");
+    sweep_free(&s);
+    assert_int_equal(parse_str(&s, same[3], &e), 0);
+    assert_int_equal(s.engine, SWEEP_ENGINE_OPENBLAS);
+    assert_int_equal(s.onednn_at.line, 0);
+    sweep_free(&s);
+
+    /* both precisions: the innermost axis, bf16 trials after their fp32 twins */
+    if (parse_str(&s, PREC_FILE("  precision: [fp32, bf16]\n"), &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(s.n_trials, 8);
+    for (int i = 0; i < 4; i++) {
+        const sweep_trial *fp = &s.trials[2 * i], *bf = &s.trials[2 * i + 1];
+        assert_string_equal(fp->id, before_precision[i].id);
+        assert_true(fp->key == before_precision[i].key);
+        char want[160];
+        snprintf(want, sizeof want, "%s-bf16", before_precision[i].id);
+        assert_string_equal(bf->id, want);
+        assert_int_equal(fp->precision, SWEEP_FP32);
+        assert_int_equal(bf->precision, SWEEP_BF16);
+        for (size_t j = 0; j < s.n_trials; j++)
+            assert_true(j == (size_t)(2 * i + 1) || s.trials[j].key != bf->key);
+    }
+    /* bf16 features are not fp32 features: one cache each */
+    assert_int_equal(s.n_cache_groups, 2);
+    assert_true(s.cache_groups[0].key == BEFORE_CACHE_KEY);
+    assert_string_equal(s.cache_groups[0].text, "mobilenet_v2|m.tlm|224|tf");
+    assert_string_equal(s.cache_groups[1].text, "mobilenet_v2|m.tlm|224|tf|bf16");
+    assert_int_equal(s.trials[0].cache_group, 0);
+    assert_int_equal(s.trials[1].cache_group, 1);
+    assert_int_equal(s.cache_groups[1].n_trials, 2);
+    /* where sweep_check_host points */
+    assert_int_equal(s.bf16_at.line, 7);
+    assert_int_equal(s.bf16_at.col, 21);
+    assert_string_equal(s.bf16_at.path, "grid.precision[1]");
+    sweep_free(&s);
+
+    /* one value for the sweep, the precision's own path */
+    if (parse_str(&s, PREC_FILE("  precision: bf16\n"), &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(s.n_trials, 4);
+    assert_string_equal(s.trials[3].id, "mobilenet_v2-ft-lr1e-04-adam-b32-bf16");
+    assert_string_equal(s.bf16_at.path, "grid.precision");
+    assert_int_equal(s.bf16_at.col, 14);
+    sweep_free(&s);
+    assert_string_equal(sweep_precision_name(SWEEP_BF16), "bf16");
+    assert_string_equal(sweep_engine_name(SWEEP_ENGINE_AUTO), "auto");
+    /* the same names and order as the engine's, which converts by cast */
+    for (int k = 0; k < 3; k++)
+        assert_string_equal(sweep_engine_name((sweep_engine)k), nn_backend_name((nn_backend)k));
+    for (int k = 0; k < 2; k++)
+        assert_string_equal(sweep_precision_name((sweep_precision)k),
+                            nn_precision_name((nn_precision)k));
+}
+
+/* bf16 on a host without AVX512_BF16 (TLSWEEP_CPU_NO_BF16=1 plays one):
+ * refused by sweep_check_host with one line at the value; fp32 sweeps
+ * and this host as it is are fine. */
+static void test_bf16_host(void **state)
+{
+    (void)state;
+    sweep s;
+    tl_err e = {0};
+    setenv("TLSWEEP_CPU_NO_BF16", "1", 1);
+    if (parse_str(&s, PREC_FILE("  precision: [fp32, bf16]\n"), &e))
+        fail_msg("the file itself is fine: %s", e.msg);
+    int rc = sweep_check_host(&s, &e);
+    assert_int_equal(rc, TL_EINVAL);
+    tu_assert_one_line_error(&e, "grid.precision[1]: bf16 needs ");
+    const char *want = nn_have_onednn()
+                           ? "t.yaml:7:21: grid.precision[1]: bf16 needs a CPU with AVX512_BF16, "
+                             "and this one ("
+                           : "t.yaml:7:21: grid.precision[1]: bf16 needs oneDNN, and this "
+                             "tlsweep is built without oneDNN";
+    if (strncmp(e.msg, want, strlen(want)) != 0)
+        fail_msg("got '%s', want '%s...'", e.msg, want);
+    if (nn_have_onednn())
+        assert_non_null(strstr(e.msg, ") has none: use fp32 here"));
+    sweep_free(&s);
+    /* nothing asked for bf16: nothing to refuse */
+    assert_int_equal(parse_str(&s, PREC_FILE("  precision: fp32\n"), &e), 0);
+    assert_int_equal(sweep_check_host(&s, &e), 0);
+    sweep_free(&s);
+
+    unsetenv("TLSWEEP_CPU_NO_BF16");
+    assert_int_equal(parse_str(&s, PREC_FILE("  precision: bf16\n") "engine: onednn\n", &e), 0);
+    rc = sweep_check_host(&s, &e);
+    if (nn_have_onednn() && tl_cpu_has_avx512_bf16())
+        assert_int_equal(rc, 0);
+    else
+        tu_assert_one_line_error(&e, "t.yaml:", "bf16 needs");
+    sweep_free(&s);
+    assert_int_equal(parse_str(&s, PREC_FILE("") "engine: onednn\n", &e), 0);
+    rc = sweep_check_host(&s, &e);
+    if (nn_have_onednn())
+        assert_int_equal(rc, 0);
+    else
+        tu_assert_one_line_error(&e, "t.yaml:9:9: engine: onednn: this tlsweep is built without oneDNN");
+    sweep_free(&s);
+}
+
 typedef struct {
     const char *text;
     int line;
@@ -377,6 +543,24 @@ static const bad_case bad_cases[] = {
     {BASE_HEAD TAIL "worker_timeout: 0.5\n", 14, "worker_timeout", "expected a number of seconds >= 1, got 0.5"},
     {BASE_HEAD TAIL "worker_timeout: soon\n", 14, "worker_timeout", "got soon"},
     {BASE_HEAD TAIL "worker_timeout: [60]\n", 14, "worker_timeout", "got a list"},
+    /* precision and engine */
+    {BASE_HEAD "  precision: [fp32, fp16]\n" TAIL, 11, "grid.precision[1]",
+     "unknown precision 'fp16' (did you mean 'fp32'?)"},
+    {BASE_HEAD "  precision: half\n" TAIL, 11, "grid.precision",
+     "unknown precision 'half' (expected one of fp32, bf16)"},
+    {BASE_HEAD "  precision: [bf16, fp32, bf16]\n" TAIL, 11, "grid.precision[2]",
+     "duplicate value (same as grid.precision[0])"},
+    {BASE_HEAD "  precision: []\n" TAIL, 11, "grid.precision", "expected a non-empty list"},
+    {BASE_HEAD TAIL "precision: bf16\n", 14, "precision",
+     "goes under grid: (grid.precision: fp32, bf16 or [fp32, bf16])"},
+    {BASE_HEAD TAIL "engine: mkl\n", 14, "engine",
+     "unknown engine 'mkl' (expected one of auto, openblas, onednn)"},
+    {BASE_HEAD TAIL "engine: onedn\n", 14, "engine", "unknown engine 'onedn' (did you mean 'onednn'?)"},
+    {BASE_HEAD TAIL "engine: [onednn]\n", 14, "engine",
+     "expected one of auto, openblas, onednn, got a list"},
+    {BASE_HEAD TAIL "select: {metric: [loss]}\n", 14, "select.metric",
+     "expected one of val_accuracy, val_loss, accuracy, loss, got a list"},
+    {BASE_HEAD TAIL "engin: auto\n", 14, "engin", "unknown key (did you mean 'engine'?)"},
     {BASE_HEAD "  learning_rate: 1e-3\nepochs: 5\nout: [a, b]\n", 13, "out", "expected a folder, got a list"},
     {BASE_HEAD "  learning_rate: 1e-3\nepochs: 5\nout:\n", 13, "out", "expected a folder, got nothing"},
     {BASE_HEAD "  learning_rate: []\n" "epochs: 5\nout: o\n", 11, "grid.learning_rate", "expected a non-empty list"},
@@ -572,6 +756,8 @@ int main(void)
         cmocka_unit_test(test_example),
         cmocka_unit_test(test_scalars_as_lists),
         cmocka_unit_test(test_keys_whole),
+        cmocka_unit_test(test_precision_and_engine),
+        cmocka_unit_test(test_bf16_host),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_deep),
         cmocka_unit_test(test_missing_file),

@@ -47,6 +47,7 @@ static void make_spec(model_spec *s)
     assert_int_equal(model_spec_set_str(&s->source_sha256, "ab12", &e), 0);
     assert_int_equal(model_spec_set_str(&s->importer, "h5", &e), 0);
     assert_int_equal(model_spec_set_str(&s->tlsweep_version, "0.1.0", &e), 0);
+    assert_int_equal(model_spec_set_str(&s->precision, "bf16", &e), 0);
 }
 
 static void make_tensors(tset *t)
@@ -170,6 +171,7 @@ static void test_round_trip(void **st)
     assert_string_equal(s.source_sha256, "ab12");
     assert_string_equal(s.importer, "h5");
     assert_string_equal(s.tlsweep_version, "0.1.0");
+    assert_string_equal(s.precision, "bf16");
     assert_int_equal(t.n, want.n);
     for (size_t i = 0; i < t.n; i++) {
         assert_string_equal(t.v[i].name, want.v[i].name);
@@ -468,6 +470,25 @@ static void test_write_mem(void **st)
     free(file);
 }
 
+/* A model file written before files said their training precision (the
+ * fuzz corpus keeps one) still reads, with no precision. */
+static void test_reads_older_file(void **st)
+{
+    (void)st;
+    const char *old = tu_repo_path("tests/fuzz/corpus/tlm/head.tlm");
+    model_spec s;
+    tset t;
+    model_spec_init(&s);
+    tset_init(&t);
+    tl_err e = {0};
+    if (model_read(old, &s, &t, &e))
+        fail_msg("%s", e.msg);
+    assert_non_null(s.backbone);
+    assert_null(s.precision);
+    model_spec_free(&s);
+    tset_free(&t);
+}
+
 /* model_write_bytes writes good bytes whole, and refuses damaged ones
  * naming the target, leaving what was there and no temporary. */
 static void test_write_bytes(void **st)
@@ -543,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_random_corruption),
         cmocka_unit_test(test_write_mem),
         cmocka_unit_test(test_write_bytes),
+        cmocka_unit_test(test_reads_older_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,9 +1,10 @@
 #include "worker/nn/backend.h"
 
-#include <cpuid.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/base/cpu.h"
 
 #ifdef TLSWEEP_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.h>
@@ -101,20 +102,7 @@ int nn_have_onednn(void)
 
 int nn_cpu_has_bf16(void)
 {
-    /* For the tests of the refusal on CPUs without it. */
-    const char *fake = getenv("TLSWEEP_CPU_NO_BF16");
-    if (fake && !strcmp(fake, "1"))
-        return 0;
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(b & (1u << 16))) /* AVX512F */
-        return 0;
-    if (a < 1 || !__get_cpuid_count(7, 1, &a, &b, &c, &d) || !(a & (1u << 5)))
-        return 0; /* AVX512_BF16 */
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) /* OSXSAVE */
-        return 0;
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (lo & 0xe6u) == 0xe6u; /* SSE, AVX, opmask, ZMM state saved by the OS */
+    return tl_cpu_has_avx512_bf16();
 }
 
 char *nn_onednn_describe(char *buf, int n)

@@ -7,6 +7,7 @@
 
 #include "common/base/rng.h"
 #include "worker/net/net_io.h"
+#include "worker/nn/backend.h"
 #include "worker/trial/trial_int.h"
 
 int trial_parse_head(const char *s, model_head_op **ops, int *n, tl_err *e)
@@ -141,6 +142,10 @@ int trial__build_spec(trial__state *st, int size, tl_err *e)
         rc = model_spec_set_str(&s->importer, w->importer, e);
     if (!rc)
         rc = model_spec_set_str(&s->tlsweep_version, w->tlsweep_version, e);
+    /* the precision this trial's nets are finalized in (the worker sets it
+     * from the trial before trial_run) */
+    if (!rc)
+        rc = model_spec_set_str(&s->precision, nn_precision_name(nn_precision_get()), e);
     return rc;
 }
 
