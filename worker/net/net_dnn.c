@@ -7,7 +7,6 @@
 #include <sys/mman.h>
 
 #include "worker/nn/conv_dnnl.h"
-#include "worker/nn/conv_internal.h"
 
 #define ALIGN_BYTES 64
 
@@ -38,10 +37,10 @@ static int wants_onednn(const net *n, const net_layer *l)
 {
     if (!nn_have_onednn() || n->backend == NN_BACKEND_OPENBLAS)
         return 0;
-    if (n->backend == NN_BACKEND_ONEDNN || n->precision == NN_BF16)
-        return 1;
-    /* auto: our depthwise kernel beats oneDNN's in fp32 */
-    return !nn_conv2d_is_depthwise(&l->u.conv.s);
+    /* auto: oneDNN for every conv, depthwise too (MobileNetV2 224 training,
+     * 2 threads: 37-40 img/s with oneDNN's depthwise, 35-37 with ours). */
+    (void)l;
+    return 1;
 }
 
 static nn_dconv_cfg layer_cfg(const net *n, const net_layer *l, int i)

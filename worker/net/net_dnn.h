@@ -5,9 +5,8 @@
  * Choice per conv, made once by net_dnn_plan() from net.backend:
  *  - openblas: none;
  *  - onednn: every conv oneDNN can compute;
- *  - auto: every conv except depthwise, where our AVX-512 kernel is
- *    faster in fp32 (measured: docs/engine.md); all of them in bf16, which
- *    only oneDNN computes.
+ *  - auto: the same today (measured faster for every conv kind here,
+ *    depthwise included: docs/engine.md); the rule lives in wants_onednn().
  * A conv on oneDNN followed by an in-place ReLU/ReLU6 (of it, or of the BN
  * folded into it) computes the activation as a post-op and the ReLU layer
  * does nothing in the forward pass. */

@@ -7,9 +7,10 @@
  * the process-wide setting below), so setting it affects nets finalized
  * afterwards only.
  *
- * Setting order: a sweep's `engine:` / `precision:` keys (the trial sets
- * them), else TLSWEEP_ENGINE / TLSWEEP_PRECISION in the environment, else
- * auto / fp32. */
+ * Setting order: a sweep's `engine:` key, else TLSWEEP_ENGINE, else auto.
+ * Precision in a sweep is a grid axis (`grid.precision`, default fp32: part
+ * of a trial's identity), set by the worker for every trial;
+ * TLSWEEP_PRECISION applies to `tlsweep train` and the benchmark. */
 #ifndef TLSWEEP_NN_BACKEND_H
 #define TLSWEEP_NN_BACKEND_H
 
