@@ -411,6 +411,9 @@ int net_finalize(net *n, int max_batch, uint64_t seed, tl_err *e)
         }
     }
 
+    /* folding trained BN into convs pays on oneDNN; OpenBLAS nets keep the
+     * layers as they are */
+    n->train_fold = nn_have_onednn() && nn_backend_get() != NN_BACKEND_OPENBLAS;
     int rc = net_plan(n, max_batch, e);
     if (rc == 0)
         rc = net_dnn_plan(n, max_batch, e);
@@ -478,7 +481,7 @@ size_t net_bytes(const net *n)
 
 char *net_backend_summary(const net *n, char *buf, size_t len)
 {
-    int conv[2] = {0}, dw[2] = {0}, fused = 0, other = 0;
+    int conv[2] = {0}, dw[2] = {0}, fused = 0, other = 0, folded = 0;
     for (int i = 1; i < n->n_layers; i++) {
         const net_layer *l = &n->layers[i];
         if (l->kind == NET_CONV) {
@@ -489,15 +492,17 @@ char *net_backend_summary(const net *n, char *buf, size_t len)
                 conv[l->onednn]++;
         } else if (l->fused) {
             fused++;
+        } else if (l->kind == NET_BN && l->folded_into >= 0) {
+            folded++;
         } else if (l->kind != NET_FLATTEN && !(l->kind == NET_BN && l->folded_into >= 0)) {
             other++;
         }
     }
     snprintf(buf, len,
              "%s, %s; onednn: conv %d, dwconv %d, fused relu %d; openblas: conv %d, dwconv %d, "
-             "other layers %d",
+             "other layers %d; bn folded into convs %d",
              nn_backend_name(n->backend), nn_precision_name(n->precision), conv[1], dw[1], fused,
-             conv[0], dw[0], other);
+             conv[0], dw[0], other, folded);
     return buf;
 }
 
@@ -702,6 +707,40 @@ static void relu_backward_inplace(float *d, const float *out, size_t n, int six)
     }
 }
 
+/* Backward of a conv computing a trained BN's output with folded weights
+ * w*s (s = gamma/sqrt(var+eps) per output channel): dout is the BN's. The
+ * input gradient is the folded kernel's; the kernel's and bias's gradients
+ * are s times those of the folded conv. */
+static void conv_backward_folded(net *n, net_layer *l, float *d0, float *dw, float *db,
+                                 const net_layer *a, int batch, const nn_conv2d_shape *s)
+{
+    const float *sc = n->layers[l->fold_bn].aux;
+    size_t kn = n->params[l->param0].n;
+    int C = l->c;
+    float *wt = dw ? (float *)(void *)(n->dnn + n->wtmp_off) : NULL;
+    float *bt = wt ? wt + round_up(kn) : NULL;
+    if (wt)
+        memset(wt, 0, (round_up(kn) + (size_t)C) * sizeof(float));
+    if (!(l->onednn && net_dnn_backward(n, l, d0, wt, bt, a->out, batch) == 0)) {
+        if (d0 && l->dinp_write)
+            memset(d0, 0, layer_floats(a, batch) * sizeof(float));
+        nn_conv2d_backward(d0, wt, bt, l->dout, a->out, n->fold + l->fold_off, n->col, s);
+    }
+    if (!wt)
+        return;
+    size_t K = kn / (size_t)C;
+    #pragma omp parallel for schedule(static) num_threads(nn_get_threads()) if (kn >= 65536)
+    for (size_t r = 0; r < K; r++) {
+        float *g = dw + r * (size_t)C;
+        const float *t = wt + r * (size_t)C;
+        #pragma omp simd
+        for (int ch = 0; ch < C; ch++)
+            g[ch] += sc[ch] * t[ch];
+    }
+    for (int ch = 0; db && ch < C; ch++)
+        db[ch] += sc[ch] * bt[ch];
+}
+
 void net_backward(net *n, const float *dlast, int batch)
 {
     net_layer *L = n->layers;
@@ -731,6 +770,10 @@ void net_backward(net *n, const float *dlast, int batch)
             float *db = l->u.conv.bias ? pgrad(n, l, 1) : NULL;
             if (!d0 && !dw && !db)
                 break;
+            if (l->fold_train) {
+                conv_backward_folded(n, l, d0, dw, db, a, batch, &s);
+                break;
+            }
             if (l->onednn && net_dnn_backward(n, l, d0, dw, db, a->out, batch) == 0)
                 break;
             if (d0 && l->dinp_write) /* this batch on OpenBLAS, which adds */
@@ -740,7 +783,10 @@ void net_backward(net *n, const float *dlast, int batch)
         }
         case NET_BN: {
             bn_params b = bn_get(n, l);
-            if (l->ran_train)
+            if (l->folded_into >= 0) /* a trained fold: the conv takes dout as it is */
+                nn_batchnorm_backward_folded(b.dgamma, b.dbeta, l->dout, l->out, b.gamma, b.beta,
+                                             M, l->c);
+            else if (l->ran_train)
                 nn_batchnorm_backward_train(d0, b.dgamma, b.dbeta, l->dout, a->out, l->aux,
                                             l->aux + l->c, b.gamma, M, l->c);
             else

@@ -72,6 +72,7 @@ typedef struct {
     int inplace;          /* ReLU/ReLU6 computed in its producer's buffer */
     int folded_into;      /* BN: the conv whose folded weights produce it, else -1 */
     int fold_bn;          /* conv: the BN folded into it, else -1 */
+    int fold_train;       /* conv with fold_bn, trainable: folded again every step */
     size_t fold_off;      /* conv with fold_bn: folded kernel, then bias, in net.fold */
     int zero_dout_at;     /* zero this dout just before layer zero_dout_at's backward */
     /* backend (net_dnn.c) */
@@ -124,6 +125,8 @@ typedef struct {
     size_t dtmp_off, dtmp_floats; /* input gradient of convs that add into it */
     int dnn_stale;        /* frozen convs' prepared weights need preparing again */
     int n_onednn;         /* layers on oneDNN */
+    int train_fold;       /* fold trainable conv + inference-mode BN (oneDNN nets) */
+    size_t wtmp_off;      /* HWIO weight gradient (+ bias) of a folded trainable conv */
 } net;
 
 /* ---- building (shapes are computed as layers are added) ------------------ */

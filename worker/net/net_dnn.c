@@ -84,9 +84,13 @@ int net_dnn_plan(net *n, int max_batch, tl_err *e)
                                          : "a CPU with AVX512_BF16");
     if (n->precision == NN_BF16 && n->backend == NN_BACKEND_OPENBLAS)
         return tl_errf(e, TL_EINVAL, "network: precision bf16 runs on oneDNN, not openblas");
-    size_t off = 0, scratch = 0, dw = 0, act = 0, dtmp = 0, db = 0;
+    size_t off = 0, scratch = 0, dw = 0, act = 0, dtmp = 0, db = 0, wtmp = 0;
     for (int i = 1; i < n->n_layers; i++) {
         net_layer *l = &n->layers[i];
+        if (l->kind == NET_CONV && l->fold_train && l->trainable) {
+            size_t need = up(n->params[l->param0].n * sizeof(float)) + up((size_t)l->c * 4);
+            wtmp = need > wtmp ? need : wtmp;
+        }
         if (l->kind != NET_CONV || !wants_onednn(n, l))
             continue;
         nn_conv2d_shape s = l->u.conv.s;
@@ -122,7 +126,7 @@ int net_dnn_plan(net *n, int max_batch, tl_err *e)
         if (cfg.bwd_weights && (size_t)l->c > db)
             db = (size_t)l->c;
     }
-    if (!n->n_onednn)
+    if (!n->n_onednn && !wtmp)
         return 0;
     n->scratch_off = off;
     n->scratch_bytes = up(scratch);
@@ -133,7 +137,8 @@ int net_dnn_plan(net *n, int max_batch, tl_err *e)
     n->act_bytes = up(act);
     n->dtmp_off = n->act_off + n->act_bytes;
     n->dtmp_floats = dtmp;
-    n->dnn_bytes = n->dtmp_off + up(dtmp * sizeof(float));
+    n->wtmp_off = n->dtmp_off + up(dtmp * sizeof(float));
+    n->dnn_bytes = n->wtmp_off + wtmp;
     n->dnn = block_alloc(n->dnn_bytes);
     if (!n->dnn)
         return tl_errf(e, TL_ENOMEM, "network: cannot allocate %.1f MiB for oneDNN's buffers",

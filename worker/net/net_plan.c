@@ -123,6 +123,7 @@ static void plan_reset(plan *p)
         ly[i].inplace = 0;
         ly[i].folded_into = -1;
         ly[i].fold_bn = -1;
+        ly[i].fold_train = 0;
         ly[i].fold_off = 0;
         ly[i].zero_dout_at = -1;
         p->last_use[i] = i;
@@ -147,6 +148,24 @@ static void plan_share_outputs(plan *p)
             ly[b].folded_into = c;
             ly[b].out_root = c;
             ly[c].fold_bn = b;
+            ly[c].fold_off = p->fold;
+            p->fold += round_up(n->params[ly[c].param0].n) + round_up((size_t)ly[c].c);
+        }
+    }
+    /* Trainable conv + BN in inference mode (Keras's fine-tuning: the base
+     * called with training=False): the conv computes the BN's output with
+     * weights folded again every step; the BN's backward only sums dgamma
+     * and dbeta from its output, and the conv's backward takes the BN's
+     * dout with the folded kernel (the BN's scale is in it). One buffer and
+     * two passes fewer per BN. Nets that run their convs on oneDNN only. */
+    for (int b = fb; b < L && n->train_fold; b++) {
+        int c = ly[b].in[0];
+        if (ly[b].kind == NET_BN && c >= fb && c > 0 && ly[c].kind == NET_CONV &&
+            ly[c].n_consumers == 1 && !(ly[b].trainable && ly[b].bn_update)) {
+            ly[b].folded_into = c;
+            ly[b].out_root = c;
+            ly[c].fold_bn = b;
+            ly[c].fold_train = 1;
             ly[c].fold_off = p->fold;
             p->fold += round_up(n->params[ly[c].param0].n) + round_up((size_t)ly[c].c);
         }
@@ -332,11 +351,9 @@ int net_plan(net *n, int max_batch, tl_err *e)
 
 void net_fold_refresh(net *n)
 {
-    if (!n->fold_stale)
-        return;
     for (int c = 1; c < n->n_layers; c++) {
         const net_layer *l = &n->layers[c];
-        if (l->kind != NET_CONV || l->fold_bn < 0)
+        if (l->kind != NET_CONV || l->fold_bn < 0 || (!n->fold_stale && !l->fold_train))
             continue;
         const net_layer *b = &n->layers[l->fold_bn];
         const net_param *kp = &n->params[l->param0];
@@ -353,15 +370,20 @@ void net_fold_refresh(net *n)
         size_t K = kp->n / (size_t)C; /* HWIO: output channel last */
         float *fw = n->fold + l->fold_off;
         float *fb = fw + round_up(kp->n);
+        double *sc = malloc((size_t)C * sizeof *sc);
+        if (!sc)
+            abort(); /* a few KB; nothing can be computed without it */
         for (int ch = 0; ch < C; ch++) {
-            double s = (gamma ? gamma[ch] : 1.0) / sqrt((double)var[ch] + b->u.bn.eps);
-            fb[ch] = (float)(beta[ch] + ((b0 ? b0[ch] : 0.0) - mean[ch]) * s);
+            sc[ch] = (gamma ? gamma[ch] : 1.0) / sqrt((double)var[ch] + b->u.bn.eps);
+            fb[ch] = (float)(beta[ch] + ((b0 ? b0[ch] : 0.0) - mean[ch]) * sc[ch]);
+            b->aux[ch] = (float)sc[ch]; /* the scale, for the backward of a trained fold */
         }
+        #pragma omp parallel for schedule(static) num_threads(nn_get_threads()) \
+            if (K * (size_t)C >= 65536)
         for (size_t r = 0; r < K; r++)
-            for (int ch = 0; ch < C; ch++) {
-                double s = (gamma ? gamma[ch] : 1.0) / sqrt((double)var[ch] + b->u.bn.eps);
-                fw[r * C + ch] = (float)(w[r * C + ch] * s);
-            }
+            for (int ch = 0; ch < C; ch++)
+                fw[r * C + ch] = (float)(w[r * C + ch] * sc[ch]);
+        free(sc);
     }
     n->fold_stale = 0;
 }

@@ -273,6 +273,29 @@ void nn_batchnorm_backward_infer(float *dinp, float *dgamma, float *dbeta,
     }
 }
 
+void nn_batchnorm_backward_folded(float *dgamma, float *dbeta, const float *dout,
+                                  const float *out, const float *gamma, const float *beta,
+                                  int M, int C)
+{
+    if (M <= 0)
+        return;
+    if (!gamma)
+        dgamma = NULL;
+    double sd[BN_GROUP], sdo[BN_GROUP];
+    for (int c0 = 0; c0 < C; c0 += BN_GROUP) {
+        int cw = bn_min(BN_GROUP, C - c0);
+        /* sd = sum dout, sdo = sum dout * (out - beta) = gamma * sum dout * xhat */
+        bn_sums(sd, sdo, NULL, out, dout, beta, M, C, c0, cw);
+        for (int c = 0; c < cw; c++) {
+            int ch = c0 + c;
+            if (dbeta)
+                dbeta[ch] += (float)sd[c];
+            if (dgamma && gamma[ch] != 0.0f)
+                dgamma[ch] += (float)(sdo[c] / gamma[ch]);
+        }
+    }
+}
+
 /* weight (K,C) *= s, bias (C) = beta - run_mean * s, s = gamma/sqrt(var+eps).
  * The conv is taken to have no bias of its own (conv -> BN uses none); the
  * old bias contents are not read. */

@@ -87,6 +87,15 @@ void nn_batchnorm_backward_infer(float *dinp, float *dgamma, float *dbeta,
                                  const float *dout, const float *inp,
                                  const float *gamma, const float *run_mean,
                                  const float *run_var, float eps, int M, int C);
+/* Backward of an inference-mode BN whose forward the conv before it computed
+ * with folded weights: only dgamma and dbeta (the conv's backward takes the
+ * same dout with the folded kernel, which includes the BN's scale), from the
+ * BN's OUTPUT: xhat = (out - beta) / gamma. Where an in-place ReLU after it
+ * clipped the output, dout is 0 (its backward made it so). A channel with
+ * gamma exactly 0 gets no dgamma (xhat is not recoverable there). */
+void nn_batchnorm_backward_folded(float *dgamma, float *dbeta, const float *dout,
+                                  const float *out, const float *gamma, const float *beta,
+                                  int M, int C);
 /* Folds an inference-mode BN into the conv before it: weight is (K, C) with
  * C output channels last (HWIO flattened), bias (C) is overwritten. */
 void nn_batchnorm_fold(float *weight, float *bias, const float *gamma,
