@@ -707,6 +707,16 @@ static void relu_backward_inplace(float *d, const float *out, size_t n, int six)
     }
 }
 
+/* The activation fused into a folded BN b's conv (1 ReLU, 6 ReLU6, 0 none):
+ * its backward masks dout in the BN's backward pass. */
+static int fused_act_of(const net *n, int b)
+{
+    for (int r = b + 1; r < n->n_layers; r++)
+        if (n->layers[r].fused && n->layers[r].in[0] == b)
+            return n->layers[r].kind == NET_RELU ? 1 : 6;
+    return 0;
+}
+
 /* Backward of a conv computing a trained BN's output with folded weights
  * w*s (s = gamma/sqrt(var+eps) per output channel): dout is the BN's. The
  * input gradient is the folded kernel's; the kernel's and bias's gradients
@@ -785,7 +795,7 @@ void net_backward(net *n, const float *dlast, int batch)
             bn_params b = bn_get(n, l);
             if (l->folded_into >= 0) /* a trained fold: the conv takes dout as it is */
                 nn_batchnorm_backward_folded(b.dgamma, b.dbeta, l->dout, l->out, b.gamma, b.beta,
-                                             M, l->c);
+                                             fused_act_of(n, i), M, l->c);
             else if (l->ran_train)
                 nn_batchnorm_backward_train(d0, b.dgamma, b.dbeta, l->dout, a->out, l->aux,
                                             l->aux + l->c, b.gamma, M, l->c);
@@ -796,8 +806,8 @@ void net_backward(net *n, const float *dlast, int batch)
         }
         case NET_RELU:
         case NET_RELU6:
-            if (!d0)
-                break;
+            if (!d0 || (l->fused && L[l->in[0]].folded_into >= 0))
+                break; /* done by the folded BN's backward (fused_act_of) */
             if (l->inplace)
                 relu_backward_inplace(d0, l->out, sz, l->kind == NET_RELU6);
             else if (l->kind == NET_RELU)

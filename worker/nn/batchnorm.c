@@ -273,9 +273,73 @@ void nn_batchnorm_backward_infer(float *dinp, float *dgamma, float *dbeta,
     }
 }
 
-void nn_batchnorm_backward_folded(float *dgamma, float *dbeta, const float *dout,
-                                  const float *out, const float *gamma, const float *beta,
-                                  int M, int C)
+/* For channels c0..c0+cw-1: dout masked in place by the activation that ran
+ * in place on out (act 0: none, 1: ReLU, 6: ReLU6), then s1 = sum dout,
+ * s2 = sum dout * (out - beta). One pass over both tensors; rows are summed
+ * in float in blocks of 16 (16 terms of one sign pattern lose nothing that
+ * matters next to the double sums of the blocks), chunks as in bn_sums. */
+static void bn_fold_sums(double *s1, double *s2, float *y, const float *x, const float *beta,
+                         int act, int M, int C, int c0, int cw)
+{
+    double part1[BN_PART], part2[BN_PART];
+    int rows = (M + BN_PART / cw - 1) / (BN_PART / cw);
+    if (rows < BN_MIN_ROWS)
+        rows = BN_MIN_ROWS;
+    int nchunk = (M + rows - 1) / rows;
+    int ntile = (cw + BN_TILE - 1) / BN_TILE;
+    int items = nchunk * ntile;
+    const float hi = act == 6 ? 6.0f : INFINITY;
+
+    #pragma omp parallel for schedule(static) num_threads(nn_get_threads()) \
+        if (items > 1 && (long)M * cw >= BN_PAR_MIN)
+    for (int it = 0; it < items; it++) {
+        int k = it / ntile, t0 = (it % ntile) * BN_TILE;
+        int tw = bn_min(BN_TILE, cw - t0);
+        int r0 = k * rows, r1 = bn_min(M, r0 + rows);
+        double a1[BN_TILE] = {0}, a2[BN_TILE] = {0};
+        float sh[BN_TILE];
+        for (int c = 0; c < tw; c++)
+            sh[c] = beta[c0 + t0 + c];
+        for (int rb = r0; rb < r1; rb += 16) {
+            int re = bn_min(r1, rb + 16);
+            float b1[BN_TILE] = {0}, b2[BN_TILE] = {0};
+            for (int r = rb; r < re; r++) {
+                const float *xr = x + (size_t)r * C + c0 + t0;
+                float *yr = y + (size_t)r * C + c0 + t0;
+                if (act) {
+                    #pragma omp simd
+                    for (int c = 0; c < tw; c++)
+                        yr[c] = xr[c] > 0.0f && xr[c] < hi ? yr[c] : 0.0f;
+                }
+                #pragma omp simd
+                for (int c = 0; c < tw; c++) {
+                    b1[c] += yr[c];
+                    b2[c] += yr[c] * (xr[c] - sh[c]);
+                }
+            }
+            for (int c = 0; c < tw; c++) {
+                a1[c] += b1[c];
+                a2[c] += b2[c];
+            }
+        }
+        for (int c = 0; c < tw; c++) {
+            part1[k * cw + t0 + c] = a1[c];
+            part2[k * cw + t0 + c] = a2[c];
+        }
+    }
+    for (int c = 0; c < cw; c++) {
+        double t1 = 0, t2 = 0;
+        for (int k = 0; k < nchunk; k++) {
+            t1 += part1[k * cw + c];
+            t2 += part2[k * cw + c];
+        }
+        s1[c] = t1;
+        s2[c] = t2;
+    }
+}
+
+void nn_batchnorm_backward_folded(float *dgamma, float *dbeta, float *dout, const float *out,
+                                  const float *gamma, const float *beta, int act, int M, int C)
 {
     if (M <= 0)
         return;
@@ -285,7 +349,7 @@ void nn_batchnorm_backward_folded(float *dgamma, float *dbeta, const float *dout
     for (int c0 = 0; c0 < C; c0 += BN_GROUP) {
         int cw = bn_min(BN_GROUP, C - c0);
         /* sd = sum dout, sdo = sum dout * (out - beta) = gamma * sum dout * xhat */
-        bn_sums(sd, sdo, NULL, out, dout, beta, M, C, c0, cw);
+        bn_fold_sums(sd, sdo, dout, out, beta, act, M, C, c0, cw);
         for (int c = 0; c < cw; c++) {
             int ch = c0 + c;
             if (dbeta)

@@ -90,12 +90,13 @@ void nn_batchnorm_backward_infer(float *dinp, float *dgamma, float *dbeta,
 /* Backward of an inference-mode BN whose forward the conv before it computed
  * with folded weights: only dgamma and dbeta (the conv's backward takes the
  * same dout with the folded kernel, which includes the BN's scale), from the
- * BN's OUTPUT: xhat = (out - beta) / gamma. Where an in-place ReLU after it
- * clipped the output, dout is 0 (its backward made it so). A channel with
- * gamma exactly 0 gets no dgamma (xhat is not recoverable there). */
-void nn_batchnorm_backward_folded(float *dgamma, float *dbeta, const float *dout,
-                                  const float *out, const float *gamma, const float *beta,
-                                  int M, int C);
+ * BN's OUTPUT: xhat = (out - beta) / gamma. act (1: ReLU, 6: ReLU6, 0: none)
+ * is an activation that ran in place on out and whose backward is done
+ * here: dout is masked in place first, so where it clipped the output dout
+ * is 0 and the lost xhat does not matter. A channel with gamma exactly 0
+ * gets no dgamma (xhat is not recoverable there). */
+void nn_batchnorm_backward_folded(float *dgamma, float *dbeta, float *dout, const float *out,
+                                  const float *gamma, const float *beta, int act, int M, int C);
 /* Folds an inference-mode BN into the conv before it: weight is (K, C) with
  * C output channels last (HWIO flattened), bias (C) is overwritten. */
 void nn_batchnorm_fold(float *weight, float *bias, const float *gamma,
