@@ -257,7 +257,8 @@ def main():
                    vs_torch=paired_ratio(res, results.get(ref, {})),
                    vs_openblas=None, vs_fp32=None)
         if row["precision"] == "bf16":
-            fig["vs_fp32"] = paired_ratio(res, results.get(key(row, ss[1]), {}))
+            fig["vs_fp32"] = paired_ratio(
+                res, results.get(key(row, ("tlsweep", own[1], "fp32")), {}))
         elif own[1] != "openblas" and "openblas" in engines:
             fig["vs_openblas"] = paired_ratio(
                 res, results.get(key(row, ("tlsweep", "openblas", "fp32")), {}))

@@ -360,6 +360,54 @@ static void test_fold(void **state)
     check_fold(0);
 }
 
+/* The backward of a BN folded into its conv, with the ReLU/ReLU6 after it
+ * fused: from the output alone it gives the dgamma and dbeta the ordinary
+ * inference-mode backward gives from the input, and masks dout as the
+ * activation's backward would. */
+static void check_folded(int act, int M, int C)
+{
+    float *x = tu_alloc_uniform((size_t)M * C, 31, -3, 3);
+    float *gamma = tu_alloc_uniform((size_t)C, 32, 0.5f, 2);
+    float *beta = tu_alloc_uniform((size_t)C, 33, -1, 1);
+    float *mean = tu_alloc_uniform((size_t)C, 34, -0.5f, 0.5f);
+    float *var = tu_alloc_uniform((size_t)C, 35, 0.2f, 3);
+    float *y = tu_zeros((size_t)M * C), *dy = tu_alloc_uniform((size_t)M * C, 36, -1, 1);
+    float *dy_ref = malloc((size_t)M * C * sizeof(float));
+    nn_batchnorm_forward_infer(y, x, gamma, beta, mean, var, 1e-3f, M, C);
+    if (act == 1)
+        nn_relu_forward(y, y, (size_t)M * C);
+    else if (act == 6)
+        nn_relu6_forward(y, y, (size_t)M * C);
+    memcpy(dy_ref, dy, (size_t)M * C * sizeof(float));
+    if (act) { /* the *_backward functions accumulate into a zeroed buffer */
+        memset(dy_ref, 0, (size_t)M * C * sizeof(float));
+        if (act == 1)
+            nn_relu_backward(dy_ref, dy, y, (size_t)M * C);
+        else
+            nn_relu6_backward(dy_ref, dy, y, (size_t)M * C);
+    }
+    float *dg_ref = tu_zeros((size_t)C), *db_ref = tu_zeros((size_t)C);
+    float *dg = tu_zeros((size_t)C), *db = tu_zeros((size_t)C);
+    nn_batchnorm_backward_infer(NULL, dg_ref, db_ref, dy_ref, x, gamma, mean, var, 1e-3f, M, C);
+    nn_batchnorm_backward_folded(dg, db, dy, y, gamma, beta, act, M, C);
+    assert_true(tu_max_abs_diff(dy, dy_ref, (size_t)M * C) == 0.0);
+    for (int c = 0; c < C; c++) {
+        assert_true(fabs(db[c] - db_ref[c]) <= 1e-4 * (1 + fabs(db_ref[c])));
+        assert_true(fabs(dg[c] - dg_ref[c]) <= 1e-3 * (1 + fabs(dg_ref[c])));
+    }
+    free(x); free(gamma); free(beta); free(mean); free(var); free(y); free(dy); free(dy_ref);
+    free(dg_ref); free(db_ref); free(dg); free(db);
+}
+
+static void test_backward_folded(void **state)
+{
+    (void)state;
+    for (int act = 0; act <= 6; act += act ? 5 : 1) {
+        check_folded(act, 37, 5);
+        check_folded(act, 3000, 300); /* several chunks and channel groups */
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -372,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_train_offset_mean),
         cmocka_unit_test(test_threads_deterministic),
         cmocka_unit_test(test_fold),
+        cmocka_unit_test(test_backward_folded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,14 +59,22 @@ int nn_dconv_backward_weights(nn_dconv *c, float *dweight, float *dbias, const f
 #include <pthread.h>
 
 /* One engine for the process; one stream per thread (nets of different
- * threads, as in the in-process coordinator tests, never share a stream). */
+ * threads, as in the in-process coordinator tests, never share a stream),
+ * destroyed when its thread ends. */
 static dnnl_engine_t g_engine;
 static dnnl_status_t g_engine_status = dnnl_runtime_error;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static __thread dnnl_stream_t t_stream;
+static pthread_key_t g_stream_key;
+
+static void stream_destroy(void *s)
+{
+    dnnl_stream_destroy((dnnl_stream_t)s);
+}
 
 static void engine_init(void)
 {
+    if (pthread_key_create(&g_stream_key, stream_destroy) != 0)
+        return;
     g_engine_status = dnnl_engine_create(&g_engine, dnnl_cpu, 0);
 }
 
@@ -75,10 +83,16 @@ static dnnl_stream_t stream_get(void)
     pthread_once(&g_once, engine_init);
     if (g_engine_status != dnnl_success)
         return NULL;
-    if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) !=
-                         dnnl_success)
-        t_stream = NULL;
-    return t_stream;
+    dnnl_stream_t s = pthread_getspecific(g_stream_key);
+    if (!s) {
+        if (dnnl_stream_create(&s, g_engine, dnnl_stream_default_flags) != dnnl_success)
+            return NULL;
+        if (pthread_setspecific(g_stream_key, s) != 0) {
+            dnnl_stream_destroy(s);
+            return NULL;
+        }
+    }
+    return s;
 }
 
 /* A primitive with its descriptor and scratchpad. */
