@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs the Debian packages, builds warning-free
-# (-Werror) in build/ and runs every test; then builds with AddressSanitizer
+# (-Werror) in build/ and runs every test; builds without oneDNN in
+# build-portable/ (the OpenBLAS-only engine a host without libdnnl gets) and
+# runs the unit tests; then builds with AddressSanitizer
 # and UndefinedBehaviorSanitizer in build-asan/ and runs the unit tests;
 # then builds the libFuzzer targets with clang in build-fuzz/ and runs each
 # for TLSWEEP_FUZZ_SECONDS (default 20; 12 targets, two at a time: ~2 min).
@@ -29,6 +31,12 @@ cmake -S . -B build -DTLSWEEP_WERROR=ON -DTLSWEEP_TESTS=ON
 cmake --build build -j"$TLSWEEP_JOBS"
 step "tests"
 ctest --test-dir build --output-on-failure
+
+step "build without oneDNN (build-portable/)"
+cmake -S . -B build-portable -DTLSWEEP_ONEDNN=OFF -DTLSWEEP_WERROR=ON -DTLSWEEP_TESTS=ON
+cmake --build build-portable -j"$TLSWEEP_JOBS"
+step "unit tests without oneDNN"
+ctest --test-dir build-portable -L unit --output-on-failure
 
 if [ "$asan" = 1 ]; then
     step "build (build-asan/, ASan + UBSan)"

@@ -194,8 +194,26 @@ static void test_other_batch(void **state)
     }
 }
 
+/* A build without oneDNN refuses every conv with a line saying so (the net
+ * then plans it on OpenBLAS). */
+static void test_without_onednn(void **state)
+{
+    (void)state;
+    nn_conv2d_shape s = shape_of(&cases[2], 2);
+    nn_dconv_cfg cfg = {.bias = 1};
+    tl_err e = {0};
+    nn_dconv *c = nn_dconv_create(&s, &cfg, NULL, &e);
+    assert_null(c);
+    assert_non_null(strstr(e.msg, "oneDNN is not built in"));
+}
+
 int main(void)
 {
+    if (!nn_have_onednn()) {
+        printf("this build has no oneDNN: checking that it says so\n");
+        const struct CMUnitTest only[] = {cmocka_unit_test(test_without_onednn)};
+        return cmocka_run_group_tests(only, NULL, NULL);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fp32),
         cmocka_unit_test(test_bf16),
