@@ -494,7 +494,7 @@ char *net_backend_summary(const net *n, char *buf, size_t len)
             fused++;
         } else if (l->kind == NET_BN && l->folded_into >= 0) {
             folded++;
-        } else if (l->kind != NET_FLATTEN && !(l->kind == NET_BN && l->folded_into >= 0)) {
+        } else if (l->kind != NET_FLATTEN) {
             other++;
         }
     }
