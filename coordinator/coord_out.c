@@ -230,6 +230,9 @@ static json_t *trial_json(const coord *c, int i, int rank)
     json_object_set_new(o, "learning_rate", json_real(st->learning_rate));
     json_object_set_new(o, "optimizer", json_string(sweep_optimizer_name(st->optimizer)));
     json_object_set_new(o, "batch_size", json_integer(st->batch_size));
+    /* sampled or listed; null when the file gives none (0 / the optimizer's default) */
+    json_object_set_new(o, "weight_decay", c->s->n_weight_decays ? json_real(st->weight_decay) : json_null());
+    json_object_set_new(o, "momentum", c->s->n_momenta ? json_real(st->momentum) : json_null());
     json_object_set_new(o, "precision", json_string(sweep_precision_name(st->precision)));
     const char *engine = trial_engine(c, i);
     json_object_set_new(o, "engine", engine ? json_string(engine) : json_null());

@@ -14,6 +14,10 @@
 #                     down; the re-run finishes with the same leaderboard
 #   slices_merge      a job array's way: three `--slice I/3` runs and `merge`
 #                     give the whole run's leaderboard and best.tlm
+#   random_search     search: random with a log-uniform learning rate: the
+#                     dry run is the same twice, a 3-rank run ends with the
+#                     single-process leaderboard (every rank drew the same
+#                     trials), and a re-run changes nothing
 #   bad_sweeps        each kind of bad sweep file: one line, exit 1, no out/;
 #                     bf16 on a CPU without AVX512_BF16 too (a dry run notes it)
 #   setup_error_no_hang  a run that cannot start (out/journal locked by
@@ -162,6 +166,41 @@ kill9_resume)
     board "$d/a" > "$d/a.board"
     board "$d/b" > "$d/b.board"
     diff "$d/a.board" "$d/b.board" || fail "resumed leaderboard differs from the uninterrupted one"
+    ;;
+random_search)
+    for x in a b; do
+        tiny_sweep "$d" tiny 2 "[frozen, {fine_tune_at: 100}]" "{log_uniform: [1.0e-3, 1.0e-2]}" \
+            "[global_average_pooling]" "checkpoint_seconds: 0
+out: $d/$x
+search: {method: random, trials: 4, seed: 3}" > "$d/$x.yaml"
+    done
+    "$tlsweep" run --dry-run "$d/a.yaml" > "$d/dry1" || { cat "$d/dry1"; fail "dry run"; }
+    "$tlsweep" run --dry-run "$d/a.yaml" > "$d/dry2"
+    cat "$d/dry1"
+    cmp "$d/dry1" "$d/dry2" || fail "two dry runs drew different trials"
+    grep -q "^search: random, 4 configurations drawn with seed 3" "$d/dry1" || fail "dry run: no search line"
+    "$tlsweep" run --quiet "$d/a.yaml" > "$d/a.log" 2>&1 || { cat "$d/a.log"; fail "single-process run"; }
+    mpiexec -n 3 --oversubscribe "$tlsweep" run --quiet "$d/b.yaml" > "$d/b.log" 2>&1 ||
+        { cat "$d/b.log"; fail "3-rank run"; }
+    board "$d/a" > "$d/a.board"
+    board "$d/b" > "$d/b.board"
+    cat "$d/a.board"
+    diff "$d/a.board" "$d/b.board" || fail "3 ranks and 1 process disagree"
+    [ "$(wc -l < "$d/a.board")" -eq 5 ] || fail "expected 4 trials in results.csv"
+    $py - "$d/a/results.json" <<'EOF'
+import json, re, sys
+r = json.load(open(sys.argv[1]))
+assert r["state"] == "finished", r["state"]
+for t in r["trials"]:
+    assert t["status"] == "done", t
+    lr = float(re.search(r"-lr([0-9.]+e-[0-9]+)-", t["id"]).group(1))
+    assert lr == t["learning_rate"] and 1e-3 <= lr <= 1e-2, (t["id"], t["learning_rate"])
+EOF
+    # a re-run finds every drawn trial finished
+    "$tlsweep" run --quiet "$d/a.yaml" > "$d/a2.log" 2>&1 || { cat "$d/a2.log"; fail "re-run"; }
+    grep -q "4 of 4 trials already finished" "$d/a2.log" || { cat "$d/a2.log"; fail "the re-run trained again"; }
+    board "$d/a" > "$d/a2.board"
+    diff "$d/a.board" "$d/a2.board" || fail "the re-run changed the leaderboard"
     ;;
 slices_merge)
     run_local "$d/a" 3 || { cat "$d/a.log"; fail "whole run"; }
