@@ -755,6 +755,41 @@ static int parse_select(ctx *c, yaml_node_t *m, yaml_node_t **metric_node)
     return 0;
 }
 
+static int parse_early_stop(ctx *c, yaml_node_t *m)
+{
+    static const char *const keys[] = {"monitor", "patience", "min_delta", "restore_best_weights",
+                                       NULL};
+    yaml_node_t *v[4];
+    sweep_early_stop *es = &c->s->early_stop;
+    if (ycheck_map(c->y, m, "early_stopping", keys, v,
+                   "{monitor: val_loss, patience: P, min_delta: D, restore_best_weights: true}"))
+        return TL_EINVAL;
+    es->enabled = 1;
+    es->monitor = SWEEP_VAL_LOSS;   /* Keras's default */
+    int k;
+    if (v[0]) {
+        if (ycheck_enum(c->y, v[0], "early_stopping.monitor", "metric", metric_names, &k))
+            return TL_EINVAL;
+        es->monitor = (sweep_metric)k;
+    }
+    es->mode_max = es->monitor == SWEEP_VAL_ACCURACY || es->monitor == SWEEP_ACCURACY;
+    if (v[1] && ycheck_int(c->y, v[1], "early_stopping.patience", "a whole number of epochs >= 0",
+                           0, 1000000, &es->patience))
+        return TL_EINVAL;
+    if (v[2] && ycheck_range(c->y, v[2], "early_stopping.min_delta", "a number >= 0", 0, 0, 1e9, 0,
+                             &es->min_delta))
+        return TL_EINVAL;
+    es->restore_best_weights = 1;
+    if (v[3] && ycheck_bool(c->y, v[3], "early_stopping.restore_best_weights",
+                            &es->restore_best_weights))
+        return TL_EINVAL;
+    /* a trial always keeps its best epoch by select: (and evaluates it) */
+    if (!es->restore_best_weights)
+        return ycheck_fail(c->y, v[3], "early_stopping.restore_best_weights",
+                           "expected true (a trial always keeps its best epoch by select.metric)");
+    return 0;
+}
+
 static int parse_search(ctx *c, yaml_node_t *m, yaml_node_t **trials_node)
 {
     static const char *const keys[] = {"method", "trials", "seed", NULL};
@@ -789,8 +824,9 @@ static int parse_root(ctx *c, yaml_node_t *root)
     static const char *const keys[] = {"name", "data", "model", "weights", "grid",
                                        "epochs", "select", "out", "seed", "threads",
                                        "feature_cache", "checkpoint_seconds",
-                                       "worker_timeout", "engine", "precision", "search", NULL};
-    yaml_node_t *v[16];
+                                       "worker_timeout", "engine", "precision", "search",
+                                       "early_stopping", NULL};
+    yaml_node_t *v[17];
     sweep *s = c->s;
     if (ycheck_map(c->y, root, "", keys, v, "a mapping of sweep keys"))
         return TL_EINVAL;
@@ -887,6 +923,13 @@ static int parse_root(ctx *c, yaml_node_t *root)
     free(bb_nodes);
     if (rc)
         return rc;
+    if (v[16] && parse_early_stop(c, v[16]))
+        return TL_EINVAL;
+    int es_val = s->early_stop.monitor == SWEEP_VAL_ACCURACY || s->early_stop.monitor == SWEEP_VAL_LOSS;
+    if (s->early_stop.enabled && es_val && !s->val_dir && s->validation_split == 0)
+        return ycheck_fail(c->y, v[16], "early_stopping.monitor",
+                           "%s needs validation data: give data.val_dir or data.validation_split > 0",
+                           sweep_metric_name(s->early_stop.monitor));
     int val = s->metric == SWEEP_VAL_ACCURACY || s->metric == SWEEP_VAL_LOSS;
     if (val && !s->val_dir && s->validation_split == 0)
         return ycheck_fail(c->y, metric_node ? metric_node : v[1], metric_node ? "select.metric" : "data.validation_split",

@@ -85,6 +85,16 @@ typedef struct {
     double lo, hi;       /* not LIST: lo < hi; LOG_UNIFORM: lo > 0 */
 } sweep_dist;
 
+/* early_stopping: per trial, Keras's EarlyStopping (early_stop.h). */
+typedef struct {
+    int enabled;            /* early_stopping: given */
+    sweep_metric monitor;   /* default val_loss, as Keras */
+    int patience;           /* epochs without improvement before stopping; default 0 */
+    double min_delta;       /* >= 0: a smaller change is no improvement */
+    int mode_max;           /* from the monitor's name: *accuracy* max, else min */
+    int restore_best_weights;
+} sweep_early_stop;
+
 /* search.method: grid (the cartesian product, the default) or random
  * (search.trials configurations drawn with search.seed). */
 typedef enum { SWEEP_SEARCH_GRID, SWEEP_SEARCH_RANDOM } sweep_search_method;
@@ -166,6 +176,8 @@ typedef struct {
     /* sampled axes: kind LIST (zeroed) unless the file gives a range; a
      * sampled axis keeps a one-element list (its low end) as placeholder */
     sweep_dist lr_dist, batch_dist, wd_dist, mom_dist;
+
+    sweep_early_stop early_stop;
 
     /* search: */
     sweep_search_method search;

@@ -70,6 +70,11 @@ static void shared_text(const sweep *s, tl_strbuf *b)
     for (int i = 0; i < s->n_head; i++)
         tl_strbuf_printf(b, "%d:%d:%d:%a;", (int)s->head[i].kind, s->head[i].units,
                          (int)s->head[i].act, (double)s->head[i].rate);
+    /* only when given: trials without it keep the keys they had */
+    const sweep_early_stop *es = &s->early_stop;
+    if (es->enabled)
+        tl_strbuf_printf(b, "|early_stop=%d,%d,%a,%d", (int)es->monitor, es->patience,
+                         es->min_delta, es->restore_best_weights);
 }
 
 /* The trial's id from its grid values (b is scratch); an id that does not

@@ -636,6 +636,24 @@ static const bad_case bad_cases[] = {
      "expected a whole number >= 0, got -1"},
     {BASE_HEAD TAIL "search: {method: random, trials: 5, sed: 1}\n", 14, "search.sed",
      "unknown key (did you mean 'seed'?)"},
+    /* early_stopping */
+    {BASE_HEAD TAIL "early_stopping: {monitor: val_los}\n", 14, "early_stopping.monitor",
+     "unknown metric 'val_los' (did you mean 'val_loss'?)"},
+    {BASE_HEAD TAIL "early_stopping: {patience: -1}\n", 14, "early_stopping.patience",
+     "expected a whole number of epochs >= 0, got -1"},
+    {BASE_HEAD TAIL "early_stopping: {min_delta: -0.1}\n", 14, "early_stopping.min_delta",
+     "expected a number >= 0, got -0.1"},
+    {BASE_HEAD TAIL "early_stopping: {restore_best_weights: false}\n", 14,
+     "early_stopping.restore_best_weights",
+     "expected true (a trial always keeps its best epoch by select.metric)"},
+    {BASE_HEAD TAIL "early_stopping: {patients: 3}\n", 14, "early_stopping.patients",
+     "unknown key (did you mean 'patience'?)"},
+    {BASE_HEAD TAIL "early_stopping: 3\n", 14, "early_stopping",
+     "expected {monitor: val_loss, patience: P, min_delta: D, restore_best_weights: true} "
+     "(keys: monitor, patience, min_delta, restore_best_weights), got 3"},
+    {"data: {train_dir: d}\nweights: {mobilenet_v2: m}\ngrid: {backbone: mobilenet_v2}\nepochs: 1\n"
+     "out: o\nselect: {metric: loss}\nearly_stopping: {patience: 1}\n", 7, "early_stopping.monitor",
+     "val_loss needs validation data: give data.val_dir or data.validation_split > 0"},
     /* YAML itself */
     {BASE_HEAD "  learning_rate: [1e-3, 1e-4\nepochs: 5\nout: o\n", 12, "", "YAML syntax error"},
     {"data: {train_dir: d\n", 2, "", "YAML syntax error"},
