@@ -242,6 +242,10 @@ static json_t *trial_json(const coord *c, int i, int rank)
     if (r && t->st == TR_DONE) {
         json_object_set_new(o, sweep_metric_name(c->s->metric), json_real(r->best_value));
         json_object_set_new(o, "best_epoch", json_integer(r->best_epoch));
+        /* early_stopping: ended it after stopped_epoch; else it ran its epochs */
+        json_object_set_new(o, "stop_reason", json_string(r->stopped_epoch ? "early_stopping" : "epochs"));
+        json_object_set_new(o, "stopped_epoch",
+                            r->stopped_epoch ? json_integer(r->stopped_epoch) : json_null());
         json_object_set_new(o, "val_accuracy", json_real(r->val_accuracy));
         json_object_set_new(o, "val_loss", json_real(r->val_loss));
         json_object_set_new(o, "accuracy", json_real(r->accuracy));

@@ -18,6 +18,9 @@
 #                     dry run is the same twice, a 3-rank run ends with the
 #                     single-process leaderboard (every rank drew the same
 #                     trials), and a re-run changes nothing
+#   early_stopping    early_stopping: stops each trial where Keras would (the
+#                     two-stage recipe in its fine-tune stage); results.json
+#                     says so, and a re-run finds the trials finished
 #   bad_sweeps        each kind of bad sweep file: one line, exit 1, no out/;
 #                     bf16 on a CPU without AVX512_BF16 too (a dry run notes it)
 #   setup_error_no_hang  a run that cannot start (out/journal locked by
@@ -201,6 +204,33 @@ EOF
     grep -q "4 of 4 trials already finished" "$d/a2.log" || { cat "$d/a2.log"; fail "the re-run trained again"; }
     board "$d/a" > "$d/a2.board"
     diff "$d/a.board" "$d/a2.board" || fail "the re-run changed the leaderboard"
+    ;;
+early_stopping)
+    # min_delta 1000: only a stage's first epoch improves, so with patience 1
+    # each trial stops after its last stage's second epoch
+    tiny_sweep "$d" tiny 4 \
+        "[frozen, {fine_tune_at: 100}, {frozen_then_fine_tune: {fine_tune_at: 100, epochs: 1}}]" \
+        "[1.0e-3]" "[global_average_pooling]" "checkpoint_seconds: 0
+out: $d/a
+early_stopping: {monitor: loss, patience: 1, min_delta: 1000}" > "$d/a.yaml"
+    "$tlsweep" run "$d/a.yaml" > "$d/a.log" 2>&1 || { cat "$d/a.log"; fail "run"; }
+    grep "early stopping" "$d/a.log" || true
+    $py - "$d/a/results.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["state"] == "finished", r["state"]
+want = {"frozen": 2, "ft100": 2, "frozen1-ft100": 3}
+for t in r["trials"]:
+    tag = t["id"].split("-")[1] if "frozen1" not in t["id"] else "frozen1-ft100"
+    assert t["status"] == "done", t
+    assert t["stop_reason"] == "early_stopping", t
+    assert t["stopped_epoch"] == want[tag] == len(t["history"]), (t["id"], t["stopped_epoch"], len(t["history"]))
+    assert 1 <= t["best_epoch"] <= t["stopped_epoch"], t
+print("stopped:", [(t["id"], t["stopped_epoch"]) for t in r["trials"]])
+EOF
+    # a re-run finds every stopped trial finished
+    "$tlsweep" run --quiet "$d/a.yaml" > "$d/a2.log" 2>&1 || { cat "$d/a2.log"; fail "re-run"; }
+    grep -q "3 of 3 trials already finished" "$d/a2.log" || { cat "$d/a2.log"; fail "the re-run trained again"; }
     ;;
 slices_merge)
     run_local "$d/a" 3 || { cat "$d/a.log"; fail "whole run"; }
