@@ -36,6 +36,10 @@ static void print_table(const sweep *s)
     if (s->search == SWEEP_SEARCH_RANDOM)
         printf("search: random, %d configurations drawn with seed %llu\n", s->search_trials,
                (unsigned long long)s->search_seed);
+    if (s->early_stop.enabled)
+        printf("early_stopping: %s, patience %d, min_delta %g (the fine-tune stage of a "
+               "two-stage trial)\n", sweep_metric_name(s->early_stop.monitor),
+               s->early_stop.patience, s->early_stop.min_delta);
     if (s->engine_set)
         printf("engine: %s, for every trial\n", sweep_engine_name(s->engine));
     /* the precision column when the file gives grid.precision */

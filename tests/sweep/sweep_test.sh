@@ -213,6 +213,8 @@ early_stopping)
         "[1.0e-3]" "[global_average_pooling]" "checkpoint_seconds: 0
 out: $d/a
 early_stopping: {monitor: loss, patience: 1, min_delta: 1000}" > "$d/a.yaml"
+    "$tlsweep" run --dry-run "$d/a.yaml" | grep -q "^early_stopping: loss, patience 1, min_delta 1000" ||
+        fail "dry run: no early_stopping line"
     "$tlsweep" run "$d/a.yaml" > "$d/a.log" 2>&1 || { cat "$d/a.log"; fail "run"; }
     grep "early stopping" "$d/a.log" || true
     $py - "$d/a/results.json" <<'EOF'
