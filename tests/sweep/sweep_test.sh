@@ -21,6 +21,8 @@
 #   early_stopping    early_stopping: stops each trial where Keras would (the
 #                     two-stage recipe in its fine-tune stage); results.json
 #                     says so, and a re-run finds the trials finished
+#   early_stopping_resume  sigterm_resume with early stopping: the resumed
+#                     trials stop at the epochs the uninterrupted ones did
 #   bad_sweeps        each kind of bad sweep file: one line, exit 1, no out/;
 #                     bf16 on a CPU without AVX512_BF16 too (a dry run notes it)
 #   setup_error_no_hang  a run that cannot start (out/journal locked by
@@ -47,7 +49,8 @@ sweep() {
         "[frozen, {fine_tune_at: 100}, {frozen_then_fine_tune: {fine_tune_at: 100, epochs: 1}}]" \
         "[1.0e-2, 3.0e-3, 1.0e-3]" "[global_average_pooling, {dense: 32}, {dropout: 0.1}]" \
         "checkpoint_seconds: 0
-out: $1"
+out: $1
+${extra_yaml:-}"
 }
 
 
@@ -76,6 +79,38 @@ wait_for_ft_checkpoint() {
         i=$((i + 1))
     done
     fail "no fine-tune checkpoint appeared in $1"
+}
+
+# SIGTERM to a run (OUT b, EPOCHS) once a fine-tune trial has a checkpoint:
+# exit 75 within seconds, the checkpoint left; the re-run resumes from it and
+# ends with the leaderboard of an uninterrupted run (OUT a).
+interrupt_and_resume() {
+    run_local "$d/a" 10 || { cat "$d/a.log"; fail "uninterrupted run"; }
+    sweep "$d/b" 10 > "$d/b.yaml"
+    "$tlsweep" run --quiet "$d/b.yaml" > "$d/b.log" 2>&1 &
+    pid=$!
+    wait_for_ft_checkpoint "$d/b"
+    start=$(date +%s)
+    kill -TERM $pid
+    set +e
+    wait $pid
+    rc=$?
+    set -e
+    took=$(($(date +%s) - start))
+    cat "$d/b.log"
+    [ $rc -eq 75 ] || fail "SIGTERM: exit $rc, expected 75 (interrupted, resumable)"
+    [ "$took" -lt 10 ] || fail "took ${took}s to stop"
+    grep -q "re-run the same command to resume" "$d/b.log" || fail "no resume hint"
+    ls "$d/b/checkpoints/"*.ckpt > /dev/null 2>&1 || fail "no checkpoint left for the stopped trial"
+    run_local "$d/b" 10 || { cat "$d/b.log"; fail "resumed run"; }
+    cat "$d/b.log"
+    grep -q "resuming from its checkpoint" "$d/b.log" || fail "the stopped trial did not resume"
+    board "$d/a" > "$d/a.board"
+    board "$d/b" > "$d/b.board"
+    diff "$d/a.board" "$d/b.board" || fail "resumed leaderboard differs from the uninterrupted one"
+    if ls "$d/b/checkpoints/"*.ckpt > /dev/null 2>&1; then
+        fail "checkpoints of finished trials left behind"
+    fi
 }
 
 case $case_ in
@@ -124,30 +159,7 @@ EOF
         fail "best.tlm does not give the best trial's test accuracy"
     ;;
 sigterm_resume)
-    run_local "$d/a" 10 || { cat "$d/a.log"; fail "uninterrupted run"; }
-    sweep "$d/b" 10 > "$d/b.yaml"
-    "$tlsweep" run --quiet "$d/b.yaml" > "$d/b.log" 2>&1 &
-    pid=$!
-    wait_for_ft_checkpoint "$d/b"
-    start=$(date +%s)
-    kill -TERM $pid
-    set +e
-    wait $pid
-    rc=$?
-    set -e
-    took=$(($(date +%s) - start))
-    cat "$d/b.log"
-    [ $rc -eq 75 ] || fail "SIGTERM: exit $rc, expected 75 (interrupted, resumable)"
-    [ "$took" -lt 10 ] || fail "took ${took}s to stop"
-    grep -q "re-run the same command to resume" "$d/b.log" || fail "no resume hint"
-    ls "$d/b/checkpoints/"*.ckpt > /dev/null 2>&1 || fail "no checkpoint left for the stopped trial"
-    run_local "$d/b" 10 || { cat "$d/b.log"; fail "resumed run"; }
-    cat "$d/b.log"
-    grep -q "resuming from its checkpoint" "$d/b.log" || fail "the stopped trial did not resume"
-    board "$d/a" > "$d/a.board"
-    board "$d/b" > "$d/b.board"
-    diff "$d/a.board" "$d/b.board" || fail "resumed leaderboard differs from the uninterrupted one"
-    ls "$d/b/checkpoints/"*.ckpt > /dev/null 2>&1 && fail "checkpoints of finished trials left behind"
+    interrupt_and_resume
     ;;
 kill9_resume)
     run_local "$d/a" 6 || { cat "$d/a.log"; fail "uninterrupted run"; }
@@ -233,6 +245,20 @@ EOF
     # a re-run finds every stopped trial finished
     "$tlsweep" run --quiet "$d/a.yaml" > "$d/a2.log" 2>&1 || { cat "$d/a2.log"; fail "re-run"; }
     grep -q "3 of 3 trials already finished" "$d/a2.log" || { cat "$d/a2.log"; fail "the re-run trained again"; }
+    ;;
+early_stopping_resume)
+    # min_delta 1000 and patience 6: a trial stops 6 epochs after its last
+    # stage's first; interrupted and resumed, it stops at the same epoch
+    extra_yaml="early_stopping: {monitor: loss, patience: 6, min_delta: 1000}"
+    interrupt_and_resume
+    $py - "$d/b/results.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+want = {"frozen": 7, "ft100": 7, "frozen1-ft100": 8}
+for t in r["trials"]:
+    tag = "frozen1-ft100" if "frozen1-ft100" in t["id"] else t["id"].split("-")[1]
+    assert t["stop_reason"] == "early_stopping" and t["stopped_epoch"] == want[tag], t
+EOF
     ;;
 slices_merge)
     run_local "$d/a" 3 || { cat "$d/a.log"; fail "whole run"; }
