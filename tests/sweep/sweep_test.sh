@@ -17,7 +17,8 @@
 #   random_search     search: random with a log-uniform learning rate: the
 #                     dry run is the same twice, a 3-rank run ends with the
 #                     single-process leaderboard (every rank drew the same
-#                     trials), and a re-run changes nothing
+#                     trials), so do two --slice runs merged, and a re-run
+#                     changes nothing
 #   early_stopping    early_stopping: stops each trial where Keras would (the
 #                     two-stage recipe in its fine-tune stage); results.json
 #                     says so, and a re-run finds the trials finished
@@ -183,7 +184,7 @@ kill9_resume)
     diff "$d/a.board" "$d/b.board" || fail "resumed leaderboard differs from the uninterrupted one"
     ;;
 random_search)
-    for x in a b; do
+    for x in a b c; do
         tiny_sweep "$d" tiny 2 "[frozen, {fine_tune_at: 100}]" "{log_uniform: [1.0e-3, 1.0e-2]}" \
             "[global_average_pooling]" "checkpoint_seconds: 0
 out: $d/$x
@@ -211,6 +212,14 @@ for t in r["trials"]:
     lr = float(re.search(r"-lr([0-9.]+e-[0-9]+)-", t["id"]).group(1))
     assert lr == t["learning_rate"] and 1e-3 <= lr <= 1e-2, (t["id"], t["learning_rate"])
 EOF
+    # a job array's way: two slices of the drawn trials, merged
+    for i in 0 1; do
+        "$tlsweep" run --quiet --slice $i/2 "$d/c.yaml" > "$d/c$i.log" 2>&1 ||
+            { cat "$d/c$i.log"; fail "slice $i/2"; }
+    done
+    "$tlsweep" merge "$d/c" > "$d/merge.log" 2>&1 || { cat "$d/merge.log"; fail "merge"; }
+    board "$d/c" > "$d/c.board"
+    diff "$d/a.board" "$d/c.board" || fail "merged slices differ from the whole run"
     # a re-run finds every drawn trial finished
     "$tlsweep" run --quiet "$d/a.yaml" > "$d/a2.log" 2>&1 || { cat "$d/a2.log"; fail "re-run"; }
     grep -q "4 of 4 trials already finished" "$d/a2.log" || { cat "$d/a2.log"; fail "the re-run trained again"; }
