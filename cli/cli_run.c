@@ -33,18 +33,28 @@ static void print_table(const sweep *s)
         w = l > w ? l : w;
     }
     printf("%s: %zu trials (%s)\n", s->name, s->n_trials, s->file);
+    if (s->search == SWEEP_SEARCH_RANDOM)
+        printf("search: random, %d configurations drawn with seed %llu\n", s->search_trials,
+               (unsigned long long)s->search_seed);
+    if (s->early_stop.enabled)
+        printf("early_stopping: %s, patience %d, min_delta %g (the fine-tune stage of a "
+               "two-stage trial)\n", sweep_metric_name(s->early_stop.monitor),
+               s->early_stop.patience, s->early_stop.min_delta);
     if (s->engine_set)
         printf("engine: %s, for every trial\n", sweep_engine_name(s->engine));
     /* the precision column when the file gives grid.precision */
     int prec = s->n_precisions > 0;
-    printf("\n%4s  %-*s  %-12s  %-20s  %-8s  %-9s  %5s  %6s%s\n", "#", w, "id", "backbone", "mode",
-           "lr", "optimizer", "batch", "epochs", prec ? "  precision" : "");
+    /* drawn learning rates have 6 significant digits; the grid's are as given */
+    int lw = s->search == SWEEP_SEARCH_RANDOM ? 11 : 8;
+    int lp = s->search == SWEEP_SEARCH_RANDOM ? 6 : 2;
+    printf("\n%4s  %-*s  %-12s  %-20s  %-*s  %-9s  %5s  %6s%s\n", "#", w, "id", "backbone", "mode",
+           lw, "lr", "optimizer", "batch", "epochs", prec ? "  precision" : "");
     for (size_t i = 0; i < s->n_trials; i++) {
         const sweep_trial *t = &s->trials[i];
         char mode[64];
         sweep_mode_str(&t->mode, mode, sizeof mode);
-        printf("%4zu  %-*s  %-12s  %-20s  %-8.2g  %-9s  %5d  %6d%s%s\n", i + 1, w, t->id, t->backbone,
-               mode, t->learning_rate, sweep_optimizer_name(t->optimizer), t->batch_size, t->epochs,
+        printf("%4zu  %-*s  %-12s  %-20s  %-*.*g  %-9s  %5d  %6d%s%s\n", i + 1, w, t->id, t->backbone,
+               mode, lw, lp, t->learning_rate, sweep_optimizer_name(t->optimizer), t->batch_size, t->epochs,
                prec ? "  " : "", prec ? sweep_precision_name(t->precision) : "");
     }
 }

@@ -230,6 +230,9 @@ static json_t *trial_json(const coord *c, int i, int rank)
     json_object_set_new(o, "learning_rate", json_real(st->learning_rate));
     json_object_set_new(o, "optimizer", json_string(sweep_optimizer_name(st->optimizer)));
     json_object_set_new(o, "batch_size", json_integer(st->batch_size));
+    /* sampled or listed; null when the file gives none (0 / the optimizer's default) */
+    json_object_set_new(o, "weight_decay", c->s->n_weight_decays ? json_real(st->weight_decay) : json_null());
+    json_object_set_new(o, "momentum", c->s->n_momenta ? json_real(st->momentum) : json_null());
     json_object_set_new(o, "precision", json_string(sweep_precision_name(st->precision)));
     const char *engine = trial_engine(c, i);
     json_object_set_new(o, "engine", engine ? json_string(engine) : json_null());
@@ -239,6 +242,10 @@ static json_t *trial_json(const coord *c, int i, int rank)
     if (r && t->st == TR_DONE) {
         json_object_set_new(o, sweep_metric_name(c->s->metric), json_real(r->best_value));
         json_object_set_new(o, "best_epoch", json_integer(r->best_epoch));
+        /* early_stopping: ended it after stopped_epoch; else it ran its epochs */
+        json_object_set_new(o, "stop_reason", json_string(r->stopped_epoch ? "early_stopping" : "epochs"));
+        json_object_set_new(o, "stopped_epoch",
+                            r->stopped_epoch ? json_integer(r->stopped_epoch) : json_null());
         json_object_set_new(o, "val_accuracy", json_real(r->val_accuracy));
         json_object_set_new(o, "val_loss", json_real(r->val_loss));
         json_object_set_new(o, "accuracy", json_real(r->accuracy));

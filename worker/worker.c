@@ -584,6 +584,7 @@ static int send_result(worker *w, const sweep_trial *t, const trial_result *r, i
     tr.message = (char *)(message ? message : "");
     tr.epochs_done = (uint32_t)r->n_epochs;
     tr.best_epoch = (uint32_t)r->best_epoch;
+    tr.stopped_epoch = (uint32_t)r->stopped_epoch;
     tr.best_value = r->best_value;
     if (r->best_epoch >= 1 && r->best_epoch <= r->n_epochs) {
         const trial_epoch *x = &r->epochs[r->best_epoch - 1];
@@ -665,6 +666,7 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     cfg.loader_threads = w->o->loader_threads;
     cfg.select_metric = s->metric;
     cfg.select_max = s->goal_max;
+    cfg.early_stop = s->early_stop;
     cfg.epoch_done = epoch_done;
     cfg.step_done = step_done;
     cfg.model_done = model_done;

@@ -502,7 +502,11 @@ static void mark(sweep_at *at, const yaml_node_t *n, const char *path)
 {
     at->line = (int)n->start_mark.line + 1;
     at->col = (int)n->start_mark.column + 1;
-    snprintf(at->path, sizeof at->path, "%s", path);
+    size_t len = strlen(path);
+    if (len >= sizeof at->path)
+        len = sizeof at->path - 1;   /* the key paths given here are short */
+    memcpy(at->path, path, len);
+    at->path[len] = '\0';
 }
 
 static int it_precision(ctx *c, yaml_node_t *it, const char *ip, void *out)
@@ -537,9 +541,115 @@ static int same_sched_v(const void *a, const void *b)
     return same_sched(a, b);
 }
 
-/* bb_list: grid.backbone's node; bb_nodes: its items (for later messages). */
+/* ---- sampled axes ---------------------------------------------------------- */
+
+static const char *const dist_names[] = {"choice", "uniform", "log_uniform", "int_uniform", NULL};
+enum { DIST_UNIFORM = 1 << SWEEP_DIST_UNIFORM, DIST_LOG = 1 << SWEEP_DIST_LOG_UNIFORM,
+       DIST_INT = 1 << SWEEP_DIST_INT_UNIFORM };
+
+/* A mapping whose first key names a distribution: {choice: ...}, {uniform: ...}. */
+static int is_dist_map(ctx *c, const yaml_node_t *n)
+{
+    if (n->type != YAML_MAPPING_NODE || n->data.mapping.pairs.start == n->data.mapping.pairs.top)
+        return 0;
+    yaml_node_t *k = ycheck_node(c->y, n->data.mapping.pairs.start[0].key);
+    if (!k || !ycheck_is_scalar(k))
+        return 0;
+    for (int i = 0; dist_names[i]; i++)
+        if (!strcmp(ycheck_text(k), dist_names[i]))
+            return 1;
+    return 0;
+}
+
+/* One bound of a range, checked as the axis checks its values. */
+static int dist_bound(ctx *c, yaml_node_t *it, const char *ip, item_fn fn, int is_int, double *out)
+{
+    union { double d; int i; } v;
+    if (fn(c, it, ip, &v))
+        return TL_EINVAL;
+    *out = is_int ? v.i : v.d;
+    return 0;
+}
+
+/* {uniform|log_uniform|int_uniform: [low, high]} at vn (path kp) into d. */
+static int parse_range(ctx *c, yaml_node_t *vn, const char *kp, sweep_dist_kind kind, item_fn fn,
+                       sweep_dist *d)
+{
+    if (vn->type != YAML_SEQUENCE_NODE ||
+        vn->data.sequence.items.top - vn->data.sequence.items.start != 2)
+        return ycheck_fail_got(c->y, vn, kp, "[low, high]");
+    double lh[2];
+    for (int i = 0; i < 2; i++) {
+        yaml_node_t *it = ycheck_node(c->y, vn->data.sequence.items.start[i]);
+        char ip[160];
+        snprintf(ip, sizeof ip, "%s[%d]", kp, i);
+        if (!it)
+            return ycheck_fail(c->y, vn, kp, "malformed list");
+        if (dist_bound(c, it, ip, fn, kind == SWEEP_DIST_INT_UNIFORM, &lh[i]))
+            return TL_EINVAL;
+        if (kind == SWEEP_DIST_LOG_UNIFORM && !(lh[i] > 0))
+            return ycheck_fail_got(c->y, it, ip, "a number > 0 (log_uniform takes logarithms)");
+    }
+    if (!(lh[0] < lh[1]))
+        return ycheck_fail(c->y, vn, kp, "expected [low, high] with low < high, got [%.17g, %.17g]",
+                           lh[0], lh[1]);
+    d->kind = kind;
+    d->lo = lh[0];
+    d->hi = lh[1];
+    return 0;
+}
+
+/* A grid axis: a list (parse_list), {choice: LIST} (the same list), or,
+ * where `sampled` allows it, a range to sample into *dist, leaving a
+ * one-element list (the low end) in *arr. sampled_at keeps the first. */
+static int parse_axis(ctx *c, yaml_node_t *n, const char *path, size_t elem, item_fn fn,
+                      same_fn same, void **arr, int *count, int sampled, sweep_dist *dist)
+{
+    if (!is_dist_map(c, n))
+        return parse_list(c, n, path, elem, fn, same, arr, count, NULL);
+    char exp[160] = "a list or {choice: [...]}";
+    for (int k = SWEEP_DIST_UNIFORM; k <= SWEEP_DIST_INT_UNIFORM; k++)
+        if (sampled & (1 << k)) {
+            size_t l = strlen(exp);
+            snprintf(exp + l, sizeof exp - l, " or {%s: [low, high]}", dist_names[k]);
+        }
+    yaml_node_t *v[4];
+    if (ycheck_map(c->y, n, path, dist_names, v, exp))
+        return TL_EINVAL;
+    int given = -1;
+    for (int k = 0; k < 4; k++)
+        if (v[k]) {
+            if (given >= 0)
+                return ycheck_fail_got(c->y, n, path, exp);
+            given = k;
+        }
+    char kp[128];
+    ycheck_join(kp, sizeof kp, path, dist_names[given]);
+    if (given == 0)
+        return parse_list(c, v[0], kp, elem, fn, same, arr, count, NULL);
+    if (!(sampled & (1 << given)))
+        return ycheck_fail(c->y, v[given], kp, "expected %s (this axis does not sample %s)", exp,
+                           dist_names[given]);
+    if (parse_range(c, v[given], kp, (sweep_dist_kind)given, fn, dist))
+        return TL_EINVAL;
+    char *a = calloc(1, elem);
+    if (!a)
+        return ycheck_nomem(c->y);
+    *arr = a;
+    *count = 1;
+    if (elem == sizeof(int) && given == SWEEP_DIST_INT_UNIFORM)
+        *(int *)a = (int)dist->lo;
+    else
+        *(double *)a = dist->lo;
+    if (!c->s->sampled_at.line)
+        mark(&c->s->sampled_at, v[given], kp);
+    return 0;
+}
+
+/* bb_list: grid.backbone's node (the list of its {choice: ...}); bb_nodes:
+ * its items; bb_path: its key path (for later messages). */
 static int parse_grid(ctx *c, yaml_node_t *m, yaml_node_t *root, yaml_node_t **bb_list,
-                      yaml_node_t ***bb_nodes)
+                      yaml_node_t ***bb_nodes, const char **bb_path)
 {
     static const char *const keys[] = {"backbone", "mode", "learning_rate", "optimizer",
                                        "batch_size", "weight_decay", "momentum", "schedule",
@@ -552,33 +662,46 @@ static int parse_grid(ctx *c, yaml_node_t *m, yaml_node_t *root, yaml_node_t **b
         return TL_EINVAL;
     if (!v[0])
         return ycheck_fail(c->y, m, "grid.backbone", "missing (required: the backbones to sweep)");
+    *bb_path = "grid.backbone";
+    if (is_dist_map(c, v[0])) {
+        yaml_node_t *d[4];
+        if (ycheck_map(c->y, v[0], *bb_path, dist_names, d, "a list or {choice: [...]}"))
+            return TL_EINVAL;
+        for (int k = 1; k < 4; k++)
+            if (d[k] || !d[0])
+                return ycheck_fail_got(c->y, v[0], *bb_path, "a list or {choice: [...]}");
+        v[0] = d[0];
+        *bb_path = "grid.backbone.choice";
+    }
     *bb_list = v[0];
-    int rc = parse_list(c, v[0], "grid.backbone", sizeof(char *), it_backbone, same_str,
+    int rc = parse_list(c, v[0], *bb_path, sizeof(char *), it_backbone, same_str,
                         (void **)&s->backbones, &s->n_backbones, bb_nodes);
     if (!rc && v[1])
-        rc = parse_list(c, v[1], "grid.mode", sizeof(sweep_mode), it_mode, same_mode_v,
-                        (void **)&s->modes, &s->n_modes, NULL);
+        rc = parse_axis(c, v[1], "grid.mode", sizeof(sweep_mode), it_mode, same_mode_v,
+                        (void **)&s->modes, &s->n_modes, 0, NULL);
     if (!rc && v[2])
-        rc = parse_list(c, v[2], "grid.learning_rate", sizeof(double), it_lr, same_double,
-                        (void **)&s->learning_rates, &s->n_learning_rates, NULL);
+        rc = parse_axis(c, v[2], "grid.learning_rate", sizeof(double), it_lr, same_double,
+                        (void **)&s->learning_rates, &s->n_learning_rates, DIST_UNIFORM | DIST_LOG,
+                        &s->lr_dist);
     if (!rc && v[3])
-        rc = parse_list(c, v[3], "grid.optimizer", sizeof(sweep_optimizer), it_opt, same_int,
-                        (void **)&s->optimizers, &s->n_optimizers, NULL);
+        rc = parse_axis(c, v[3], "grid.optimizer", sizeof(sweep_optimizer), it_opt, same_int,
+                        (void **)&s->optimizers, &s->n_optimizers, 0, NULL);
     if (!rc && v[4])
-        rc = parse_list(c, v[4], "grid.batch_size", sizeof(int), it_batch, same_int,
-                        (void **)&s->batch_sizes, &s->n_batch_sizes, NULL);
+        rc = parse_axis(c, v[4], "grid.batch_size", sizeof(int), it_batch, same_int,
+                        (void **)&s->batch_sizes, &s->n_batch_sizes, DIST_INT, &s->batch_dist);
     if (!rc && v[5])
-        rc = parse_list(c, v[5], "grid.weight_decay", sizeof(double), it_wd, same_double,
-                        (void **)&s->weight_decays, &s->n_weight_decays, NULL);
+        rc = parse_axis(c, v[5], "grid.weight_decay", sizeof(double), it_wd, same_double,
+                        (void **)&s->weight_decays, &s->n_weight_decays, DIST_UNIFORM | DIST_LOG,
+                        &s->wd_dist);
     if (!rc && v[6])
-        rc = parse_list(c, v[6], "grid.momentum", sizeof(double), it_mom, same_double,
-                        (void **)&s->momenta, &s->n_momenta, NULL);
+        rc = parse_axis(c, v[6], "grid.momentum", sizeof(double), it_mom, same_double,
+                        (void **)&s->momenta, &s->n_momenta, DIST_UNIFORM, &s->mom_dist);
     if (!rc && v[7])
-        rc = parse_list(c, v[7], "grid.schedule", sizeof(sweep_sched), it_sched, same_sched_v,
-                        (void **)&s->scheds, &s->n_scheds, NULL);
+        rc = parse_axis(c, v[7], "grid.schedule", sizeof(sweep_sched), it_sched, same_sched_v,
+                        (void **)&s->scheds, &s->n_scheds, 0, NULL);
     if (!rc && v[8])
-        rc = parse_list(c, v[8], "grid.precision", sizeof(sweep_precision), it_precision,
-                        same_int, (void **)&s->precisions, &s->n_precisions, NULL);
+        rc = parse_axis(c, v[8], "grid.precision", sizeof(sweep_precision), it_precision,
+                        same_int, (void **)&s->precisions, &s->n_precisions, 0, NULL);
     if (rc)
         return rc;
     /* Keras defaults for what the file leaves out */
@@ -632,6 +755,68 @@ static int parse_select(ctx *c, yaml_node_t *m, yaml_node_t **metric_node)
     return 0;
 }
 
+static int parse_early_stop(ctx *c, yaml_node_t *m)
+{
+    static const char *const keys[] = {"monitor", "patience", "min_delta", "restore_best_weights",
+                                       NULL};
+    yaml_node_t *v[4];
+    sweep_early_stop *es = &c->s->early_stop;
+    if (ycheck_map(c->y, m, "early_stopping", keys, v,
+                   "{monitor: val_loss, patience: P, min_delta: D, restore_best_weights: true}"))
+        return TL_EINVAL;
+    es->enabled = 1;
+    es->monitor = SWEEP_VAL_LOSS;   /* Keras's default */
+    int k;
+    if (v[0]) {
+        if (ycheck_enum(c->y, v[0], "early_stopping.monitor", "metric", metric_names, &k))
+            return TL_EINVAL;
+        es->monitor = (sweep_metric)k;
+    }
+    es->mode_max = es->monitor == SWEEP_VAL_ACCURACY || es->monitor == SWEEP_ACCURACY;
+    if (v[1] && ycheck_int(c->y, v[1], "early_stopping.patience", "a whole number of epochs >= 0",
+                           0, 1000000, &es->patience))
+        return TL_EINVAL;
+    if (v[2] && ycheck_range(c->y, v[2], "early_stopping.min_delta", "a number >= 0", 0, 0, 1e9, 0,
+                             &es->min_delta))
+        return TL_EINVAL;
+    es->restore_best_weights = 1;
+    if (v[3] && ycheck_bool(c->y, v[3], "early_stopping.restore_best_weights",
+                            &es->restore_best_weights))
+        return TL_EINVAL;
+    /* a trial always keeps its best epoch by select: (and evaluates it) */
+    if (!es->restore_best_weights)
+        return ycheck_fail(c->y, v[3], "early_stopping.restore_best_weights",
+                           "expected true (a trial always keeps its best epoch by select.metric)");
+    return 0;
+}
+
+static int parse_search(ctx *c, yaml_node_t *m, yaml_node_t **trials_node)
+{
+    static const char *const keys[] = {"method", "trials", "seed", NULL};
+    static const char *const methods[] = {"grid", "random", NULL};
+    yaml_node_t *v[3];
+    sweep *s = c->s;
+    if (ycheck_map(c->y, m, "search", keys, v, "{method: grid|random, trials: N, seed: S}"))
+        return TL_EINVAL;
+    int k = 0;
+    if (v[0] && ycheck_enum(c->y, v[0], "search.method", "search method", methods, &k))
+        return TL_EINVAL;
+    s->search = (sweep_search_method)k;
+    if (s->search == SWEEP_SEARCH_GRID && v[1])
+        return ycheck_fail(c->y, v[1], "search.trials",
+                           "only with method: random (grid runs every configuration)");
+    if (s->search == SWEEP_SEARCH_RANDOM && !v[1])
+        return ycheck_fail(c->y, m, "search.trials",
+                           "missing (required with method: random: how many configurations to draw)");
+    *trials_node = v[1];
+    if (v[1] && ycheck_int(c->y, v[1], "search.trials", "a whole number in [1, 100000]", 1,
+                           SWEEP_MAX_TRIALS, &s->search_trials))
+        return TL_EINVAL;
+    if (v[2] && ycheck_u64(c->y, v[2], "search.seed", &s->search_seed))
+        return TL_EINVAL;
+    return 0;
+}
+
 /* ---- the file ----------------------------------------------------------- */
 
 static int parse_root(ctx *c, yaml_node_t *root)
@@ -639,8 +824,9 @@ static int parse_root(ctx *c, yaml_node_t *root)
     static const char *const keys[] = {"name", "data", "model", "weights", "grid",
                                        "epochs", "select", "out", "seed", "threads",
                                        "feature_cache", "checkpoint_seconds",
-                                       "worker_timeout", "engine", "precision", NULL};
-    yaml_node_t *v[15];
+                                       "worker_timeout", "engine", "precision", "search",
+                                       "early_stopping", NULL};
+    yaml_node_t *v[17];
     sweep *s = c->s;
     if (ycheck_map(c->y, root, "", keys, v, "a mapping of sweep keys"))
         return TL_EINVAL;
@@ -703,7 +889,19 @@ static int parse_root(ctx *c, yaml_node_t *root)
     }
     if (v[3] && parse_weights(c, v[3]))
         return TL_EINVAL;
-    int rc = parse_grid(c, v[4], root, &bb_list, &bb_nodes);
+    s->search_seed = s->seed;
+    yaml_node_t *trials_node = NULL;
+    if (v[15] && parse_search(c, v[15], &trials_node))
+        return TL_EINVAL;
+    const char *bb_path = "grid.backbone";
+    int rc = parse_grid(c, v[4], root, &bb_list, &bb_nodes, &bb_path);
+    /* a range has no grid of values: only a random search samples it */
+    if (!rc && s->search == SWEEP_SEARCH_GRID && s->sampled_at.line) {
+        const sweep_at *a = &s->sampled_at;
+        rc = tl_errf(c->y->e, TL_EINVAL, "%s:%d:%d: %s: expected a list with search method grid "
+                     "(a sampled axis needs search: {method: random, trials: N})", c->y->file,
+                     a->line, a->col, a->path);
+    }
     s->goal_max = 1;   /* val_accuracy, max: without a select: */
     if (!rc && v[6])
         rc = parse_select(c, v[6], &metric_node);
@@ -711,9 +909,9 @@ static int parse_root(ctx *c, yaml_node_t *root)
         char ip[64];
         yaml_node_t *bn = bb_nodes[i];
         if (bb_list && bb_list->type == YAML_SEQUENCE_NODE)
-            snprintf(ip, sizeof ip, "grid.backbone[%d]", i);
+            snprintf(ip, sizeof ip, "%s[%d]", bb_path, i);
         else
-            snprintf(ip, sizeof ip, "grid.backbone");
+            snprintf(ip, sizeof ip, "%s", bb_path);
         if (!sweep_weights_path(s, s->backbones[i]))
             rc = ycheck_fail(c->y, bn, ip, "no weights for %s (add it under weights: with a local file; compute nodes have no internet)",
                       s->backbones[i]);
@@ -725,6 +923,13 @@ static int parse_root(ctx *c, yaml_node_t *root)
     free(bb_nodes);
     if (rc)
         return rc;
+    if (v[16] && parse_early_stop(c, v[16]))
+        return TL_EINVAL;
+    int es_val = s->early_stop.monitor == SWEEP_VAL_ACCURACY || s->early_stop.monitor == SWEEP_VAL_LOSS;
+    if (s->early_stop.enabled && es_val && !s->val_dir && s->validation_split == 0)
+        return ycheck_fail(c->y, v[16], "early_stopping.monitor",
+                           "%s needs validation data: give data.val_dir or data.validation_split > 0",
+                           sweep_metric_name(s->early_stop.monitor));
     int val = s->metric == SWEEP_VAL_ACCURACY || s->metric == SWEEP_VAL_LOSS;
     if (val && !s->val_dir && s->validation_split == 0)
         return ycheck_fail(c->y, metric_node ? metric_node : v[1], metric_node ? "select.metric" : "data.validation_split",
@@ -741,9 +946,17 @@ static int parse_root(ctx *c, yaml_node_t *root)
                    s->n_batch_sizes * (s->n_weight_decays ? s->n_weight_decays : 1) *
                    (s->n_momenta ? s->n_momenta : 1) * (s->n_scheds ? s->n_scheds : 1) *
                    (s->n_precisions ? s->n_precisions : 1);
-    if (total > SWEEP_MAX_TRIALS)
+    if (s->search == SWEEP_SEARCH_GRID && total > SWEEP_MAX_TRIALS)
         return ycheck_fail(c->y, v[4], "grid", "expected at most %d trials, the product of the lists is %.0f",
                     SWEEP_MAX_TRIALS, total);
+    /* lists and whole numbers only: the draws repeat once the space is used up */
+    int continuous = s->lr_dist.kind || s->wd_dist.kind || s->mom_dist.kind;
+    if (s->batch_dist.kind)
+        total *= s->batch_dist.hi - s->batch_dist.lo + 1;
+    if (s->search == SWEEP_SEARCH_RANDOM && !continuous && s->search_trials > total)
+        return ycheck_fail(c->y, trials_node, "search.trials",
+                           "expected at most %.0f (grid: has %.0f configurations), got %d",
+                           total, total, s->search_trials);
     return sweep_expand(s, c->y->e);
 }
 

@@ -5,7 +5,8 @@
  * gives one line, `FILE:LINE:COL: KEY.PATH[i]: what was expected`, e.g.
  *   sweep.yaml:14:31: grid.learning_rate[2]: expected a number > 0, got -1e-3
  *
- * Grid values are lists; a scalar is a one-element list. The trials are the
+ * Grid values are lists; a scalar is a one-element list. With search
+ * method random, trials are drawn instead (sweep_grid.c). The grid's are the
  * cartesian product in this order, outermost first (stable: it is the
  * order of the journal and of the dry-run table):
  *   backbone, mode, learning_rate, optimizer, batch_size, weight_decay,
@@ -68,6 +69,35 @@ typedef enum { SWEEP_VAL_ACCURACY, SWEEP_VAL_LOSS, SWEEP_ACCURACY, SWEEP_LOSS } 
  * with AVX512_BF16 and a build with oneDNN (sweep_check_host). */
 typedef enum { SWEEP_ENGINE_AUTO, SWEEP_ENGINE_OPENBLAS, SWEEP_ENGINE_ONEDNN } sweep_engine;
 typedef enum { SWEEP_FP32, SWEEP_BF16 } sweep_precision;
+
+/* An axis of grid: is a list (the grid's values; `{choice: [...]}` is the
+ * same list) or, for search method random only, a range to sample:
+ * learning_rate and weight_decay take uniform / log_uniform, momentum
+ * uniform, batch_size int_uniform (both ends included). */
+typedef enum {
+    SWEEP_DIST_LIST,
+    SWEEP_DIST_UNIFORM,
+    SWEEP_DIST_LOG_UNIFORM,
+    SWEEP_DIST_INT_UNIFORM,
+} sweep_dist_kind;
+typedef struct {
+    sweep_dist_kind kind;
+    double lo, hi;       /* not LIST: lo < hi; LOG_UNIFORM: lo > 0 */
+} sweep_dist;
+
+/* early_stopping: per trial, Keras's EarlyStopping (early_stop.h). */
+typedef struct {
+    int enabled;            /* early_stopping: given */
+    sweep_metric monitor;   /* default val_loss, as Keras */
+    int patience;           /* epochs without improvement before stopping; default 0 */
+    double min_delta;       /* >= 0: a smaller change is no improvement */
+    int mode_max;           /* from the monitor's name: *accuracy* max, else min */
+    int restore_best_weights;
+} sweep_early_stop;
+
+/* search.method: grid (the cartesian product, the default) or random
+ * (search.trials configurations drawn with search.seed). */
+typedef enum { SWEEP_SEARCH_GRID, SWEEP_SEARCH_RANDOM } sweep_search_method;
 
 /* Where the file gave a value, for messages after the parse
  * ("FILE:LINE:COL: PATH: ..."); line 0: not given. */
@@ -143,6 +173,16 @@ typedef struct {
     double *momenta;        int n_momenta;         /* 0 when absent: {-1} */
     sweep_sched *scheds;    int n_scheds;          /* 0 when absent: {constant} */
     sweep_precision *precisions; int n_precisions; /* 0 when absent: {fp32} */
+    /* sampled axes: kind LIST (zeroed) unless the file gives a range; a
+     * sampled axis keeps a one-element list (its low end) as placeholder */
+    sweep_dist lr_dist, batch_dist, wd_dist, mom_dist;
+
+    sweep_early_stop early_stop;
+
+    /* search: */
+    sweep_search_method search;
+    int search_trials;      /* RANDOM: configurations to draw */
+    uint64_t search_seed;   /* search.seed, or seed */
 
     int epochs;
     sweep_metric metric;
@@ -166,6 +206,8 @@ typedef struct {
     /* the first bf16 in grid.precision and an `engine: onednn`, where
      * sweep_check_host's refusals point */
     sweep_at bf16_at, onednn_at;
+    /* the first sampled axis (a grid search refuses it) */
+    sweep_at sampled_at;
 
     /* The dataset the trials' keys belong to (sweep_bind_data); 0/0 until bound. */
     uint64_t data_fingerprint;
@@ -213,6 +255,14 @@ int sweep_bind_data(sweep *s, uint64_t fingerprint, tl_err *e);
 int sweep_check_host(const sweep *s, tl_err *e);
 /* The weights path for backbone, or NULL. */
 const char *sweep_weights_path(const sweep *s, const char *backbone);
+
+/* The value of d at u in [0, 1), rounded to 6 significant digits (so a
+ * trial's id shows it whole) and kept within [lo, hi]. */
+double sweep_dist_value(const sweep_dist *d, double u);
+/* Uniform double in [0, 1) with 53 bits: the draw for axis `axis` of
+ * random trial `k`, attempt `attempt` (a repeat of an earlier trial draws
+ * again), a pure function of the seed. */
+double sweep_draw_u(uint64_t seed, uint64_t k, int attempt, int axis);
 
 /* Names as the file spells them. */
 const char *sweep_optimizer_name(sweep_optimizer o);

@@ -1,13 +1,17 @@
-/* Grid expansion: the cartesian product in the documented order (sweep.h),
- * each trial's id and journal key, and the frozen feature-cache groups. */
+/* Expansion: the grid's cartesian product in the documented order
+ * (sweep.h) or a random search's draws, each trial's id and journal key,
+ * and the frozen feature-cache groups. */
 #include "common/sweep/sweep.h"
 #include "common/sweep/sweep_plan.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/base/hash.h"
+#include "common/base/rng.h"
+#include "common/base/strset.h"
 #include "common/base/strbuf.h"
 
 /* Shortest %e that reads back as x, without '+': 1e-03, 1.5e-04, 3e00. */
@@ -66,6 +70,11 @@ static void shared_text(const sweep *s, tl_strbuf *b)
     for (int i = 0; i < s->n_head; i++)
         tl_strbuf_printf(b, "%d:%d:%d:%a;", (int)s->head[i].kind, s->head[i].units,
                          (int)s->head[i].act, (double)s->head[i].rate);
+    /* only when given: trials without it keep the keys they had */
+    const sweep_early_stop *es = &s->early_stop;
+    if (es->enabled)
+        tl_strbuf_printf(b, "|early_stop=%d,%d,%a,%d", (int)es->monitor, es->patience,
+                         es->min_delta, es->restore_best_weights);
 }
 
 /* The trial's id from its grid values (b is scratch); an id that does not
@@ -143,28 +152,59 @@ int sweep_bind_data(sweep *s, uint64_t fingerprint, tl_err *e)
     return sweep_expand(s, e);
 }
 
-int sweep_expand(sweep *s, tl_err *e)
+/* Scratch for finishing trials: the shared text, the id/key buffer, the
+ * cache text, and the ids drawn so far (random search). */
+typedef struct {
+    tl_strbuf shared, kt, text;
+    tl_strset ids;
+} expand_buf;
+
+/* A trial whose values are set: its id, key and feature-cache group. */
+static int finish_trial(sweep *s, sweep_trial *t, expand_buf *x, tl_err *e)
+{
+    int rc;
+    t->weights = sweep_weights_path(s, t->backbone);
+    t->epochs = s->epochs;
+    if ((rc = trial_id(s, t, &x->kt, e)))
+        return rc;
+    t->key = trial_key(s, t, &x->shared, &x->kt);
+
+    t->cache_group = -1;
+    sweep_plan plan;
+    if ((rc = sweep_trial_plan(s, t, &plan, e)))
+        return rc;
+    if (!sweep_plan_uses_shared_cache(&plan))
+        return 0;
+    tl_strbuf *text = &x->text;
+    text->len = 0;
+    tl_strbuf_printf(text, "%s|%s|%d|%s", t->backbone, t->weights, s->image_size,
+                     sweep_backbone_preprocessing(t->backbone));
+    /* bf16 features are other features */
+    if (t->precision == SWEEP_BF16)
+        tl_strbuf_printf(text, "|bf16");
+    if (x->kt.oom || text->oom)
+        return tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
+    int g = 0;
+    while (g < s->n_cache_groups && strcmp(s->cache_groups[g].text, text->s) != 0)
+        g++;
+    if (g == s->n_cache_groups) {
+        if (!(s->cache_groups[g].text = strdup(text->s)))
+            return tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
+        s->cache_groups[g].key = tl_fnv1a_str(TL_FNV1A_OFFSET, text->s);
+        s->n_cache_groups++;
+    }
+    s->cache_groups[g].n_trials++;
+    t->cache_group = g;
+    t->cache_key = s->cache_groups[g].key;
+    return 0;
+}
+
+static int expand_grid(sweep *s, expand_buf *x, tl_err *e)
 {
     int nwd = s->n_weight_decays ? s->n_weight_decays : 1;
     int nmo = s->n_momenta ? s->n_momenta : 1;
     int nsc = s->n_scheds ? s->n_scheds : 1;
     int npr = s->n_precisions ? s->n_precisions : 1;
-    double total = (double)s->n_backbones * s->n_modes * s->n_learning_rates * s->n_optimizers *
-                   s->n_batch_sizes * nwd * nmo * nsc * npr;
-    if (total < 1 || total > SWEEP_MAX_TRIALS)
-        return tl_errf(e, TL_EINVAL, "%s: grid: expected 1 to %d trials, the product of the lists is %.0f",
-                       s->file ? s->file : "sweep", SWEEP_MAX_TRIALS, total);
-    sweep_expand_free(s);
-    s->trials = calloc((size_t)total, sizeof *s->trials);
-    s->cache_groups = calloc((size_t)s->n_backbones * (size_t)s->n_modes * (size_t)npr,
-                             sizeof *s->cache_groups);
-    tl_strbuf shared = TL_STRBUF_INIT, kt = TL_STRBUF_INIT, text = TL_STRBUF_INIT;
-    shared_text(s, &shared);
-    int rc = 0;
-    if (!s->trials || !s->cache_groups || shared.oom) {
-        rc = tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
-        goto out;
-    }
     size_t k = 0;
     for (int ib = 0; ib < s->n_backbones; ib++)
     for (int im = 0; im < s->n_modes; im++)
@@ -178,7 +218,6 @@ int sweep_expand(sweep *s, tl_err *e)
         sweep_trial *t = &s->trials[k];
         t->index = (int)k;
         t->backbone = s->backbones[ib];
-        t->weights = sweep_weights_path(s, t->backbone);
         t->mode = s->modes[im];
         t->learning_rate = s->learning_rates[il];
         t->optimizer = s->optimizers[io];
@@ -188,51 +227,131 @@ int sweep_expand(sweep *s, tl_err *e)
         if (s->n_scheds)
             t->sched = s->scheds[is];
         t->precision = s->n_precisions ? s->precisions[ip] : SWEEP_FP32;
-        t->epochs = s->epochs;
-
-        if ((rc = trial_id(s, t, &kt, e)))
-            goto out;
-        t->key = trial_key(s, t, &shared, &kt);
-
-        t->cache_group = -1;
-        sweep_plan plan;
-        if ((rc = sweep_trial_plan(s, t, &plan, e)))
-            goto out;
-        if (sweep_plan_uses_shared_cache(&plan)) {
-            text.len = 0;
-            tl_strbuf_printf(&text, "%s|%s|%d|%s", t->backbone, t->weights, s->image_size,
-                             sweep_backbone_preprocessing(t->backbone));
-            /* bf16 features are other features */
-            if (t->precision == SWEEP_BF16)
-                tl_strbuf_printf(&text, "|bf16");
-            if (kt.oom || text.oom) {
-                rc = tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
-                goto out;
-            }
-            int g = 0;
-            while (g < s->n_cache_groups && strcmp(s->cache_groups[g].text, text.s) != 0)
-                g++;
-            if (g == s->n_cache_groups) {
-                if (!(s->cache_groups[g].text = strdup(text.s))) {
-                    rc = tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
-                    goto out;
-                }
-                s->cache_groups[g].key = tl_fnv1a_str(TL_FNV1A_OFFSET, text.s);
-                s->n_cache_groups++;
-            }
-            s->cache_groups[g].n_trials++;
-            t->cache_group = g;
-            t->cache_key = s->cache_groups[g].key;
-        }
+        int rc = finish_trial(s, t, x, e);
+        if (rc)
+            return rc;
         k++;
     }
-    if (kt.oom)
-        rc = tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
     s->n_trials = k;
-out:
-    tl_strbuf_free(&shared);
-    tl_strbuf_free(&kt);
-    tl_strbuf_free(&text);
-    return rc;
+    return 0;
 }
 
+double sweep_draw_u(uint64_t seed, uint64_t k, int attempt, int axis)
+{
+    uint64_t base = rng_mix(rng_mix(seed, k), (uint64_t)attempt);
+    return (double)(rng_hash(base, (uint64_t)axis) >> 11) * 0x1p-53;
+}
+
+double sweep_dist_value(const sweep_dist *d, double u)
+{
+    double v;
+    switch (d->kind) {
+    case SWEEP_DIST_LOG_UNIFORM: v = exp(log(d->lo) + u * (log(d->hi) - log(d->lo))); break;
+    case SWEEP_DIST_INT_UNIFORM: v = d->lo + floor(u * (d->hi - d->lo + 1)); break;
+    default: v = d->lo + u * (d->hi - d->lo); break;
+    }
+    char t[32];
+    snprintf(t, sizeof t, "%.5e", v);
+    v = strtod(t, NULL);
+    return v < d->lo ? d->lo : v > d->hi ? d->hi : v;
+}
+
+/* Item of a list of n drawn at u. */
+static int pick(int n, double u)
+{
+    int i = (int)(u * n);
+    return i < n ? i : n - 1;
+}
+
+/* Random trial k, attempt a: every axis drawn from its own counter, so
+ * the draw of one axis does not depend on which others the file samples. */
+static void draw_trial(const sweep *s, sweep_trial *t, size_t k, int a)
+{
+    uint64_t seed = s->search_seed;
+    t->backbone = s->backbones[pick(s->n_backbones, sweep_draw_u(seed, k, a, 0))];
+    t->mode = s->modes[pick(s->n_modes, sweep_draw_u(seed, k, a, 1))];
+    double u = sweep_draw_u(seed, k, a, 2);
+    t->learning_rate = s->lr_dist.kind ? sweep_dist_value(&s->lr_dist, u)
+                                       : s->learning_rates[pick(s->n_learning_rates, u)];
+    t->optimizer = s->optimizers[pick(s->n_optimizers, sweep_draw_u(seed, k, a, 3))];
+    u = sweep_draw_u(seed, k, a, 4);
+    t->batch_size = s->batch_dist.kind ? (int)sweep_dist_value(&s->batch_dist, u)
+                                       : s->batch_sizes[pick(s->n_batch_sizes, u)];
+    u = sweep_draw_u(seed, k, a, 5);
+    t->weight_decay = s->wd_dist.kind ? sweep_dist_value(&s->wd_dist, u)
+                      : s->n_weight_decays ? s->weight_decays[pick(s->n_weight_decays, u)] : 0;
+    u = sweep_draw_u(seed, k, a, 6);
+    t->momentum = s->mom_dist.kind ? sweep_dist_value(&s->mom_dist, u)
+                  : s->n_momenta ? s->momenta[pick(s->n_momenta, u)] : -1;
+    memset(&t->sched, 0, sizeof t->sched);
+    if (s->n_scheds)
+        t->sched = s->scheds[pick(s->n_scheds, sweep_draw_u(seed, k, a, 7))];
+    t->precision = s->n_precisions ? s->precisions[pick(s->n_precisions, sweep_draw_u(seed, k, a, 8))]
+                                   : SWEEP_FP32;
+}
+
+/* Draws that repeat an earlier trial are drawn again, this many times. */
+enum { SWEEP_MAX_REDRAWS = 1000 };
+
+static int expand_random(sweep *s, expand_buf *x, tl_err *e)
+{
+    for (size_t k = 0; k < (size_t)s->search_trials; k++) {
+        sweep_trial *t = &s->trials[k];
+        int added = 0;
+        for (int a = 0; !added; a++) {
+            if (a == SWEEP_MAX_REDRAWS)
+                return tl_errf(e, TL_EINVAL, "%s: search.trials: expected at most as many trials as "
+                               "the space has distinct configurations (trial %zu repeated an earlier "
+                               "one %d times)", s->file ? s->file : "sweep", k + 1, a);
+            memset(t, 0, sizeof *t);
+            t->index = (int)k;
+            draw_trial(s, t, k, a);
+            int rc = trial_id(s, t, &x->kt, e);
+            if (rc)
+                return rc;
+            if ((added = tl_strset_add(&x->ids, t->id)) < 0)
+                return tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
+        }
+        int rc = finish_trial(s, t, x, e);
+        if (rc)
+            return rc;
+        s->n_trials = k + 1;
+    }
+    return 0;
+}
+
+int sweep_expand(sweep *s, tl_err *e)
+{
+    int nwd = s->n_weight_decays ? s->n_weight_decays : 1;
+    int nmo = s->n_momenta ? s->n_momenta : 1;
+    int nsc = s->n_scheds ? s->n_scheds : 1;
+    int npr = s->n_precisions ? s->n_precisions : 1;
+    double total = (double)s->n_backbones * s->n_modes * s->n_learning_rates * s->n_optimizers *
+                   s->n_batch_sizes * nwd * nmo * nsc * npr;
+    if (s->search == SWEEP_SEARCH_RANDOM)
+        total = s->search_trials;
+    if (total < 1 || total > SWEEP_MAX_TRIALS)
+        return tl_errf(e, TL_EINVAL, "%s: grid: expected 1 to %d trials, the product of the lists is %.0f",
+                       s->file ? s->file : "sweep", SWEEP_MAX_TRIALS, total);
+    sweep_expand_free(s);
+    s->trials = calloc((size_t)total, sizeof *s->trials);
+    s->cache_groups = calloc((size_t)s->n_backbones * (size_t)s->n_modes * (size_t)npr,
+                             sizeof *s->cache_groups);
+    expand_buf x = {TL_STRBUF_INIT, TL_STRBUF_INIT, TL_STRBUF_INIT, {0}};
+    tl_strset_init(&x.ids);
+    shared_text(s, &x.shared);
+    int rc;
+    if (!s->trials || !s->cache_groups || x.shared.oom)
+        rc = tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
+    else if (s->search == SWEEP_SEARCH_RANDOM)
+        rc = expand_random(s, &x, e);
+    else
+        rc = expand_grid(s, &x, e);
+    if (!rc && x.kt.oom)
+        rc = tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
+    tl_strbuf_free(&x.shared);
+    tl_strbuf_free(&x.kt);
+    tl_strbuf_free(&x.text);
+    tl_strset_free(&x.ids);
+    return rc;
+}

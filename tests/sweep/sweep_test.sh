@@ -14,6 +14,16 @@
 #                     down; the re-run finishes with the same leaderboard
 #   slices_merge      a job array's way: three `--slice I/3` runs and `merge`
 #                     give the whole run's leaderboard and best.tlm
+#   random_search     search: random with a log-uniform learning rate: the
+#                     dry run is the same twice, a 3-rank run ends with the
+#                     single-process leaderboard (every rank drew the same
+#                     trials), so do two --slice runs merged, and a re-run
+#                     changes nothing
+#   early_stopping    early_stopping: stops each trial where Keras would (the
+#                     two-stage recipe in its fine-tune stage); results.json
+#                     says so, and a re-run finds the trials finished
+#   early_stopping_resume  sigterm_resume with early stopping: the resumed
+#                     trials stop at the epochs the uninterrupted ones did
 #   bad_sweeps        each kind of bad sweep file: one line, exit 1, no out/;
 #                     bf16 on a CPU without AVX512_BF16 too (a dry run notes it)
 #   setup_error_no_hang  a run that cannot start (out/journal locked by
@@ -40,7 +50,8 @@ sweep() {
         "[frozen, {fine_tune_at: 100}, {frozen_then_fine_tune: {fine_tune_at: 100, epochs: 1}}]" \
         "[1.0e-2, 3.0e-3, 1.0e-3]" "[global_average_pooling, {dense: 32}, {dropout: 0.1}]" \
         "checkpoint_seconds: 0
-out: $1"
+out: $1
+${extra_yaml:-}"
 }
 
 
@@ -69,6 +80,38 @@ wait_for_ft_checkpoint() {
         i=$((i + 1))
     done
     fail "no fine-tune checkpoint appeared in $1"
+}
+
+# SIGTERM to a run (OUT b, EPOCHS) once a fine-tune trial has a checkpoint:
+# exit 75 within seconds, the checkpoint left; the re-run resumes from it and
+# ends with the leaderboard of an uninterrupted run (OUT a).
+interrupt_and_resume() {
+    run_local "$d/a" 10 || { cat "$d/a.log"; fail "uninterrupted run"; }
+    sweep "$d/b" 10 > "$d/b.yaml"
+    "$tlsweep" run --quiet "$d/b.yaml" > "$d/b.log" 2>&1 &
+    pid=$!
+    wait_for_ft_checkpoint "$d/b"
+    start=$(date +%s)
+    kill -TERM $pid
+    set +e
+    wait $pid
+    rc=$?
+    set -e
+    took=$(($(date +%s) - start))
+    cat "$d/b.log"
+    [ $rc -eq 75 ] || fail "SIGTERM: exit $rc, expected 75 (interrupted, resumable)"
+    [ "$took" -lt 10 ] || fail "took ${took}s to stop"
+    grep -q "re-run the same command to resume" "$d/b.log" || fail "no resume hint"
+    ls "$d/b/checkpoints/"*.ckpt > /dev/null 2>&1 || fail "no checkpoint left for the stopped trial"
+    run_local "$d/b" 10 || { cat "$d/b.log"; fail "resumed run"; }
+    cat "$d/b.log"
+    grep -q "resuming from its checkpoint" "$d/b.log" || fail "the stopped trial did not resume"
+    board "$d/a" > "$d/a.board"
+    board "$d/b" > "$d/b.board"
+    diff "$d/a.board" "$d/b.board" || fail "resumed leaderboard differs from the uninterrupted one"
+    if ls "$d/b/checkpoints/"*.ckpt > /dev/null 2>&1; then
+        fail "checkpoints of finished trials left behind"
+    fi
 }
 
 case $case_ in
@@ -117,30 +160,7 @@ EOF
         fail "best.tlm does not give the best trial's test accuracy"
     ;;
 sigterm_resume)
-    run_local "$d/a" 10 || { cat "$d/a.log"; fail "uninterrupted run"; }
-    sweep "$d/b" 10 > "$d/b.yaml"
-    "$tlsweep" run --quiet "$d/b.yaml" > "$d/b.log" 2>&1 &
-    pid=$!
-    wait_for_ft_checkpoint "$d/b"
-    start=$(date +%s)
-    kill -TERM $pid
-    set +e
-    wait $pid
-    rc=$?
-    set -e
-    took=$(($(date +%s) - start))
-    cat "$d/b.log"
-    [ $rc -eq 75 ] || fail "SIGTERM: exit $rc, expected 75 (interrupted, resumable)"
-    [ "$took" -lt 10 ] || fail "took ${took}s to stop"
-    grep -q "re-run the same command to resume" "$d/b.log" || fail "no resume hint"
-    ls "$d/b/checkpoints/"*.ckpt > /dev/null 2>&1 || fail "no checkpoint left for the stopped trial"
-    run_local "$d/b" 10 || { cat "$d/b.log"; fail "resumed run"; }
-    cat "$d/b.log"
-    grep -q "resuming from its checkpoint" "$d/b.log" || fail "the stopped trial did not resume"
-    board "$d/a" > "$d/a.board"
-    board "$d/b" > "$d/b.board"
-    diff "$d/a.board" "$d/b.board" || fail "resumed leaderboard differs from the uninterrupted one"
-    ls "$d/b/checkpoints/"*.ckpt > /dev/null 2>&1 && fail "checkpoints of finished trials left behind"
+    interrupt_and_resume
     ;;
 kill9_resume)
     run_local "$d/a" 6 || { cat "$d/a.log"; fail "uninterrupted run"; }
@@ -162,6 +182,92 @@ kill9_resume)
     board "$d/a" > "$d/a.board"
     board "$d/b" > "$d/b.board"
     diff "$d/a.board" "$d/b.board" || fail "resumed leaderboard differs from the uninterrupted one"
+    ;;
+random_search)
+    for x in a b c; do
+        tiny_sweep "$d" tiny 2 "[frozen, {fine_tune_at: 100}]" "{log_uniform: [1.0e-3, 1.0e-2]}" \
+            "[global_average_pooling]" "checkpoint_seconds: 0
+out: $d/$x
+search: {method: random, trials: 4, seed: 3}" > "$d/$x.yaml"
+    done
+    "$tlsweep" run --dry-run "$d/a.yaml" > "$d/dry1" || { cat "$d/dry1"; fail "dry run"; }
+    "$tlsweep" run --dry-run "$d/a.yaml" > "$d/dry2"
+    cat "$d/dry1"
+    cmp "$d/dry1" "$d/dry2" || fail "two dry runs drew different trials"
+    grep -q "^search: random, 4 configurations drawn with seed 3" "$d/dry1" || fail "dry run: no search line"
+    "$tlsweep" run --quiet "$d/a.yaml" > "$d/a.log" 2>&1 || { cat "$d/a.log"; fail "single-process run"; }
+    mpiexec -n 3 --oversubscribe "$tlsweep" run --quiet "$d/b.yaml" > "$d/b.log" 2>&1 ||
+        { cat "$d/b.log"; fail "3-rank run"; }
+    board "$d/a" > "$d/a.board"
+    board "$d/b" > "$d/b.board"
+    cat "$d/a.board"
+    diff "$d/a.board" "$d/b.board" || fail "3 ranks and 1 process disagree"
+    [ "$(wc -l < "$d/a.board")" -eq 5 ] || fail "expected 4 trials in results.csv"
+    $py - "$d/a/results.json" <<'EOF'
+import json, re, sys
+r = json.load(open(sys.argv[1]))
+assert r["state"] == "finished", r["state"]
+for t in r["trials"]:
+    assert t["status"] == "done", t
+    lr = float(re.search(r"-lr([0-9.]+e-[0-9]+)-", t["id"]).group(1))
+    assert lr == t["learning_rate"] and 1e-3 <= lr <= 1e-2, (t["id"], t["learning_rate"])
+EOF
+    # a job array's way: two slices of the drawn trials, merged
+    for i in 0 1; do
+        "$tlsweep" run --quiet --slice $i/2 "$d/c.yaml" > "$d/c$i.log" 2>&1 ||
+            { cat "$d/c$i.log"; fail "slice $i/2"; }
+    done
+    "$tlsweep" merge "$d/c" > "$d/merge.log" 2>&1 || { cat "$d/merge.log"; fail "merge"; }
+    board "$d/c" > "$d/c.board"
+    diff "$d/a.board" "$d/c.board" || fail "merged slices differ from the whole run"
+    # a re-run finds every drawn trial finished
+    "$tlsweep" run --quiet "$d/a.yaml" > "$d/a2.log" 2>&1 || { cat "$d/a2.log"; fail "re-run"; }
+    grep -q "4 of 4 trials already finished" "$d/a2.log" || { cat "$d/a2.log"; fail "the re-run trained again"; }
+    board "$d/a" > "$d/a2.board"
+    diff "$d/a.board" "$d/a2.board" || fail "the re-run changed the leaderboard"
+    ;;
+early_stopping)
+    # min_delta 1000: only a stage's first epoch improves, so with patience 1
+    # each trial stops after its last stage's second epoch
+    tiny_sweep "$d" tiny 4 \
+        "[frozen, {fine_tune_at: 100}, {frozen_then_fine_tune: {fine_tune_at: 100, epochs: 1}}]" \
+        "[1.0e-3]" "[global_average_pooling]" "checkpoint_seconds: 0
+out: $d/a
+early_stopping: {monitor: loss, patience: 1, min_delta: 1000}" > "$d/a.yaml"
+    "$tlsweep" run --dry-run "$d/a.yaml" | grep -q "^early_stopping: loss, patience 1, min_delta 1000" ||
+        fail "dry run: no early_stopping line"
+    "$tlsweep" run "$d/a.yaml" > "$d/a.log" 2>&1 || { cat "$d/a.log"; fail "run"; }
+    grep "early stopping" "$d/a.log" || true
+    $py - "$d/a/results.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["state"] == "finished", r["state"]
+want = {"frozen": 2, "ft100": 2, "frozen1-ft100": 3}
+for t in r["trials"]:
+    tag = t["id"].split("-")[1] if "frozen1" not in t["id"] else "frozen1-ft100"
+    assert t["status"] == "done", t
+    assert t["stop_reason"] == "early_stopping", t
+    assert t["stopped_epoch"] == want[tag] == len(t["history"]), (t["id"], t["stopped_epoch"], len(t["history"]))
+    assert 1 <= t["best_epoch"] <= t["stopped_epoch"], t
+print("stopped:", [(t["id"], t["stopped_epoch"]) for t in r["trials"]])
+EOF
+    # a re-run finds every stopped trial finished
+    "$tlsweep" run --quiet "$d/a.yaml" > "$d/a2.log" 2>&1 || { cat "$d/a2.log"; fail "re-run"; }
+    grep -q "3 of 3 trials already finished" "$d/a2.log" || { cat "$d/a2.log"; fail "the re-run trained again"; }
+    ;;
+early_stopping_resume)
+    # min_delta 1000 and patience 6: a trial stops 6 epochs after its last
+    # stage's first; interrupted and resumed, it stops at the same epoch
+    extra_yaml="early_stopping: {monitor: loss, patience: 6, min_delta: 1000}"
+    interrupt_and_resume
+    $py - "$d/b/results.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+want = {"frozen": 7, "ft100": 7, "frozen1-ft100": 8}
+for t in r["trials"]:
+    tag = "frozen1-ft100" if "frozen1-ft100" in t["id"] else t["id"].split("-")[1]
+    assert t["stop_reason"] == "early_stopping" and t["stopped_epoch"] == want[tag], t
+EOF
     ;;
 slices_merge)
     run_local "$d/a" 3 || { cat "$d/a.log"; fail "whole run"; }

@@ -465,6 +465,7 @@ typedef struct {
 } bad_case;
 
 #define TAIL "  learning_rate: [1e-3]\nepochs: 5\nout: o\n"
+#define RANDOM_TAIL "epochs: 5\nout: o\nsearch: {method: random, trials: 4}\n"
 
 static const bad_case bad_cases[] = {
     /* out of range, with the index in the list */
@@ -582,6 +583,77 @@ static const bad_case bad_cases[] = {
      "grid:\n  backbone: resnet50\n  mode: [frozen, fine_tune]\n  optimizer: [adam, sgd, rmsprop]\n  learning_rate: [1,2,3,4,5,6,7,8,9,10]\n  batch_size: [1,2,3,4,5,6,7,8,9,10]\n"
      "  weight_decay: [1,2,3,4,5,6,7,8,9,10]\n  momentum: [0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9]\n"
      "  schedule: [constant, cosine]\nepochs: 1\nout: o\n", 4, "grid", "expected at most 100000 trials"},
+    /* sampled axes and search */
+    {BASE_HEAD "  learning_rate: {log_uniform: [1.0e-2, 1.0e-5]}\n" RANDOM_TAIL, 11,
+     "grid.learning_rate.log_uniform", "expected [low, high] with low < high, got [0.01, 1.0000000000000001e-05]"},
+    {BASE_HEAD "  learning_rate: {uniform: [0.1, 0.1]}\n" RANDOM_TAIL, 11, "grid.learning_rate.uniform",
+     "expected [low, high] with low < high, got [0.10000000000000001, 0.10000000000000001]"},
+    {BASE_HEAD "  weight_decay: {log_uniform: [0, 1.0e-3]}\n" RANDOM_TAIL, 11,
+     "grid.weight_decay.log_uniform[0]", "expected a number > 0 (log_uniform takes logarithms), got 0"},
+    {BASE_HEAD "  learning_rate: {log_uniform: [-1, 1]}\n" RANDOM_TAIL, 11,
+     "grid.learning_rate.log_uniform[0]", "expected a number > 0, got -1"},
+    {BASE_HEAD "  learning_rate: {log_uniform: 1.0e-3}\n" RANDOM_TAIL, 11,
+     "grid.learning_rate.log_uniform", "expected [low, high], got 1.0e-3"},
+    {BASE_HEAD "  learning_rate: {log_uniform: [1.0e-5, 1.0e-3, 1.0e-1]}\n" RANDOM_TAIL, 11,
+     "grid.learning_rate.log_uniform", "expected [low, high], got a list"},
+    {BASE_HEAD "  learning_rate: {log_uniform: [small, 1.0e-1]}\n" RANDOM_TAIL, 11,
+     "grid.learning_rate.log_uniform[0]", "expected a number > 0, got small"},
+    {BASE_HEAD "  batch_size: {int_uniform: [8, 64.5]}\n" RANDOM_TAIL, 11, "grid.batch_size.int_uniform[1]",
+     "expected a whole number >= 1, got 64.5"},
+    {BASE_HEAD "  batch_size: {uniform: [8, 64]}\n" RANDOM_TAIL, 11, "grid.batch_size.uniform",
+     "expected a list or {choice: [...]} or {int_uniform: [low, high]} (this axis does not sample uniform)"},
+    {BASE_HEAD "  learning_rate: {int_uniform: [1, 2]}\n" RANDOM_TAIL, 11, "grid.learning_rate.int_uniform",
+     "(this axis does not sample int_uniform)"},
+    {BASE_HEAD "  optimizer: {log_uniform: [1, 2]}\n" RANDOM_TAIL, 11, "grid.optimizer.log_uniform",
+     "expected a list or {choice: [...]} (this axis does not sample log_uniform)"},
+    {BASE_HEAD "  optimizer: {choice: []}\n" RANDOM_TAIL, 11, "grid.optimizer.choice",
+     "expected a non-empty list"},
+    {BASE_HEAD "  optimizer: {choice: [adam, adam]}\n" RANDOM_TAIL, 11, "grid.optimizer.choice[1]",
+     "duplicate value (same as grid.optimizer.choice[0])"},
+    {BASE_HEAD "  learning_rate: {choice: [1e-3], uniform: [0.1, 0.2]}\n" RANDOM_TAIL, 11,
+     "grid.learning_rate", "expected a list or {choice: [...]} or {uniform: [low, high]} or "
+     "{log_uniform: [low, high]}, got a mapping"},
+    {BASE_HEAD "  learning_rate: {choice: [1e-3], normal: [0.1, 0.2]}\n" RANDOM_TAIL, 11,
+     "grid.learning_rate.normal", "unknown key"},
+    {BASE_HEAD "  learning_rate: {log_uniform: [1.0e-5, 1.0e-2]}\nepochs: 5\nout: o\n", 11,
+     "grid.learning_rate.log_uniform",
+     "expected a list with search method grid (a sampled axis needs search: {method: random, trials: N})"},
+    {"data: {train_dir: d, validation_split: 0.2}\nweights: {mobilenet_v2: m}\n"
+     "grid:\n  backbone: {choice: [mobilenet_v2, vgg16]}\nepochs: 1\nout: o\n", 4,
+     "grid.backbone.choice[1]", "no weights for vgg16"},
+    {"data: {train_dir: d, validation_split: 0.2}\nweights: {mobilenet_v2: m}\n"
+     "grid:\n  backbone: {uniform: [1, 2]}\n" RANDOM_TAIL, 4, "grid.backbone",
+     "expected a list or {choice: [...]}, got a mapping"},
+    {BASE_HEAD TAIL "search: {method: random}\n", 14, "search.trials",
+     "missing (required with method: random: how many configurations to draw)"},
+    {BASE_HEAD TAIL "search: {method: grid, trials: 5}\n", 14, "search.trials",
+     "only with method: random (grid runs every configuration)"},
+    {BASE_HEAD TAIL "search: {method: random, trials: 0}\n", 14, "search.trials",
+     "expected a whole number in [1, 100000], got 0"},
+    {BASE_HEAD TAIL "search: {method: bayes, trials: 5}\n", 14, "search.method",
+     "unknown search method 'bayes' (expected one of grid, random)"},
+    {BASE_HEAD TAIL "search: {method: random, trials: 5, seed: -1}\n", 14, "search.seed",
+     "expected a whole number >= 0, got -1"},
+    {BASE_HEAD TAIL "search: {method: random, trials: 5, sed: 1}\n", 14, "search.sed",
+     "unknown key (did you mean 'seed'?)"},
+    /* early_stopping */
+    {BASE_HEAD TAIL "early_stopping: {monitor: val_los}\n", 14, "early_stopping.monitor",
+     "unknown metric 'val_los' (did you mean 'val_loss'?)"},
+    {BASE_HEAD TAIL "early_stopping: {patience: -1}\n", 14, "early_stopping.patience",
+     "expected a whole number of epochs >= 0, got -1"},
+    {BASE_HEAD TAIL "early_stopping: {min_delta: -0.1}\n", 14, "early_stopping.min_delta",
+     "expected a number >= 0, got -0.1"},
+    {BASE_HEAD TAIL "early_stopping: {restore_best_weights: false}\n", 14,
+     "early_stopping.restore_best_weights",
+     "expected true (a trial always keeps its best epoch by select.metric)"},
+    {BASE_HEAD TAIL "early_stopping: {patients: 3}\n", 14, "early_stopping.patients",
+     "unknown key (did you mean 'patience'?)"},
+    {BASE_HEAD TAIL "early_stopping: 3\n", 14, "early_stopping",
+     "expected {monitor: val_loss, patience: P, min_delta: D, restore_best_weights: true} "
+     "(keys: monitor, patience, min_delta, restore_best_weights), got 3"},
+    {"data: {train_dir: d}\nweights: {mobilenet_v2: m}\ngrid: {backbone: mobilenet_v2}\nepochs: 1\n"
+     "out: o\nselect: {metric: loss}\nearly_stopping: {patience: 1}\n", 7, "early_stopping.monitor",
+     "val_loss needs validation data: give data.val_dir or data.validation_split > 0"},
     /* YAML itself */
     {BASE_HEAD "  learning_rate: [1e-3, 1e-4\nepochs: 5\nout: o\n", 12, "", "YAML syntax error"},
     {"data: {train_dir: d\n", 2, "", "YAML syntax error"},

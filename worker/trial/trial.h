@@ -91,6 +91,10 @@ typedef struct {
      * max). Without a validation set the last epoch is kept. */
     sweep_metric select_metric;
     int select_max;
+    /* early_stopping: (enabled 0: off): ends the last stage once Keras's
+     * EarlyStopping would (common/sweep/early_stop.h); the kept epoch is
+     * still select_metric's best */
+    sweep_early_stop early_stop;
     /* Already loaded: the weights file's spec and tensors (NULL: read
      * `weights`), and the dataset index of train/val/test dirs, split and
      * split_seed (NULL: built here). Borrowed, not freed. */
@@ -133,6 +137,7 @@ typedef struct {
     trial_epoch *epochs;            /* n_epochs, owned */
     int n_epochs;
     int best_epoch;                 /* 1-based; the last epoch without validation */
+    int stopped_epoch;              /* early stopping ended it after this epoch; 0: ran them all */
     double best_val_accuracy;
     double best_value;              /* select_metric at best_epoch */
     /* Backbone forward passes, counted in images (every image of every

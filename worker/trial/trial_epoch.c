@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/base/rng.h"
+#include "common/sweep/early_stop.h"
 #include "worker/trial/trial_int.h"
 
 void trial__log(const trial_cfg *c, const char *fmt, ...)
@@ -184,6 +185,31 @@ int trial__keep_best(trial_result *r, const trial_cfg *cfg)
     r->best_epoch = x->epoch;
     r->best_val_accuracy = x->val_accuracy;
     r->best_value = v;
+    return 1;
+}
+
+int trial__stop_early(trial_result *r, const trial_cfg *cfg, const sweep_stage *sg)
+{
+    const sweep_early_stop *es = &cfg->early_stop;
+    int n = r->n_epochs - (sg->first - 1);
+    /* the last stage only: a two-stage recipe's frozen stage runs its epochs,
+     * and the stopped trial's checkpoint stays in the stage that resumes it */
+    if (!es->enabled || sg->last != cfg->epochs || n < 1)
+        return 0;
+    int stop = 0;
+    double *v = malloc((size_t)n * sizeof *v);
+    if (!v)
+        return 0;   /* train on: a missed stop costs epochs, not results */
+    for (int i = 0; i < n; i++)
+        v[i] = epoch_metric(&r->epochs[sg->first - 1 + i], es->monitor);
+    stop = sweep_early_stop_at(es, v, n, NULL);
+    free(v);
+    if (!stop)
+        return 0;
+    r->stopped_epoch = sg->first - 1 + stop;
+    trial__log(cfg, "early stopping after epoch %d: %s did not improve for %d epoch%s",
+               r->stopped_epoch, sweep_metric_name(es->monitor), es->patience,
+               es->patience == 1 ? "" : "s");
     return 1;
 }
 

@@ -119,6 +119,9 @@ int trial__record_epoch(trial_result *r, const trial_cfg *cfg, int ep, const tri
                         const trial__run *va, double secs, tl_err *e);
 /* 1 when the last recorded epoch is the best so far (and is now kept). */
 int trial__keep_best(trial_result *r, const trial_cfg *cfg);
+/* 1 when early stopping ends stage sg before another epoch (r->stopped_epoch
+ * set), from the history alone: a resumed trial decides as before. */
+int trial__stop_early(trial_result *r, const trial_cfg *cfg, const sweep_stage *sg);
 /* Puts cfg->resume back into t and the kept weights. */
 int trial__resume_from(const trial_cfg *cfg, trial_result *r, train_ctx *t, float *best,
                        tl_err *e);
