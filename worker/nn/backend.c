@@ -47,17 +47,27 @@ static int have_backend, have_precision;
 static nn_backend cur_backend;
 static nn_precision cur_precision;
 
+/* The index of the environment variable's value in names (n of them), or 0
+ * (the default) with a line saying so when it names none. */
+static int from_env(const char *var, const char *const *names, int n)
+{
+    const char *env = getenv(var);
+    if (!env || !*env)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(env, names[i]))
+            return i;
+    fprintf(stderr, "tlsweep: %s=%s: expected %s", var, env, names[0]);
+    for (int i = 1; i < n; i++)
+        fprintf(stderr, "%s%s", i == n - 1 ? " or " : ", ", names[i]);
+    fprintf(stderr, "; using %s\n", names[0]);
+    return 0;
+}
+
 nn_backend nn_backend_get(void)
 {
     if (!have_backend) {
-        const char *env = getenv("TLSWEEP_ENGINE");
-        nn_backend b = NN_BACKEND_AUTO;
-        if (env && *env && nn_backend_parse(env, &b) != 0) {
-            fprintf(stderr, "tlsweep: TLSWEEP_ENGINE=%s: expected auto, openblas or onednn; "
-                            "using auto\n", env);
-            b = NN_BACKEND_AUTO;
-        }
-        cur_backend = b;
+        cur_backend = (nn_backend)from_env("TLSWEEP_ENGINE", backend_names, 3);
         have_backend = 1;
     }
     return cur_backend;
@@ -72,14 +82,7 @@ void nn_backend_set(nn_backend b)
 nn_precision nn_precision_get(void)
 {
     if (!have_precision) {
-        const char *env = getenv("TLSWEEP_PRECISION");
-        nn_precision p = NN_FP32;
-        if (env && *env && nn_precision_parse(env, &p) != 0) {
-            fprintf(stderr, "tlsweep: TLSWEEP_PRECISION=%s: expected fp32 or bf16; using fp32\n",
-                    env);
-            p = NN_FP32;
-        }
-        cur_precision = p;
+        cur_precision = (nn_precision)from_env("TLSWEEP_PRECISION", precision_names, 2);
         have_precision = 1;
     }
     return cur_precision;

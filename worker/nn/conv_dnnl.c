@@ -223,83 +223,86 @@ static int md_weights(dnnl_memory_desc_t *md, const nn_conv2d_shape *s, dnnl_dat
                ? 0 : -1;
 }
 
-static int make_fwd(nn_dconv *c, const nn_dconv *like)
+/* Strides and the padding before and after, per spatial dimension. */
+typedef struct {
+    dnnl_dims_t strides, pl, pr;
+} geom;
+
+static geom geom_of(const nn_conv2d_shape *s)
 {
-    const nn_conv2d_shape *s = &c->s;
-    dnnl_dims_t strides = {s->sh, s->sw}, pl = {s->pad.top, s->pad.left},
-                pr = {s->pad.bottom, s->pad.right};
-    dnnl_memory_desc_t w_any;
-    if (like)
-        w_any = like->w_fwd;
-    else if (md_weights(&w_any, s, c->cdt, 1))
-        return -1;
-    dnnl_convolution_desc_t d;
-    int train = c->cfg.bwd_data || c->cfg.bwd_weights;
-    if (!ok(dnnl_convolution_forward_desc_init(
-            &d, train ? dnnl_forward_training : dnnl_forward_inference, dnnl_convolution_direct,
-            &c->src_c, &w_any, c->cfg.bias ? &c->bias_md : NULL, &c->dst_f32, strides, pl, pr)))
-        return -1;
-    dnnl_primitive_attr_t a = attr_make(c->cfg.post, 0);
+    geom g = {{s->sh, s->sw}, {s->pad.top, s->pad.left}, {s->pad.bottom, s->pad.right}};
+    return g;
+}
+
+/* The weights' descriptor of a new primitive: the layout `liked` (made for
+ * another batch) when given, else any. */
+static int weights_for(const nn_dconv *c, const dnnl_memory_desc_t *liked, dnnl_data_type_t dt,
+                       dnnl_memory_desc_t *out)
+{
+    if (liked) {
+        *out = *liked;
+        return 0;
+    }
+    return md_weights(out, &c->s, dt, 1);
+}
+
+/* The primitive of op descriptor d into p (hint: the forward's, for backward). */
+static int make_prim(nn_dconv *c, prim *p, const void *d, nn_post post,
+                     const_dnnl_primitive_desc_t hint)
+{
+    dnnl_primitive_attr_t a = attr_make(post, 0);
     dnnl_primitive_desc_t pd = NULL;
-    int rc = a && ok(dnnl_primitive_desc_create(&pd, &d, a, g_engine, NULL)) ? 0 : -1;
+    int rc = a && ok(dnnl_primitive_desc_create(&pd, d, a, g_engine, hint)) ? 0 : -1;
     if (a)
         dnnl_primitive_attr_destroy(a);
-    if (rc || prim_make(c, &c->fwd, pd))
+    return rc ? -1 : prim_make(c, p, pd);
+}
+
+static int make_fwd(nn_dconv *c, const nn_dconv *like)
+{
+    geom g = geom_of(&c->s);
+    dnnl_memory_desc_t w;
+    dnnl_convolution_desc_t d;
+    int train = c->cfg.bwd_data || c->cfg.bwd_weights;
+    if (weights_for(c, like ? &like->w_fwd : NULL, c->cdt, &w) ||
+        !ok(dnnl_convolution_forward_desc_init(
+            &d, train ? dnnl_forward_training : dnnl_forward_inference, dnnl_convolution_direct,
+            &c->src_c, &w, c->cfg.bias ? &c->bias_md : NULL, &c->dst_f32, g.strides, g.pl,
+            g.pr)) ||
+        make_prim(c, &c->fwd, &d, c->cfg.post, NULL))
         return -1;
-    c->w_fwd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    c->w_fwd = *dnnl_primitive_desc_query_md(c->fwd.pd, dnnl_query_weights_md, 0);
     c->wfwd_plain = c->cdt == dnnl_f32 && dnnl_memory_desc_equal(&c->w_fwd, &c->w_user);
     return 0;
 }
 
 static int make_bwd_data(nn_dconv *c, const nn_dconv *like)
 {
-    const nn_conv2d_shape *s = &c->s;
-    dnnl_dims_t strides = {s->sh, s->sw}, pl = {s->pad.top, s->pad.left},
-                pr = {s->pad.bottom, s->pad.right};
-    dnnl_memory_desc_t w_any;
-    if (like)
-        w_any = like->w_bwd;
-    else if (md_weights(&w_any, s, c->cdt, 1))
-        return -1;
+    geom g = geom_of(&c->s);
+    dnnl_memory_desc_t w;
     dnnl_convolution_desc_t d;
-    if (!ok(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &c->src_f32,
-                                                     &w_any, &c->dst_c, strides, pl, pr)))
+    if (weights_for(c, like ? &like->w_bwd : NULL, c->cdt, &w) ||
+        !ok(dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &c->src_f32,
+                                                     &w, &c->dst_c, g.strides, g.pl, g.pr)) ||
+        make_prim(c, &c->bwd_d, &d, NN_POST_NONE, c->fwd.pd))
         return -1;
-    dnnl_primitive_attr_t a = attr_make(NN_POST_NONE, 0);
-    dnnl_primitive_desc_t pd = NULL;
-    int rc = a && ok(dnnl_primitive_desc_create(&pd, &d, a, g_engine, c->fwd.pd)) ? 0 : -1;
-    if (a)
-        dnnl_primitive_attr_destroy(a);
-    if (rc || prim_make(c, &c->bwd_d, pd))
-        return -1;
-    c->w_bwd = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    c->w_bwd = *dnnl_primitive_desc_query_md(c->bwd_d.pd, dnnl_query_weights_md, 0);
     c->wbwd_separate = !dnnl_memory_desc_equal(&c->w_bwd, &c->w_fwd);
     return 0;
 }
 
 static int make_bwd_weights(nn_dconv *c, const nn_dconv *like)
 {
-    const nn_conv2d_shape *s = &c->s;
-    dnnl_dims_t strides = {s->sh, s->sw}, pl = {s->pad.top, s->pad.left},
-                pr = {s->pad.bottom, s->pad.right};
-    dnnl_memory_desc_t dw_any;
-    if (like)
-        dw_any = like->dw;
-    else if (md_weights(&dw_any, s, dnnl_f32, 1))
-        return -1;
+    geom g = geom_of(&c->s);
+    dnnl_memory_desc_t dw;
     dnnl_convolution_desc_t d;
-    if (!ok(dnnl_convolution_backward_weights_desc_init(
-            &d, dnnl_convolution_direct, &c->src_c, &dw_any, c->cfg.bias ? &c->bias_md : NULL,
-            &c->dst_c, strides, pl, pr)))
+    if (weights_for(c, like ? &like->dw : NULL, dnnl_f32, &dw) ||
+        !ok(dnnl_convolution_backward_weights_desc_init(
+            &d, dnnl_convolution_direct, &c->src_c, &dw, c->cfg.bias ? &c->bias_md : NULL,
+            &c->dst_c, g.strides, g.pl, g.pr)) ||
+        make_prim(c, &c->bwd_w, &d, NN_POST_NONE, c->fwd.pd))
         return -1;
-    dnnl_primitive_attr_t a = attr_make(NN_POST_NONE, 0);
-    dnnl_primitive_desc_t pd = NULL;
-    int rc = a && ok(dnnl_primitive_desc_create(&pd, &d, a, g_engine, c->fwd.pd)) ? 0 : -1;
-    if (a)
-        dnnl_primitive_attr_destroy(a);
-    if (rc || prim_make(c, &c->bwd_w, pd))
-        return -1;
-    c->dw = *dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0);
+    c->dw = *dnnl_primitive_desc_query_md(c->bwd_w.pd, dnnl_query_diff_weights_md, 0);
     return 0;
 }
 
