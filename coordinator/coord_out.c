@@ -365,7 +365,7 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
 
 static int write_csv(coord *c, const int *v, int n, tl_err *e)
 {
-    size_t cap = 4096 + 512 * (c->s->n_trials + 1), len = 0;
+    size_t cap = 4096 + 640 * (c->s->n_trials + 1), len = 0;
     char *buf = malloc(cap);
     if (!buf)
         return tl_errf(e, TL_ENOMEM, "results.csv: out of memory");
@@ -375,7 +375,8 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
     len += (size_t)snprintf(buf + len, cap - len,
                             "rank,trial,status,backbone,mode,learning_rate,optimizer,batch_size,"
                             "precision,engine,epochs,best_epoch,select_metric,select_value,"
-                            "val_accuracy,val_loss,accuracy,loss,eval_split,eval_accuracy,seconds\n");
+                            "val_accuracy,val_loss,accuracy,loss,eval_split,eval_accuracy,"
+                            "weight_decay,momentum,stop_reason,stopped_epoch,seconds\n");
     for (int pass = 0; pass < 2; pass++) {
         size_t count = pass ? c->s->n_trials : (size_t)n;
         for (size_t k = 0; k < count; k++) {
@@ -400,13 +401,26 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
                                     engine ? engine : "", st->epochs);
             if (r)
                 len += (size_t)snprintf(buf + len, cap - len,
-                                        "%u,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%.6f,%.2f\n",
+                                        "%u,%s,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%.6f,",
                                         r->best_epoch, metric, r->best_value, r->val_accuracy,
                                         r->val_loss, r->accuracy, r->loss,
-                                        r->eval_split ? r->eval_split : "", r->eval_accuracy,
-                                        r->seconds);
+                                        r->eval_split ? r->eval_split : "", r->eval_accuracy);
             else
-                len += (size_t)snprintf(buf + len, cap - len, ",%s,,,,,,,,\n", metric);
+                len += (size_t)snprintf(buf + len, cap - len, ",%s,,,,,,,,", metric);
+            /* empty where results.json has null: no value in the file, or no result yet */
+            if (c->s->n_weight_decays)
+                len += (size_t)snprintf(buf + len, cap - len, "%.10g", st->weight_decay);
+            len += (size_t)snprintf(buf + len, cap - len, ",");
+            if (c->s->n_momenta)
+                len += (size_t)snprintf(buf + len, cap - len, "%.10g", st->momentum);
+            len += (size_t)snprintf(buf + len, cap - len, ",");
+            if (r && r->stopped_epoch)
+                len += (size_t)snprintf(buf + len, cap - len, "early_stopping,%u,", r->stopped_epoch);
+            else
+                len += (size_t)snprintf(buf + len, cap - len, "%s,,", r ? "epochs" : "");
+            if (r)
+                len += (size_t)snprintf(buf + len, cap - len, "%.2f", r->seconds);
+            len += (size_t)snprintf(buf + len, cap - len, "\n");
         }
     }
     char p[4096];
