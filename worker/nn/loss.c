@@ -5,11 +5,13 @@
 #include <assert.h>
 #include <math.h>
 
-/* logits, probs (N,C); labels (N) in [0, C) */
-float nn_softmax_xent_forward(float *probs, const float *logits, const int *labels,
-                              int N, int C)
+/* logits, probs (N,C); labels (N) in [0, C). Keras's label_smoothing ls:
+ * the target row is onehot(y)*(1-ls) + ls/C, so the row's loss is
+ * -sum_c t_c log p_c = lse - (1-ls) z_y - (ls/C) sum_c z_c (z less its max). */
+float nn_softmax_xent_smooth_forward(float *probs, const float *logits, const int *labels,
+                                     int N, int C, float smoothing)
 {
-    double total = 0;
+    double total = 0, on = 1.0 - (double)smoothing, off = (double)smoothing / C;
     for (int n = 0; n < N; n++) {
         const float *z = logits + (size_t)n * C;
         float *p = probs + (size_t)n * C;
@@ -19,32 +21,46 @@ float nn_softmax_xent_forward(float *probs, const float *logits, const int *labe
         float mx = z[0];
         for (int c = 1; c < C; c++)
             mx = z[c] > mx ? z[c] : mx;
-        double sum = 0;
-        for (int c = 0; c < C; c++)
+        double sum = 0, zsum = 0;
+        for (int c = 0; c < C; c++) {
             sum += exp((double)z[c] - mx);
+            zsum += (double)z[c] - mx;
+        }
         double inv = 1.0 / sum;
         for (int c = 0; c < C; c++)
             p[c] = (float)(exp((double)z[c] - mx) * inv);
-        /* -log softmax(z)[y] = log(sum) - (z[y] - max) */
-        total += log(sum) - ((double)z[y] - mx);
+        total += log(sum) - (on * ((double)z[y] - mx) + off * zsum);
     }
     return N > 0 ? (float)(total / N) : 0.0f;
 }
 
-/* dlogits (N,C) += (probs - onehot(labels)) / N */
-void nn_softmax_xent_backward(float *dlogits, const float *probs, const int *labels,
+float nn_softmax_xent_forward(float *probs, const float *logits, const int *labels,
                               int N, int C)
+{
+    return nn_softmax_xent_smooth_forward(probs, logits, labels, N, C, 0.0f);
+}
+
+/* dlogits (N,C) += (probs - targets) / N, targets as in the forward */
+void nn_softmax_xent_smooth_backward(float *dlogits, const float *probs, const int *labels,
+                                     int N, int C, float smoothing)
 {
     if (!dlogits || N <= 0)
         return;
     float inv = 1.0f / (float)N;
+    float off = smoothing / (float)C * inv, on = (1.0f - smoothing) * inv;
     for (int n = 0; n < N; n++) {
         const float *p = probs + (size_t)n * C;
         float *g = dlogits + (size_t)n * C;
         for (int c = 0; c < C; c++)
-            g[c] += p[c] * inv;
-        g[labels[n]] -= inv;
+            g[c] += p[c] * inv - off;
+        g[labels[n]] -= on;
     }
+}
+
+void nn_softmax_xent_backward(float *dlogits, const float *probs, const int *labels,
+                              int N, int C)
+{
+    nn_softmax_xent_smooth_backward(dlogits, probs, labels, N, C, 0.0f);
 }
 
 /* logits, probs, targets (N,C); loss per element in the overflow-free form

@@ -166,6 +166,13 @@ float nn_softmax_xent_forward(float *probs, const float *logits, const int *labe
 /* dlogits += (probs - onehot(labels)) / N */
 void nn_softmax_xent_backward(float *dlogits, const float *probs, const int *labels,
                               int N, int C);
+/* The same with Keras's label_smoothing ls in [0, 1): targets
+ * onehot(labels)*(1-ls) + ls/C; ls = 0 is the two above. */
+float nn_softmax_xent_smooth_forward(float *probs, const float *logits, const int *labels,
+                                     int N, int C, float smoothing);
+/* dlogits += (probs - targets) / N */
+void nn_softmax_xent_smooth_backward(float *dlogits, const float *probs, const int *labels,
+                                     int N, int C, float smoothing);
 /* probs = sigmoid(logits); targets in [0,1]; returns mean BCE over N*C. */
 float nn_sigmoid_bce_forward(float *probs, const float *logits, const float *targets,
                              int N, int C);
