@@ -44,18 +44,24 @@ static void print_table(const sweep *s)
         printf("engine: %s, for every trial\n", sweep_engine_name(s->engine));
     /* the precision column when the file gives grid.precision */
     int prec = s->n_precisions > 0;
+    /* and label_smoothing when it gives grid.label_smoothing */
+    int ls = s->n_label_smoothings > 0;
     /* drawn learning rates have 6 significant digits; the grid's are as given */
     int lw = s->search == SWEEP_SEARCH_RANDOM ? 11 : 8;
     int lp = s->search == SWEEP_SEARCH_RANDOM ? 6 : 2;
-    printf("\n%4s  %-*s  %-12s  %-20s  %-*s  %-9s  %5s  %6s%s\n", "#", w, "id", "backbone", "mode",
-           lw, "lr", "optimizer", "batch", "epochs", prec ? "  precision" : "");
+    printf("\n%4s  %-*s  %-12s  %-20s  %-*s  %-9s  %5s  %6s%s%s\n", "#", w, "id", "backbone", "mode",
+           lw, "lr", "optimizer", "batch", "epochs", prec ? "  precision" : "",
+           ls ? "  label_smoothing" : "");
     for (size_t i = 0; i < s->n_trials; i++) {
         const sweep_trial *t = &s->trials[i];
         char mode[64];
         sweep_mode_str(&t->mode, mode, sizeof mode);
-        printf("%4zu  %-*s  %-12s  %-20s  %-*.*g  %-9s  %5d  %6d%s%s\n", i + 1, w, t->id, t->backbone,
+        printf("%4zu  %-*s  %-12s  %-20s  %-*.*g  %-9s  %5d  %6d%s%-*s", i + 1, w, t->id, t->backbone,
                mode, lw, lp, t->learning_rate, sweep_optimizer_name(t->optimizer), t->batch_size, t->epochs,
-               prec ? "  " : "", prec ? sweep_precision_name(t->precision) : "");
+               prec ? "  " : "", prec && ls ? 9 : 0, prec ? sweep_precision_name(t->precision) : "");
+        if (ls)
+            printf("  %.6g", t->label_smoothing);
+        printf("\n");
     }
 }
 

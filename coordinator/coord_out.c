@@ -233,6 +233,7 @@ static json_t *trial_json(const coord *c, int i, int rank)
     /* sampled or listed; null when the file gives none (0 / the optimizer's default) */
     json_object_set_new(o, "weight_decay", c->s->n_weight_decays ? json_real(st->weight_decay) : json_null());
     json_object_set_new(o, "momentum", c->s->n_momenta ? json_real(st->momentum) : json_null());
+    json_object_set_new(o, "label_smoothing", json_real(st->label_smoothing));
     json_object_set_new(o, "precision", json_string(sweep_precision_name(st->precision)));
     const char *engine = trial_engine(c, i);
     json_object_set_new(o, "engine", engine ? json_string(engine) : json_null());
@@ -376,7 +377,7 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
                             "rank,trial,status,backbone,mode,learning_rate,optimizer,batch_size,"
                             "precision,engine,epochs,best_epoch,select_metric,select_value,"
                             "val_accuracy,val_loss,accuracy,loss,eval_split,eval_accuracy,"
-                            "weight_decay,momentum,stop_reason,stopped_epoch,seconds\n");
+                            "weight_decay,momentum,label_smoothing,stop_reason,stopped_epoch,seconds\n");
     for (int pass = 0; pass < 2; pass++) {
         size_t count = pass ? c->s->n_trials : (size_t)n;
         for (size_t k = 0; k < count; k++) {
@@ -413,7 +414,7 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
             len += (size_t)snprintf(buf + len, cap - len, ",");
             if (c->s->n_momenta)
                 len += (size_t)snprintf(buf + len, cap - len, "%.10g", st->momentum);
-            len += (size_t)snprintf(buf + len, cap - len, ",");
+            len += (size_t)snprintf(buf + len, cap - len, ",%.10g,", st->label_smoothing);
             if (r && r->stopped_epoch)
                 len += (size_t)snprintf(buf + len, cap - len, "early_stopping,%u,", r->stopped_epoch);
             else

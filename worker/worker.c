@@ -656,6 +656,7 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     cfg.optim = trial_optim(w, t);
     cfg.batch = t->batch_size;
     cfg.epochs = t->epochs;
+    cfg.label_smoothing = (float)t->label_smoothing;
     model_head_op ops[MODEL_MAX_HEAD_OPS];
     cfg.head = head_ops(s, ops);
     cfg.n_head = s->n_head;

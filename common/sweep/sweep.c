@@ -488,7 +488,7 @@ static int it_wd(ctx *c, yaml_node_t *it, const char *ip, void *out)
 {
     return ycheck_range(c->y, it, ip, "a number >= 0", 0, 0, 1e3, 0, out);
 }
-static int it_mom(ctx *c, yaml_node_t *it, const char *ip, void *out)
+static int it_fraction(ctx *c, yaml_node_t *it, const char *ip, void *out)
 {
     return ycheck_range(c->y, it, ip, "a number in [0, 1)", 0, 0, 1, 1, out);
 }
@@ -653,8 +653,8 @@ static int parse_grid(ctx *c, yaml_node_t *m, yaml_node_t *root, yaml_node_t **b
 {
     static const char *const keys[] = {"backbone", "mode", "learning_rate", "optimizer",
                                        "batch_size", "weight_decay", "momentum", "schedule",
-                                       "precision", NULL};
-    yaml_node_t *v[9];
+                                       "precision", "label_smoothing", NULL};
+    yaml_node_t *v[10];
     sweep *s = c->s;
     if (!m)
         return ycheck_fail(c->y, root, "grid.backbone", "missing (required: the backbones to sweep)");
@@ -694,7 +694,7 @@ static int parse_grid(ctx *c, yaml_node_t *m, yaml_node_t *root, yaml_node_t **b
                         (void **)&s->weight_decays, &s->n_weight_decays, DIST_UNIFORM | DIST_LOG,
                         &s->wd_dist);
     if (!rc && v[6])
-        rc = parse_axis(c, v[6], "grid.momentum", sizeof(double), it_mom, same_double,
+        rc = parse_axis(c, v[6], "grid.momentum", sizeof(double), it_fraction, same_double,
                         (void **)&s->momenta, &s->n_momenta, DIST_UNIFORM, &s->mom_dist);
     if (!rc && v[7])
         rc = parse_axis(c, v[7], "grid.schedule", sizeof(sweep_sched), it_sched, same_sched_v,
@@ -702,6 +702,10 @@ static int parse_grid(ctx *c, yaml_node_t *m, yaml_node_t *root, yaml_node_t **b
     if (!rc && v[8])
         rc = parse_axis(c, v[8], "grid.precision", sizeof(sweep_precision), it_precision,
                         same_int, (void **)&s->precisions, &s->n_precisions, 0, NULL);
+    if (!rc && v[9])
+        rc = parse_axis(c, v[9], "grid.label_smoothing", sizeof(double), it_fraction, same_double,
+                        (void **)&s->label_smoothings, &s->n_label_smoothings, DIST_UNIFORM,
+                        &s->ls_dist);
     if (rc)
         return rc;
     /* Keras defaults for what the file leaves out */
@@ -945,12 +949,13 @@ static int parse_root(ctx *c, yaml_node_t *root)
     double total = (double)s->n_backbones * s->n_modes * s->n_learning_rates * s->n_optimizers *
                    s->n_batch_sizes * (s->n_weight_decays ? s->n_weight_decays : 1) *
                    (s->n_momenta ? s->n_momenta : 1) * (s->n_scheds ? s->n_scheds : 1) *
-                   (s->n_precisions ? s->n_precisions : 1);
+                   (s->n_precisions ? s->n_precisions : 1) *
+                   (s->n_label_smoothings ? s->n_label_smoothings : 1);
     if (s->search == SWEEP_SEARCH_GRID && total > SWEEP_MAX_TRIALS)
         return ycheck_fail(c->y, v[4], "grid", "expected at most %d trials, the product of the lists is %.0f",
                     SWEEP_MAX_TRIALS, total);
     /* lists and whole numbers only: the draws repeat once the space is used up */
-    int continuous = s->lr_dist.kind || s->wd_dist.kind || s->mom_dist.kind;
+    int continuous = s->lr_dist.kind || s->wd_dist.kind || s->mom_dist.kind || s->ls_dist.kind;
     if (s->batch_dist.kind)
         total *= s->batch_dist.hi - s->batch_dist.lo + 1;
     if (s->search == SWEEP_SEARCH_RANDOM && !continuous && s->search_trials > total)
@@ -982,6 +987,7 @@ void sweep_free(sweep *s)
     free(s->momenta);
     free(s->scheds);
     free(s->precisions);
+    free(s->label_smoothings);
     free(s->out);
     sweep_expand_free(s);
     memset(s, 0, sizeof *s);

@@ -10,7 +10,7 @@
  * cartesian product in this order, outermost first (stable: it is the
  * order of the journal and of the dry-run table):
  *   backbone, mode, learning_rate, optimizer, batch_size, weight_decay,
- *   momentum, schedule, precision
+ *   momentum, schedule, precision, label_smoothing
  * each list in the order the file gives it.
  *
  * Enums keep the order of their engine counterparts (sweep_optimizer as
@@ -73,7 +73,7 @@ typedef enum { SWEEP_FP32, SWEEP_BF16 } sweep_precision;
 /* An axis of grid: is a list (the grid's values; `{choice: [...]}` is the
  * same list) or, for search method random only, a range to sample:
  * learning_rate and weight_decay take uniform / log_uniform, momentum
- * uniform, batch_size int_uniform (both ends included). */
+ * and label_smoothing uniform, batch_size int_uniform (both ends included). */
 typedef enum {
     SWEEP_DIST_LIST,
     SWEEP_DIST_UNIFORM,
@@ -125,6 +125,8 @@ typedef struct {
     int batch_size;
     double weight_decay;    /* 0 when the file gives none */
     double momentum;        /* -1 when the file gives none: the optimizer's Keras default */
+    double label_smoothing; /* in [0, 1); 0 (none) when the file gives none; in the id
+                               and key only when nonzero, so other trials keep theirs */
     sweep_sched sched;
     sweep_precision precision;  /* in the id, key and cache text only when bf16, so
                                    an fp32 trial keeps the identity it had before
@@ -173,9 +175,10 @@ typedef struct {
     double *momenta;        int n_momenta;         /* 0 when absent: {-1} */
     sweep_sched *scheds;    int n_scheds;          /* 0 when absent: {constant} */
     sweep_precision *precisions; int n_precisions; /* 0 when absent: {fp32} */
+    double *label_smoothings; int n_label_smoothings; /* 0 when absent: {0} */
     /* sampled axes: kind LIST (zeroed) unless the file gives a range; a
      * sampled axis keeps a one-element list (its low end) as placeholder */
-    sweep_dist lr_dist, batch_dist, wd_dist, mom_dist;
+    sweep_dist lr_dist, batch_dist, wd_dist, mom_dist, ls_dist;
 
     sweep_early_stop early_stop;
 

@@ -103,6 +103,10 @@ static int trial_id(const sweep *s, sweep_trial *t, tl_strbuf *b, tl_err *e)
     /* fp32, the default, leaves the id as it was before precisions */
     if (t->precision == SWEEP_BF16)
         tl_strbuf_printf(b, "-bf16");
+    if (t->label_smoothing != 0) {
+        num_tag(t->label_smoothing, num, sizeof num);
+        tl_strbuf_printf(b, "-ls%s", num);
+    }
     if (b->oom)
         return tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
     if (b->len >= sizeof t->id)
@@ -128,6 +132,8 @@ static uint64_t trial_key(const sweep *s, const sweep_trial *t, const tl_strbuf 
     tl_strbuf_put(b, shared->s, shared->len);
     if (t->precision == SWEEP_BF16)
         tl_strbuf_printf(b, "|precision=bf16");
+    if (t->label_smoothing != 0)
+        tl_strbuf_printf(b, "|label_smoothing=%a", t->label_smoothing);
     if (s->data_bound)
         tl_strbuf_printf(b, "|data=%016llx", (unsigned long long)s->data_fingerprint);
     return tl_fnv1a_bytes(TL_FNV1A_OFFSET, b->s, b->len);
@@ -205,6 +211,7 @@ static int expand_grid(sweep *s, expand_buf *x, tl_err *e)
     int nmo = s->n_momenta ? s->n_momenta : 1;
     int nsc = s->n_scheds ? s->n_scheds : 1;
     int npr = s->n_precisions ? s->n_precisions : 1;
+    int nls = s->n_label_smoothings ? s->n_label_smoothings : 1;
     size_t k = 0;
     for (int ib = 0; ib < s->n_backbones; ib++)
     for (int im = 0; im < s->n_modes; im++)
@@ -214,7 +221,8 @@ static int expand_grid(sweep *s, expand_buf *x, tl_err *e)
     for (int iw = 0; iw < nwd; iw++)
     for (int iu = 0; iu < nmo; iu++)
     for (int is = 0; is < nsc; is++)
-    for (int ip = 0; ip < npr; ip++) {
+    for (int ip = 0; ip < npr; ip++)
+    for (int il2 = 0; il2 < nls; il2++) {
         sweep_trial *t = &s->trials[k];
         t->index = (int)k;
         t->backbone = s->backbones[ib];
@@ -227,6 +235,7 @@ static int expand_grid(sweep *s, expand_buf *x, tl_err *e)
         if (s->n_scheds)
             t->sched = s->scheds[is];
         t->precision = s->n_precisions ? s->precisions[ip] : SWEEP_FP32;
+        t->label_smoothing = s->n_label_smoothings ? s->label_smoothings[il2] : 0;
         int rc = finish_trial(s, t, x, e);
         if (rc)
             return rc;
@@ -288,6 +297,10 @@ static void draw_trial(const sweep *s, sweep_trial *t, size_t k, int a)
         t->sched = s->scheds[pick(s->n_scheds, sweep_draw_u(seed, k, a, 7))];
     t->precision = s->n_precisions ? s->precisions[pick(s->n_precisions, sweep_draw_u(seed, k, a, 8))]
                                    : SWEEP_FP32;
+    u = sweep_draw_u(seed, k, a, 9);
+    t->label_smoothing = s->ls_dist.kind ? sweep_dist_value(&s->ls_dist, u)
+                         : s->n_label_smoothings ? s->label_smoothings[pick(s->n_label_smoothings, u)]
+                                                 : 0;
 }
 
 /* Draws that repeat an earlier trial are drawn again, this many times. */
@@ -326,8 +339,9 @@ int sweep_expand(sweep *s, tl_err *e)
     int nmo = s->n_momenta ? s->n_momenta : 1;
     int nsc = s->n_scheds ? s->n_scheds : 1;
     int npr = s->n_precisions ? s->n_precisions : 1;
+    int nls = s->n_label_smoothings ? s->n_label_smoothings : 1;
     double total = (double)s->n_backbones * s->n_modes * s->n_learning_rates * s->n_optimizers *
-                   s->n_batch_sizes * nwd * nmo * nsc * npr;
+                   s->n_batch_sizes * nwd * nmo * nsc * npr * nls;
     if (s->search == SWEEP_SEARCH_RANDOM)
         total = s->search_trials;
     if (total < 1 || total > SWEEP_MAX_TRIALS)

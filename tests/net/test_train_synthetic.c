@@ -127,11 +127,44 @@ static void test_sigmoid_binary(void **state)
     free(xte);
 }
 
+/* train_set_label_smoothing reaches the loss: train_eval's is the smoothed
+ * cross-entropy of the net's logits, and training with it still learns. */
+static void test_label_smoothing(void **state)
+{
+    (void)state;
+    size_t img = (size_t)SIZE * SIZE * 3;
+    float *x = malloc(NTRAIN * img * sizeof(float)), p[BATCH * CLASSES];
+    int y[NTRAIN];
+    synth_images(x, y, NTRAIN, SIZE, CLASSES, 5);
+    net n;
+    build(&n);
+    train_ctx t;
+    tl_err e = {0};
+    optim_cfg cfg = optim_cfg_default(OPTIM_ADAM);
+    cfg.learning_rate = 3e-3;
+    assert_int_equal(train_init(&t, &n, &cfg, 7, &e), 0);
+    float plain = train_eval(&t, x, y, BATCH, NULL);
+    train_set_label_smoothing(&t, 0.2f);
+    float smooth = train_eval(&t, x, y, BATCH, NULL);
+    assert_true(smooth != plain);
+    assert_float_equal(smooth, nn_softmax_xent_smooth_forward(p, net_output(&n), y, BATCH, CLASSES, 0.2f),
+                       1e-6);
+    float first = train_step(&t, x, y, BATCH, NULL), last = first;
+    for (int ep = 0; ep < 3; ep++)
+        for (int b = 0; b + BATCH <= NTRAIN; b += BATCH)
+            last = train_step(&t, x + b * img, y + b, BATCH, NULL);
+    assert_true(last < first);
+    train_free(&t);
+    net_free(&n);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_learns_and_is_reproducible),
         cmocka_unit_test(test_sigmoid_binary),
+        cmocka_unit_test(test_label_smoothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -208,6 +208,46 @@ static void test_keys_whole(void **state)
     sweep_free(&s);
 }
 
+/* label_smoothing 0 leaves a trial's id and key as they were without the
+ * axis; a nonzero value is in both. */
+static void test_label_smoothing_ids(void **state)
+{
+    (void)state;
+    const char *head = "data: {train_dir: d, validation_split: 0.2}\nweights: {mobilenet_v2: m}\n"
+                       "grid:\n  backbone: mobilenet_v2\n";
+    char text[512];
+    sweep a, b;
+    tl_err e = {0};
+    snprintf(text, sizeof text, "%sepochs: 2\nout: o\n", head);
+    if (parse_str(&a, text, &e))
+        fail_msg("%s", e.msg);
+    snprintf(text, sizeof text, "%s  label_smoothing: [0, 0.1]\nepochs: 2\nout: o\n", head);
+    if (parse_str(&b, text, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(a.n_trials, 1);
+    assert_int_equal(b.n_trials, 2);
+    assert_true(a.trials[0].label_smoothing == 0 && b.trials[1].label_smoothing == 0.1);
+    assert_string_equal(b.trials[0].id, a.trials[0].id);
+    assert_true(b.trials[0].key == a.trials[0].key);
+    char want[160];
+    snprintf(want, sizeof want, "%s-ls1e-01", a.trials[0].id);
+    assert_string_equal(b.trials[1].id, want);
+    assert_true(b.trials[1].key != a.trials[0].key);
+    sweep_free(&a);
+    sweep_free(&b);
+    /* random search samples it within its range */
+    snprintf(text, sizeof text, "%s  label_smoothing: {uniform: [0.05, 0.2]}\nepochs: 2\nout: o\n"
+             "search: {method: random, trials: 5, seed: 3}\n", head);
+    if (parse_str(&a, text, &e))
+        fail_msg("%s", e.msg);
+    for (size_t i = 0; i < a.n_trials; i++) {
+        double ls = a.trials[i].label_smoothing;
+        assert_true(ls >= 0.05 && ls <= 0.2);
+        assert_non_null(strstr(a.trials[i].id, "-ls"));
+    }
+    sweep_free(&a);
+}
+
 static void test_scalars_as_lists(void **state)
 {
     (void)state;
@@ -636,6 +676,14 @@ static const bad_case bad_cases[] = {
      "expected a whole number >= 0, got -1"},
     {BASE_HEAD TAIL "search: {method: random, trials: 5, sed: 1}\n", 14, "search.sed",
      "unknown key (did you mean 'seed'?)"},
+    /* label_smoothing: Keras's, in [0, 1); LS(value, tail) is the file */
+#define LS(v, tail) BASE_HEAD "  label_smoothing: " v "\n" tail
+    {LS("[0.1, 1]", TAIL), 11, "grid.label_smoothing[1]", "expected a number in [0, 1), got 1"},
+    {LS("[-0.1]", TAIL), 11, "grid.label_smoothing[0]", "expected a number in [0, 1), got -0.1"},
+    {LS("[0.1, 0.1]", TAIL), 11, "grid.label_smoothing[1]", "duplicate value (same as grid.label_smoothing[0])"},
+    {LS("{uniform: [0, 1.5]}", RANDOM_TAIL), 11, "grid.label_smoothing.uniform[1]", "got 1.5"},
+    {LS("{log_uniform: [0.01, 0.2]}", RANDOM_TAIL), 11, "grid.label_smoothing.log_uniform", "does not sample"},
+#undef LS
     /* early_stopping */
     {BASE_HEAD TAIL "early_stopping: {monitor: val_los}\n", 14, "early_stopping.monitor",
      "unknown metric 'val_los' (did you mean 'val_loss'?)"},
@@ -827,6 +875,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example),
         cmocka_unit_test(test_scalars_as_lists),
+        cmocka_unit_test(test_label_smoothing_ids),
         cmocka_unit_test(test_keys_whole),
         cmocka_unit_test(test_precision_and_engine),
         cmocka_unit_test(test_bf16_host),

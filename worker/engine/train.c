@@ -44,6 +44,11 @@ void train_set_loss(train_ctx *t, train_loss loss)
     t->loss = loss;
 }
 
+void train_set_label_smoothing(train_ctx *t, float ls)
+{
+    t->label_smoothing = ls;
+}
+
 static int count_correct(const float *p, const int *labels, int batch, int classes)
 {
     int hits = 0;
@@ -76,7 +81,8 @@ static float loss_forward(train_ctx *t, const int *labels, int batch)
 {
     const float *logits = net_output(t->n);
     if (t->loss == TRAIN_SOFTMAX)
-        return nn_softmax_xent_forward(t->probs, logits, labels, batch, t->classes);
+        return nn_softmax_xent_smooth_forward(t->probs, logits, labels, batch, t->classes,
+                                              t->label_smoothing);
     int C = t->classes;
     for (int i = 0; i < batch; i++)
         for (int k = 0; k < C; k++)
@@ -94,7 +100,8 @@ float train_step(train_ctx *t, const float *x, const int *labels, int batch, int
         *correct = count_correct(t->probs, labels, batch, t->classes);
     memset(t->dlogits, 0, (size_t)batch * t->classes * sizeof(float));
     if (t->loss == TRAIN_SOFTMAX)
-        nn_softmax_xent_backward(t->dlogits, t->probs, labels, batch, t->classes);
+        nn_softmax_xent_smooth_backward(t->dlogits, t->probs, labels, batch, t->classes,
+                                        t->label_smoothing);
     else
         nn_sigmoid_bce_backward(t->dlogits, t->probs, t->targets, batch, t->classes);
     for (int i = 0; i < n->n_params; i++) {

@@ -15,6 +15,7 @@ typedef enum {
 typedef struct {
     net *n;
     train_loss loss;
+    float label_smoothing; /* softmax loss only (Keras's): 0 none */
     optim opt;
     int classes;
     uint64_t seed;    /* dropout masks: function of (seed, step) */
@@ -27,6 +28,9 @@ typedef struct {
  * The loss is softmax cross-entropy unless train_set_loss() says otherwise. */
 int train_init(train_ctx *t, net *n, const optim_cfg *cfg, uint64_t seed, tl_err *e);
 void train_set_loss(train_ctx *t, train_loss loss);
+/* Keras's CategoricalCrossentropy(label_smoothing=ls), ls in [0, 1): the
+ * softmax loss of train_step and train_eval against onehot*(1-ls) + ls/C. */
+void train_set_label_smoothing(train_ctx *t, float ls);
 void train_free(train_ctx *t);
 
 /* x (batch, h, w, c), labels (batch). Returns the mean loss; *correct gets

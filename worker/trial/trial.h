@@ -79,6 +79,7 @@ typedef struct {
     int stage1_epochs;
     optim_cfg optim;
     int batch, epochs;
+    float label_smoothing;          /* Keras's, of the softmax loss; 0: none */
     const model_head_op *head;      /* ops before the classifier; NULL: one GAP */
     int n_head;
     uint64_t seed;                  /* shuffling, head init, dropout, augmentation */

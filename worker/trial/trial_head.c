@@ -192,6 +192,7 @@ static int head_open(trial__state *st, const sweep_stage *sg, tl_err *e)
     oc.learning_rate /= sg->lr_divisor;
     if ((rc = train_init(&st->th, &st->hn, &oc, cfg->seed, e)))
         return rc;
+    train_set_label_smoothing(&st->th, cfg->label_smoothing);
     return sg->resume ? trial__resume_from(cfg, st->r, &st->th, st->best, e) : 0;
 }
 

@@ -20,6 +20,7 @@ static int whole_open(trial__state *st, const sweep_stage *sg, tl_err *e)
     int rc = train_init(&st->tf, &st->full, &oc, cfg->seed, e);
     if (rc)
         return rc;
+    train_set_label_smoothing(&st->tf, cfg->label_smoothing);
     if (sg->resume && (rc = trial__resume_from(cfg, st->r, &st->tf, st->best, e)))
         return rc;
     if (!(st->tids = malloc(st->nids[DATA_TRAIN] * sizeof *st->tids)))
