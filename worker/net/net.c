@@ -564,16 +564,13 @@ static int bn_batch_stats(const net_layer *l, int training)
 /* Conv c ran on OpenBLAS although a ReLU was fused into it: apply it. */
 static void relu_unfused(net *n, int c, size_t sz)
 {
-    net_layer *L = n->layers;
-    int producer = L[c].fold_bn >= 0 ? L[c].fold_bn : c;
-    for (int r = producer + 1; r < n->n_layers; r++)
-        if (L[r].fused && L[r].in[0] == producer) {
-            if (L[r].kind == NET_RELU)
-                nn_relu_forward(L[c].out, L[c].out, sz);
-            else
-                nn_relu6_forward(L[c].out, L[c].out, sz);
-            return;
-        }
+    const net_layer *l = &n->layers[c];
+    if (l->post_relu < 0)
+        return;
+    if (n->layers[l->post_relu].kind == NET_RELU)
+        nn_relu_forward(l->out, l->out, sz);
+    else
+        nn_relu6_forward(l->out, l->out, sz);
 }
 
 void net_forward(net *n, const float *x, int batch, int training)
@@ -711,10 +708,8 @@ static void relu_backward_inplace(float *d, const float *out, size_t n, int six)
  * its backward masks dout in the BN's backward pass. */
 static int fused_act_of(const net *n, int b)
 {
-    for (int r = b + 1; r < n->n_layers; r++)
-        if (n->layers[r].fused && n->layers[r].in[0] == b)
-            return n->layers[r].kind == NET_RELU ? 1 : 6;
-    return 0;
+    int r = n->layers[n->layers[b].folded_into].post_relu;
+    return r < 0 ? 0 : n->layers[r].kind == NET_RELU ? 1 : 6;
 }
 
 /* Backward of a conv computing a trained BN's output with folded weights

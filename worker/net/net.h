@@ -78,6 +78,7 @@ typedef struct {
     /* backend (net_dnn.c) */
     int onednn;           /* conv computed by oneDNN (else OpenBLAS and our kernels) */
     int fused;            /* ReLU/ReLU6 computed by its producer's oneDNN conv (post-op) */
+    int post_relu;        /* conv: the fused ReLU/ReLU6 layer, else -1 */
     int dinp_write;       /* oneDNN conv that writes its input gradient first (no zeroing) */
     int dc_batch;         /* batch of dc */
     struct nn_dconv *dc, *dc_max; /* primitives for dc_batch and for max_batch */

@@ -43,13 +43,14 @@ static int wants_onednn(const net *n, const net_layer *l)
     return 1;
 }
 
+/* The primitives' configuration of conv i; l->post_relu says which ReLU
+ * the forward computes (net_dnn_plan sets it). */
 static nn_dconv_cfg layer_cfg(const net *n, const net_layer *l, int i)
 {
     nn_dconv_cfg cfg = {0};
     cfg.bias = l->fold_bn >= 0 || l->u.conv.bias;
-    int r = fusable_relu(n, i);
-    if (r >= 0)
-        cfg.post = n->layers[r].kind == NET_RELU ? NN_POST_RELU : NN_POST_RELU6;
+    if (l->post_relu >= 0)
+        cfg.post = n->layers[l->post_relu].kind == NET_RELU ? NN_POST_RELU : NN_POST_RELU6;
     if (i >= n->first_backward) {
         cfg.bwd_data = n->layers[l->in[0]].dout != NULL;
         cfg.bwd_weights = l->trainable;
@@ -95,10 +96,12 @@ int net_dnn_plan(net *n, int max_batch, tl_err *e)
             continue;
         nn_conv2d_shape s = l->u.conv.s;
         s.n = max_batch;
+        l->post_relu = fusable_relu(n, i);
         nn_dconv_cfg cfg = layer_cfg(n, l, i);
         tl_err ce = {0};
         l->dc_max = nn_dconv_create(&s, &cfg, NULL, &ce);
         if (!l->dc_max) {
+            l->post_relu = -1;
             if (n->precision == NN_BF16)
                 return tl_errf(e, TL_EINVAL, "network: layer %s: %s", l->name, ce.msg);
             continue; /* stays on OpenBLAS */
@@ -107,8 +110,8 @@ int net_dnn_plan(net *n, int max_batch, tl_err *e)
         l->dc = l->dc_max;
         l->dc_batch = max_batch;
         n->n_onednn++;
-        if (cfg.post != NN_POST_NONE)
-            n->layers[fusable_relu(n, i)].fused = 1;
+        if (l->post_relu >= 0)
+            n->layers[l->post_relu].fused = 1;
         if (cfg.bwd_data) {
             const net_layer *r = &n->layers[n->layers[l->in[0]].out_root];
             l->dinp_write = r->zero_dout_at == i;

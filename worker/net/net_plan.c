@@ -124,6 +124,7 @@ static void plan_reset(plan *p)
         ly[i].folded_into = -1;
         ly[i].fold_bn = -1;
         ly[i].fold_train = 0;
+        ly[i].post_relu = -1;
         ly[i].fold_off = 0;
         ly[i].zero_dout_at = -1;
         p->last_use[i] = i;

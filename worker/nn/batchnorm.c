@@ -33,6 +33,23 @@ static int bn_min(int a, int b)
     return a < b ? a : b;
 }
 
+/* The (row chunk, channel tile) work items of a reduction over M rows and
+ * cw channels: a function of the shape only, never of the thread count. */
+typedef struct {
+    int rows, nchunk, ntile;
+} bn_split;
+
+static bn_split bn_split_of(int M, int cw)
+{
+    bn_split sp;
+    sp.rows = (M + BN_PART / cw - 1) / (BN_PART / cw);
+    if (sp.rows < BN_MIN_ROWS)
+        sp.rows = BN_MIN_ROWS;
+    sp.nchunk = (M + sp.rows - 1) / sp.rows;
+    sp.ntile = (cw + BN_TILE - 1) / BN_TILE;
+    return sp;
+}
+
 /* For channels c0..c0+cw-1 (cw <= BN_GROUP), with d = x - shift:
  *   y == NULL: s1 = sum d,  s2 = sum d*d             (statistics, shift = a pivot)
  *   y != NULL: s1 = sum y,  s2 = sum y*d, s3 = sum d (backward, y = dout)
@@ -41,12 +58,8 @@ static void bn_sums(double *s1, double *s2, double *s3, const float *x, const fl
                     const float *shift, int M, int C, int c0, int cw)
 {
     double part1[BN_PART], part2[BN_PART], part3[BN_PART];
-    int rows = (M + BN_PART / cw - 1) / (BN_PART / cw);
-    if (rows < BN_MIN_ROWS)
-        rows = BN_MIN_ROWS;
-    int nchunk = (M + rows - 1) / rows;
-    int ntile = (cw + BN_TILE - 1) / BN_TILE;
-    int items = nchunk * ntile;
+    bn_split sp = bn_split_of(M, cw);
+    int rows = sp.rows, nchunk = sp.nchunk, ntile = sp.ntile, items = nchunk * ntile;
 
     #pragma omp parallel for schedule(static) num_threads(nn_get_threads()) \
         if (items > 1 && (long)M * cw >= BN_PAR_MIN)
@@ -282,12 +295,8 @@ static void bn_fold_sums(double *s1, double *s2, float *y, const float *x, const
                          int act, int M, int C, int c0, int cw)
 {
     double part1[BN_PART], part2[BN_PART];
-    int rows = (M + BN_PART / cw - 1) / (BN_PART / cw);
-    if (rows < BN_MIN_ROWS)
-        rows = BN_MIN_ROWS;
-    int nchunk = (M + rows - 1) / rows;
-    int ntile = (cw + BN_TILE - 1) / BN_TILE;
-    int items = nchunk * ntile;
+    bn_split sp = bn_split_of(M, cw);
+    int rows = sp.rows, nchunk = sp.nchunk, ntile = sp.ntile, items = nchunk * ntile;
     const float hi = act == 6 ? 6.0f : INFINITY;
 
     #pragma omp parallel for schedule(static) num_threads(nn_get_threads()) \
