@@ -18,6 +18,7 @@
 #include "common/data/data.h"
 #include "common/msg/msg.h"
 #include "common/msg/msg_link.h"
+#include "common/sweep/search.h"
 #include "common/sweep/sweep.h"
 #include "common/sweep/sweep_plan.h"
 #include "cli/cli.h"
@@ -33,8 +34,9 @@ static void print_table(const sweep *s)
         w = l > w ? l : w;
     }
     printf("%s: %zu trials (%s)\n", s->name, s->n_trials, s->file);
-    if (s->search == SWEEP_SEARCH_RANDOM)
-        printf("search: random, %d configurations drawn with seed %llu\n", s->search_trials,
+    if (sweep_draws(s))
+        printf("search: %s, %d configurations drawn with seed %llu\n",
+               sweep_search_name(s->search), s->search_trials,
                (unsigned long long)s->search_seed);
     if (s->early_stop.enabled)
         printf("early_stopping: %s, patience %d, min_delta %g (the fine-tune stage of a "
@@ -47,8 +49,8 @@ static void print_table(const sweep *s)
     /* and label_smoothing when it gives grid.label_smoothing */
     int ls = s->n_label_smoothings > 0;
     /* drawn learning rates have 6 significant digits; the grid's are as given */
-    int lw = s->search == SWEEP_SEARCH_RANDOM ? 11 : 8;
-    int lp = s->search == SWEEP_SEARCH_RANDOM ? 6 : 2;
+    int lw = sweep_draws(s) ? 11 : 8;
+    int lp = sweep_draws(s) ? 6 : 2;
     printf("\n%4s  %-*s  %-12s  %-20s  %-*s  %-9s  %5s  %6s%s%s\n", "#", w, "id", "backbone", "mode",
            lw, "lr", "optimizer", "batch", "epochs", prec ? "  precision" : "",
            ls ? "  label_smoothing" : "");
@@ -63,6 +65,30 @@ static void print_table(const sweep *s)
             printf("  %.6g", t->label_smoothing);
         printf("\n");
     }
+}
+
+/* successive_halving / asha: the rungs, how many trials reach each at most
+ * and the epochs that costs, against every trial trained to the end. */
+static void print_rungs(const sweep *s)
+{
+    if (!sweep_has_rungs(s))
+        return;
+    sweep_rungs r;
+    sweep_rungs_of(s, &r);
+    size_t n[SWEEP_MAX_RUNGS];
+    double budget = sweep_rung_budget(&r, s->n_trials, n);
+    printf("\nrungs (%s, min_epochs %d, reduction_factor %d):\n", sweep_search_name(s->search),
+           s->min_epochs, s->reduction_factor);
+    for (int k = 0; k < r.n; k++) {
+        int prev = k ? r.epochs[k - 1] : 0;
+        printf("  rung %d: %s%zu trial%s to epoch %d, %zu epochs\n", k, k ? "at most " : "",
+               n[k], n[k] == 1 ? "" : "s", r.epochs[k], n[k] * (size_t)(r.epochs[k] - prev));
+    }
+    double whole = (double)s->n_trials * s->epochs;
+    printf("  epoch budget: at most %.0f epochs, against %.0f for every trial to epoch %d "
+           "(%.0f%%)%s\n", budget, whole, s->epochs, 100.0 * budget / whole,
+           s->search == SWEEP_SEARCH_ASHA ? "; asha promotes as results come, within the same "
+                                            "bound" : "");
 }
 
 /* Images per epoch when train_dir can be indexed now; 0 otherwise. */
@@ -415,6 +441,7 @@ int cli_run(int argc, char **argv)
         return 1;
     }
     print_table(&s);
+    print_rungs(&s);
     print_work(&s);
     printf("\ndry run: nothing trained, nothing written (out: %s)\n", s.out);
     sweep_free(&s);

@@ -241,7 +241,14 @@ void coord__check_finished(coord *c)
     for (size_t i = 0; i < c->s->n_trials; i++)
         if (c->trials[i].st == TR_PENDING || c->trials[i].st == TR_RUNNING)
             return;
+    /* asha: a result processed after its worker was given nothing may have
+     * qualified a trial for the next rung */
+    if (coord__asha_promote(c) >= 0) {
+        coord__schedule(c);
+        return;
+    }
     /* every trial done or failed */
+    coord__search_finish(c);
     c->phase = COORD_STOPPING;
     coord__send_stop(c, TLSWEEP__STOP__REASON__FINISHED);
     coord__forget_workers(c);
@@ -257,6 +264,12 @@ static int open_slice(coord *c, char *outbuf, size_t outlen, tl_err *e)
     c->out = s->out;
     snprintf(c->cache_dir, sizeof c->cache_dir, "%s/cache", s->out);
     if (o->n_slices > 0) {
+        /* a rung's decisions need every trial's result, in one journal */
+        if (sweep_has_rungs(s))
+            return tl_errf(e, TL_EINVAL, "%s: --slice: search method %s decides on all the trials' "
+                           "results together; a job array (--slice, merge) supports methods grid "
+                           "and random (run it as one job, e.g. srun over all the ranks)",
+                           s->file ? s->file : "sweep", sweep_search_name(s->search));
         if (o->slice < 0 || o->slice >= o->n_slices)
             return tl_errf(e, TL_EINVAL, "slice %d of %d: expected 0 <= slice < %d", o->slice,
                            o->n_slices, o->n_slices);
@@ -362,6 +375,9 @@ static void run_loop(coord *c)
     msg_link_set_notify(c->l, coord__notify, &c->async);
     uv_timer_start(&c->poll_timer, coord__on_poll, 1, 1);
     uv_timer_start(&c->status_timer, coord__on_status, 1000, 1000);
+    /* successive_halving: a rung completed by the last run's last result,
+     * its decisions not journaled yet (a failure stops the run, resumably) */
+    coord__search_decide(c);
     coord__check_finished(c); /* a fully resumed sweep has nothing to do */
     uv_run(&c->loop, UV_RUN_DEFAULT);
     msg_link_set_notify(c->l, NULL, NULL);

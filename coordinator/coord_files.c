@@ -65,7 +65,7 @@ static void write_after(uv_work_t *req, int status)
             coord_log(c, "warning: checkpoint of %s not written: %s", c->s->trials[j->index].id,
                       j->err.msg);
         msg_free(j->env);
-        if (t->st == TR_DONE) {
+        if (coord__ckpt_spent(c, j->index)) {
             char p[4096];
             coord__ckpt_path(c, j->index, p, sizeof p);
             unlink(p);

@@ -6,7 +6,8 @@
  *   coord_msgs.c     what workers send (Hello, features, results, errors)
  *   coord_files.c    checkpoints, best.tlm, feature caches on libuv's pool
  *   coord_out.c      progress line, leaderboard, results files
- *   coord_merge.c    the slices of a job array into one run */
+ *   coord_merge.c    the slices of a job array into one run
+ *   coord_search.c   rungs of successive_halving and asha: rows, promotions */
 #ifndef TLSWEEP_COORD_INT_H
 #define TLSWEEP_COORD_INT_H
 
@@ -16,6 +17,7 @@
 
 #include "common/data/data.h"
 #include "common/store/journal.h"
+#include "common/sweep/search.h"
 #include "coordinator/coord.h"
 #include "tlsweep.pb-c.h"
 
@@ -115,6 +117,8 @@ typedef struct {
     journal *journal;
 
     ctrial *trials;
+    sweep_rungs rungs;          /* one rung (the epochs) unless the search has rungs */
+    sweep_srow *srows;          /* successive_halving / asha: a row per trial, else NULL */
     cgroup *groups;
     cworker *workers;
     int n_workers, hellos;
@@ -171,6 +175,11 @@ int coord_better(const coord *c, int a, int b);
  * that runs (the weights file's), or the group's text when that is unknown. */
 const char *coord_group_label(const coord *c, int g);
 void coord_consider_best(coord *c, int i);
+/* The rung trial i reached (0-based), -1: none or no rungs. */
+int coord_rung_reached(const coord *c, int i);
+/* Why done trial i trained no further: "epochs", "early_stopping" or
+ * "rung" (stopped at a rung, not promoted). */
+const char *coord_stop_reason(const coord *c, int i);
 
 /* coord_out.c */
 int coord_count(const coord *c, ctrial_state st);
@@ -224,6 +233,28 @@ void coord__start_ckpt(coord *c, int i, Tlsweep__Envelope *env);
 void coord__schedule(coord *c);
 void coord__result_done(coord *c, Tlsweep__Envelope *env);
 void coord__process_results(coord *c);
+/* coord_search.c (successive_halving and asha; all no-ops without rungs) */
+int coord__search_init(coord *c, tl_err *e);
+void coord__search_free(coord *c);
+/* Trial i's row after its result r (a worker's, or replayed). */
+void coord__search_result(coord *c, int i, const Tlsweep__TrialResult *r);
+/* The epoch trial i's next task trains until (Task.until_epoch), 0: all. */
+uint32_t coord__until(const coord *c, int i);
+/* Trial i's task is being sent: it enters rung 0 if it had not. */
+void coord__search_started(coord *c, int i);
+/* Whether pending trial i waits: a promotion whose checkpoint is still
+ * being written, or a new asha trial (started only when no promotion is). */
+int coord__search_holds(const coord *c, int i);
+/* Whether done trial i's checkpoint is of no more use (removed). */
+int coord__ckpt_spent(const coord *c, int i);
+/* successive_halving: journals and applies the decisions of every rung now
+ * complete; how many went on, -1 when the sweep failed. */
+int coord__search_decide(coord *c);
+/* asha: journals and applies one promotion if one qualifies: the trial, or -1. */
+int coord__asha_promote(coord *c);
+void coord__replay_promote(coord *c, const Tlsweep__JournalPromote *p);
+/* The sweep finished: checkpoints of trials that ended at a rung go. */
+void coord__search_finish(coord *c);
 /* coord_msgs.c (what workers send; the link and timers) */
 void coord__notify(void *ctx);
 void coord__on_async(uv_async_t *h);

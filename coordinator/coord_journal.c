@@ -140,6 +140,7 @@ int coord__replay(void *ctx, const void *payload, size_t len)
                 return rc;
             }
             t->st = TR_DONE;
+            coord__search_result(c, i, r);
             if (again) {
                 coord__best_again(c);
             } else {
@@ -149,6 +150,9 @@ int coord__replay(void *ctx, const void *payload, size_t len)
         }
         break;
     }
+    case TLSWEEP__JOURNAL_RECORD__BODY_PROMOTE:
+        coord__replay_promote(c, rec->promote);
+        break;
     case TLSWEEP__JOURNAL_RECORD__BODY_RESET: {
         int i = coord__find_trial(c, rec->reset->trial_index, rec->reset->trial_key);
         if (i >= 0)
@@ -200,9 +204,13 @@ void coord_consider_best(coord *c, int i)
 void coord__best_again(coord *c)
 {
     c->best = -1;
-    for (size_t i = 0; i < c->s->n_trials; i++)
-        if (c->trials[i].st == TR_DONE)
+    /* a promoted trial keeps its rung's result until its next one */
+    for (size_t i = 0; i < c->s->n_trials; i++) {
+        const ctrial *t = &c->trials[i];
+        if (t->st != TR_OTHER && t->st != TR_FAILED && t->res &&
+            t->res->status == TLSWEEP__TRIAL_RESULT__STATUS__DONE)
             coord_consider_best(c, (int)i);
+    }
 }
 
 void coord__reset_trial(coord *c, int i)

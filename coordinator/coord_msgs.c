@@ -361,6 +361,8 @@ static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
         if (t->res)
             tlsweep__trial_result__free_unpacked(t->res, NULL);
         t->res = coord__copy_result(r); /* its message: results.json and coord_run's line */
+        coord__search_result(c, i, r);
+        coord__search_decide(c);
     }
     msg_free(env);
 }

@@ -243,10 +243,17 @@ static json_t *trial_json(const coord *c, int i, int rank)
     if (r && t->st == TR_DONE) {
         json_object_set_new(o, sweep_metric_name(c->s->metric), json_real(r->best_value));
         json_object_set_new(o, "best_epoch", json_integer(r->best_epoch));
-        /* early_stopping: ended it after stopped_epoch; else it ran its epochs */
-        json_object_set_new(o, "stop_reason", json_string(r->stopped_epoch ? "early_stopping" : "epochs"));
+        /* early_stopping: ended it after stopped_epoch; rung: a rung search
+         * did not promote it past the rung it reached; else it ran its epochs */
+        const char *why = coord_stop_reason(c, i);
+        json_object_set_new(o, "stop_reason", json_string(why));
         json_object_set_new(o, "stopped_epoch",
-                            r->stopped_epoch ? json_integer(r->stopped_epoch) : json_null());
+                            r->stopped_epoch ? json_integer(r->stopped_epoch)
+                            : !strcmp(why, "rung") ? json_integer(r->epochs_done)
+                                                   : json_null());
+        json_object_set_new(o, "epochs_done", json_integer(r->epochs_done));
+        int rung = coord_rung_reached(c, i);
+        json_object_set_new(o, "rung", rung >= 0 ? json_integer(rung) : json_null());
         json_object_set_new(o, "val_accuracy", json_real(r->val_accuracy));
         json_object_set_new(o, "val_loss", json_real(r->val_loss));
         json_object_set_new(o, "accuracy", json_real(r->accuracy));
@@ -377,7 +384,7 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
                             "rank,trial,status,backbone,mode,learning_rate,optimizer,batch_size,"
                             "precision,engine,epochs,best_epoch,select_metric,select_value,"
                             "val_accuracy,val_loss,accuracy,loss,eval_split,eval_accuracy,"
-                            "weight_decay,momentum,label_smoothing,stop_reason,stopped_epoch,seconds\n");
+                            "weight_decay,momentum,label_smoothing,stop_reason,stopped_epoch,rung,seconds\n");
     for (int pass = 0; pass < 2; pass++) {
         size_t count = pass ? c->s->n_trials : (size_t)n;
         for (size_t k = 0; k < count; k++) {
@@ -415,10 +422,15 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
             if (c->s->n_momenta)
                 len += (size_t)snprintf(buf + len, cap - len, "%.10g", st->momentum);
             len += (size_t)snprintf(buf + len, cap - len, ",%.10g,", st->label_smoothing);
-            if (r && r->stopped_epoch)
-                len += (size_t)snprintf(buf + len, cap - len, "early_stopping,%u,", r->stopped_epoch);
-            else
-                len += (size_t)snprintf(buf + len, cap - len, "%s,,", r ? "epochs" : "");
+            const char *why = r ? coord_stop_reason(c, i) : "";
+            len += (size_t)snprintf(buf + len, cap - len, "%s,", why);
+            if (r && (r->stopped_epoch || !strcmp(why, "rung")))
+                len += (size_t)snprintf(buf + len, cap - len, "%u",
+                                        r->stopped_epoch ? r->stopped_epoch : r->epochs_done);
+            len += (size_t)snprintf(buf + len, cap - len, ",");
+            if (r && coord_rung_reached(c, i) >= 0)
+                len += (size_t)snprintf(buf + len, cap - len, "%d", coord_rung_reached(c, i));
+            len += (size_t)snprintf(buf + len, cap - len, ",");
             if (r)
                 len += (size_t)snprintf(buf + len, cap - len, "%.2f", r->seconds);
             len += (size_t)snprintf(buf + len, cap - len, "\n");

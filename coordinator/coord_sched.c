@@ -17,7 +17,7 @@
 static int trial_ready(const coord *c, int i)
 {
     const sweep_trial *t = &c->s->trials[i];
-    if (c->trials[i].st != TR_PENDING)
+    if (c->trials[i].st != TR_PENDING || coord__search_holds(c, i))
         return 0;
     return !sweep_trial_uses_cache(t) || c->groups[t->cache_group].state == CG_READY;
 }
@@ -115,11 +115,31 @@ static int resumable(coord *c, int i, const char *path)
     return 0;
 }
 
+/* The next trial to give: the first ready one in grid order; under asha,
+ * when none is, a promotion, else the first trial not started yet. -1: none. */
+static int next_trial(coord *c)
+{
+    for (size_t i = 0; i < c->s->n_trials; i++)
+        if (trial_ready(c, (int)i))
+            return (int)i;
+    if (c->s->search != SWEEP_SEARCH_ASHA)
+        return -1;
+    int p = coord__asha_promote(c);
+    if (p >= 0 || c->phase != COORD_RUNNING)
+        return p;
+    for (size_t i = 0; i < c->s->n_trials; i++) {
+        const sweep_trial *st = &c->s->trials[i];
+        if (c->trials[i].st == TR_PENDING && c->srows[i].target < 0 &&
+            (!sweep_trial_uses_cache(st) || c->groups[st->cache_group].state == CG_READY))
+            return (int)i;
+    }
+    return -1;
+}
+
 static int give_trial(coord *c, cworker *k)
 {
-    for (size_t i = 0; i < c->s->n_trials; i++) {
-        if (!trial_ready(c, (int)i))
-            continue;
+    int i = next_trial(c);
+    if (i >= 0) {
         const sweep_trial *st = &c->s->trials[i];
         ctrial *t = &c->trials[i];
         char ck[4096];
@@ -134,6 +154,7 @@ static int give_trial(coord *c, cworker *k)
         task.trial_id = (char *)st->id;
         task.cache_group = st->cache_group;
         task.resume_from = resume ? ck : "";
+        task.until_epoch = coord__until(c, (int)i);
         task.feature_cache = "";
         if (sweep_trial_uses_cache(st)) {
             task.feature_cache = c->groups[st->cache_group].path;
@@ -145,6 +166,7 @@ static int give_trial(coord *c, cworker *k)
             task.best_index = (uint32_t)c->best;
             task.goal_max = c->s->goal_max;
         }
+        coord__search_started(c, (int)i);
         send_task(c, k, &task);
         t->st = TR_RUNNING;
         t->worker = k->rank;
@@ -195,16 +217,24 @@ void coord__result_done(coord *c, Tlsweep__Envelope *env)
         return;
     }
     t->st = TR_DONE;
+    coord__search_result(c, i, r);
     int was = c->best;
     coord_consider_best(c, i);
     const sweep_trial *st = &c->s->trials[i];
-    char mode[64];
-    sweep_mode_str(&st->mode, mode, sizeof mode);
-    coord_log(c, "done %s: %s %.4f (epoch %u/%u)%s%s %.4f  %.1f s%s", st->id,
+    int rung = coord_rung_reached(c, i);
+    char at[48] = "";
+    if (rung >= 0)
+        snprintf(at, sizeof at, "rung %d/%d ", rung, c->rungs.n - 1);
+    coord_log(c, "done %s%s: %s %.4f (epoch %u/%u)%s%s %.4f  %.1f s%s", at, st->id,
               sweep_metric_name(c->s->metric), r->best_value, r->best_epoch, r->epochs_done,
               r->eval_split[0] ? "  " : "", r->eval_split[0] ? r->eval_split : "",
               r->eval_accuracy, r->seconds, c->best == i && was != i ? "  (new best)" : "");
-    if (!t->ckpt.writing) {
+    int decided = coord__search_decide(c);
+    if (decided < 0) {
+        msg_free(env);
+        return;
+    }
+    if (coord__ckpt_spent(c, i) && !t->ckpt.writing) {
         char p[4096];
         coord__ckpt_path(c, i, p, sizeof p);
         unlink(p);

@@ -163,6 +163,7 @@ void coord__free_state(coord *c)
         free(t->hist);
     }
     free(c->trials);
+    coord__search_free(c);
     for (int g = 0; c->groups && g < c->s->n_cache_groups; g++) {
         free(c->groups[g].x);
         free(c->groups[g].ok);
@@ -238,5 +239,5 @@ int coord__state_init(coord *c, const data_index *ix, int n_workers, tl_err *e)
         c->workers[w].last_heard = c->t0;
     }
     c->n_mine = (int)s->n_trials;
-    return 0;
+    return coord__search_init(c, e);
 }

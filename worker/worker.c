@@ -63,6 +63,7 @@ typedef struct {
     int task_failed;
     tl_err task_err;
     double last_progress, last_sent, last_ckpt;
+    int until;                  /* the task's rung end (until_epoch), 0: none */
     double hb_s;          /* a heartbeat at least this often, busy or idle */
     int ready;            /* its Setup succeeded: heartbeats say so */
     unsigned char *model;
@@ -390,8 +391,9 @@ static int epoch_done(void *ctx, const trial_snapshot *sn)
     }
     /* epochs of a head on cached features take milliseconds: checkpoints
      * of those come at most every checkpoint_seconds (a resume repeats the
-     * epochs since, the same way) */
-    if (tl_now() - w->last_ckpt < w->s.checkpoint_seconds) {
+     * epochs since, the same way); a rung's end always checkpoints, it is
+     * where a promotion resumes */
+    if (sn->epoch != w->until && tl_now() - w->last_ckpt < w->s.checkpoint_seconds) {
         check_stop(w);
         return w->stop != WORKER_GO;
     }
@@ -656,6 +658,10 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     cfg.optim = trial_optim(w, t);
     cfg.batch = t->batch_size;
     cfg.epochs = t->epochs;
+    if (task->until_epoch > (uint32_t)t->epochs)
+        return tl_errf(e, TL_EINVAL, "task %llu: trial %s trains %d epochs, not until epoch %u",
+                       (unsigned long long)task->task_id, t->id, t->epochs, task->until_epoch);
+    cfg.until = w->until = (int)task->until_epoch;
     cfg.label_smoothing = (float)t->label_smoothing;
     model_head_op ops[MODEL_MAX_HEAD_OPS];
     cfg.head = head_ops(s, ops);

@@ -76,6 +76,22 @@ const char *sweep_precision_name(sweep_precision p)
     return (unsigned)p < 2 ? precision_names[p] : "?";
 }
 
+const char *sweep_search_name(sweep_search_method m)
+{
+    static const char *const names[] = {"grid", "random", "successive_halving", "asha"};
+    return (unsigned)m < 4 ? names[m] : "?";
+}
+
+int sweep_draws(const sweep *s)
+{
+    return s->search == SWEEP_SEARCH_RANDOM || (sweep_has_rungs(s) && s->search_trials > 0);
+}
+
+int sweep_has_rungs(const sweep *s)
+{
+    return s->search == SWEEP_SEARCH_SHA || s->search == SWEEP_SEARCH_ASHA;
+}
+
 void sweep_mode_str(const sweep_mode *m, char *buf, size_t n)
 {
     switch (m->kind) {
@@ -794,13 +810,32 @@ static int parse_early_stop(ctx *c, yaml_node_t *m)
     return 0;
 }
 
-static int parse_search(ctx *c, yaml_node_t *m, yaml_node_t **trials_node)
+/* search.max_epochs is the trials' epochs under another name (Ray Tune's
+ * and Hyperband's): given alone it sets epochs, given with it it must agree. */
+static int parse_max_epochs(ctx *c, yaml_node_t *n, yaml_node_t *epochs_node)
 {
-    static const char *const keys[] = {"method", "trials", "seed", NULL};
-    static const char *const methods[] = {"grid", "random", NULL};
-    yaml_node_t *v[3];
     sweep *s = c->s;
-    if (ycheck_map(c->y, m, "search", keys, v, "{method: grid|random, trials: N, seed: S}"))
+    int max = 0;
+    if (ycheck_int(c->y, n, "search.max_epochs", "a whole number >= 1", 1, 1000000, &max))
+        return TL_EINVAL;
+    if (epochs_node && max != s->epochs)
+        return ycheck_fail(c->y, n, "search.max_epochs",
+                           "expected the same as epochs (%d), or one of the two left out",
+                           s->epochs);
+    s->epochs = max;
+    return 0;
+}
+
+static int parse_search(ctx *c, yaml_node_t *m, yaml_node_t *epochs_node, yaml_node_t **trials_node)
+{
+    static const char *const keys[] = {"method", "trials", "seed", "min_epochs",
+                                       "reduction_factor", "max_epochs", NULL};
+    static const char *const methods[] = {"grid", "random", "successive_halving", "asha", NULL};
+    yaml_node_t *v[6];
+    sweep *s = c->s;
+    if (ycheck_map(c->y, m, "search", keys, v,
+                   "{method: grid|random|successive_halving|asha, trials: N, seed: S, "
+                   "min_epochs: R, reduction_factor: ETA, max_epochs: E}"))
         return TL_EINVAL;
     int k = 0;
     if (v[0] && ycheck_enum(c->y, v[0], "search.method", "search method", methods, &k))
@@ -808,7 +843,8 @@ static int parse_search(ctx *c, yaml_node_t *m, yaml_node_t **trials_node)
     s->search = (sweep_search_method)k;
     if (s->search == SWEEP_SEARCH_GRID && v[1])
         return ycheck_fail(c->y, v[1], "search.trials",
-                           "only with method: random (grid runs every configuration)");
+                           "only with method: random, successive_halving or asha (grid runs "
+                           "every configuration)");
     if (s->search == SWEEP_SEARCH_RANDOM && !v[1])
         return ycheck_fail(c->y, m, "search.trials",
                            "missing (required with method: random: how many configurations to draw)");
@@ -818,6 +854,28 @@ static int parse_search(ctx *c, yaml_node_t *m, yaml_node_t **trials_node)
         return TL_EINVAL;
     if (v[2] && ycheck_u64(c->y, v[2], "search.seed", &s->search_seed))
         return TL_EINVAL;
+    for (int i = 3; i < 6; i++)
+        if (v[i] && !sweep_has_rungs(s))
+            return ycheck_fail(c->y, v[i], i == 3 ? "search.min_epochs"
+                                           : i == 4 ? "search.reduction_factor"
+                                                    : "search.max_epochs",
+                               "only with method: successive_halving or asha (the rungs)");
+    if (v[5] && parse_max_epochs(c, v[5], epochs_node))
+        return TL_EINVAL;
+    if (!sweep_has_rungs(s))
+        return 0;
+    s->min_epochs = 1;
+    s->reduction_factor = 3;
+    if (v[3] && ycheck_int(c->y, v[3], "search.min_epochs", "a whole number >= 1", 1, 1000000,
+                           &s->min_epochs))
+        return TL_EINVAL;
+    if (v[4] && ycheck_int(c->y, v[4], "search.reduction_factor", "a whole number in [2, 100]", 2,
+                           100, &s->reduction_factor))
+        return TL_EINVAL;
+    if (s->epochs && s->min_epochs >= s->epochs)
+        return ycheck_fail(c->y, v[3] ? v[3] : m, "search.min_epochs",
+                           "expected fewer than the trials' %d epochs (the first rung stops "
+                           "before the last), got %d", s->epochs, s->min_epochs);
     return 0;
 }
 
@@ -837,9 +895,7 @@ static int parse_root(ctx *c, yaml_node_t *root)
     /* top-level scalars first: epochs bounds frozen_then_fine_tune */
     if (v[0] && ycheck_str(c->y, v[0], "name", "a name", &s->name))
         return TL_EINVAL;
-    if (!v[5])
-        return ycheck_fail(c->y, root, "epochs", "missing (required: a whole number >= 1)");
-    if (ycheck_int(c->y, v[5], "epochs", "a whole number >= 1", 1, 1000000, &s->epochs))
+    if (v[5] && ycheck_int(c->y, v[5], "epochs", "a whole number >= 1", 1, 1000000, &s->epochs))
         return TL_EINVAL;
     if (!v[7])
         return ycheck_fail(c->y, root, "out", "missing (required: the folder for journal, checkpoints and best model)");
@@ -847,6 +903,14 @@ static int parse_root(ctx *c, yaml_node_t *root)
         return TL_EINVAL;
     if (v[8] && ycheck_u64(c->y, v[8], "seed", &s->seed))
         return TL_EINVAL;
+    /* search before the grid (which axes may be sampled) and before the
+     * check of epochs (search.max_epochs may give them) */
+    s->search_seed = s->seed;
+    yaml_node_t *trials_node = NULL;
+    if (v[15] && parse_search(c, v[15], v[5], &trials_node))
+        return TL_EINVAL;
+    if (!s->epochs)
+        return ycheck_fail(c->y, root, "epochs", "missing (required: a whole number >= 1)");
     if (v[9] && ycheck_int(c->y, v[9], "threads", "a whole number >= 0 (0: automatic)", 0, 4096, &s->threads))
         return TL_EINVAL;
     int cache = 1;
@@ -893,17 +957,14 @@ static int parse_root(ctx *c, yaml_node_t *root)
     }
     if (v[3] && parse_weights(c, v[3]))
         return TL_EINVAL;
-    s->search_seed = s->seed;
-    yaml_node_t *trials_node = NULL;
-    if (v[15] && parse_search(c, v[15], &trials_node))
-        return TL_EINVAL;
     const char *bb_path = "grid.backbone";
     int rc = parse_grid(c, v[4], root, &bb_list, &bb_nodes, &bb_path);
     /* a range has no grid of values: only a random search samples it */
     if (!rc && s->search == SWEEP_SEARCH_GRID && s->sampled_at.line) {
         const sweep_at *a = &s->sampled_at;
         rc = tl_errf(c->y->e, TL_EINVAL, "%s:%d:%d: %s: expected a list with search method grid "
-                     "(a sampled axis needs search: {method: random, trials: N})", c->y->file,
+                     "(a sampled axis needs search: {method: random, trials: N}, or successive_halving or "
+                     "asha with trials: N)", c->y->file,
                      a->line, a->col, a->path);
     }
     s->goal_max = 1;   /* val_accuracy, max: without a select: */
@@ -951,14 +1012,20 @@ static int parse_root(ctx *c, yaml_node_t *root)
                    (s->n_momenta ? s->n_momenta : 1) * (s->n_scheds ? s->n_scheds : 1) *
                    (s->n_precisions ? s->n_precisions : 1) *
                    (s->n_label_smoothings ? s->n_label_smoothings : 1);
-    if (s->search == SWEEP_SEARCH_GRID && total > SWEEP_MAX_TRIALS)
+    if (!sweep_draws(s) && s->sampled_at.line) {
+        const sweep_at *a = &s->sampled_at;
+        return tl_errf(c->y->e, TL_EINVAL, "%s:%d:%d: %s: a sampled axis needs search.trials "
+                       "with method %s (how many configurations to draw)", c->y->file, a->line,
+                       a->col, a->path, sweep_search_name(s->search));
+    }
+    if (!sweep_draws(s) && total > SWEEP_MAX_TRIALS)
         return ycheck_fail(c->y, v[4], "grid", "expected at most %d trials, the product of the lists is %.0f",
                     SWEEP_MAX_TRIALS, total);
     /* lists and whole numbers only: the draws repeat once the space is used up */
     int continuous = s->lr_dist.kind || s->wd_dist.kind || s->mom_dist.kind || s->ls_dist.kind;
     if (s->batch_dist.kind)
         total *= s->batch_dist.hi - s->batch_dist.lo + 1;
-    if (s->search == SWEEP_SEARCH_RANDOM && !continuous && s->search_trials > total)
+    if (sweep_draws(s) && !continuous && s->search_trials > total)
         return ycheck_fail(c->y, trials_node, "search.trials",
                            "expected at most %.0f (grid: has %.0f configurations), got %d",
                            total, total, s->search_trials);

@@ -95,9 +95,18 @@ typedef struct {
     int restore_best_weights;
 } sweep_early_stop;
 
-/* search.method: grid (the cartesian product, the default) or random
- * (search.trials configurations drawn with search.seed). */
-typedef enum { SWEEP_SEARCH_GRID, SWEEP_SEARCH_RANDOM } sweep_search_method;
+/* search.method: grid (the cartesian product, the default), random
+ * (search.trials configurations drawn with search.seed), or one of them
+ * trained in rungs (common/sweep/search.h): successive_halving
+ * (synchronous: a rung's decisions wait for all its trials) and asha
+ * (asynchronous: a free worker promotes whatever qualifies now). With
+ * search.trials they draw as random does, without it they take the grid. */
+typedef enum {
+    SWEEP_SEARCH_GRID,
+    SWEEP_SEARCH_RANDOM,
+    SWEEP_SEARCH_SHA,
+    SWEEP_SEARCH_ASHA,
+} sweep_search_method;
 
 /* Where the file gave a value, for messages after the parse
  * ("FILE:LINE:COL: PATH: ..."); line 0: not given. */
@@ -184,8 +193,11 @@ typedef struct {
 
     /* search: */
     sweep_search_method search;
-    int search_trials;      /* RANDOM: configurations to draw */
+    int search_trials;      /* RANDOM (and SHA/ASHA when given): configurations to
+                               draw; 0: SHA/ASHA take the grid */
     uint64_t search_seed;   /* search.seed, or seed */
+    int min_epochs;         /* SHA/ASHA: the first rung's epochs (default 1) */
+    int reduction_factor;   /* SHA/ASHA: eta >= 2 (default 3): 1/eta of a rung go on */
 
     int epochs;
     sweep_metric metric;
@@ -266,6 +278,13 @@ double sweep_dist_value(const sweep_dist *d, double u);
  * random trial `k`, attempt `attempt` (a repeat of an earlier trial draws
  * again), a pure function of the seed. */
 double sweep_draw_u(uint64_t seed, uint64_t k, int attempt, int axis);
+
+/* Whether the trials are drawn (random, or SHA/ASHA with search.trials)
+ * rather than the grid's product. */
+int sweep_draws(const sweep *s);
+/* Whether the trials train in rungs (successive_halving, asha). */
+int sweep_has_rungs(const sweep *s);
+const char *sweep_search_name(sweep_search_method m);
 
 /* Names as the file spells them. */
 const char *sweep_optimizer_name(sweep_optimizer o);

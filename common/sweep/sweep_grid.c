@@ -342,7 +342,7 @@ int sweep_expand(sweep *s, tl_err *e)
     int nls = s->n_label_smoothings ? s->n_label_smoothings : 1;
     double total = (double)s->n_backbones * s->n_modes * s->n_learning_rates * s->n_optimizers *
                    s->n_batch_sizes * nwd * nmo * nsc * npr * nls;
-    if (s->search == SWEEP_SEARCH_RANDOM)
+    if (sweep_draws(s))
         total = s->search_trials;
     if (total < 1 || total > SWEEP_MAX_TRIALS)
         return tl_errf(e, TL_EINVAL, "%s: grid: expected 1 to %d trials, the product of the lists is %.0f",
@@ -357,7 +357,7 @@ int sweep_expand(sweep *s, tl_err *e)
     int rc;
     if (!s->trials || !s->cache_groups || x.shared.oom)
         rc = tl_errf(e, TL_ENOMEM, "out of memory expanding the grid");
-    else if (s->search == SWEEP_SEARCH_RANDOM)
+    else if (sweep_draws(s))
         rc = expand_random(s, &x, e);
     else
         rc = expand_grid(s, &x, e);

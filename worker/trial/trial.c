@@ -183,6 +183,21 @@ static int prepare(trial__state *st, tl_err *e)
 
 /* ---- the trial ---------------------------------------------------------------------- */
 
+/* The stages of the plan this call runs: all of them, or under a rung
+ * (cfg->until) those that start by its end. At least the first: a resume
+ * whose snapshot is already at the rung's end only opens its stage (to
+ * load the snapshot) and evaluates. */
+static int stages_to_run(const trial__state *st)
+{
+    int until = st->cfg->until;
+    if (until <= 0 || until >= st->cfg->epochs)
+        return st->plan.n;
+    int n = 1;
+    while (n < st->plan.n && st->plan.stage[n].first <= until)
+        n++;
+    return n;
+}
+
 /* The kept model to model_done and to cfg->out. */
 static int emit(trial__state *st, tl_err *e)
 {
@@ -219,9 +234,10 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
     tset_init(&st.wts);
 
     int rc = prepare(&st, e);
-    for (int i = 0; !rc && i < st.plan.n; i++) {
+    int n_run = rc ? 0 : stages_to_run(&st);
+    for (int i = 0; !rc && i < n_run; i++) {
         const sweep_stage *sg = &st.plan.stage[i];
-        const sweep_stage *next = i + 1 < st.plan.n ? sg + 1 : NULL;
+        const sweep_stage *next = i + 1 < n_run ? sg + 1 : NULL;
         const trial__stage_ops *op = sg->kind == SWEEP_STAGE_HEAD_ON_FEATURES
                                          ? &trial__head_stage
                                          : &trial__whole_stage;
@@ -229,7 +245,7 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
             rc = op->hand_on(&st, next, e);
     }
     if (!rc)
-        rc = trial__evaluate(&st, &st.plan.stage[st.plan.n - 1], e);
+        rc = trial__evaluate(&st, &st.plan.stage[n_run - 1], e);
     if (!rc)
         rc = emit(&st, e);
 

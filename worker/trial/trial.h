@@ -79,6 +79,10 @@ typedef struct {
     int stage1_epochs;
     optim_cfg optim;
     int batch, epochs;
+    /* > 0 and < epochs: a rung (common/sweep/search.h): train through this
+     * epoch only, then evaluate and emit as if it were the last; schedules
+     * and early stopping still see `epochs` */
+    int until;
     float label_smoothing;          /* Keras's, of the softmax loss; 0: none */
     const model_head_op *head;      /* ops before the classifier; NULL: one GAP */
     int n_head;

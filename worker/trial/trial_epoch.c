@@ -213,6 +213,17 @@ int trial__stop_early(trial_result *r, const trial_cfg *cfg, const sweep_stage *
     return 1;
 }
 
+int trial__stage_end(const trial_cfg *cfg, const sweep_stage *sg)
+{
+    return cfg->until > 0 && cfg->until < sg->last ? cfg->until : sg->last;
+}
+
+void trial__rung_end(trial_result *r, const trial_cfg *cfg, const sweep_stage *sg)
+{
+    if (trial__stage_end(cfg, sg) < sg->last && r->n_epochs == cfg->until)
+        trial__stop_early(r, cfg, sg);
+}
+
 int trial__resume_from(const trial_cfg *cfg, trial_result *r, train_ctx *t, float *best,
                        tl_err *e)
 {

@@ -202,7 +202,8 @@ static int head_epochs(trial__state *st, const sweep_stage *sg, tl_err *e)
     trial_result *r = st->r;
     int every_epoch = sg->features == SWEEP_FEATURES_EVERY_EPOCH;
     size_t F = st->F, *n = st->rows;
-    for (int ep = r->n_epochs + 1; ep <= sg->last && !trial__stop_early(r, cfg, sg); ep++) {
+    for (int ep = r->n_epochs + 1; ep <= trial__stage_end(cfg, sg) && !trial__stop_early(r, cfg, sg);
+         ep++) {
         double t1 = tl_now();
         int rc;
         if (every_epoch && (rc = extract(&st->im, &st->ext, st->ids[0], st->nids[0], st->aug,
@@ -224,6 +225,7 @@ static int head_epochs(trial__state *st, const sweep_stage *sg, tl_err *e)
         if ((rc = trial__snapshot(cfg, r, &st->th, st->best)))
             return rc;
     }
+    trial__rung_end(r, cfg, sg);
     return 0;
 }
 

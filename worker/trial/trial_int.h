@@ -122,6 +122,13 @@ int trial__keep_best(trial_result *r, const trial_cfg *cfg);
 /* 1 when early stopping ends stage sg before another epoch (r->stopped_epoch
  * set), from the history alone: a resumed trial decides as before. */
 int trial__stop_early(trial_result *r, const trial_cfg *cfg, const sweep_stage *sg);
+/* The last epoch stage sg runs in this call: its own last, or the rung's
+ * end (cfg->until) when that comes first. */
+int trial__stage_end(const trial_cfg *cfg, const sweep_stage *sg);
+/* After a stage's epochs: a rung that ended the stage early still says
+ * whether early stopping would stop the trial there, so that a rung's
+ * result is not promoted only to stop at once. */
+void trial__rung_end(trial_result *r, const trial_cfg *cfg, const sweep_stage *sg);
 /* Puts cfg->resume back into t and the kept weights. */
 int trial__resume_from(const trial_cfg *cfg, trial_result *r, train_ctx *t, float *best,
                        tl_err *e);

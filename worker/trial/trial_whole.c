@@ -33,7 +33,8 @@ static int whole_epochs(trial__state *st, const sweep_stage *sg, tl_err *e)
     const trial_cfg *cfg = st->cfg;
     trial_result *r = st->r;
     size_t *n = st->nids;
-    for (int ep = r->n_epochs + 1; ep <= sg->last && !trial__stop_early(r, cfg, sg); ep++) {
+    for (int ep = r->n_epochs + 1; ep <= trial__stage_end(cfg, sg) && !trial__stop_early(r, cfg, sg);
+         ep++) {
         double t1 = tl_now();
         trial__epoch_order(st->order, n[0], cfg->seed, ep);
         for (size_t i = 0; i < n[0]; i++)
@@ -53,6 +54,7 @@ static int whole_epochs(trial__state *st, const sweep_stage *sg, tl_err *e)
         if (rc)
             return rc;
     }
+    trial__rung_end(r, cfg, sg);
     return 0;
 }
 

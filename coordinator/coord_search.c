@@ -1,0 +1,175 @@
+/* successive_halving and asha in the coordinator: each trial's row of the
+ * decision table (common/sweep/search.h) follows its results, promotions
+ * are journaled before their task is sent, and a replay rebuilds both. */
+#include "coordinator/coord_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int coord__search_init(coord *c, tl_err *e)
+{
+    sweep_rungs_of(c->s, &c->rungs);
+    if (!sweep_has_rungs(c->s))
+        return 0;
+    if (!(c->srows = calloc(c->s->n_trials ? c->s->n_trials : 1, sizeof *c->srows)))
+        return tl_errf(e, TL_ENOMEM, "coordinator: out of memory");
+    for (size_t i = 0; i < c->s->n_trials; i++)
+        sweep_srow_init(&c->srows[i]);
+    return 0;
+}
+
+void coord__search_free(coord *c)
+{
+    free(c->srows);
+    c->srows = NULL;
+}
+
+void coord__search_result(coord *c, int i, const Tlsweep__TrialResult *r)
+{
+    if (!c->srows)
+        return;
+    sweep_srow *w = &c->srows[i];
+    if (r->status != TLSWEEP__TRIAL_RESULT__STATUS__DONE) {
+        w->final = 1;
+        return;
+    }
+    int k = sweep_rung_at(&c->rungs, (int)r->epochs_done);
+    if (k < 0) /* stopped early between two rungs: it went as far as it goes */
+        w->final = 1;
+    else
+        sweep_srow_reach(w, &c->rungs, k, r->best_value, r->stopped_epoch > 0);
+}
+
+uint32_t coord__until(const coord *c, int i)
+{
+    if (!c->srows)
+        return 0;
+    int k = c->srows[i].target < 0 ? 0 : c->srows[i].target;
+    return k + 1 < c->rungs.n ? (uint32_t)c->rungs.epochs[k] : 0;
+}
+
+void coord__search_started(coord *c, int i)
+{
+    if (c->srows && c->srows[i].target < 0)
+        c->srows[i].target = 0;
+}
+
+int coord__search_holds(const coord *c, int i)
+{
+    if (!c->srows)
+        return 0;
+    const sweep_srow *w = &c->srows[i];
+    /* a promotion resumes from the checkpoint still being written */
+    if (w->reached >= 0 && c->trials[i].ckpt.writing)
+        return 1;
+    /* asha starts a new trial only when nothing can be promoted */
+    return c->s->search == SWEEP_SEARCH_ASHA && w->target < 0;
+}
+
+int coord__ckpt_spent(const coord *c, int i)
+{
+    return c->trials[i].st == TR_DONE && (!c->srows || c->srows[i].final);
+}
+
+/* Trial i goes on to rung k: journaled (durable) first, then pending. */
+static int promote(coord *c, int i, int k)
+{
+    const sweep_trial *st = &c->s->trials[i];
+    Tlsweep__JournalPromote p = TLSWEEP__JOURNAL_PROMOTE__INIT;
+    p.trial_index = (uint32_t)i;
+    p.trial_key = st->key;
+    p.trial_id = (char *)st->id;
+    p.rung = (uint32_t)k;
+    p.epochs = (uint32_t)c->rungs.epochs[k];
+    Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
+    rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_PROMOTE;
+    rec.promote = &p;
+    tl_err je = {0};
+    if (coord__journal_put(c, &rec, 1, &je)) {
+        coord__fail_store(c, &je);
+        return -1;
+    }
+    c->srows[i].target = k;
+    c->trials[i].st = TR_PENDING;
+    coord_log(c, "promoted %s: %s %.4f at %d epoch%s, on to rung %d (%d epochs)", st->id,
+              sweep_metric_name(c->s->metric), c->srows[i].value[k - 1],
+              c->rungs.epochs[k - 1], c->rungs.epochs[k - 1] == 1 ? "" : "s", k,
+              c->rungs.epochs[k]);
+    return 0;
+}
+
+int coord__search_decide(coord *c)
+{
+    if (!c->srows || c->phase != COORD_RUNNING || c->s->search != SWEEP_SEARCH_SHA)
+        return 0;
+    int *go = malloc((c->s->n_trials ? c->s->n_trials : 1) * sizeof *go);
+    if (!go) {
+        coord_failf(c, TL_ENOMEM, "coordinator: out of memory deciding a rung");
+        return -1;
+    }
+    size_t n = sweep_sha_promotions(&c->rungs, c->srows, c->s->n_trials, go);
+    int rc = 0;
+    for (size_t j = 0; j < n && !rc; j++)
+        rc = promote(c, go[j], c->srows[go[j]].target + 1);
+    free(go);
+    return rc ? -1 : (int)n;
+}
+
+int coord__asha_promote(coord *c)
+{
+    if (!c->srows || c->phase != COORD_RUNNING || c->s->search != SWEEP_SEARCH_ASHA)
+        return -1;
+    int i = sweep_asha_promotion(&c->rungs, c->srows, c->s->n_trials);
+    if (i < 0 || promote(c, i, c->srows[i].target + 1))
+        return -1;
+    return i;
+}
+
+void coord__replay_promote(coord *c, const Tlsweep__JournalPromote *p)
+{
+    int i = coord__find_trial(c, p->trial_index, p->trial_key);
+    if (i < 0 || !c->srows || c->trials[i].st == TR_OTHER ||
+        sweep_rung_at(&c->rungs, (int)p->epochs) != (int)p->rung || p->rung < 1)
+        return; /* another sweep's rungs: not this run's decision */
+    sweep_srow *w = &c->srows[i];
+    if ((int)p->rung <= w->target)
+        return;
+    w->target = (int)p->rung;
+    if (c->trials[i].st == TR_DONE) {
+        c->trials[i].st = TR_PENDING;
+        c->resumed--;
+    }
+}
+
+void coord__search_finish(coord *c)
+{
+    if (!c->srows)
+        return;
+    /* trials that ended at a rung: their checkpoints would only fill the disk */
+    for (size_t i = 0; i < c->s->n_trials; i++) {
+        if (c->trials[i].st != TR_DONE || c->srows[i].final || c->trials[i].ckpt.writing)
+            continue;
+        char p[4096];
+        coord__ckpt_path(c, (int)i, p, sizeof p);
+        unlink(p);
+    }
+}
+
+int coord_rung_reached(const coord *c, int i)
+{
+    return c->srows ? c->srows[i].reached : -1;
+}
+
+const char *coord_stop_reason(const coord *c, int i)
+{
+    const Tlsweep__TrialResult *r = c->trials[i].res;
+    if (!r)
+        return "";
+    if (r->stopped_epoch)
+        return "early_stopping";
+    if (c->srows && c->srows[i].reached >= 0 && c->srows[i].reached + 1 < c->rungs.n)
+        return "rung";
+    return "epochs";
+}
