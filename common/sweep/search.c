@@ -148,9 +148,16 @@ int sweep_asha_promotion(const sweep_rungs *r, const sweep_srow *rows, size_t n)
         return -1;
     int pick = -1;
     for (int k = r->n - 2; k >= 0 && pick < 0; k--) {
-        size_t reached = 0;
+        size_t reached = 0, gone = 0;
         size_t m = rank_rung(r, rows, n, k, rk, &reached);
         size_t q = reached / (size_t)r->eta;
+        /* the slots of the rung: a trial promoted early that later results
+         * outrank still holds its own, so no more go on than successive
+         * halving would let */
+        for (size_t i = 0; i < n; i++)
+            gone += rows[i].reached >= k && rows[i].target > k;
+        if (gone >= q)
+            continue;
         for (size_t j = 0; j < m && j < q; j++)
             if (can_go_on(&rows[rk[j].i], k)) {
                 pick = (int)rk[j].i;

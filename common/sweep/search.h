@@ -19,8 +19,13 @@
  *   asha                a free worker promotes, from the highest rung down,
  *                       a trial that is among the best floor(m / eta) of
  *                       the m trials that reached that rung so far and has
- *                       not gone on yet; else it starts a new trial. No
- *                       worker waits for a rung to fill.
+ *                       not gone on yet, while fewer than floor(m / eta)
+ *                       have gone on from that rung; else it starts a new
+ *                       trial. No worker waits for a rung to fill. The cap
+ *                       keeps asha within successive halving's epochs: a
+ *                       trial promoted early that later results outrank
+ *                       keeps its slot (without it, results arriving one
+ *                       by one promote half again as many).
  * Values compare by the sweep's select metric (goal_max), ties to the
  * lower trial index. A trial that failed, stopped early, or ended at a rung
  * without going on keeps its result; it is "final" once it cannot go on. */

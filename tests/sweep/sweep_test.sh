@@ -24,6 +24,16 @@
 #                     says so, and a re-run finds the trials finished
 #   early_stopping_resume  sigterm_resume with early stopping: the resumed
 #                     trials stop at the epochs the uninterrupted ones did
+#   successive_halving  9 trials in rungs of 1, 2 and 4 epochs: the dry
+#                     run's rung plan; one process, 3 ranks and a run
+#                     interrupted by SIGTERM and resumed end with the same
+#                     leaderboard and promotions (4, then 2); results.json
+#                     says which trials stopped at which rung; no
+#                     checkpoint left behind
+#   asha_resume       asha on 3 ranks, SIGTERM to the coordinator mid-rung,
+#                     resumed on 3 ranks: it finishes, no promotion is taken
+#                     twice, no more trials reach a rung than the plan
+#                     allows, and a re-run finds the sweep finished
 #   bad_sweeps        each kind of bad sweep file: one line, exit 1, no out/;
 #                     bf16 on a CPU without AVX512_BF16 too (a dry run notes it)
 #   setup_error_no_hang  a run that cannot start (out/journal locked by
@@ -114,7 +124,107 @@ interrupt_and_resume() {
     fi
 }
 
+# The 9 trials of sweep() in rungs of 1, 2 and 4 epochs.
+rung_yaml="search: {method: successive_halving, min_epochs: 1, reduction_factor: 2}"
+
+# Promotions as "trial rung" lines, from run logs (stdin).
+promotions() {
+    sed -n 's/^promoted \([^:]*\):.* on to rung \([0-9]*\) .*/\1 \2/p'
+}
+
+# Checks OUT's results.json after a rung search: finished, every trial
+# done, the rung each reached and why it stopped agree, at most as many
+# reached each rung as the plan allows (9, 4, 2), the best reached the last.
+check_rungs() {
+    $py - "$1/results.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["state"] == "finished", r["state"]
+ends = [1, 2, 4]
+at = [0, 0, 0]
+for t in r["trials"]:
+    assert t["status"] == "done", t
+    k = t["rung"]
+    assert t["epochs_done"] == ends[k] == len(t["history"]), t
+    want = "epochs" if k == 2 else "rung"
+    assert t["stop_reason"] == want, t
+    assert t["stopped_epoch"] == (ends[k] if k < 2 else None), t
+    for j in range(k + 1):
+        at[j] += 1
+assert at[0] == 9 and 1 <= at[1] <= 4 and 1 <= at[2] <= 2, at
+assert r["trials"][0]["rung"] == 2, r["trials"][0]
+print("trials reaching rungs 0, 1, 2:", at)
+EOF
+    if ls "$1/checkpoints/"*.ckpt > /dev/null 2>&1; then
+        fail "checkpoints left behind"
+    fi
+}
+
 case $case_ in
+successive_halving)
+    extra_yaml=$rung_yaml
+    sweep "$d/a" 4 > "$d/a.yaml"
+    "$tlsweep" run --dry-run "$d/a.yaml" > "$d/dry" || { cat "$d/dry"; fail "dry run"; }
+    grep -A4 "^rungs" "$d/dry"
+    grep -q "^  rung 1: at most 4 trials to epoch 2, 4 epochs$" "$d/dry" || fail "dry run: rung 1"
+    grep -q "^  epoch budget: at most 17 epochs, against 36 for every trial to epoch 4" "$d/dry" ||
+        fail "dry run: no epoch budget"
+    run_local "$d/a" 4 || { cat "$d/a.log"; fail "single-process run"; }
+    run_mpi "$d/b" 4 || { cat "$d/b.log"; fail "3-rank run"; }
+    cat "$d/b.log"
+    board "$d/a" > "$d/a.board"
+    board "$d/b" > "$d/b.board"
+    cat "$d/a.board"
+    diff "$d/a.board" "$d/b.board" || fail "3 ranks and 1 process disagree"
+    promotions < "$d/a.log" > "$d/a.prom"
+    promotions < "$d/b.log" > "$d/b.prom"
+    [ "$(wc -l < "$d/a.prom")" -eq 6 ] || fail "expected 4 + 2 promotions"
+    diff "$d/a.prom" "$d/b.prom" || fail "3 ranks and 1 process promoted differently"
+    check_rungs "$d/a"
+    # interrupted by SIGTERM once a fine-tune trial has a checkpoint, resumed
+    sweep "$d/c" 4 > "$d/c.yaml"
+    "$tlsweep" run --quiet "$d/c.yaml" > "$d/c1.log" 2>&1 &
+    pid=$!
+    wait_for_ft_checkpoint "$d/c"
+    kill -TERM $pid
+    set +e
+    wait $pid
+    rc=$?
+    set -e
+    [ $rc -eq 75 ] || { cat "$d/c1.log"; fail "SIGTERM: exit $rc, expected 75"; }
+    "$tlsweep" run --quiet "$d/c.yaml" > "$d/c2.log" 2>&1 || { cat "$d/c2.log"; fail "resumed run"; }
+    board "$d/c" > "$d/c.board"
+    diff "$d/a.board" "$d/c.board" || fail "resumed leaderboard differs from the uninterrupted one"
+    cat "$d/c1.log" "$d/c2.log" | promotions | sort > "$d/c.prom"
+    sort "$d/a.prom" | diff - "$d/c.prom" || fail "the resumed run promoted differently"
+    ;;
+asha_resume)
+    extra_yaml="search: {method: asha, min_epochs: 1, reduction_factor: 2}"
+    sweep "$d/a" 4 > "$d/a.yaml"
+    mpiexec -n 3 --oversubscribe "$tlsweep" run --quiet "$d/a.yaml" > "$d/a1.log" 2>&1 &
+    mpi=$!
+    wait_for_ft_checkpoint "$d/a"
+    coordinator=$(rank_pid "tlsweep run --quiet $d/a.yaml" 0)
+    [ -n "$coordinator" ] || { cat "$d/a1.log"; fail "no coordinator rank to stop"; }
+    kill -TERM "$coordinator"
+    set +e
+    wait $mpi
+    rc=$?
+    set -e
+    [ $rc -eq 75 ] || { cat "$d/a1.log"; fail "SIGTERM: mpirun exit $rc, expected 75"; }
+    mpiexec -n 3 --oversubscribe "$tlsweep" run --quiet "$d/a.yaml" > "$d/a2.log" 2>&1 ||
+        { cat "$d/a2.log"; fail "resumed run"; }
+    cat "$d/a1.log" "$d/a2.log"
+    cat "$d/a1.log" "$d/a2.log" | promotions | sort > "$d/a.prom"
+    [ -s "$d/a.prom" ] || fail "nothing promoted"
+    sort -u "$d/a.prom" | diff - "$d/a.prom" || fail "a promotion was taken twice"
+    check_rungs "$d/a"
+    "$tlsweep" run --quiet "$d/a.yaml" > "$d/a3.log" 2>&1 || { cat "$d/a3.log"; fail "re-run"; }
+    grep -q "9 of 9 trials already finished" "$d/a3.log" || { cat "$d/a3.log"; fail "the re-run trained again"; }
+    if promotions < "$d/a3.log" | grep -q .; then
+        fail "the re-run promoted again"
+    fi
+    ;;
 mpi_equals_local)
     run_local "$d/a" 3 || { cat "$d/a.log"; fail "single-process run"; }
     run_mpi "$d/b" 3 || { cat "$d/b.log"; fail "3-rank run"; }
@@ -355,6 +465,18 @@ bad_sweeps)
     grep -q "^  note: .*: grid.precision\[1\]: $why.* (a real run here is refused)$" \
         "$d/bf16.dry" || { cat "$d/bf16.dry"; fail "bf16 dry run: no note"; }
     unset TLSWEEP_CPU_NO_BF16
+    # a job array cannot run a rung search: one line naming the methods
+    sed "s/^seed: 7$/seed: 7\n$rung_yaml/" "$d/ok.yaml" > "$d/sha.yaml"
+    set +e
+    "$tlsweep" run --quiet --slice 0/2 "$d/sha.yaml" > "$d/sha.out" 2> "$d/sha.err"
+    rc=$?
+    set -e
+    { [ $rc -eq 1 ] && [ "$(wc -l < "$d/sha.err")" -eq 1 ]; } ||
+        { cat "$d/sha.err"; fail "--slice with successive_halving: exit $rc"; }
+    grep -q "search method successive_halving decides on all the trials' results together; a job array (--slice, merge) supports methods grid and random" "$d/sha.err" ||
+        { cat "$d/sha.err"; fail "--slice with successive_halving: not the line"; }
+    [ ! -e "$d/ok" ] || fail "--slice with successive_halving: out/ was created"
+    echo "--slice with successive_halving: $(cat "$d/sha.err")"
     ;;
 setup_error_no_hang)
     # expect_setup_error WHAT TEXT LAUNCH...: non-zero within 60 s, the
