@@ -41,6 +41,7 @@ typedef struct {
     uint64_t step, steps;       /* progress inside the current epoch */
     int worker;
     int slice;                  /* merge: the slice whose journal finished it */
+    double task_seconds;        /* its tasks that ended with a result, all runs (journal) */
     double started;
     struct {
         int writing;                /* a write of this trial's checkpoint is on the pool */
@@ -255,6 +256,9 @@ int coord__asha_promote(coord *c);
 void coord__replay_promote(coord *c, const Tlsweep__JournalPromote *p);
 /* The sweep finished: checkpoints of trials that ended at a rung go. */
 void coord__search_finish(coord *c);
+/* results.json's "search" object (a jansson json_t *, new reference). */
+struct json_t;
+struct json_t *coord__search_json(const coord *c);
 /* coord_msgs.c (what workers send; the link and timers) */
 void coord__notify(void *ctx);
 void coord__on_async(uv_async_t *h);

@@ -264,6 +264,8 @@ static json_t *trial_json(const coord *c, int i, int rank)
             json_object_set_new(o, "eval_loss", json_real(r->eval_loss));
         }
         json_object_set_new(o, "seconds", json_real(r->seconds));
+        /* every task of the trial (its rungs, its runs), for busy_share */
+        json_object_set_new(o, "task_seconds", json_real(t->task_seconds));
         json_object_set_new(o, "backbone_images", json_integer((json_int_t)r->backbone_images));
         json_t *cm = json_array();
         for (uint32_t a = 0; a < r->num_classes && r->n_confusion; a++) {
@@ -308,7 +310,22 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
                                                           : "finished";
     json_object_set_new(root, "state", json_string(state));
     json_object_set_new(root, "runs", json_integer(c->restarts + 1));
-    json_object_set_new(root, "wall_seconds", json_real(tl_now() - c->t0));
+    double wall = tl_now() - c->t0;
+    json_object_set_new(root, "wall_seconds", json_real(wall));
+    json_object_set_new(root, "search", coord__search_json(c));
+    /* how busy the workers were: the tasks that ended with a result (all
+     * runs, from the journal) and the extractions, against this run's wall
+     * time on every worker; meaningful for a run that was not resumed */
+    double busy = 0;
+    for (size_t i = 0; i < c->s->n_trials; i++)
+        busy += c->trials[i].task_seconds;
+    for (int g = 0; g < c->s->n_cache_groups; g++)
+        busy += c->groups[g].seconds * c->n_workers;
+    json_object_set_new(root, "workers", json_integer(c->n_workers));
+    json_object_set_new(root, "busy_seconds", json_real(busy));
+    json_object_set_new(root, "busy_share",
+                        wall > 0 && c->n_workers > 0 ? json_real(busy / (wall * c->n_workers))
+                                                     : json_null());
     if (n > 0) {
         json_t *b = json_object();
         json_object_set_new(b, "trial", json_string(c->s->trials[v[0]].id));

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 int coord__search_init(coord *c, tl_err *e)
 {
     sweep_rungs_of(c->s, &c->rungs);
@@ -28,6 +30,7 @@ void coord__search_free(coord *c)
 
 void coord__search_result(coord *c, int i, const Tlsweep__TrialResult *r)
 {
+    c->trials[i].task_seconds += r->seconds;
     if (!c->srows)
         return;
     sweep_srow *w = &c->srows[i];
@@ -172,4 +175,40 @@ const char *coord_stop_reason(const coord *c, int i)
     if (c->srows && c->srows[i].reached >= 0 && c->srows[i].reached + 1 < c->rungs.n)
         return "rung";
     return "epochs";
+}
+
+/* results.json's "search": the method, the draws, the rungs and the
+ * sampled axes with their ranges (the report plots the metric against them). */
+static void put_dist(json_t *o, const char *axis, const sweep_dist *d)
+{
+    static const char *const names[] = {"list", "uniform", "log_uniform", "int_uniform"};
+    if (d->kind == SWEEP_DIST_LIST)
+        return;
+    json_object_set_new(o, axis, json_pack("{s:s, s:f, s:f}", "dist", names[d->kind], "low", d->lo,
+                                           "high", d->hi));
+}
+
+json_t *coord__search_json(const coord *c)
+{
+    const sweep *s = c->s;
+    json_t *o = json_object();
+    json_object_set_new(o, "method", json_string(sweep_search_name(s->search)));
+    json_object_set_new(o, "trials", json_integer((json_int_t)s->n_trials));
+    json_object_set_new(o, "seed", sweep_draws(s) ? json_integer((json_int_t)s->search_seed) : json_null());
+    json_t *rungs = json_array();
+    for (int k = 0; k < c->rungs.n; k++)
+        json_array_append_new(rungs, json_integer(c->rungs.epochs[k]));
+    json_object_set_new(o, "rungs", rungs);
+    if (sweep_has_rungs(s)) {
+        json_object_set_new(o, "min_epochs", json_integer(s->min_epochs));
+        json_object_set_new(o, "reduction_factor", json_integer(s->reduction_factor));
+    }
+    json_t *sampled = json_object();
+    put_dist(sampled, "learning_rate", &s->lr_dist);
+    put_dist(sampled, "batch_size", &s->batch_dist);
+    put_dist(sampled, "weight_decay", &s->wd_dist);
+    put_dist(sampled, "momentum", &s->mom_dist);
+    put_dist(sampled, "label_smoothing", &s->ls_dist);
+    json_object_set_new(o, "sampled", sampled);
+    return o;
 }
