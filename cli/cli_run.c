@@ -84,7 +84,7 @@ static void print_table(const sweep *s)
         sweep_mode_str(&t->mode, mode, sizeof mode);
         printf("%4zu  %-*s  %-12s  %-20s  %-*.*g  %-9s  %5d  %6d%s%-*s", i + 1, w, t->id, t->backbone,
                mode, lw, lp, t->learning_rate, sweep_optimizer_name(t->optimizer), t->batch_size, t->epochs,
-               prec ? "  " : "", prec && ls ? 9 : 0, prec ? sweep_precision_name(t->precision) : "");
+               prec ? "  " : "", prec && (ls || axes) ? 9 : 0, prec ? sweep_precision_name(t->precision) : "");
         if (ls)
             printf("  %-*.6g", axes ? 15 : 0, t->label_smoothing);
         print_axes(s, t);
