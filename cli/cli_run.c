@@ -26,6 +26,29 @@
 #include "worker/engine/engine.h"
 #include "worker/worker.h"
 
+/* The columns of the axes the file gives among image_size, augment and
+ * head (or its parts), last since a head is long: their titles for t NULL. */
+static void print_axes(const sweep *s, const sweep_trial *t)
+{
+    if (s->n_image_sizes && t)
+        printf("  %4d", t->image_size);
+    else if (s->n_image_sizes)
+        printf("  %4s", "size");
+    if (s->n_augments) {
+        char aug[160];
+        if (t)
+            sweep_augment_str(s, t, aug, sizeof aug);
+        printf("  %-8s", t ? aug : "augment");
+    }
+    if (s->n_heads || s->n_dense_units || s->n_dropouts) {
+        sweep_head_op ops[SWEEP_MAX_HEAD_OPS];
+        char head[256] = "head";
+        if (t)
+            sweep_head_str(ops, sweep_trial_head(s, t, ops), head, sizeof head);
+        printf("  %s", head);
+    }
+}
+
 static void print_table(const sweep *s)
 {
     int w = 2;
@@ -48,21 +71,25 @@ static void print_table(const sweep *s)
     int prec = s->n_precisions > 0;
     /* and label_smoothing when it gives grid.label_smoothing */
     int ls = s->n_label_smoothings > 0;
+    int axes = s->n_image_sizes || s->n_augments || s->n_heads || s->n_dense_units || s->n_dropouts;
     /* drawn learning rates have 6 significant digits; the grid's are as given */
     int lw = sweep_draws(s) ? 11 : 8;
     int lp = sweep_draws(s) ? 6 : 2;
-    printf("\n%4s  %-*s  %-12s  %-20s  %-*s  %-9s  %5s  %6s%s%s\n", "#", w, "id", "backbone", "mode",
+    printf("\n%4s  %-*s  %-12s  %-20s  %-*s  %-9s  %5s  %6s%s%s", "#", w, "id", "backbone", "mode",
            lw, "lr", "optimizer", "batch", "epochs", prec ? "  precision" : "",
            ls ? "  label_smoothing" : "");
+    print_axes(s, NULL);
+    printf("\n");
     for (size_t i = 0; i < s->n_trials; i++) {
         const sweep_trial *t = &s->trials[i];
         char mode[64];
         sweep_mode_str(&t->mode, mode, sizeof mode);
         printf("%4zu  %-*s  %-12s  %-20s  %-*.*g  %-9s  %5d  %6d%s%-*s", i + 1, w, t->id, t->backbone,
                mode, lw, lp, t->learning_rate, sweep_optimizer_name(t->optimizer), t->batch_size, t->epochs,
-               prec ? "  " : "", prec && ls ? 9 : 0, prec ? sweep_precision_name(t->precision) : "");
+               prec ? "  " : "", prec && (ls || axes) ? 9 : 0, prec ? sweep_precision_name(t->precision) : "");
         if (ls)
-            printf("  %.6g", t->label_smoothing);
+            printf("  %-*.6g", axes ? 15 : 0, t->label_smoothing);
+        print_axes(s, t);
         printf("\n");
     }
 }
@@ -146,8 +173,12 @@ static void print_work(const sweep *s)
         printf("  images: train_dir not readable now; counts are in units of the dataset (images)\n");
     printf("  trials: %zu (%zu on a frozen feature cache, %zu running the backbone each epoch)\n",
            s->n_trials, cached, ft);
-    if (data_augment_active(&s->augment))
-        printf("  augmentation is on: features are recomputed every epoch (no feature cache)\n");
+    size_t augmented = 0;
+    for (size_t i = 0; i < s->n_trials; i++)
+        augmented += (size_t)data_augment_active(&s->trials[i].augment);
+    if (augmented)
+        printf("  augmentation is on in %zu trial%s: their features are recomputed every epoch "
+               "(no feature cache)\n", augmented, augmented == 1 ? "" : "s");
     printf("  frozen: backbone forward passes: images x 1 per cache key, %d key%s:\n", s->n_cache_groups,
            s->n_cache_groups == 1 ? "" : "s");
     for (int g = 0; g < s->n_cache_groups; g++)

@@ -214,6 +214,15 @@ static const char *trial_engine(const coord *c, int i)
     return c->s->engine_set ? sweep_engine_name(c->s->engine) : NULL;
 }
 
+/* The trial's head and augmentation as results.csv/json name them. */
+static void trial_net_text(const sweep *s, const sweep_trial *t, char *head, size_t nh, char *aug,
+                           size_t na)
+{
+    sweep_head_op ops[SWEEP_MAX_HEAD_OPS];
+    sweep_head_str(ops, sweep_trial_head(s, t, ops), head, nh);
+    sweep_augment_str(s, t, aug, na);
+}
+
 static json_t *trial_json(const coord *c, int i, int rank)
 {
     const sweep_trial *st = &c->s->trials[i];
@@ -234,6 +243,11 @@ static json_t *trial_json(const coord *c, int i, int rank)
     json_object_set_new(o, "weight_decay", c->s->n_weight_decays ? json_real(st->weight_decay) : json_null());
     json_object_set_new(o, "momentum", c->s->n_momenta ? json_real(st->momentum) : json_null());
     json_object_set_new(o, "label_smoothing", json_real(st->label_smoothing));
+    char head[512], aug[160];
+    trial_net_text(c->s, st, head, sizeof head, aug, sizeof aug);
+    json_object_set_new(o, "head", json_string(head));
+    json_object_set_new(o, "augment", json_string(aug));
+    json_object_set_new(o, "image_size", json_integer(st->image_size));
     json_object_set_new(o, "precision", json_string(sweep_precision_name(st->precision)));
     const char *engine = trial_engine(c, i);
     json_object_set_new(o, "engine", engine ? json_string(engine) : json_null());
@@ -390,7 +404,8 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
 
 static int write_csv(coord *c, const int *v, int n, tl_err *e)
 {
-    size_t cap = 4096 + 640 * (c->s->n_trials + 1), len = 0;
+    /* a row's head and augment are cut to fit their buffers below */
+    size_t cap = 4096 + (640 + 512 + 160) * (c->s->n_trials + 1), len = 0;
     char *buf = malloc(cap);
     if (!buf)
         return tl_errf(e, TL_ENOMEM, "results.csv: out of memory");
@@ -401,7 +416,8 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
                             "rank,trial,status,backbone,mode,learning_rate,optimizer,batch_size,"
                             "precision,engine,epochs,best_epoch,select_metric,select_value,"
                             "val_accuracy,val_loss,accuracy,loss,eval_split,eval_accuracy,"
-                            "weight_decay,momentum,label_smoothing,stop_reason,stopped_epoch,rung,seconds\n");
+                            "weight_decay,momentum,label_smoothing,head,augment,image_size,stop_reason,"
+                            "stopped_epoch,rung,seconds\n");
     for (int pass = 0; pass < 2; pass++) {
         size_t count = pass ? c->s->n_trials : (size_t)n;
         for (size_t k = 0; k < count; k++) {
@@ -438,7 +454,10 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
             len += (size_t)snprintf(buf + len, cap - len, ",");
             if (c->s->n_momenta)
                 len += (size_t)snprintf(buf + len, cap - len, "%.10g", st->momentum);
-            len += (size_t)snprintf(buf + len, cap - len, ",%.10g,", st->label_smoothing);
+            char head[512], aug[160];
+            trial_net_text(c->s, st, head, sizeof head, aug, sizeof aug);
+            len += (size_t)snprintf(buf + len, cap - len, ",%.10g,%s,%s,%d,", st->label_smoothing,
+                                    head, aug, st->image_size);
             const char *why = r ? coord_stop_reason(c, i) : "";
             len += (size_t)snprintf(buf + len, cap - len, "%s,", why);
             if (r && (r->stopped_epoch || !strcmp(why, "rung")))

@@ -80,14 +80,26 @@ uint64_t coord__cache_key(const sweep *s, int g)
  * also hash the weights path and the file's identity they already tell
  * apart weights that preprocess differently. A file that cannot be read
  * keeps the text (the workers report the file). */
+/* Length of what follows the preprocessing in a group's text ("|bf16",
+ * "|unpooled", "|pooled", in sweep_expand's order). */
+static size_t group_tail(const char *text)
+{
+    static const char *const tails[] = {"|pooled", "|unpooled", "|bf16"};
+    size_t n = strlen(text), cut = n;
+    for (int i = 0; i < 3; i++) {
+        size_t t = strlen(tails[i]);
+        if (cut > t && !strncmp(text + cut - t, tails[i], t))
+            cut -= t;
+    }
+    return n - cut;
+}
+
 static void group_label(coord *c, int g)
 {
     cgroup *cg = &c->groups[g];
     const char *text = c->s->cache_groups[g].text, *w = group_weights(c->s, g);
-    /* a bf16 group's text goes on after the preprocessing: "|bf16" */
-    size_t n = strlen(text);
-    int bf16 = n > 5 && !strcmp(text + n - 5, "|bf16");
-    snprintf(cg->label, sizeof cg->label, "%.*s", (int)(bf16 ? n - 5 : n), text);
+    size_t n = strlen(text), tail = group_tail(text);
+    snprintf(cg->label, sizeof cg->label, "%.*s", (int)(n - tail), text);
     char *bar = strrchr(cg->label, '|');
     if (!w || !bar) {
         snprintf(cg->label, sizeof cg->label, "%s", text);
@@ -100,7 +112,7 @@ static void group_label(coord *c, int g)
     tl_err e = {0};
     if (model_read(w, &spec, &ts, &e) == 0)
         snprintf(bar + 1, sizeof cg->label - (size_t)(bar + 1 - cg->label), "%s%s",
-                 model_preproc_name(spec.preproc), bf16 ? "|bf16" : "");
+                 model_preproc_name(spec.preproc), text + n - tail);
     else
         snprintf(cg->label, sizeof cg->label, "%s", text);
     model_spec_free(&spec);

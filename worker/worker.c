@@ -43,6 +43,7 @@ typedef struct {
     net ext;
     model_spec ext_spec;
     size_t ext_dim;
+    int ext_size;           /* the extractor's input side: its group's trials' image_size */
     /* the weights file of the last trial, kept between trials */
     char wt_path[4096];
     model_spec wt_spec;
@@ -234,11 +235,11 @@ static int open_extractor(worker *w, int group, tl_err *e)
     model_spec_init(&w->ext_spec);
     engine_for(&w->s, t); /* the group's trials share their precision */
     int rc = model_read(t->weights, &w->ext_spec, &wts, e);
-    int pooled = w->s.n_head > 0 && w->s.head[0].kind == SWEEP_HEAD_GAP;
-    if (!w->s.n_head)
-        pooled = 1;
+    /* a group's trials share pooling and size (sweep_expand groups by them) */
+    sweep_head_op ops[SWEEP_MAX_HEAD_OPS];
+    int pooled = sweep_head_pooled(ops, sweep_trial_head(&w->s, t, ops));
     if (!rc)
-        rc = trial_extractor_build(&w->ext, &w->ext_spec, &wts, t->weights, w->s.image_size,
+        rc = trial_extractor_build(&w->ext, &w->ext_spec, &wts, t->weights, t->image_size,
                                    pooled, EXTRACT_BATCH, e);
     tset_free(&wts);
     if (rc) {
@@ -247,6 +248,7 @@ static int open_extractor(worker *w, int group, tl_err *e)
     }
     const net_layer *fl = net_last(&w->ext);
     w->ext_dim = (size_t)fl->h * fl->w * fl->c;
+    w->ext_size = t->image_size;
     w->ext_group = group;
     return 0;
 }
@@ -302,7 +304,7 @@ static int extract_task(worker *w, const Tlsweep__Task *t, tl_err *e)
         .ids = ids,
         .n_ids = n,
         .batch_size = EXTRACT_BATCH,
-        .image = {w->s.image_size, w->s.image_size, (data_preprocess)w->ext_spec.preproc, 0, 0},
+        .image = {w->ext_size, w->ext_size, (data_preprocess)w->ext_spec.preproc, 0, 0},
         .threads = w->o->loader_threads > 0 ? w->o->loader_threads : 2,
         .warn = warn_image,
         .warn_ctx = w,
@@ -516,15 +518,20 @@ static void trial_log(void *ctx, const char *line)
         warn_image(ctx, line + 9);
 }
 
-static const model_head_op *head_ops(const sweep *s, model_head_op *ops)
+_Static_assert(SWEEP_MAX_HEAD_OPS == MODEL_MAX_HEAD_OPS, "a sweep head fits a model file");
+
+/* The trial's head (sweep_trial_head) as the model file's ops; *n its length. */
+static const model_head_op *head_ops(const sweep *s, const sweep_trial *t, model_head_op *ops,
+                                     int *n)
 {
     static const model_head_kind kinds[] = {MODEL_HEAD_GAP, MODEL_HEAD_FLATTEN, MODEL_HEAD_DENSE,
                                             MODEL_HEAD_DROPOUT};
     static const model_act acts[] = {MODEL_ACT_LINEAR, MODEL_ACT_RELU, MODEL_ACT_RELU6};
-    for (int i = 0; i < s->n_head && i < MODEL_MAX_HEAD_OPS; i++)
-        ops[i] = (model_head_op){kinds[s->head[i].kind], s->head[i].units, acts[s->head[i].act],
-                                 s->head[i].rate};
-    return s->n_head ? ops : NULL;
+    sweep_head_op h[SWEEP_MAX_HEAD_OPS];
+    *n = sweep_trial_head(s, t, h);
+    for (int i = 0; i < *n && i < MODEL_MAX_HEAD_OPS; i++)
+        ops[i] = (model_head_op){kinds[h[i].kind], h[i].units, acts[h[i].act], h[i].rate};
+    return *n ? ops : NULL;
 }
 
 /* The optimizer of a grid point; schedules count steps, which need the
@@ -653,7 +660,7 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     cfg.val_dir = s->val_dir;
     cfg.test_dir = s->test_dir;
     cfg.validation_split = s->validation_split;
-    cfg.size = s->image_size;
+    cfg.size = t->image_size;
     trial_cfg_set_mode(&cfg, &t->mode);
     cfg.optim = trial_optim(w, t);
     cfg.batch = t->batch_size;
@@ -664,11 +671,10 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     cfg.until = w->until = (int)task->until_epoch;
     cfg.label_smoothing = (float)t->label_smoothing;
     model_head_op ops[MODEL_MAX_HEAD_OPS];
-    cfg.head = head_ops(s, ops);
-    cfg.n_head = s->n_head;
+    cfg.head = head_ops(s, t, ops, &cfg.n_head);
     cfg.seed = s->seed;
     cfg.split_seed = s->data_seed;
-    cfg.augment = s->augment;
+    cfg.augment = t->augment;
     cfg.no_cache = s->no_feature_cache;
     cfg.loader_threads = w->o->loader_threads;
     cfg.select_metric = s->metric;

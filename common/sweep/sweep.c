@@ -117,13 +117,12 @@ typedef struct {
 
 /* ---- sections ----------------------------------------------------------- */
 
-static int parse_augment(ctx *c, yaml_node_t *m, const char *path)
+static int parse_augment(ctx *c, yaml_node_t *m, const char *path, data_augment_cfg *a)
 {
     static const char *const keys[] = {"horizontal_flip", "rotation_range", "width_shift_range",
                                        "height_shift_range", "zoom_range", "brightness_range",
                                        "contrast", NULL};
     yaml_node_t *v[7];
-    data_augment_cfg *a = &c->s->augment;
     char kp[256];
     double d;
     if (ycheck_map(c->y, m, path, keys, v, "a mapping"))
@@ -211,44 +210,43 @@ static int parse_data(ctx *c, yaml_node_t *m, yaml_node_t **image_size_node)
     *image_size_node = v[4];
     if (v[5] && ycheck_u64(c->y, v[5], "data.seed", &s->data_seed))
         return TL_EINVAL;
-    if (v[6] && parse_augment(c, v[6], "data.augment"))
+    if (v[6] && parse_augment(c, v[6], "data.augment", &s->augment))
         return TL_EINVAL;
     return 0;
 }
 
-static int parse_head(ctx *c, yaml_node_t *m)
+/* A head's layers (model.head's vocabulary) at n into *h. */
+static int parse_head_ops(ctx *c, yaml_node_t *n, const char *path, sweep_head *h)
 {
-    static const char *const mkeys[] = {"head", NULL};
     static const char *const ops[] = {"global_average_pooling", "flatten", NULL};
     static const char *const okeys[] = {"dense", "activation", "dropout", NULL};
     static const char *const expected =
         "global_average_pooling, flatten, {dense: N, activation: relu|relu6|linear} or {dropout: RATE}";
-    yaml_node_t *v[1];
-    sweep *s = c->s;
-    if (ycheck_map(c->y, m, "model", mkeys, v, "a mapping"))
-        return TL_EINVAL;
-    if (!v[0])
-        return 0;
     ycheck_items l;
-    int rc = ycheck_list(c->y, v[0], "model.head", &l);
+    int rc = ycheck_list(c->y, n, path, &l);
     if (rc)
         return rc;
-    s->head = calloc((size_t)l.n, sizeof *s->head);
-    if (!s->head) {
+    if (l.n > SWEEP_MAX_HEAD_OPS) {
+        free(l.items);
+        return ycheck_fail(c->y, n, path, "expected at most %d layers, got %d", SWEEP_MAX_HEAD_OPS,
+                           l.n);
+    }
+    h->op = calloc((size_t)l.n, sizeof *h->op);
+    if (!h->op) {
         free(l.items);
         return ycheck_nomem(c->y);
     }
     for (int i = 0; i < l.n && !rc; i++) {
-        char ip[64];
-        ycheck_item_path(ip, sizeof ip, "model.head", &l, i);
+        char ip[96];
+        ycheck_item_path(ip, sizeof ip, path, &l, i);
         yaml_node_t *it = l.items[i];
-        sweep_head_op *op = &s->head[i];
+        sweep_head_op *op = &h->op[i];
         if (ycheck_is_scalar(it)) {
             int k;
             if ((rc = ycheck_enum(c->y, it, ip, "head layer", ops, &k)))
                 break;
             op->kind = k == 0 ? SWEEP_HEAD_GAP : SWEEP_HEAD_FLATTEN;
-            s->n_head++;
+            h->n++;
             continue;
         }
         if (it->type != YAML_MAPPING_NODE) {
@@ -258,7 +256,7 @@ static int parse_head(ctx *c, yaml_node_t *m)
         yaml_node_t *o[3];
         if ((rc = ycheck_map(c->y, it, ip, okeys, o, expected)))
             break;
-        char kp[96];
+        char kp[128];
         if (o[0] && o[2]) {
             ycheck_join(kp, sizeof kp, ip, "dropout");
             rc = ycheck_fail(c->y, o[2], kp, "a layer is dense or dropout, not both");
@@ -287,9 +285,25 @@ static int parse_head(ctx *c, yaml_node_t *m)
             rc = ycheck_fail_got(c->y, it, ip, expected);
         }
         if (!rc)
-            s->n_head++;
+            h->n++;
     }
     free(l.items);
+    return rc;
+}
+
+static int parse_head(ctx *c, yaml_node_t *m)
+{
+    static const char *const mkeys[] = {"head", NULL};
+    yaml_node_t *v[1];
+    sweep *s = c->s;
+    if (ycheck_map(c->y, m, "model", mkeys, v, "a mapping"))
+        return TL_EINVAL;
+    if (!v[0])
+        return 0;
+    sweep_head h = {0};
+    int rc = parse_head_ops(c, v[0], "model.head", &h);
+    s->head = h.op;
+    s->n_head = h.n;
     return rc;
 }
 
@@ -536,6 +550,55 @@ static int it_precision(ctx *c, yaml_node_t *it, const char *ip, void *out)
     return 0;
 }
 
+/* grid.head: each item a whole head, so a list of lists. */
+static int it_head(ctx *c, yaml_node_t *it, const char *ip, void *out)
+{
+    if (it->type != YAML_SEQUENCE_NODE)
+        return ycheck_fail_got(c->y, it, ip, "a head: a list such as [global_average_pooling, "
+                               "{dense: 128, activation: relu}]");
+    sweep_head *h = out;
+    int rc = parse_head_ops(c, it, ip, h);
+    if (rc) {
+        /* not counted in the list yet: sweep_free would not see it */
+        free(h->op);
+        h->op = NULL;
+    }
+    return rc;
+}
+static int it_dense_units(ctx *c, yaml_node_t *it, const char *ip, void *out)
+{
+    return ycheck_int(c->y, it, ip, "units: a whole number in [1, 1048576]", 1, 1 << 20, out);
+}
+static int it_augment(ctx *c, yaml_node_t *it, const char *ip, void *out)
+{
+    static const char *const presets[] = {"none", "light", "strong", NULL};
+    sweep_augment *a = out;
+    data_augment_cfg_default(&a->cfg);
+    if (it->type == YAML_MAPPING_NODE)
+        return parse_augment(c, it, ip, &a->cfg);
+    if (!ycheck_is_scalar(it))
+        return ycheck_fail_got(c->y, it, ip, "none, light, strong or a mapping as data.augment takes");
+    int k;
+    if (ycheck_enum(c->y, it, ip, "augment preset", presets, &k))
+        return TL_EINVAL;
+    a->preset = presets[k];
+    return sweep_augment_preset(a->preset, &a->cfg);
+}
+/* Each size fits every backbone of the grid (parsed before it). */
+static int it_image_size(ctx *c, yaml_node_t *it, const char *ip, void *out)
+{
+    int *size = out;
+    if (ycheck_int(c->y, it, ip, "a whole number of pixels >= 32", 32, 4096, size))
+        return TL_EINVAL;
+    for (int i = 0; i < c->s->n_backbones; i++) {
+        int min = sweep_backbone_min_size(c->s->backbones[i]);
+        if (*size < min)
+            return ycheck_fail(c->y, it, ip, "expected at least %d for %s, got %d", min,
+                               c->s->backbones[i], *size);
+    }
+    return 0;
+}
+
 static int same_str(const void *a, const void *b)
 {
     return !strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -555,6 +618,17 @@ static int same_int(const void *a, const void *b)
 static int same_sched_v(const void *a, const void *b)
 {
     return same_sched(a, b);
+}
+static int same_head(const void *a, const void *b)
+{
+    const sweep_head *x = a, *y = b;
+    return x->n == y->n && !memcmp(x->op, y->op, (size_t)x->n * sizeof *x->op);
+}
+static int same_augment(const void *a, const void *b)
+{
+    /* the configuration's fields are all 4 bytes wide: no padding */
+    return !memcmp(&((const sweep_augment *)a)->cfg, &((const sweep_augment *)b)->cfg,
+                   sizeof(data_augment_cfg));
 }
 
 /* ---- sampled axes ---------------------------------------------------------- */
@@ -662,6 +736,27 @@ static int parse_axis(ctx *c, yaml_node_t *n, const char *path, size_t elem, ite
     return 0;
 }
 
+/* grid.head, or its parts grid.dense_units and grid.dropout (v: the three
+ * values, NULL where absent); a file gives one or the other. */
+static int parse_head_axes(ctx *c, yaml_node_t **v)
+{
+    sweep *s = c->s;
+    if (v[0] && (v[1] || v[2]))
+        return ycheck_fail(c->y, v[1] ? v[1] : v[2], v[1] ? "grid.dense_units" : "grid.dropout",
+                           "give grid.head or its parts (grid.dense_units, grid.dropout), not both");
+    int rc = 0;
+    if (v[0])
+        rc = parse_axis(c, v[0], "grid.head", sizeof(sweep_head), it_head, same_head,
+                        (void **)&s->heads, &s->n_heads, 0, NULL);
+    if (!rc && v[1])
+        rc = parse_axis(c, v[1], "grid.dense_units", sizeof(int), it_dense_units, same_int,
+                        (void **)&s->dense_units, &s->n_dense_units, DIST_INT, &s->du_dist);
+    if (!rc && v[2])
+        rc = parse_axis(c, v[2], "grid.dropout", sizeof(double), it_fraction, same_double,
+                        (void **)&s->dropouts, &s->n_dropouts, DIST_UNIFORM, &s->do_dist);
+    return rc;
+}
+
 /* bb_list: grid.backbone's node (the list of its {choice: ...}); bb_nodes:
  * its items; bb_path: its key path (for later messages). */
 static int parse_grid(ctx *c, yaml_node_t *m, yaml_node_t *root, yaml_node_t **bb_list,
@@ -669,8 +764,9 @@ static int parse_grid(ctx *c, yaml_node_t *m, yaml_node_t *root, yaml_node_t **b
 {
     static const char *const keys[] = {"backbone", "mode", "learning_rate", "optimizer",
                                        "batch_size", "weight_decay", "momentum", "schedule",
-                                       "precision", "label_smoothing", NULL};
-    yaml_node_t *v[10];
+                                       "precision", "label_smoothing", "head", "dense_units",
+                                       "dropout", "augment", "image_size", NULL};
+    yaml_node_t *v[15];
     sweep *s = c->s;
     if (!m)
         return ycheck_fail(c->y, root, "grid.backbone", "missing (required: the backbones to sweep)");
@@ -722,6 +818,14 @@ static int parse_grid(ctx *c, yaml_node_t *m, yaml_node_t *root, yaml_node_t **b
         rc = parse_axis(c, v[9], "grid.label_smoothing", sizeof(double), it_fraction, same_double,
                         (void **)&s->label_smoothings, &s->n_label_smoothings, DIST_UNIFORM,
                         &s->ls_dist);
+    if (!rc)
+        rc = parse_head_axes(c, v + 10);
+    if (!rc && v[13])
+        rc = parse_axis(c, v[13], "grid.augment", sizeof(sweep_augment), it_augment,
+                        same_augment, (void **)&s->augments, &s->n_augments, 0, NULL);
+    if (!rc && v[14])
+        rc = parse_axis(c, v[14], "grid.image_size", sizeof(int), it_image_size, same_int,
+                        (void **)&s->image_sizes, &s->n_image_sizes, 0, NULL);
     if (rc)
         return rc;
     /* Keras defaults for what the file leaves out */
@@ -980,7 +1084,7 @@ static int parse_root(ctx *c, yaml_node_t *root)
         if (!sweep_weights_path(s, s->backbones[i]))
             rc = ycheck_fail(c->y, bn, ip, "no weights for %s (add it under weights: with a local file; compute nodes have no internet)",
                       s->backbones[i]);
-        else if (s->image_size < sweep_backbone_min_size(s->backbones[i]))
+        else if (!s->n_image_sizes && s->image_size < sweep_backbone_min_size(s->backbones[i]))
             rc = ycheck_fail(c->y, size_node ? size_node : v[1], "data.image_size",
                       "expected at least %d for %s (%s), got %d", sweep_backbone_min_size(s->backbones[i]),
                       s->backbones[i], ip, s->image_size);
@@ -1007,11 +1111,7 @@ static int parse_root(ctx *c, yaml_node_t *root)
         if (!(s->name = strndup(b, n ? n : strlen(b))))
             return TL_ENOMEM;
     }
-    double total = (double)s->n_backbones * s->n_modes * s->n_learning_rates * s->n_optimizers *
-                   s->n_batch_sizes * (s->n_weight_decays ? s->n_weight_decays : 1) *
-                   (s->n_momenta ? s->n_momenta : 1) * (s->n_scheds ? s->n_scheds : 1) *
-                   (s->n_precisions ? s->n_precisions : 1) *
-                   (s->n_label_smoothings ? s->n_label_smoothings : 1);
+    double total = sweep_grid_size(s);
     if (!sweep_draws(s) && s->sampled_at.line) {
         const sweep_at *a = &s->sampled_at;
         return tl_errf(c->y->e, TL_EINVAL, "%s:%d:%d: %s: a sampled axis needs search.trials "
@@ -1022,9 +1122,12 @@ static int parse_root(ctx *c, yaml_node_t *root)
         return ycheck_fail(c->y, v[4], "grid", "expected at most %d trials, the product of the lists is %.0f",
                     SWEEP_MAX_TRIALS, total);
     /* lists and whole numbers only: the draws repeat once the space is used up */
-    int continuous = s->lr_dist.kind || s->wd_dist.kind || s->mom_dist.kind || s->ls_dist.kind;
+    int continuous = s->lr_dist.kind || s->wd_dist.kind || s->mom_dist.kind || s->ls_dist.kind ||
+                     s->do_dist.kind;
     if (s->batch_dist.kind)
         total *= s->batch_dist.hi - s->batch_dist.lo + 1;
+    if (s->du_dist.kind)
+        total *= s->du_dist.hi - s->du_dist.lo + 1;
     if (sweep_draws(s) && !continuous && s->search_trials > total)
         return ycheck_fail(c->y, trials_node, "search.trials",
                            "expected at most %.0f (grid: has %.0f configurations), got %d",
@@ -1055,6 +1158,13 @@ void sweep_free(sweep *s)
     free(s->scheds);
     free(s->precisions);
     free(s->label_smoothings);
+    for (int i = 0; s->heads && i < s->n_heads; i++)
+        free(s->heads[i].op);
+    free(s->heads);
+    free(s->dense_units);
+    free(s->dropouts);
+    free(s->augments);
+    free(s->image_sizes);
     free(s->out);
     sweep_expand_free(s);
     memset(s, 0, sizeof *s);

@@ -10,7 +10,8 @@
  * cartesian product in this order, outermost first (stable: it is the
  * order of the journal and of the dry-run table):
  *   backbone, mode, learning_rate, optimizer, batch_size, weight_decay,
- *   momentum, schedule, precision, label_smoothing
+ *   momentum, schedule, precision, label_smoothing, head, dense_units,
+ *   dropout, augment, image_size
  * each list in the order the file gives it.
  *
  * Enums keep the order of their engine counterparts (sweep_optimizer as
@@ -49,6 +50,27 @@ typedef struct {
     sweep_act act;       /* DENSE */
     float rate;          /* DROPOUT */
 } sweep_head_op;
+
+/* A head as model.head spells it: the layers before the classifier
+ * Dense(classes), which the trial adds. As many layers as a model file
+ * holds (MODEL_MAX_HEAD_OPS). */
+enum { SWEEP_MAX_HEAD_OPS = 64 };
+typedef struct {
+    sweep_head_op *op;
+    int n;
+} sweep_head;
+
+/* grid.augment: a preset name or a mapping as data.augment spells it.
+ * The presets use only what data.augment expresses (docs/sweep-file.md):
+ *   none    everything off
+ *   light   horizontal_flip, rotation_range 10, width/height_shift_range 0.1,
+ *           zoom_range 0.1
+ *   strong  horizontal_flip, rotation_range 30, width/height_shift_range 0.2,
+ *           zoom_range 0.2, brightness_range [0.8, 1.2], contrast 0.2 */
+typedef struct {
+    const char *preset;  /* static "none", "light", "strong"; NULL for a mapping */
+    data_augment_cfg cfg;
+} sweep_augment;
 
 /* Learning-rate schedules, per trial. `constant`, `cosine` (to 0 over the
  * trial's steps), or {step: {every: EPOCHS, factor: F}}; the trainer turns
@@ -136,6 +158,15 @@ typedef struct {
     double momentum;        /* -1 when the file gives none: the optimizer's Keras default */
     double label_smoothing; /* in [0, 1); 0 (none) when the file gives none; in the id
                                and key only when nonzero, so other trials keep theirs */
+    /* The head, augmentation and input size of the trial: model.head,
+     * data.augment and data.image_size unless grid: makes them axes. Each
+     * is in the id and key only when it differs from the sweep-wide one. */
+    int head_item;          /* grid.head item, -1: model.head or the parts below */
+    int dense_units;        /* grid.dense_units: hidden Dense(units, relu); 0: none */
+    double dropout;         /* grid.dropout: Dropout(rate) before the classifier; 0: none */
+    int augment_item;       /* grid.augment item, -1: data.augment */
+    data_augment_cfg augment;
+    int image_size;         /* square input side */
     sweep_sched sched;
     sweep_precision precision;  /* in the id, key and cache text only when bf16, so
                                    an fp32 trial keeps the identity it had before
@@ -152,7 +183,9 @@ typedef struct {
 typedef struct {
     uint64_t key;           /* FNV-1a of cache_text */
     char *text;             /* backbone|weights path|image size|preprocessing, then
-                               |bf16 for bf16 trials (owned) */
+                               |bf16 for bf16 trials, |unpooled (|pooled) for heads
+                               that do not (do) start with global_average_pooling
+                               when model.head does (does not) (owned) */
     int n_trials;
 } sweep_cache_group;
 
@@ -185,9 +218,18 @@ typedef struct {
     sweep_sched *scheds;    int n_scheds;          /* 0 when absent: {constant} */
     sweep_precision *precisions; int n_precisions; /* 0 when absent: {fp32} */
     double *label_smoothings; int n_label_smoothings; /* 0 when absent: {0} */
+    /* grid.head: whole heads; or its parts, grid.dense_units and
+     * grid.dropout, for the head GAP -> Dense(units, relu) -> Dropout(rate)
+     * (a part the file leaves out is not in it; a dropout of 0 neither).
+     * 0 when absent: model.head for every trial. */
+    sweep_head *heads;      int n_heads;
+    int *dense_units;       int n_dense_units;
+    double *dropouts;       int n_dropouts;
+    sweep_augment *augments; int n_augments;       /* 0 when absent: data.augment */
+    int *image_sizes;       int n_image_sizes;     /* 0 when absent: data.image_size */
     /* sampled axes: kind LIST (zeroed) unless the file gives a range; a
      * sampled axis keeps a one-element list (its low end) as placeholder */
-    sweep_dist lr_dist, batch_dist, wd_dist, mom_dist, ls_dist;
+    sweep_dist lr_dist, batch_dist, wd_dist, mom_dist, ls_dist, du_dist, do_dist;
 
     sweep_early_stop early_stop;
 
@@ -251,6 +293,8 @@ void sweep_free(sweep *s);
 enum { SWEEP_MAX_TRIALS = 100000 };
 #define SWEEP_WORKER_TIMEOUT_DEFAULT 60.0
 int sweep_expand(sweep *s, tl_err *e);
+/* The grid's configurations: the product of its lists' lengths. */
+double sweep_grid_size(const sweep *s);
 /* Frees the expansion and zeroes its counts (sweep_free does it too). */
 void sweep_expand_free(sweep *s);
 /* Makes the dataset part of every trial's identity: records the index
@@ -297,6 +341,18 @@ void sweep_mode_str(const sweep_mode *m, char *buf, size_t n);
 const char *sweep_backbone_preprocessing(const char *backbone);
 /* Smallest input side (as net_backbone_min_size), -1 for an unknown name. */
 int sweep_backbone_min_size(const char *backbone);
+/* The trial's head (model.head, a grid.head item, or the one its
+ * dense_units and dropout make) into ops[SWEEP_MAX_HEAD_OPS]; its length. */
+int sweep_trial_head(const sweep *s, const sweep_trial *t, sweep_head_op *ops);
+/* Whether the head's features are pooled (it starts with global_average_pooling). */
+int sweep_head_pooled(const sweep_head_op *ops, int n);
+/* "gap > dense 128 relu > dropout 0.2" (the classifier not shown). */
+void sweep_head_str(const sweep_head_op *ops, int n, char *buf, size_t size);
+/* The trial's augmentation as results show it: the preset's name, or
+ * "none", or its switches ("flip rotation 10 zoom 0.9-1.1 ..."). */
+void sweep_augment_str(const sweep *s, const sweep_trial *t, char *buf, size_t size);
+/* A preset of grid.augment by name into *cfg; TL_ENOTFOUND for another name. */
+int sweep_augment_preset(const char *name, data_augment_cfg *cfg);
 /* Whether the trial's backbone runs once per image (frozen cache) for some epochs. */
 int sweep_trial_uses_cache(const sweep_trial *t);
 

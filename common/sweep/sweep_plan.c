@@ -89,7 +89,7 @@ int sweep_trial_plan(const sweep *s, const sweep_trial *t, sweep_plan *p, tl_err
     sweep_plan_in in = {
         .mode = t->mode,
         .epochs = t->epochs,
-        .augment = data_augment_active(&s->augment),
+        .augment = data_augment_active(&t->augment),
         .cache_allowed = !s->no_feature_cache,
         .cache_shared = !s->no_feature_cache,
     };

@@ -210,6 +210,9 @@ static int load_trial(chk *c, rep_results *r, json_t *t, size_t k, rep_trial *x)
         (rc = get_str(c, t, tp, "optimizer", 0, &x->optimizer)) ||
         (rc = get_count(c, t, tp, "batch_size", 0, &x->batch_size)) ||
         (rc = get_count(c, t, tp, "epochs", 0, &x->epochs)) ||
+        (rc = get_str(c, t, tp, "head", 1, &x->head)) ||
+        (rc = get_str(c, t, tp, "augment", 1, &x->augment)) ||
+        (rc = get_count(c, t, tp, "image_size", 1, &x->image_size)) ||
         (rc = get_str(c, t, tp, "error", 1, &x->error)))
         return rc;
     if (fc && !json_is_boolean(fc)) {

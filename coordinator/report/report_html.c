@@ -136,8 +136,32 @@ static const struct {
              {"accuracy", "train acc", offsetof(rep_trial, accuracy)},
              {"loss", "train loss", offsetof(rep_trial, loss)}};
 
+/* Whether results.json gives the trials' input and head (files from
+ * before they were axes do not). */
+static int has_net_cols(const rep_results *r)
+{
+    for (int i = 0; i < r->n_trials; i++)
+        if (r->trials[i].head || r->trials[i].augment || r->trials[i].image_size)
+            return 1;
+    return 0;
+}
+
+/* A trial's size, augment and head cells. */
+static void net_cells(tl_strbuf *b, const rep_trial *t)
+{
+    tl_strbuf_puts(b, "<td>");
+    if (t->image_size)
+        tl_strbuf_printf(b, "%ld", t->image_size);
+    tl_strbuf_puts(b, "</td><td class=\"l\">");
+    rep_esc(b, t->augment ? t->augment : "");
+    tl_strbuf_puts(b, "</td><td class=\"l\">");
+    rep_esc(b, t->head ? t->head : "");
+    tl_strbuf_puts(b, "</td>");
+}
+
 static void leaderboard(tl_strbuf *b, const rep_results *r)
 {
+    int net = has_net_cols(r);
     int ncols = 0;
     for (int k = 0; k < 4; k++)
         ncols += strcmp(cols[k].key, r->metric) != 0;
@@ -148,7 +172,10 @@ static void leaderboard(tl_strbuf *b, const rep_results *r)
                r->goal_max ? "higher" : "lower");
     tl_strbuf_puts(b, "<div class=\"scroll\"><table class=\"board\">\n<tr><th>#</th><th class=\"l\">"
                 "trial</th><th class=\"l\">backbone</th><th class=\"l\">mode</th><th>lr</th>"
-                "<th class=\"l\">optim</th><th>batch</th><th>epochs</th><th>");
+                "<th class=\"l\">optim</th><th>batch</th><th>epochs</th>");
+    if (net)
+        tl_strbuf_puts(b, "<th>size</th><th class=\"l\">augment</th><th class=\"l\">head</th>");
+    tl_strbuf_puts(b, "<th>");
     rep_esc(b, r->metric);
     tl_strbuf_puts(b, "</th><th>best ep</th>");
     for (int k = 0; k < 4; k++)
@@ -170,7 +197,10 @@ static void leaderboard(tl_strbuf *b, const rep_results *r)
         rep_esc(b, t->mode);
         tl_strbuf_printf(b, "</td><td>%g</td><td class=\"l\">", t->learning_rate);
         rep_esc(b, t->optimizer);
-        tl_strbuf_printf(b, "</td><td>%ld</td><td>%ld</td><td><b>", t->batch_size, t->epochs);
+        tl_strbuf_printf(b, "</td><td>%ld</td><td>%ld</td>", t->batch_size, t->epochs);
+        if (net)
+            net_cells(b, t);
+        tl_strbuf_puts(b, "<td><b>");
         if (t->done) {
             num(b, t->metric, "%.4f");
             tl_strbuf_printf(b, "</b></td><td>%ld</td><td>", t->best_epoch);

@@ -18,6 +18,9 @@ typedef struct {
     const char *id, *status, *backbone, *mode, *optimizer;
     const char *error;     /* NULL when none */
     const char *eval_split; /* NULL when none */
+    /* the trial's input and head; NULL / 0 in results.json from before they were axes */
+    const char *head, *augment;
+    long image_size;
     double learning_rate;
     long batch_size, epochs;
     int feature_cache;

@@ -190,6 +190,42 @@ static void test_cache_label(void **st)
     free(h);
 }
 
+/* The trials' input and head (results.json from grid.image_size,
+ * grid.augment, grid.head): a column each in the leaderboard, escaped, and
+ * none for a file without them (test_page's has none). */
+static void test_net_columns(void **st)
+{
+    (void)st;
+    const char *dir = tu_tmp("net");
+    mkdir(dir, 0755);
+    json_t *root = results();
+    json_t *trials = json_object_get(root, "trials");
+    for (size_t i = 0; i < json_array_size(trials); i++) {
+        json_t *t = json_array_get(trials, i);
+        json_object_set_new(t, "head", json_string(i ? "gap" : "gap > dense 128 relu > dropout 0.2"));
+        json_object_set_new(t, "augment", json_string(i ? "none" : "flip <light>"));
+        json_object_set_new(t, "image_size", json_integer(i ? 96 : 128));
+    }
+    put(dir, root);
+    tl_err e = {0};
+    assert_int_equal(report_write(dir, &e), 0);
+    char *h = html_of(dir);
+    assert_non_null(strstr(h, "<th>size</th><th class=\"l\">augment</th><th class=\"l\">head</th>"));
+    assert_non_null(strstr(h, "<td>128</td><td class=\"l\">flip &lt;light&gt;</td><td class=\"l\">"
+                              "gap &gt; dense 128 relu &gt; dropout 0.2</td>"));
+    /* the failed trial's row too: its cells stay under their headings */
+    assert_int_equal(count(h, "<td>96</td><td class=\"l\">none</td><td class=\"l\">gap</td>"), 8);
+    free(h);
+    /* a results.json without them: no such columns */
+    const char *plain = tu_tmp("good");
+    mkdir(plain, 0755);
+    put(plain, results());
+    assert_int_equal(report_write(plain, &e), 0);
+    h = html_of(plain);
+    assert_null(strstr(h, "<th>size</th>"));
+    free(h);
+}
+
 static void test_nothing_done(void **st)
 {
     (void)st;
@@ -232,6 +268,10 @@ static void confusion_short(json_t *r)
     json_t *t = json_array_get(json_object_get(r, "trials"), 2);
     json_array_remove(json_object_get(t, "confusion"), 0);
 }
+static void head_number(json_t *r)
+{
+    json_object_set_new(json_array_get(json_object_get(r, "trials"), 3), "head", json_integer(3));
+}
 static void metric_drop(json_t *r) { json_object_del(json_object_get(r, "select"), "metric"); }
 static void trials_object(json_t *r) { json_object_set_new(r, "trials", json_object()); }
 static void top_array(json_t *r) { json_object_clear(r); }
@@ -261,6 +301,7 @@ static void test_malformed(void **st)
         {class_number, ": classes[2]: expected a string, got a number", NULL},
         {confusion_short, "trials[2].confusion", "expected 3 rows"},
         {metric_drop, ": select.metric: missing", NULL},
+        {head_number, ": trials[3].head: expected a string, got a number", NULL},
         {trials_object, ": trials: expected an array, got an object", NULL},
         {top_array, ": sweep: missing", NULL},
     };
@@ -292,6 +333,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_page),
         cmocka_unit_test(test_cache_label),
+        cmocka_unit_test(test_net_columns),
         cmocka_unit_test(test_nothing_done),
         cmocka_unit_test(test_malformed),
     };
