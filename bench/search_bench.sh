@@ -19,14 +19,14 @@
 # usage: bench/search_bench.sh [--quick]   (from the repo root, after a build and the demo data)
 #   --quick   3 epochs at most, rungs 1 and 3 (smoke check; targets printed, not judged)
 # Environment: TLSWEEP (default build/tlsweep), MPIRUN (default mpirun), NP (default 3),
-#   SEARCH_AXIS=head|optimizer (the third axis; optimizer: adam, sgd, rmsprop).
+#   SEARCH_AXIS=head|optimizer (the third axis; optimizer: adam, sgd, rmsprop), KEEP=1.
 set -eu
 
 QUICK=0
 for a in "$@"; do
     case $a in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "search_bench.sh: unknown argument '$a' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -46,7 +46,8 @@ BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 . deploy/env.sh
 
 W=$(mktemp -d /tmp/search_bench.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+# KEEP=1 keeps the four out/ folders (results.json, journals, logs) in $W
+[ "${KEEP:-0}" = 1 ] && echo "search_bench.sh: keeping $W" || trap 'rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM
 
 EPOCHS=9; RUNGS="min_epochs: 1, reduction_factor: 3"

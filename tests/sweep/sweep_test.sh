@@ -181,6 +181,27 @@ successive_halving)
     [ "$(wc -l < "$d/a.prom")" -eq 6 ] || fail "expected 4 + 2 promotions"
     diff "$d/a.prom" "$d/b.prom" || fail "3 ranks and 1 process promoted differently"
     check_rungs "$d/a"
+    # a trial trained rung by rung, resumed from its checkpoints, is the trial
+    # trained straight through: the same epochs, figure for figure
+    extra_yaml=""
+    run_local "$d/g" 4 || { cat "$d/g.log"; fail "grid run"; }
+    $py - "$d/a/results.json" "$d/g/results.json" <<'EOF'
+import json, sys
+sha = {t["id"]: t for t in json.load(open(sys.argv[1]))["trials"]}
+grid = {t["id"]: t for t in json.load(open(sys.argv[2]))["trials"]}
+assert sha.keys() == grid.keys(), (sha.keys(), grid.keys())
+keys = ["loss", "accuracy", "val_loss", "val_accuracy"]
+for i, t in sha.items():
+    n = t["epochs_done"]
+    a = [[e[k] for k in keys] for e in t["history"]]
+    b = [[e[k] for k in keys] for e in grid[i]["history"][:n]]
+    assert a == b, (i, a, b)
+    if t["rung"] == 2:
+        for k in ["val_accuracy", "eval_accuracy", "best_epoch"]:
+            assert t[k] == grid[i][k], (i, k, t[k], grid[i][k])
+print("rung by rung = straight through:", len(sha), "trials")
+EOF
+    extra_yaml=$rung_yaml
     # interrupted by SIGTERM once a fine-tune trial has a checkpoint, resumed
     sweep "$d/c" 4 > "$d/c.yaml"
     "$tlsweep" run --quiet "$d/c.yaml" > "$d/c1.log" 2>&1 &
