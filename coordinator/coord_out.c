@@ -158,21 +158,33 @@ void coord_leaderboard(coord *c)
     const char *m = sweep_metric_name(c->s->metric);
     coord_log(c, "\nleaderboard (%s, %s; %d of %d trials)", m, c->s->goal_max ? "max" : "min",
               n, c->n_mine);
-    coord_log(c, "%4s  %-*s  %-14s  %-*s  %5s  %8s  %8s  %8s  %9s  %8s", "rank", w, "trial", m,
-              mw, "mode", "epoch", "val_acc", "val_loss", "train_acc", "eval_acc", "time");
+    /* why a trial trained no further, when something can stop it early */
+    int why = c->srows || c->s->early_stop.enabled;
+    coord_log(c, "%4s  %-*s  %-14s  %-*s  %5s  %8s  %8s  %8s  %9s  %8s%s", "rank", w, "trial", m,
+              mw, "mode", "epoch", "val_acc", "val_loss", "train_acc", "eval_acc", "time",
+              why ? "  stopped" : "");
     for (int k = 0; k < n; k++) {
         const sweep_trial *st = &c->s->trials[v[k]];
         const Tlsweep__TrialResult *r = c->trials[v[k]].res;
-        char mode[64], tm[32], ev[32];
+        char mode[64], tm[32], ev[32], stop[32] = "";
         sweep_mode_str(&st->mode, mode, sizeof mode);
-        fmt_duration(r->seconds, tm, sizeof tm);
+        /* every task of the trial: its rungs add up */
+        double secs = c->trials[v[k]].task_seconds;
+        fmt_duration(secs > 0 ? secs : r->seconds, tm, sizeof tm);
         if (r->eval_split && r->eval_split[0])
             snprintf(ev, sizeof ev, "%.4f %s", r->eval_accuracy, r->eval_split);
         else
             snprintf(ev, sizeof ev, "-");
-        coord_log(c, "%4d  %-*s  %-14.4f  %-*s  %2u/%-2u  %8.4f  %8.4f  %9.4f  %9s  %8s",
+        const char *reason = coord_stop_reason(c, v[k]);
+        if (why && !strcmp(reason, "rung"))
+            snprintf(stop, sizeof stop, "  at rung %d", coord_rung_reached(c, v[k]));
+        else if (why && r->stopped_epoch)
+            snprintf(stop, sizeof stop, "  early, epoch %u", r->stopped_epoch);
+        else if (why)
+            snprintf(stop, sizeof stop, "  -");
+        coord_log(c, "%4d  %-*s  %-14.4f  %-*s  %2u/%-2u  %8.4f  %8.4f  %9.4f  %9s  %8s%s",
                   k + 1, w, st->id, r->best_value, mw, mode, r->best_epoch, r->epochs_done,
-                  r->val_accuracy, r->val_loss, r->accuracy, ev, tm);
+                  r->val_accuracy, r->val_loss, r->accuracy, ev, tm, stop);
     }
     coord_log(c, "\nbest: %s -> %s/best.tlm", c->s->trials[v[0]].id, c->out);
     for (int g = 0; g < c->s->n_cache_groups; g++) {

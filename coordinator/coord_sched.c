@@ -125,8 +125,10 @@ static int next_trial(coord *c)
     if (c->s->search != SWEEP_SEARCH_ASHA)
         return -1;
     int p = coord__asha_promote(c);
-    if (p >= 0 || c->phase != COORD_RUNNING)
-        return p;
+    if (p >= 0) /* given once its checkpoint is written, if it is not yet */
+        return trial_ready(c, p) ? p : -1;
+    if (c->phase != COORD_RUNNING)
+        return -1;
     for (size_t i = 0; i < c->s->n_trials; i++) {
         const sweep_trial *st = &c->s->trials[i];
         if (c->trials[i].st == TR_PENDING && c->srows[i].target < 0 &&
