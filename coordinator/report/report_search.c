@@ -85,18 +85,19 @@ void rep_search_stop_cell(tl_strbuf *b, int shown, const rep_trial *t)
 static void epoch_budget(tl_strbuf *b, const rep_results *r)
 {
     const rep_search *s = &r->search;
-    long last = s->rungs[s->n_rungs - 1], trained = 0;
+    long last = s->rungs[s->n_rungs - 1];
+    double trained = 0; /* a sum of untrusted counts: no overflow */
     for (int i = 0; i < r->n_trials; i++)
         if (r->trials[i].epochs_done > 0)
-            trained += r->trials[i].epochs_done;
+            trained += (double)r->trials[i].epochs_done;
     double full = (double)last * r->n_trials;
     tl_strbuf_puts(b, "; rungs at ");
     for (int k = 0; k < s->n_rungs; k++)
         tl_strbuf_printf(b, "%s%ld", k ? ", " : "", s->rungs[k]);
-    tl_strbuf_printf(b, " epochs (min_epochs %ld, reduction_factor %ld). Epochs trained: <b>%ld</b> "
+    tl_strbuf_printf(b, " epochs (min_epochs %ld, reduction_factor %ld). Epochs trained: <b>%.0f</b> "
                         "of %.0f for every trial to epoch %ld (%.0f%%)",
                      s->min_epochs, s->reduction_factor, trained, full, last,
-                     full > 0 ? 100.0 * (double)trained / full : 0.0);
+                     full > 0 ? 100.0 * trained / full : 0.0);
 }
 
 void rep_search_summary(tl_strbuf *b, const rep_results *r)
@@ -305,9 +306,9 @@ static void x_ticks(tl_strbuf *b, const span *x)
         }
     if (n)
         return;
-    double step = rep_nice_step(x->hi - x->lo, 6);
-    for (double v = ceil(x->lo / step - 1e-9) * step; v <= x->hi * (1 + 1e-12) + 1e-12; v += step) {
-        double px = SML + span_at(x, v) * pw;
+    double step = rep_nice_step(x->hi - x->lo, 6), first = ceil(x->lo / step - 1e-9) * step;
+    for (int k = 0; k <= 20 && first + k * step <= x->hi + step * 1e-9; k++) {
+        double v = first + k * step, px = SML + span_at(x, v) * pw;
         tl_strbuf_printf(b, "<line x1=\"%.2f\" x2=\"%.2f\" y1=\"%d\" y2=\"%.0f\" class=\"grid\"/>"
                             "<text x=\"%.2f\" y=\"%.0f\" class=\"tick\" text-anchor=\"middle\">%g"
                             "</text>\n",
@@ -318,8 +319,8 @@ static void x_ticks(tl_strbuf *b, const span *x)
 static void y_ticks(tl_strbuf *b, const span *y, double step)
 {
     const double pw = SW - SML - SMR, ph = SH - SMT - SMB;
-    for (double v = y->lo; v <= y->hi + step * 1e-6; v += step) {
-        double py = SMT + ph - span_at(y, v) * ph;
+    for (int k = 0; k <= 20 && y->lo + k * step <= y->hi + step * 1e-6; k++) {
+        double v = y->lo + k * step, py = SMT + ph - span_at(y, v) * ph;
         tl_strbuf_printf(b, "<line x1=\"%d\" x2=\"%.0f\" y1=\"%.2f\" y2=\"%.2f\" class=\"grid\"/>"
                             "<text x=\"%d\" y=\"%.2f\" class=\"tick\" text-anchor=\"end\">%g</text>\n",
                          SML, SML + pw, py, py, SML - 6, py + 4, fabs(v) < step * 1e-9 ? 0.0 : v);

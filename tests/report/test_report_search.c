@@ -95,6 +95,12 @@ static json_t *asha_results(void)
                      "feature_caches", "trials", tr, "bad_images");
 }
 
+static json_t *search_of(json_t *r) { return json_object_get(r, "search"); }
+static json_t *trial_of(json_t *r, size_t k)
+{
+    return json_array_get(json_object_get(r, "trials"), k);
+}
+
 /* the page of results.json `root` in a fresh folder `name` */
 static char *page_of(const char *name, json_t *root)
 {
@@ -245,6 +251,25 @@ static void test_random_linear(void **st)
     free(h);
 }
 
+/* Values where a step is below a double's spacing (1e17 + 16): the axes
+ * still end, with a bounded number of ticks. */
+static void test_huge_values(void **st)
+{
+    (void)st;
+    json_t *r = asha_results();
+    json_object_set_new(json_object_get(search_of(r), "sampled"), "momentum",
+                        json_pack("{s:s, s:f, s:f}", "dist", "uniform", "low", 1e17, "high",
+                                  1e17 + 64));
+    for (int k = 0; k < 8; k++) {
+        json_object_set_new(trial_of(r, (size_t)k), "val_accuracy", json_real(1e17 + 16 * (k % 2)));
+        json_object_set_new(trial_of(r, (size_t)k), "momentum", json_real(1e17));
+    }
+    char *h = page_of("huge", r);
+    assert_int_equal(count(h, "<svg class=\"chart scatter\""), 2);
+    assert_true(count(h, "class=\"tick\"") < 200);
+    free(h);
+}
+
 /* results.json written before the search's fields: no search line, no
  * stopped column, no Rungs, no scatter; the page still renders. */
 static void test_older_file(void **st)
@@ -272,11 +297,6 @@ static void test_older_file(void **st)
     free(h);
 }
 
-static json_t *search_of(json_t *r) { return json_object_get(r, "search"); }
-static json_t *trial_of(json_t *r, size_t k)
-{
-    return json_array_get(json_object_get(r, "trials"), k);
-}
 static json_t *lr_range(json_t *r)
 {
     return json_object_get(json_object_get(search_of(r), "sampled"), "learning_rate");
@@ -335,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_rungs),
         cmocka_unit_test(test_scatter_log),
         cmocka_unit_test(test_random_linear),
+        cmocka_unit_test(test_huge_values),
         cmocka_unit_test(test_older_file),
         cmocka_unit_test(test_malformed),
     };
