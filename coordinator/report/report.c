@@ -34,6 +34,15 @@ static const char *type_name(const json_t *v)
     }
 }
 
+/* an optional key: OPT when it may be absent, NULLABLE when it may also be
+ * null (absent or null leaves the value as it is) */
+enum { REQUIRED, OPT, NULLABLE };
+
+static int absent(const json_t *v, int opt)
+{
+    return (!v && opt) || (json_is_null(v) && opt == NULLABLE);
+}
+
 static int bad(chk *c, const char *path, const char *what, const json_t *v)
 {
     if (!v)
@@ -69,13 +78,13 @@ static int get_arr(chk *c, json_t *o, const char *parent, const char *key, json_
     return 0;
 }
 
-/* opt: absence leaves *out as it is */
+/* opt: see absent() */
 static int get_str(chk *c, json_t *o, const char *parent, const char *key, int opt,
                    const char **out)
 {
     char p[256];
     json_t *v = json_object_get(o, key);
-    if (!v && opt)
+    if (absent(v, opt))
         return 0;
     if (!json_is_string(v))
         return bad(c, join(p, sizeof p, parent, key), "a string", v);
@@ -87,7 +96,7 @@ static int get_num(chk *c, json_t *o, const char *parent, const char *key, int o
 {
     char p[256];
     json_t *v = json_object_get(o, key);
-    if (!v && opt)
+    if (absent(v, opt))
         return 0;
     if (!json_is_number(v) || !isfinite(json_number_value(v)))
         return bad(c, join(p, sizeof p, parent, key), "a number", v);
@@ -100,12 +109,24 @@ static int get_count(chk *c, json_t *o, const char *parent, const char *key, int
 {
     char p[256];
     json_t *v = json_object_get(o, key);
-    if (!v && opt)
+    if (absent(v, opt))
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < 0)
         return bad(c, join(p, sizeof p, parent, key), "an integer >= 0", v);
     *out = (long)json_integer_value(v);
     return 0;
+}
+
+/* room for an array's n items (NULL for none); *rc set on error */
+static void *items_alloc(chk *c, const char *path, size_t n, size_t max, size_t size, int *rc)
+{
+    void *p = NULL;
+    *rc = 0;
+    if (n > max)
+        *rc = tl_errf(c->e, TL_EFORMAT, "%s: %s: %zu items is too many", c->file, path, n);
+    else if (n && !(p = calloc(n, size)))
+        *rc = tl_errf(c->e, TL_ENOMEM, "%s: out of memory", c->file);
+    return p;
 }
 
 /* ---- results.json into rep_results ------------------------------------------- */
@@ -120,6 +141,7 @@ static void results_free(rep_results *r)
     free(r->caches);
     free(r->classes);
     free(r->bad);
+    free(r->search.rungs);
 }
 
 static int load_history(chk *c, json_t *t, const char *tp, rep_trial *x)
@@ -190,6 +212,31 @@ static int load_confusion(chk *c, json_t *t, const char *tp, int nc, rep_trial *
     return 0;
 }
 
+/* The search's per-trial fields: absent in results.json written before
+ * them; a rung indexes search.rungs, so it must be one of them. */
+static int load_trial_search(chk *c, const rep_results *r, json_t *t, const char *tp,
+                             rep_trial *x)
+{
+    long rung = -1;
+    int rc;
+    x->epochs_done = -1;
+    x->task_seconds = x->weight_decay = x->momentum = x->label_smoothing = NAN;
+    if ((rc = get_count(c, t, tp, "rung", NULLABLE, &rung)) ||
+        (rc = get_count(c, t, tp, "epochs_done", NULLABLE, &x->epochs_done)) ||
+        (rc = get_str(c, t, tp, "stop_reason", NULLABLE, &x->stop_reason)) ||
+        (rc = get_count(c, t, tp, "stopped_epoch", NULLABLE, &x->stopped_epoch)) ||
+        (rc = get_num(c, t, tp, "task_seconds", NULLABLE, &x->task_seconds)) ||
+        (rc = get_num(c, t, tp, "weight_decay", NULLABLE, &x->weight_decay)) ||
+        (rc = get_num(c, t, tp, "momentum", NULLABLE, &x->momentum)) ||
+        (rc = get_num(c, t, tp, "label_smoothing", NULLABLE, &x->label_smoothing)))
+        return rc;
+    if (rung >= r->search.n_rungs)
+        return tl_errf(c->e, TL_EFORMAT, "%s: %s.rung: expected a rung below %d (search.rungs), got %ld",
+                       c->file, tp, r->search.n_rungs, rung);
+    x->rung = (int)rung;
+    return 0;
+}
+
 static int load_trial(chk *c, rep_results *r, json_t *t, size_t k, rep_trial *x)
 {
     char tp[64];
@@ -242,7 +289,109 @@ static int load_trial(chk *c, rep_results *r, json_t *t, size_t k, rep_trial *x)
             (rc = load_confusion(c, t, tp, r->n_classes, x)))
             return rc;
     }
+    if ((rc = load_trial_search(c, r, t, tp, x)))
+        return rc;
     return load_history(c, t, tp, x);
+}
+
+/* search.sampled.AXIS: {dist, low, high}, a range the axis was drawn from */
+static int load_sampled_axis(chk *c, json_t *o, const char *p, rep_sampled *x)
+{
+    static const char *const dists[] = {"uniform", "log_uniform", "int_uniform"};
+    const char *dist;
+    int rc;
+    if (!json_is_object(o))
+        return bad(c, p, "an object", o);
+    if ((rc = get_str(c, o, p, "dist", 0, &dist)) || (rc = get_num(c, o, p, "low", 0, &x->low)) ||
+        (rc = get_num(c, o, p, "high", 0, &x->high)))
+        return rc;
+    int d = 0;
+    while (d < 3 && strcmp(dists[d], dist) != 0)
+        d++;
+    if (d == 3)
+        return tl_errf(c->e, TL_EFORMAT,
+                       "%s: %s.dist: expected uniform, log_uniform or int_uniform, got \"%s\"",
+                       c->file, p, dist);
+    x->dist = (rep_dist_kind)d;
+    if (!(x->low < x->high) || (x->dist == REP_DIST_LOG_UNIFORM && !(x->low > 0)))
+        return tl_errf(c->e, TL_EFORMAT, "%s: %s: expected %slow < high, got [%g, %g]", c->file, p,
+                       x->dist == REP_DIST_LOG_UNIFORM ? "0 < " : "", x->low, x->high);
+    return 0;
+}
+
+/* search.sampled, in the axes' order; a key that is no axis is an error */
+static int load_sampled(chk *c, json_t *so, rep_search *s)
+{
+    json_t *sm = json_object_get(so, "sampled");
+    if (absent(sm, NULLABLE))
+        return 0;
+    if (!json_is_object(sm))
+        return bad(c, "search.sampled", "an object", sm);
+    for (int a = 0; a < REP_N_AXES; a++) {
+        char p[96];
+        json_t *o = json_object_get(sm, rep_axis_name((rep_axis_kind)a));
+        if (!o)
+            continue;
+        snprintf(p, sizeof p, "search.sampled.%s", rep_axis_name((rep_axis_kind)a));
+        rep_sampled *x = &s->sampled[s->n_sampled];
+        x->axis = (rep_axis_kind)a;
+        int rc = load_sampled_axis(c, o, p, x);
+        if (rc)
+            return rc;
+        s->n_sampled++;
+    }
+    if (json_object_size(sm) != (size_t)s->n_sampled)
+        return tl_errf(c->e, TL_EFORMAT, "%s: search.sampled: expected only learning_rate, "
+                       "batch_size, weight_decay, momentum or label_smoothing", c->file);
+    return 0;
+}
+
+/* search.rungs: each rung's epochs, ascending; an empty list without rungs */
+static int load_rungs(chk *c, json_t *so, rep_search *s)
+{
+    json_t *ru;
+    int rc = get_arr(c, so, "search", "rungs", &ru);
+    if (rc)
+        return rc;
+    size_t n = json_array_size(ru);
+    if (!(s->rungs = items_alloc(c, "search.rungs", n, 64, sizeof *s->rungs, &rc)) && rc)
+        return rc;
+    for (size_t k = 0; k < n; k++) {
+        json_t *v = json_array_get(ru, k);
+        char p[64];
+        snprintf(p, sizeof p, "search.rungs[%zu]", k);
+        long prev = k ? s->rungs[k - 1] : 0;
+        if (!json_is_integer(v) || json_integer_value(v) <= prev)
+            return bad(c, p, k ? "an integer above the rung before" : "an integer >= 1", v);
+        s->rungs[k] = (long)json_integer_value(v);
+        s->n_rungs = (int)k + 1;
+    }
+    return 0;
+}
+
+/* The search and the workers' timings: results.json before them lacks them. */
+static int load_search(chk *c, json_t *root, rep_results *r)
+{
+    rep_search *s = &r->search;
+    json_t *so = json_object_get(root, "search");
+    int rc;
+    r->busy_share = NAN;
+    if ((rc = get_count(c, root, "", "workers", NULLABLE, &r->workers)) ||
+        (rc = get_num(c, root, "", "busy_share", NULLABLE, &r->busy_share)))
+        return rc;
+    if (absent(so, NULLABLE))
+        return 0;
+    if (!json_is_object(so))
+        return bad(c, "search", "an object", so);
+    s->seed = -1;
+    if ((rc = get_str(c, so, "search", "method", 0, &s->method)) ||
+        (rc = get_count(c, so, "search", "trials", OPT, &s->trials)) ||
+        (rc = get_count(c, so, "search", "seed", NULLABLE, &s->seed)) ||
+        (rc = get_count(c, so, "search", "min_epochs", NULLABLE, &s->min_epochs)) ||
+        (rc = get_count(c, so, "search", "reduction_factor", NULLABLE, &s->reduction_factor)) ||
+        (rc = load_rungs(c, so, s)))
+        return rc;
+    return load_sampled(c, so, s);
 }
 
 static int load(chk *c, json_t *root, rep_results *r)
@@ -287,10 +436,8 @@ static int load(chk *c, json_t *root, rep_results *r)
     }
 
     size_t n = json_array_size(cls);
-    if (n > 100000)
-        return tl_errf(c->e, TL_EFORMAT, "%s: classes: %zu classes is too many", c->file, n);
-    if (n && !(r->classes = calloc(n, sizeof *r->classes)))
-        return tl_errf(c->e, TL_ENOMEM, "%s: out of memory", c->file);
+    if (!(r->classes = items_alloc(c, "classes", n, 100000, sizeof *r->classes, &rc)) && rc)
+        return rc;
     for (size_t k = 0; k < n; k++) {
         json_t *v = json_array_get(cls, k);
         char p[64];
@@ -323,11 +470,11 @@ static int load(chk *c, json_t *root, rep_results *r)
         r->n_caches = (int)k + 1;
     }
 
+    if ((rc = load_search(c, root, r)))
+        return rc;
     n = json_array_size(tr);
-    if (n > 1000000)
-        return tl_errf(c->e, TL_EFORMAT, "%s: trials: %zu trials is too many", c->file, n);
-    if (n && !(r->trials = calloc(n, sizeof *r->trials)))
-        return tl_errf(c->e, TL_ENOMEM, "%s: out of memory", c->file);
+    if (!(r->trials = items_alloc(c, "trials", n, 1000000, sizeof *r->trials, &rc)) && rc)
+        return rc;
     for (size_t k = 0; k < n; k++) {
         r->n_trials = (int)k + 1; /* so results_free sees a half-loaded trial */
         if ((rc = load_trial(c, r, json_array_get(tr, k), k, &r->trials[k])))

@@ -162,7 +162,7 @@ static void net_cells(tl_strbuf *b, const rep_trial *t)
 static void leaderboard(tl_strbuf *b, const rep_results *r)
 {
     int net = has_net_cols(r);
-    int ncols = 0;
+    int ncols = 0, stops = rep_search_stops(r);
     for (int k = 0; k < 4; k++)
         ncols += strcmp(cols[k].key, r->metric) != 0;
     tl_strbuf_puts(b, "<h2>Leaderboard</h2>\n<p class=\"note\">Ranked by ");
@@ -181,7 +181,9 @@ static void leaderboard(tl_strbuf *b, const rep_results *r)
     for (int k = 0; k < 4; k++)
         if (strcmp(cols[k].key, r->metric) != 0)
             tl_strbuf_printf(b, "<th>%s</th>", cols[k].head);
-    tl_strbuf_puts(b, "<th>eval acc</th><th>time</th><th class=\"l\">status</th></tr>\n");
+    tl_strbuf_puts(b, "<th>eval acc</th><th>time</th>");
+    rep_search_stop_head(b, stops);
+    tl_strbuf_puts(b, "<th class=\"l\">status</th></tr>\n");
     for (int i = 0; i < r->n_trials; i++) {
         const rep_trial *t = &r->trials[i];
         tl_strbuf_printf(b, "<tr%s><td>", i == r->best ? " class=\"best\"" : "");
@@ -224,13 +226,14 @@ static void leaderboard(tl_strbuf *b, const rep_results *r)
             if (ncols == 4)
                 tl_strbuf_puts(b, "</td><td>");
         }
+        rep_search_stop_cell(b, stops, t);
         tl_strbuf_puts(b, "</td><td class=\"l ");
         rep_esc(b, t->status);
         tl_strbuf_puts(b, "\">");
         rep_esc(b, t->status);
         tl_strbuf_puts(b, "</td></tr>\n");
         if (t->error) {
-            tl_strbuf_printf(b, "<tr class=\"err\"><td></td><td colspan=\"%d\">", 12 + ncols);
+            tl_strbuf_printf(b, "<tr class=\"err\"><td></td><td colspan=\"%d\">", 12 + ncols + stops);
             rep_esc(b, t->error);
             tl_strbuf_puts(b, "</td></tr>\n");
         }
@@ -560,7 +563,10 @@ void rep_html_page(tl_strbuf *b, const rep_results *r)
     rep_esc(b, r->sweep);
     tl_strbuf_printf(b, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<main>\n", css);
     summary(b, r);
+    rep_search_summary(b, r);
     leaderboard(b, r);
+    rep_search_rungs(b, r);
+    rep_search_sampled(b, r);
     curves(b, r);
     heat(b, r);
     confusion(b, r);

@@ -32,7 +32,43 @@ typedef struct {
     rep_epoch *hist;
     int n_hist;
     int colour;            /* index into the palette, by rank order */
+    /* the search's fields (results.json before them lacks them) */
+    int rung;              /* the highest rung whose end it reached; -1: none or absent */
+    long epochs_done;      /* -1 when absent */
+    const char *stop_reason; /* "epochs", "early_stopping", "rung"; NULL when absent */
+    long stopped_epoch;    /* 0 when absent or null */
+    double task_seconds;   /* NAN when absent */
+    double weight_decay, momentum, label_smoothing; /* NAN when absent or null */
 } rep_trial;
+
+/* A sampled axis of the search: the range its values were drawn from. */
+typedef enum { REP_DIST_UNIFORM, REP_DIST_LOG_UNIFORM, REP_DIST_INT_UNIFORM } rep_dist_kind;
+
+typedef enum {
+    REP_AXIS_LEARNING_RATE,
+    REP_AXIS_BATCH_SIZE,
+    REP_AXIS_WEIGHT_DECAY,
+    REP_AXIS_MOMENTUM,
+    REP_AXIS_LABEL_SMOOTHING,
+    REP_N_AXES
+} rep_axis_kind;
+
+typedef struct {
+    rep_axis_kind axis;
+    rep_dist_kind dist;
+    double low, high;      /* low > 0 for log_uniform */
+} rep_sampled;
+
+typedef struct {
+    const char *method;    /* NULL when results.json has no "search" */
+    long trials;
+    long seed;             /* -1 when absent or null (a grid draws nothing) */
+    long *rungs;           /* epochs at each rung's end, ascending */
+    int n_rungs;
+    long min_epochs, reduction_factor; /* 0 when absent */
+    rep_sampled sampled[REP_N_AXES];
+    int n_sampled;
+} rep_search;
 
 typedef struct {
     const char *key, *text;
@@ -59,6 +95,9 @@ typedef struct {
     int n_trials;
     const char **bad;
     size_t n_bad;
+    rep_search search;
+    long workers;          /* 0 when absent */
+    double busy_share;     /* NAN when absent or null */
 } rep_results;
 
 /* ---- HTML text, into a tl_strbuf (b->oom is checked once, at the end) ---- */
@@ -68,6 +107,8 @@ void rep_esc(tl_strbuf *b, const char *s);
 
 /* ---- charts (report_svg.c) ---------------------------------------------- */
 
+/* A round step (1, 2 or 5 times a power of ten) giving about n ticks up to max. */
+double rep_nice_step(double max, int n);
 /* The palette for trial lines: distinct colours, then the same with dashes. */
 const char *rep_colour(int k);
 /* "stroke-dasharray" value for the k-th trial colour ("" for the first 10). */
@@ -92,6 +133,29 @@ typedef struct {
  * format for the value ("%.1f s", "%.1f%%"). */
 void rep_svg_bars(tl_strbuf *b, const char *title, const rep_bar *bars, int n, const char *unit,
                   double max);
+
+/* ---- the search (report_search.c): rungs, stop reasons, sampled axes ----- */
+
+/* The name of an axis as results.json spells it ("learning_rate"). */
+const char *rep_axis_name(rep_axis_kind a);
+/* A trial's value on an axis; NAN when it has none. */
+double rep_axis_value(const rep_trial *t, rep_axis_kind a);
+/* 1 when the leaderboard gets a "stopped" column: a rung search, or a trial
+ * that early stopping ended. */
+int rep_search_stops(const rep_results *r);
+/* The leaderboard's "stopped" header cell and a trial's cell, when shown
+ * (rep_search_stops). The cell opens with "</td><td": it follows the row's
+ * open cell. */
+void rep_search_stop_head(tl_strbuf *b, int shown);
+void rep_search_stop_cell(tl_strbuf *b, int shown, const rep_trial *t);
+/* One line under the summary's cards: the search method, for a rung search
+ * the epochs trained against every trial trained to the end, and the
+ * workers' busy share; nothing for results.json without "search". */
+void rep_search_summary(tl_strbuf *b, const rep_results *r);
+/* The "Rungs" section when the search has more than one rung. */
+void rep_search_rungs(tl_strbuf *b, const rep_results *r);
+/* The select metric against each sampled axis, one scatter chart each. */
+void rep_search_sampled(tl_strbuf *b, const rep_results *r);
 
 /* ---- the page (report_html.c) ------------------------------------------- */
 

@@ -64,7 +64,7 @@ int rep_heat(double t, char out[8])
 /* ---- axes --------------------------------------------------------------------- */
 
 /* a round step (1, 2 or 5 times a power of ten) giving about n ticks up to max */
-static double nice_step(double max, int n)
+double rep_nice_step(double max, int n)
 {
     double raw = max / n;
     double mag = pow(10, floor(log10(raw)));
@@ -184,7 +184,7 @@ void rep_svg_curves(tl_strbuf *b, const rep_results *r, const char *title, size_
     /* y axis: accuracy on 0..1; loss on 0..a round number above the largest */
     double ytop = 1, ystep = 0.2;
     if (!y_unit) {
-        ystep = ymax > 0 ? nice_step(ymax, 5) : 0.2;
+        ystep = ymax > 0 ? rep_nice_step(ymax, 5) : 0.2;
         ytop = ymax > 0 ? ceil(ymax / ystep - 1e-9) * ystep : 1;
         if (ytop <= 0)
             ytop = 1;
@@ -196,7 +196,7 @@ void rep_svg_curves(tl_strbuf *b, const rep_results *r, const char *title, size_
                    ML, ML + pw, py, py, ML - 6, py + 4, y);
     }
     /* x axis: epochs */
-    double span = x1 - x0, xstep = span <= 10 ? 1 : nice_step(span, 8);
+    double span = x1 - x0, xstep = span <= 10 ? 1 : rep_nice_step(span, 8);
     if (xstep < 1)
         xstep = 1;
     for (double x = x0; x <= x1 + 1e-9; x += xstep) {

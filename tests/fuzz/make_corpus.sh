@@ -4,7 +4,8 @@
 #   fuzz_seeds (build-fuzz)  Envelopes and chunk streams, safetensors, a
 #                            head-sized .tlm, a checkpoint, a feature cache,
 #                            JPEGs and PNGs (tests/data/imgutil.c)
-#   a tiny sweep (build)     its journal and sweep file (tests/lib/tiny.sh)
+#   a tiny sweep (build)     its journal, sweep file and results.json, and
+#                            an asha sweep's results.json (tests/lib/tiny.sh)
 #   here                     YAML variants, tfjs model.json + shard and the
 #                            nsfwjs JS wrappers, idx files cut from Debian's
 #                            Fashion-MNIST (plain and gzip)
@@ -18,7 +19,7 @@ corpus=$here/corpus
 t=$(mktemp -d /tmp/tlsweep-corpus-XXXXXX)
 trap 'rm -rf "$t"' EXIT
 
-for n in sweep tlm ckpt journal fcache safetensors tfjs tfjs_js image idx msg coord; do
+for n in sweep tlm ckpt journal fcache safetensors tfjs tfjs_js image idx msg coord report; do
     rm -rf "${corpus:?}/$n"
     mkdir -p "$corpus/$n"
 done
@@ -59,6 +60,13 @@ cp "$t/out/journal" "$corpus/journal/tiny-sweep"
 # the same journal cut mid-record, as a crash leaves it
 head -c $(($(wc -c < "$t/out/journal") - 5)) "$t/out/journal" > "$corpus/journal/torn-tail"
 sed "s|$t|/data|g" "$t/seed.yaml" > "$corpus/sweep/tiny.yaml"
+# its results.json, and an asha search's (rungs, a sampled learning rate)
+sed "s|$t|/data|g" "$t/out/results.json" > "$corpus/report/tiny-sweep.json"
+tiny_sweep "$t" seed-asha 4 "[frozen]" "{log_uniform: [1.0e-4, 1.0e-1]}" \
+    "[global_average_pooling, {dense: 8}]" "search: {method: asha, trials: 4, seed: 3, min_epochs: 1, reduction_factor: 2}
+out: $t/asha" > "$t/asha.yaml"
+"$build/tlsweep" run --quiet "$t/asha.yaml" > "$t/run.log" 2>&1 || { cat "$t/run.log"; exit 1; }
+sed "s|$t|/data|g" "$t/asha/results.json" > "$corpus/report/asha.json"
 cp "$root/examples/fashion-mnist.yaml" "$corpus/sweep/fashion-mnist.yaml"
 cat > "$corpus/sweep/grid.yaml" <<'YAML'
 name: grid

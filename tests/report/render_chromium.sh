@@ -3,7 +3,10 @@
 # cli/tiny_model, a few Fashion-MNIST images per class), `tlsweep report
 # OUT`, then headless Chromium renders OUT/report.html to a PNG, which must
 # have the window's size, not be blank, and show the learning curves (the
-# best trial's line colour) and the heat maps (their darkest blue).
+# best trial's line colour) and the heat maps (their darkest blue). Then a
+# tiny asha sweep with a log-uniform learning rate: its page has the Rungs
+# section, whose funnel Chromium draws, and one point per finished trial in
+# the learning rate's scatter.
 #   render_chromium.sh TLSWEEP TINY_MODEL
 # Chromium is required, not optional: deploy/install-deps.sh installs it.
 set -eu
@@ -65,4 +68,35 @@ for name, rgb, least in (("best trial's curve", (0x1f, 0x77, 0xb4), 300),
     print(f"{name}: {got} pixels of #{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x}")
     assert got >= least, f"{name} not drawn: {got} pixels of {rgb}, expected >= {least}"
 PY
-echo "report renders: $d/out/report.html"
+
+tiny_sweep "$d" report-asha 4 "[frozen]" "{log_uniform: [1.0e-4, 1.0e-1]}" \
+    "[global_average_pooling, {dense: 16}]" \
+    "search: {method: asha, trials: 6, seed: 3, min_epochs: 1, reduction_factor: 2}
+out: $d/asha" > "$d/asha.yaml"
+"$tlsweep" run --quiet "$d/asha.yaml" > "$d/asha.log" 2>&1 || { cat "$d/asha.log"; fail "tlsweep run (asha)"; }
+"$tlsweep" report "$d/asha" > /dev/null || fail "tlsweep report (asha)"
+HOME=$d/home timeout 120 "$chromium" --headless --no-sandbox --disable-gpu --no-first-run \
+    --disable-background-networking --user-data-dir="$d/home/profile" \
+    --screenshot="$d/asha.png" --window-size=1200,1600 \
+    "file://$d/asha/report.html" > "$d/chromium.log" 2>&1 ||
+    { cat "$d/chromium.log"; fail "chromium exited with $? (asha)"; }
+$py - "$d/asha/results.json" "$d/asha/report.html" "$d/asha.png" <<'PY'
+import json, sys
+from PIL import Image
+res = json.load(open(sys.argv[1]))
+page = open(sys.argv[2]).read()
+assert res["search"]["rungs"] == [1, 2, 4], res["search"]["rungs"]
+assert "<h2>Rungs</h2>" in page, "no Rungs section"
+done = sum(t["status"] == "done" for t in res["trials"])
+scatter = page[page.index('<svg class="chart scatter"'):]
+scatter = scatter[:scatter.index("</svg>")]
+points = scatter.count('<circle class="pt"')
+print(f"{done} finished trials, {points} points against learning_rate")
+assert points == done == 6, f"{points} points for {done} finished trials"
+# the funnel's light blue bars (#9ecae1), drawn nowhere else on the page
+got = dict((rgb, c) for c, rgb in Image.open(sys.argv[3]).convert("RGB").getcolors(1 << 24))
+light = got.get((0x9e, 0xca, 0xe1), 0)
+print(f"rung funnel: {light} pixels of #9ecae1")
+assert light >= 500, f"the rung funnel is not drawn: {light} pixels of #9ecae1"
+PY
+echo "report renders: $d/out/report.html and $d/asha/report.html"

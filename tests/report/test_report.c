@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "coordinator/report/report.h"
+#include "report/report_check.h"
 
 #define NC 3
 static const char *const classes[NC] = {"cat", "<dog & \"co\">", "bird"};
@@ -90,30 +91,6 @@ static json_t *results(void)
         "feature_caches", "key", "00112233aabbccdd", "text", "mobilenet_v2|m.tlm|32|tf", "trials",
         4, "extractions", 1, "forward_images", 120, "seconds", 12.25, "passes_per_image", 1.0,
         "trials", tr, "bad_images", "data/cat/broken&1.jpg", "data/bird/<empty>.png");
-}
-
-static void put(const char *dir, json_t *root)
-{
-    char p[600];
-    snprintf(p, sizeof p, "%s/results.json", dir);
-    assert_int_equal(json_dump_file(root, p, JSON_INDENT(1)), 0);
-    json_decref(root);
-}
-
-static char *html_of(const char *dir)
-{
-    char p[600];
-    snprintf(p, sizeof p, "%s/report.html", dir);
-    size_t n;
-    return (char *)tu_read_file(p, &n);
-}
-
-static int count(const char *s, const char *what)
-{
-    int n = 0;
-    for (const char *q = strstr(s, what); q; q = strstr(q + 1, what))
-        n++;
-    return n;
 }
 
 static void test_page(void **st)
@@ -246,8 +223,6 @@ static void test_nothing_done(void **st)
     free(h);
 }
 
-typedef void (*breaker)(json_t *root);
-
 static void drop_classes(json_t *r) { json_object_del(r, "classes"); }
 static void lr_string(json_t *r)
 {
@@ -276,25 +251,10 @@ static void metric_drop(json_t *r) { json_object_del(json_object_get(r, "select"
 static void trials_object(json_t *r) { json_object_set_new(r, "trials", json_object()); }
 static void top_array(json_t *r) { json_object_clear(r); }
 
-static void assert_broken(const char *dir, const char *frag1, const char *frag2)
-{
-    tl_err e = {0};
-    assert_true(report_write(dir, &e) < 0);
-    tu_assert_one_line_error(&e, "results.json", frag1, frag2);
-    char p[600];
-    snprintf(p, sizeof p, "%s/report.html", dir);
-    assert_int_equal(access(p, F_OK), -1);
-    snprintf(p, sizeof p, "%s/report.html", dir);
-    assert_false(tu_tmp_left(p));
-}
-
 static void test_malformed(void **st)
 {
     (void)st;
-    static const struct {
-        breaker f;
-        const char *frag1, *frag2;
-    } cases[] = {
+    static const broken_case cases[] = {
         {drop_classes, ": classes: missing", NULL},
         {lr_string, ": trials[1].learning_rate: expected a number, got a string", NULL},
         {drop_epoch, ": trials[0].history[1].epoch: missing", NULL},
@@ -305,16 +265,7 @@ static void test_malformed(void **st)
         {trials_object, ": trials: expected an array, got an object", NULL},
         {top_array, ": sweep: missing", NULL},
     };
-    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        char name[32];
-        snprintf(name, sizeof name, "bad%zu", k);
-        const char *dir = tu_tmp(name);
-        mkdir(dir, 0755);
-        json_t *r = results();
-        cases[k].f(r);
-        put(dir, r);
-        assert_broken(dir, cases[k].frag1, cases[k].frag2);
-    }
+    assert_cases_broken("bad", results, cases, sizeof cases / sizeof *cases);
     /* not JSON at all, cut short, and no file */
     const char *dir = tu_tmp("notjson");
     mkdir(dir, 0755);
