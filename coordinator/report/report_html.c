@@ -233,7 +233,8 @@ static void leaderboard(tl_strbuf *b, const rep_results *r)
         rep_esc(b, t->status);
         tl_strbuf_puts(b, "</td></tr>\n");
         if (t->error) {
-            tl_strbuf_printf(b, "<tr class=\"err\"><td></td><td colspan=\"%d\">", 12 + ncols + stops);
+            tl_strbuf_printf(b, "<tr class=\"err\"><td></td><td colspan=\"%d\">",
+                             12 + ncols + 3 * net + stops);
             rep_esc(b, t->error);
             tl_strbuf_puts(b, "</td></tr>\n");
         }
