@@ -178,6 +178,8 @@ void coord_progress(coord *c, double now);
 void coord_progress_clear(coord *c);
 int coord_write_results(coord *c, tl_err *e);
 void coord_leaderboard(coord *c);
+/* "42s", "3m05s", "2h10m"; "?" when negative or absurd */
+void coord__fmt_duration(double s, char *buf, size_t n);
 
 
 /* ---- internals shared by the coordinator's files (prefix coord__) ---- */

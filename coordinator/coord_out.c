@@ -19,7 +19,7 @@ int coord_count(const coord *c, ctrial_state st)
     return n;
 }
 
-static void fmt_duration(double s, char *buf, size_t n)
+void coord__fmt_duration(double s, char *buf, size_t n)
 {
     if (s < 0 || s > 1e7)
         snprintf(buf, n, "?");
@@ -72,8 +72,8 @@ void coord_progress(coord *c, double now)
     work_units(c, &wd, &wt);
     double el = now - c->t0;
     char eta[32], elapsed[32];
-    fmt_duration(wd > 0 ? el * (wt - wd) / wd : -1, eta, sizeof eta);
-    fmt_duration(el, elapsed, sizeof elapsed);
+    coord__fmt_duration(wd > 0 ? el * (wt - wd) / wd : -1, eta, sizeof eta);
+    coord__fmt_duration(el, elapsed, sizeof elapsed);
     char best[200] = "";
     if (c->best >= 0)
         snprintf(best, sizeof best, "  best %s %.4f (%s)", sweep_metric_name(c->s->metric),
@@ -165,7 +165,7 @@ void coord_leaderboard(coord *c)
         const Tlsweep__TrialResult *r = c->trials[v[k]].res;
         char mode[64], tm[32], ev[32];
         sweep_mode_str(&st->mode, mode, sizeof mode);
-        fmt_duration(r->seconds, tm, sizeof tm);
+        coord__fmt_duration(r->seconds, tm, sizeof tm);
         if (r->eval_split && r->eval_split[0])
             snprintf(ev, sizeof ev, "%.4f %s", r->eval_accuracy, r->eval_split);
         else
