@@ -146,6 +146,14 @@ typedef struct {
     uv_signal_t sig[3];
 
     struct {
+        int mid_run;            /* results.json is being written mid-run: state running */
+        int writing;            /* a mid-run write is on the thread pool */
+        double at;              /* tl_now() of the last mid-run write, 0 none */
+        int ended;              /* trials done or failed then */
+        int epochs;             /* epochs reported then */
+    } live;
+
+    struct {
         int tty;                /* a live line on a terminal, else a line every 30 s */
         int shown;              /* the live line is on screen (cleared before a log line) */
         double at;              /* when it was last printed */
@@ -180,6 +188,15 @@ int coord_write_results(coord *c, tl_err *e);
 void coord_leaderboard(coord *c);
 /* "42s", "3m05s", "2h10m"; "?" when negative or absurd */
 void coord__fmt_duration(double s, char *buf, size_t n);
+/* "2026-12-07T15:02:11Z" into buf (returned); "-" for 0 */
+const char *coord__utc_iso(uint64_t unix_ms, char *buf, size_t n);
+/* Writes path atomically (tmp + fsync + rename). */
+int coord__write_text(const char *path, const char *text, size_t n, tl_err *e);
+/* results.json's text as coord_write_results writes it (malloc'd; NULL:
+ * out of memory) */
+char *coord__results_json(coord *c);
+/* coord_live.c: report.html while the sweep runs, from the status timer */
+void coord__live_report(coord *c, double now);
 
 
 /* ---- internals shared by the coordinator's files (prefix coord__) ---- */

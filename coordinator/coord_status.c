@@ -280,14 +280,6 @@ const char *coord_status_trial_name(const coord_status *st, const coord_status_t
     }
 }
 
-static void utc_time(uint64_t ms, char *buf, size_t n)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!ms || !gmtime_r(&t, &tm) || !strftime(buf, n, "%Y-%m-%d %H:%M:%S UTC", &tm))
-        snprintf(buf, n, "-");
-}
-
 static void text_trial(const coord_status *st, const coord_status_trial *t, tl_strbuf *b)
 {
     char d[32];
@@ -302,7 +294,7 @@ static void text_trial(const coord_status *st, const coord_status_trial *t, tl_s
 void coord_status_text(const coord_status *st, tl_strbuf *b)
 {
     char at[40], el[32], tot[32], eta_txt[32];
-    utc_time(st->start_ms, at, sizeof at);
+    coord__utc_iso(st->start_ms, at, sizeof at);
     coord__fmt_duration(st->elapsed_s, el, sizeof el);
     coord__fmt_duration(st->total_s, tot, sizeof tot);
     coord__fmt_duration(st->eta_s, eta_txt, sizeof eta_txt);
