@@ -26,20 +26,35 @@ static coord_status_trial *trial_of(coord_status *st, uint32_t index, const char
     return &st->trials[index];
 }
 
-static void take_epoch(coord_status *st, const Tlsweep__EpochReport *er)
+/* An epoch's time: the wall time since the trial's previous epoch record
+ * in the same run (validation, checkpoint and messages included, which the
+ * worker's own figure leaves out), else that figure. */
+static double epoch_wall_seconds(const coord_status *st, const coord_status_trial *t,
+                                 const Tlsweep__EpochReport *er, uint64_t ms)
+{
+    if (t->epoch_ms && t->epoch_run == st->runs && er->epoch == (uint32_t)t->epoch + 1 &&
+        ms > t->epoch_ms)
+        return (double)(ms - t->epoch_ms) / 1000.0;
+    return er->seconds;
+}
+
+static void take_epoch(coord_status *st, const Tlsweep__EpochReport *er, uint64_t ms)
 {
     coord_status_trial *t = trial_of(st, er->trial_index, er->trial_id);
     if (!t)
         return;
+    double secs = epoch_wall_seconds(st, t, er, ms);
+    if (secs > 0) {
+        t->epoch_seconds += secs;
+        t->n_epoch_seconds++;
+    }
+    t->epoch_ms = ms;
+    t->epoch_run = st->runs;
     t->epoch = (int)er->epoch;
     t->loss = er->loss;
     t->accuracy = er->accuracy;
     t->val_loss = er->val_loss;
     t->val_accuracy = er->val_accuracy;
-    if (er->seconds > 0) {
-        t->epoch_seconds += er->seconds;
-        t->n_epoch_seconds++;
-    }
     if (t->st == COORD_TRIAL_QUEUED)
         t->st = COORD_TRIAL_STARTED;
 }
@@ -106,7 +121,7 @@ static int take_record(void *ctx, const void *payload, size_t len)
     switch (rec->body_case) {
     case TLSWEEP__JOURNAL_RECORD__BODY_START: take_start(st, rec->start, rec->unix_ms); break;
     case TLSWEEP__JOURNAL_RECORD__BODY_STOP: take_stop(st, rec->stop); break;
-    case TLSWEEP__JOURNAL_RECORD__BODY_EPOCH: take_epoch(st, rec->epoch); break;
+    case TLSWEEP__JOURNAL_RECORD__BODY_EPOCH: take_epoch(st, rec->epoch, rec->unix_ms); break;
     case TLSWEEP__JOURNAL_RECORD__BODY_RESULT: take_result(st, rec->result); break;
     case TLSWEEP__JOURNAL_RECORD__BODY_RESET: take_reset(st, rec->reset); break;
     case TLSWEEP__JOURNAL_RECORD__BODY_FEATURES: break;
@@ -283,8 +298,11 @@ const char *coord_status_trial_name(const coord_status *st, const coord_status_t
 static void text_trial(const coord_status *st, const coord_status_trial *t, tl_strbuf *b)
 {
     char d[32];
-    coord__fmt_duration(t->n_epoch_seconds ? t->epoch_seconds / t->n_epoch_seconds : -1, d,
-                        sizeof d);
+    double per = t->n_epoch_seconds ? t->epoch_seconds / t->n_epoch_seconds : -1;
+    if (per >= 0 && per < 60) /* short epochs: tenths, not "0s" */
+        snprintf(d, sizeof d, "%.1fs", per);
+    else
+        coord__fmt_duration(per, d, sizeof d);
     tl_strbuf_printf(b, "  %-11s %s  epoch %d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  "
                         "val_accuracy %.4f  (%s per epoch)\n",
                      coord_status_trial_name(st, t), t->id, t->epoch, t->epochs, t->loss,

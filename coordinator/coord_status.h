@@ -51,8 +51,10 @@ typedef struct {
     coord_trial_state st;
     int epoch;                   /* the last journaled epoch, 0 none */
     float loss, accuracy, val_loss, val_accuracy; /* of that epoch */
-    double epoch_seconds;        /* sum over the journaled epochs of this trial */
+    double epoch_seconds;        /* wall time of its journaled epochs (coord_status.c) */
     int n_epoch_seconds;         /* how many */
+    uint64_t epoch_ms;           /* when its last epoch was journaled, and in which run */
+    int epoch_run;
     double best_value;           /* DONE: the select metric */
 } coord_status_trial;
 
