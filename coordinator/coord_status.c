@@ -248,7 +248,7 @@ int coord_status_read(coord_status *st, const char *out, uint64_t now_ms, tl_err
     memset(st, 0, sizeof *st);
     st->now_ms = now_ms;
     st->best = -1;
-    st->state = COORD_STATUS_INTERRUPTED; /* until a Start says otherwise */
+    st->state = COORD_STATUS_INTERRUPTED; /* not running until a Start says so */
     int rc = load_trials(st, out, e);
     char p[4096];
     if (!rc && (size_t)snprintf(p, sizeof p, "%s/journal", out) >= sizeof p)
@@ -259,8 +259,6 @@ int coord_status_read(coord_status *st, const char *out, uint64_t now_ms, tl_err
         coord_status_free(st);
         return rc;
     }
-    if (!st->runs)
-        st->state = COORD_STATUS_INTERRUPTED;
     note_tail(st, p);
     summarise(st);
     return 0;
