@@ -9,9 +9,10 @@
 #              `status --watch` ends by itself when the sweep does; after,
 #              status says finished with results.json's best, and reading
 #              left nothing behind in OUT
-#   stopped    SIGTERM mid-run: status says interrupted, with the trial that
-#              was stopped (its last epoch) and results.json's done count;
-#              re-run to the end: finished
+#   stopped    SIGTERM mid-run, once the report marks a trial running:
+#              status says interrupted, with the trial that was stopped (its
+#              last epoch) and results.json's done count; re-run to the end:
+#              finished
 #   torn       a torn journal tail and damage in the middle of a journal,
 #              read as a resume reads them: status stops at the damage and
 #              says so in one line (the same line `run` refuses with for the
@@ -127,6 +128,8 @@ stopped)
     sweep "$d/out" 10 > "$d/s.yaml"
     "$tlsweep" run --quiet "$d/s.yaml" > "$d/run.log" 2>&1 &
     pid=$!
+    wait_until "a report.html marking a running trial" \
+        grep -q '<td class="l running">running</td>' "$d/out/report.html"
     wait_until "a checkpoint" sh -c "ls '$d/out/checkpoints/'*.ckpt"
     kill -TERM $pid
     set +e
