@@ -317,7 +317,8 @@ static char *results_json(coord *c, const int *v, int n)
     json_object_set_new(root, "runs", json_integer(c->restarts + 1));
     json_object_set_new(root, "wall_seconds", json_real(tl_now() - c->t0));
     char written[32];
-    json_object_set_new(root, "written", json_string(coord__utc_iso(tl_unix_ms(), written, sizeof written)));
+    json_object_set_new(root, "written",
+                        json_string(coord__utc_iso(tl_unix_ms(), written, sizeof written)));
     if (n > 0) {
         json_t *b = json_object();
         json_object_set_new(b, "trial", json_string(c->s->trials[v[0]].id));

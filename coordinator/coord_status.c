@@ -81,17 +81,17 @@ static void take_reset(coord_status *st, const Tlsweep__JournalReset *rs)
         t->st = COORD_TRIAL_QUEUED;
 }
 
-/* A run's span, from its Start to its last record, counts when the next
- * Start (or the end of the journal) closes it. */
-static void close_run(coord_status *st)
+/* A run's span, from its Start to end_ms (its last record, or now while it
+ * runs), counts when the next Start (or the end of the journal) closes it. */
+static void close_run(coord_status *st, uint64_t end_ms)
 {
-    if (st->start_ms && st->last_ms > st->start_ms)
-        st->total_s += (double)(st->last_ms - st->start_ms) / 1000.0;
+    if (st->start_ms && end_ms > st->start_ms)
+        st->total_s += (double)(end_ms - st->start_ms) / 1000.0;
 }
 
 static void take_start(coord_status *st, const Tlsweep__JournalStart *s, uint64_t ms)
 {
-    close_run(st);
+    close_run(st, st->last_ms);
     st->runs++;
     st->ranks = (int)s->ranks;
     st->start_ms = ms;
@@ -215,9 +215,9 @@ static double eta(const coord_status *st)
     return left / workers;
 }
 
-/* Counts, the best (the select metric, then the grid order, as the
- * coordinator picks it), times. */
-static void summarise(coord_status *st)
+/* Counts, and the best (the select metric, then the grid order, as the
+ * coordinator picks it). */
+static void count_trials(coord_status *st)
 {
     st->best = -1;
     for (int i = 0; i < st->n_trials; i++) {
@@ -232,13 +232,15 @@ static void summarise(coord_status *st)
         if (st->best < 0 || (st->goal_max ? t->best_value > b : t->best_value < b))
             st->best = i;
     }
-    /* a running sweep's clock runs to now; a stopped one's to its last record */
+}
+
+/* Elapsed and total time, and the ETA: a running sweep's clock runs to
+ * now, a stopped one's to its last record. */
+static void clocks(coord_status *st)
+{
     uint64_t end = st->state == COORD_STATUS_RUNNING && st->now_ms > st->last_ms ? st->now_ms
                                                                                  : st->last_ms;
-    uint64_t last = st->last_ms;
-    st->last_ms = end;
-    close_run(st);
-    st->last_ms = last;
+    close_run(st, end);
     st->elapsed_s = st->start_ms && end > st->start_ms ? (double)(end - st->start_ms) / 1000.0 : 0;
     st->eta_s = eta(st);
 }
@@ -260,7 +262,8 @@ int coord_status_read(coord_status *st, const char *out, uint64_t now_ms, tl_err
         return rc;
     }
     note_tail(st, p);
-    summarise(st);
+    count_trials(st);
+    clocks(st);
     return 0;
 }
 
