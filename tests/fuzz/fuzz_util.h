@@ -10,7 +10,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "common/base/sha256.h"
+#include "common/store/journal.h"
 
 /* The bytes as a file for the readers that only take a path: a memfd,
  * opened again through /proc/self/fd/N (path, at least 32 bytes), so
@@ -48,6 +51,23 @@ static inline uint8_t *fuzz_fix_sha256(const uint8_t *data, size_t size, size_t 
     if (size >= from + SHA256_DIGEST_SIZE)
         sha256(c + from, size - SHA256_DIGEST_SIZE - from, c + size - SHA256_DIGEST_SIZE);
     return c;
+}
+
+/* Every journal record's CRC-32 made right, as far as the lengths lead, so
+ * that mutations reach the payloads (a bad CRC is the unit tests' case). */
+static inline void fuzz_fix_journal_crcs(uint8_t *b, size_t size)
+{
+    size_t at = JOURNAL_HEADER_SIZE;
+    while (size >= JOURNAL_RECORD_HEADER_SIZE && at <= size - JOURNAL_RECORD_HEADER_SIZE) {
+        uint32_t n = (uint32_t)b[at] | (uint32_t)b[at + 1] << 8 | (uint32_t)b[at + 2] << 16 |
+                     (uint32_t)b[at + 3] << 24;
+        if (n > size - at - JOURNAL_RECORD_HEADER_SIZE)
+            return;
+        uint32_t crc = (uint32_t)crc32(0L, b + at + JOURNAL_RECORD_HEADER_SIZE, n);
+        for (int i = 0; i < 4; i++)
+            b[at + 4 + i] = (uint8_t)(crc >> 8 * i);
+        at += JOURNAL_RECORD_HEADER_SIZE + n;
+    }
 }
 
 #endif

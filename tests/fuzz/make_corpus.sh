@@ -18,7 +18,7 @@ corpus=$here/corpus
 t=$(mktemp -d /tmp/tlsweep-corpus-XXXXXX)
 trap 'rm -rf "$t"' EXIT
 
-for n in sweep tlm ckpt journal fcache safetensors tfjs tfjs_js image idx msg coord; do
+for n in sweep tlm ckpt journal status fcache safetensors tfjs tfjs_js image idx msg coord; do
     rm -rf "${corpus:?}/$n"
     mkdir -p "$corpus/$n"
 done
@@ -58,6 +58,8 @@ out: $t/out" > "$t/seed.yaml"
 cp "$t/out/journal" "$corpus/journal/tiny-sweep"
 # the same journal cut mid-record, as a crash leaves it
 head -c $(($(wc -c < "$t/out/journal") - 5)) "$t/out/journal" > "$corpus/journal/torn-tail"
+# status reads the same journals beside this sweep (fuzz_status.c has its text)
+cp "$corpus/journal/"* "$corpus/status/"
 sed "s|$t|/data|g" "$t/seed.yaml" > "$corpus/sweep/tiny.yaml"
 cp "$root/examples/fashion-mnist.yaml" "$corpus/sweep/fashion-mnist.yaml"
 cat > "$corpus/sweep/grid.yaml" <<'YAML'
