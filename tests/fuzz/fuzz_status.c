@@ -7,8 +7,6 @@
 #include "coordinator/coord_status.h"
 #include "fuzz_util.h"
 
-#include <fcntl.h>
-
 static const char sweep_text[] =
     "name: seed\n"
     "data: {train_dir: /data/fm/train, test_dir: /data/fm/test, validation_split: 0.25,\n"
@@ -28,48 +26,21 @@ static const char sweep_text[] =
     "checkpoint_seconds: 0\n"
     "out: /data/out\n";
 
-static char dir[512];
-
-static void put(const char *name, const void *p, size_t n)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0 || (n && write(fd, p, n) != (ssize_t)n)) {
-        perror(path);
-        abort();
-    }
-    close(fd);
-}
-
-static void cleanup(void)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/journal", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/sweep.yaml", dir);
-    unlink(path);
-    rmdir(dir);
-}
+static const char *const files[] = {"sweep.yaml", "journal", NULL};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!dir[0]) {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/tlsweep-fuzz-status-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(dir)) {
-            perror(dir);
-            abort();
-        }
-        atexit(cleanup);
-        put("sweep.yaml", sweep_text, sizeof sweep_text - 1);
+    static const char *dir;
+    if (!dir) {
+        dir = fuzz_dir("status", files);
+        fuzz_put(dir, "sweep.yaml", (const uint8_t *)sweep_text, sizeof sweep_text - 1);
     }
     uint8_t *buf = malloc(size ? size : 1);
     if (!buf)
         abort();
     memcpy(buf, data, size);
     fuzz_fix_journal_crcs(buf, size);
-    put("journal", buf, size);
+    fuzz_put(dir, "journal", buf, size);
     free(buf);
 
     coord_status st;

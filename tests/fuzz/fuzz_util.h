@@ -3,6 +3,7 @@
 #define TLSWEEP_FUZZ_UTIL_H
 
 /* memfd_create: the targets are built with _GNU_SOURCE (CMakeLists.txt) */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,59 @@ static inline void fuzz_fix_journal_crcs(uint8_t *b, size_t size)
             b[at + 4 + i] = (uint8_t)(crc >> 8 * i);
         at += JOURNAL_RECORD_HEADER_SIZE + n;
     }
+}
+
+/* Writes n bytes to dir/name (created or truncated); aborts on failure. */
+static inline void fuzz_put(const char *dir, const char *name, const uint8_t *p, size_t n)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        perror(path);
+        abort();
+    }
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k <= 0) {
+            perror(path);
+            abort();
+        }
+        p += k, n -= (size_t)k;
+    }
+    close(fd);
+}
+
+/* A folder of this process's own for the readers that take one, made on
+ * the first call (TMPDIR, else /tmp) and removed at exit with the files
+ * named in `files` (NULL-terminated, static) that the target put in it. */
+static char fuzz_dir_path[256];
+static const char *const *fuzz_dir_files;
+
+static inline void fuzz_dir_cleanup(void)
+{
+    char path[600];
+    for (const char *const *f = fuzz_dir_files; *f; f++) {
+        snprintf(path, sizeof path, "%s/%s", fuzz_dir_path, *f);
+        unlink(path);
+    }
+    rmdir(fuzz_dir_path);
+}
+
+static inline const char *fuzz_dir(const char *name, const char *const *files)
+{
+    if (!fuzz_dir_path[0]) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(fuzz_dir_path, sizeof fuzz_dir_path, "%s/tlsweep-fuzz-%s-XXXXXX",
+                 tmp && *tmp ? tmp : "/tmp", name);
+        if (!mkdtemp(fuzz_dir_path)) {
+            perror(fuzz_dir_path);
+            abort();
+        }
+        fuzz_dir_files = files;
+        atexit(fuzz_dir_cleanup);
+    }
+    return fuzz_dir_path;
 }
 
 #endif
