@@ -15,6 +15,7 @@ int cli_train(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_merge(int argc, char **argv);
 int cli_report(int argc, char **argv);
+int cli_status(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_evaluate(int argc, char **argv);
 int cli_embed(int argc, char **argv);

@@ -24,6 +24,7 @@ static const cli_command commands[] = {
     {"embed", cli_embed, "backbone features (pooled) of images, to safetensors or CSV"},
     {"run", cli_run, "run a sweep file: under mpirun/srun across ranks, or in one process"},
     {"merge", cli_merge, "join the slices of a job array (run --slice I/N) into one leaderboard"},
+    {"status", cli_status, "a running or finished sweep's progress from OUT/journal (--json, --watch)"},
     {"report", cli_report, "write OUT/report.html (leaderboard, curves, heat map) from results.json"},
     /* benchmarks are programs of their own: tlsweep-bench, tlsweep-data-bench (bench/) */
 };

@@ -357,6 +357,14 @@ static int open_out(coord *c, int *status, tl_err *e)
     return 0;
 }
 
+/* The status timer's tick: workers' silence, the progress line, then the
+ * report rewritten when there is news (coord_live.c). */
+static void on_status_tick(uv_timer_t *h)
+{
+    coord__on_status(h);
+    coord__live_report(h->data, tl_now());
+}
+
 /* The libuv loop until every worker has stopped: the link's timer and
  * wake-up, SIGINT/SIGTERM/SIGUSR1, the status line. */
 static void run_loop(coord *c)
@@ -374,7 +382,7 @@ static void run_loop(coord *c)
     }
     msg_link_set_notify(c->l, coord__notify, &c->async);
     uv_timer_start(&c->poll_timer, coord__on_poll, 1, 1);
-    uv_timer_start(&c->status_timer, coord__on_status, 1000, 1000);
+    uv_timer_start(&c->status_timer, on_status_tick, 1000, 1000);
     /* successive_halving: a rung completed by the last run's last result,
      * its decisions not journaled yet (a failure stops the run, resumably) */
     coord__search_decide(c);

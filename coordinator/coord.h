@@ -17,7 +17,8 @@
  *   checkpoints/<id>.ckpt the last epoch of every unfinished trial (<id>.ckpt.bad: one
  *                         that could not be resumed from, moved aside; the trial restarted)
  *   best.tlm              the best trial's model so far
- *   results.csv, results.json
+ *   results.csv, results.json, report.html (results.json and the page are
+ *                         also rewritten during the run: coord_live.c)
  *
  * A re-run on the same out/ resumes: finished trials (journaled results
  * whose key matches: the same configuration and dataset index) are

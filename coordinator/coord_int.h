@@ -8,6 +8,8 @@
  *   coord_out.c      progress line, leaderboard, results files
  *   coord_merge.c    the slices of a job array into one run
  *   coord_search.c   rungs of successive_halving and asha: rows, promotions */
+ *   coord_live.c     results.json and report.html rewritten during the run
+ *   coord_status.c   `tlsweep status`: a sweep's state read from its journal */
 #ifndef TLSWEEP_COORD_INT_H
 #define TLSWEEP_COORD_INT_H
 
@@ -151,6 +153,14 @@ typedef struct {
     uv_signal_t sig[3];
 
     struct {
+        int mid_run;            /* results.json is being written mid-run: state running */
+        int writing;            /* a mid-run write is on the thread pool */
+        double at;              /* tl_now() of the last mid-run write, 0 none */
+        int ended;              /* trials done or failed then */
+        int epochs;             /* epochs reported then */
+    } live;
+
+    struct {
         int tty;                /* a live line on a terminal, else a line every 30 s */
         int shown;              /* the live line is on screen (cleared before a log line) */
         double at;              /* when it was last printed */
@@ -264,6 +274,18 @@ void coord__notify(void *ctx);
 void coord__on_async(uv_async_t *h);
 void coord__on_poll(uv_timer_t *h);
 void coord__on_status(uv_timer_t *h);
+/* coord_out.c (progress line, leaderboard, results files) */
+/* "42s", "3m05s", "2h10m"; "?" when negative or absurd */
+void coord__fmt_duration(double s, char *buf, size_t n);
+/* "2026-12-07T15:02:11Z" into buf (returned); "-" for 0 */
+const char *coord__utc_iso(uint64_t unix_ms, char *buf, size_t n);
+/* Writes path atomically (tmp + fsync + rename). */
+int coord__write_text(const char *path, const char *text, size_t n, tl_err *e);
+/* results.json's text as coord_write_results writes it (malloc'd; NULL:
+ * out of memory) */
+char *coord__results_json(coord *c);
+/* coord_live.c (report.html while the sweep runs, from the status timer) */
+void coord__live_report(coord *c, double now);
 /* coord_setup.c (preflight, cache groups, state) */
 uint64_t coord__cache_key(const sweep *s, int g);
 int coord__prepare_groups(coord *c, tl_err *e);

@@ -5,11 +5,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "common/base/clock.h"
 #include "common/base/fileio.h"
+
+const char *coord__utc_iso(uint64_t unix_ms, char *buf, size_t n)
+{
+    time_t t = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    if (!unix_ms || !gmtime_r(&t, &tm) || !strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(buf, n, "-");
+    return buf;
+}
 
 int coord_count(const coord *c, ctrial_state st)
 {
@@ -19,7 +29,7 @@ int coord_count(const coord *c, ctrial_state st)
     return n;
 }
 
-static void fmt_duration(double s, char *buf, size_t n)
+void coord__fmt_duration(double s, char *buf, size_t n)
 {
     if (s < 0 || s > 1e7)
         snprintf(buf, n, "?");
@@ -72,8 +82,8 @@ void coord_progress(coord *c, double now)
     work_units(c, &wd, &wt);
     double el = now - c->t0;
     char eta[32], elapsed[32];
-    fmt_duration(wd > 0 ? el * (wt - wd) / wd : -1, eta, sizeof eta);
-    fmt_duration(el, elapsed, sizeof elapsed);
+    coord__fmt_duration(wd > 0 ? el * (wt - wd) / wd : -1, eta, sizeof eta);
+    coord__fmt_duration(el, elapsed, sizeof elapsed);
     char best[200] = "";
     if (c->best >= 0)
         snprintf(best, sizeof best, "  best %s %.4f (%s)", sweep_metric_name(c->s->metric),
@@ -127,13 +137,15 @@ static int *ranking(const coord *c, int *n_out)
     return v;
 }
 
-static const char *status_name(ctrial_state st)
+/* Written mid-run (coord_live.c) a trial under way is running; at the end
+ * (or by merge), interrupted. */
+static const char *status_name(const coord *c, ctrial_state st)
 {
     switch (st) {
     case TR_DONE: return "done";
     case TR_FAILED: return "failed";
     case TR_RUNNING:
-    case TR_FINISHING: return "interrupted";
+    case TR_FINISHING: return c->live.mid_run ? "running" : "interrupted";
     default: return "pending";
     }
 }
@@ -170,7 +182,7 @@ void coord_leaderboard(coord *c)
         sweep_mode_str(&st->mode, mode, sizeof mode);
         /* every task of the trial: its rungs add up */
         double secs = c->trials[v[k]].task_seconds;
-        fmt_duration(secs > 0 ? secs : r->seconds, tm, sizeof tm);
+        coord__fmt_duration(secs > 0 ? secs : r->seconds, tm, sizeof tm);
         if (r->eval_split && r->eval_split[0])
             snprintf(ev, sizeof ev, "%.4f %s", r->eval_accuracy, r->eval_split);
         else
@@ -203,7 +215,7 @@ void coord_leaderboard(coord *c)
 
 /* ---- results.csv / results.json ------------------------------------------------------- */
 
-static int write_text(const char *path, const char *text, size_t n, tl_err *e)
+int coord__write_text(const char *path, const char *text, size_t n, tl_err *e)
 {
     tl_atomic_file f = TL_ATOMIC_FILE_INIT;
     int rc = tl_atomic_open(&f, path, e);
@@ -245,7 +257,7 @@ static json_t *trial_json(const coord *c, int i, int rank)
     json_object_set_new(o, "rank", rank > 0 ? json_integer(rank) : json_null());
     json_object_set_new(o, "id", json_string(st->id));
     json_object_set_new(o, "index", json_integer(st->index));
-    json_object_set_new(o, "status", json_string(status_name(t->st)));
+    json_object_set_new(o, "status", json_string(status_name(c, t->st)));
     json_object_set_new(o, "backbone", json_string(st->backbone));
     json_object_set_new(o, "mode", json_string(mode));
     json_object_set_new(o, "learning_rate", json_real(st->learning_rate));
@@ -322,7 +334,8 @@ static json_t *trial_json(const coord *c, int i, int rank)
     return o;
 }
 
-static int write_json(coord *c, const int *v, int n, tl_err *e)
+/* results.json's text, newline-terminated (NULL: out of memory) */
+static char *results_json(coord *c, const int *v, int n)
 {
     json_t *root = json_object();
     json_object_set_new(root, "sweep", json_string(c->s->name));
@@ -331,7 +344,8 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
     json_object_set_new(sel, "metric", json_string(sweep_metric_name(c->s->metric)));
     json_object_set_new(sel, "goal", json_string(c->s->goal_max ? "max" : "min"));
     json_object_set_new(root, "select", sel);
-    const char *state = c->outcome == COORD_FAILED        ? "failed"
+    const char *state = c->live.mid_run                   ? "running"
+                        : c->outcome == COORD_FAILED      ? "failed"
                         : c->outcome == COORD_INTERRUPTED ? "interrupted"
                                                           : "finished";
     json_object_set_new(root, "state", json_string(state));
@@ -352,6 +366,9 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
     json_object_set_new(root, "busy_share",
                         wall > 0 && c->n_workers > 0 ? json_real(busy / (wall * c->n_workers))
                                                      : json_null());
+    char written[32];
+    json_object_set_new(root, "written",
+                        json_string(coord__utc_iso(tl_unix_ms(), written, sizeof written)));
     if (n > 0) {
         json_t *b = json_object();
         json_object_set_new(b, "trial", json_string(c->s->trials[v[0]].id));
@@ -401,15 +418,35 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
     for (size_t k = 0; k < c->n_bad; k++)
         json_array_append_new(bad, json_string(c->bad[k]));
     json_object_set_new(root, "bad_images", bad);
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    /* JSON_INDENT's text ends without a newline; the file has one */
+    char *dump = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
     json_decref(root);
+    char *out = dump ? realloc(dump, strlen(dump) + 2) : NULL;
+    if (!out) {
+        free(dump);
+        return NULL;
+    }
+    strcat(out, "\n");
+    return out;
+}
+
+char *coord__results_json(coord *c)
+{
+    int n = 0;
+    int *v = ranking(c, &n);
+    char *text = v ? results_json(c, v, n) : NULL;
+    free(v);
+    return text;
+}
+
+static int write_json(coord *c, const int *v, int n, tl_err *e)
+{
+    char *text = results_json(c, v, n);
     if (!text)
         return tl_errf(e, TL_ENOMEM, "results.json: out of memory");
     char p[4096];
     snprintf(p, sizeof p, "%s/results.json", c->out);
-    size_t len = strlen(text);
-    text[len] = '\n';
-    int rc = write_text(p, text, len + 1, e);
+    int rc = coord__write_text(p, text, strlen(text), e);
     free(text);
     return rc;
 }
@@ -448,7 +485,7 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
                 snprintf(rk, sizeof rk, "%zu", k + 1);
             const char *engine = trial_engine(c, i);
             len += (size_t)snprintf(buf + len, cap - len, "%s,%s,%s,%s,%s,%.10g,%s,%d,%s,%s,%d,",
-                                    rk, st->id, status_name(c->trials[i].st), st->backbone,
+                                    rk, st->id, status_name(c, c->trials[i].st), st->backbone,
                                     mode, st->learning_rate, sweep_optimizer_name(st->optimizer),
                                     st->batch_size, sweep_precision_name(st->precision),
                                     engine ? engine : "", st->epochs);
@@ -486,7 +523,7 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
     }
     char p[4096];
     snprintf(p, sizeof p, "%s/results.csv", c->out);
-    int rc = write_text(p, buf, len, e);
+    int rc = coord__write_text(p, buf, len, e);
     free(buf);
     return rc;
 }

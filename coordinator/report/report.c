@@ -408,6 +408,7 @@ static int load(chk *c, json_t *root, rep_results *r)
         (rc = get_str(c, sel, "select", "metric", 0, &r->metric)) ||
         (rc = get_str(c, sel, "select", "goal", 0, &r->goal)) ||
         (rc = get_str(c, root, "", "state", 0, &r->state)) ||
+        (rc = get_str(c, root, "", "written", 1, &r->written)) ||
         (rc = get_count(c, root, "", "runs", 1, &r->runs)) ||
         (rc = get_num(c, root, "", "wall_seconds", 1, &r->wall_seconds)) ||
         (rc = get_arr(c, root, "", "classes", &cls)) ||

@@ -21,6 +21,8 @@ static const char css[] =
     ".card{border:1px solid #e2e2e2;border-radius:6px;padding:8px 12px;overflow-wrap:anywhere}\n"
     ".card span{display:block;color:#666;font-size:12px}.card b{font-size:17px}\n"
     ".finished{color:#1a7f37}.failed{color:#c62828}.interrupted,.pending{color:#a15c00}\n"
+    ".running{color:#1565c0}.live{background:#dbeafe;border:1px solid #93c5fd;"
+    "border-radius:6px;padding:12px 16px;margin:14px 0 0}\n"
     "table{border-collapse:collapse;font-size:12.5px}table.board{font-size:12px}\n"
     "th,td{padding:3px 5px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}\n"
     "th{background:#f4f4f4;font-weight:600}.l{text-align:left}\n"
@@ -79,6 +81,12 @@ static int better(const rep_results *r, double a, double b)
 
 /* ---- summary ------------------------------------------------------------------- */
 
+/* results.json written while the sweep runs (the coordinator's live report) */
+static int running(const rep_results *r)
+{
+    return strcmp(r->state, "running") == 0;
+}
+
 static void summary(tl_strbuf *b, const rep_results *r)
 {
     int done = 0, failed = 0;
@@ -90,7 +98,19 @@ static void summary(tl_strbuf *b, const rep_results *r)
     rep_esc(b, r->sweep);
     tl_strbuf_puts(b, "</h1>\n<p class=\"muted\">tlsweep report &middot; <code>");
     rep_esc(b, r->file);
-    tl_strbuf_puts(b, "</code></p>\n<div class=\"cards\">\n<div class=\"card\"><span>state</span><b class=\"");
+    tl_strbuf_puts(b, "</code>");
+    if (r->written) {
+        tl_strbuf_puts(b, " &middot; written ");
+        rep_esc(b, r->written);
+    }
+    tl_strbuf_puts(b, "</p>\n");
+    if (running(r))
+        tl_strbuf_puts(b, "<p class=\"live\"><b>The sweep is still running.</b> This page is "
+                    "rewritten after every trial that ends, and at most once a minute while "
+                    "trials run: reload for news. Trials under "
+                    "way are marked <span class=\"running\">running</span>; their curves stop "
+                    "at their last epoch.</p>\n");
+    tl_strbuf_puts(b, "<div class=\"cards\">\n<div class=\"card\"><span>state</span><b class=\"");
     rep_esc(b, r->state);
     tl_strbuf_puts(b, "\">");
     rep_esc(b, r->state);
@@ -256,7 +276,9 @@ static void curves(tl_strbuf *b, const rep_results *r)
                    rep_dash(t->colour)[0] ? ";border-top-style:dashed" : "",
                    i == r->best ? ";border-top-width:5px" : "");
         rep_esc(b, t->id);
-        tl_strbuf_puts(b, i == r->best ? " (best)</div>\n" : "</div>\n");
+        tl_strbuf_puts(b, i == r->best                       ? " (best)</div>\n"
+                       : strcmp(t->status, "running") == 0 ? " <span class=\"running\">(running)</span></div>\n"
+                                                           : "</div>\n");
     }
     tl_strbuf_puts(b, "</div>\n<div class=\"charts\">\n");
     rep_svg_curves(b, r, "Loss (train)", offsetof(rep_epoch, loss), 0);

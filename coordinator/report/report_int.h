@@ -80,6 +80,7 @@ typedef struct {
 typedef struct {
     const char *file;      /* OUT/results.json, for messages */
     const char *sweep, *state, *metric, *goal;
+    const char *written;   /* when the results were taken (ISO 8601 UTC); NULL when absent */
     int goal_max;
     long runs;             /* 0 when absent */
     double wall_seconds;   /* NAN when absent */

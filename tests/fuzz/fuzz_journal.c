@@ -7,27 +7,6 @@
 #include "fuzz_util.h"
 #include "tlsweep.pb-c.h"
 
-#include <zlib.h>
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void fix_crcs(uint8_t *b, size_t size)
-{
-    size_t at = JOURNAL_HEADER_SIZE;
-    while (size >= JOURNAL_RECORD_HEADER_SIZE && at <= size - JOURNAL_RECORD_HEADER_SIZE) {
-        uint32_t n = le32(b + at);
-        if (n > size - at - JOURNAL_RECORD_HEADER_SIZE)
-            return;
-        uint32_t crc = (uint32_t)crc32(0L, b + at + JOURNAL_RECORD_HEADER_SIZE, n);
-        for (int i = 0; i < 4; i++)
-            b[at + 4 + i] = (uint8_t)(crc >> 8 * i);
-        at += JOURNAL_RECORD_HEADER_SIZE + n;
-    }
-}
-
 static int unpack_record(void *ctx, const void *payload, size_t len)
 {
     (void)ctx;
@@ -44,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!buf)
         abort();
     memcpy(buf, data, size);
-    fix_crcs(buf, size);
+    fuzz_fix_journal_crcs(buf, size);
     int fd = fuzz_memfd(buf, size, path, sizeof path);
     free(buf);
     tl_err e;

@@ -19,7 +19,7 @@ corpus=$here/corpus
 t=$(mktemp -d /tmp/tlsweep-corpus-XXXXXX)
 trap 'rm -rf "$t"' EXIT
 
-for n in sweep tlm ckpt journal fcache safetensors tfjs tfjs_js image idx msg coord report; do
+for n in sweep tlm ckpt journal status fcache safetensors tfjs tfjs_js image idx msg coord report; do
     rm -rf "${corpus:?}/$n"
     mkdir -p "$corpus/$n"
 done
@@ -59,6 +59,8 @@ out: $t/out" > "$t/seed.yaml"
 cp "$t/out/journal" "$corpus/journal/tiny-sweep"
 # the same journal cut mid-record, as a crash leaves it
 head -c $(($(wc -c < "$t/out/journal") - 5)) "$t/out/journal" > "$corpus/journal/torn-tail"
+# status reads the same journals beside this sweep (fuzz_status.c has its text)
+cp "$corpus/journal/"* "$corpus/status/"
 sed "s|$t|/data|g" "$t/seed.yaml" > "$corpus/sweep/tiny.yaml"
 # its results.json, and an asha search's (rungs, a sampled learning rate)
 sed "s|$t|/data|g" "$t/out/results.json" > "$corpus/report/tiny-sweep.json"

@@ -15,6 +15,8 @@
 #                               regex RANKS, e.g. '[12]'; nothing if none
 #   board OUT                   OUT's leaderboard without timings: results.csv
 #                               without its last column (seconds)
+#   wait_until WHAT COMMAND...  runs COMMAND every 0.1 s until it succeeds;
+#                               after a minute fails with "WHAT did not happen"
 
 need_fashion_mnist() {
     _src=/usr/share/datasets/fashion-mnist
@@ -70,5 +72,16 @@ rank_pid() {
             echo "$_p"
             return 0
         fi
+    done
+}
+
+wait_until() {
+    _what=$1
+    shift
+    _i=0
+    until "$@" > /dev/null 2>&1; do
+        _i=$((_i + 1))
+        [ $_i -lt 600 ] || fail "$_what did not happen within a minute"
+        sleep 0.1
     done
 }

@@ -3,10 +3,13 @@
 # cli/tiny_model, a few Fashion-MNIST images per class), `tlsweep report
 # OUT`, then headless Chromium renders OUT/report.html to a PNG, which must
 # have the window's size, not be blank, and show the learning curves (the
-# best trial's line colour) and the heat maps (their darkest blue). Then a
-# tiny asha sweep with a log-uniform learning rate: its page has the Rungs
-# section, whose funnel Chromium draws, and one point per finished trial in
-# the learning rate's scatter.
+# best trial's line colour) and the heat maps (their darkest blue), and no
+# running banner. Then the report a longer sweep writes while it runs
+# (caught with a trial done and the next running, the sweep then stopped by
+# SIGTERM) renders too, with the banner saying the sweep is still running.
+# Last a tiny asha sweep with a log-uniform learning rate: its page has the
+# Rungs section, whose funnel Chromium draws, and one point per finished
+# trial in the learning rate's scatter.
 #   render_chromium.sh TLSWEEP TINY_MODEL
 # Chromium is required, not optional: deploy/install-deps.sh installs it.
 set -eu
@@ -38,19 +41,27 @@ if grep -qi 'http' "$d/out/report.html"; then
     fail "report.html refers to the network"
 fi
 
-# A fresh profile and HOME: no first-run state, nothing of the user's.
-mkdir -p "$d/home"
-HOME=$d/home timeout 120 "$chromium" --headless --no-sandbox --disable-gpu --no-first-run \
-    --disable-background-networking --user-data-dir="$d/home/profile" \
-    --screenshot="$d/report.png" --window-size=1200,2400 \
-    "file://$d/out/report.html" > "$d/chromium.log" 2>&1 ||
-    { cat "$d/chromium.log"; fail "chromium exited with $?"; }
-[ -s "$d/report.png" ] || { cat "$d/chromium.log"; fail "chromium wrote no screenshot"; }
+# render HTML PNG: HTML to a PNG of 1200x2400 in a fresh profile and HOME
+# (no first-run state, nothing of the user's)
+render() {
+    mkdir -p "$d/home"
+    HOME=$d/home timeout 120 "$chromium" --headless --no-sandbox --disable-gpu --no-first-run \
+        --disable-background-networking --user-data-dir="$d/home/profile" \
+        --screenshot="$2" --window-size=1200,2400 \
+        "file://$1" > "$d/chromium.log" 2>&1 ||
+        { cat "$d/chromium.log"; fail "chromium exited with $?"; }
+    [ -s "$2" ] || { cat "$d/chromium.log"; fail "chromium wrote no screenshot"; }
+}
 
-$py - "$d/report.png" <<'PY'
+# check PNG LIVE: not blank, the best curve and the heat map's best cell
+# drawn; the running banner's blue (#dbeafe) filling a band across the page
+# when LIVE is 1, nowhere when 0
+check() {
+    $py - "$1" "$2" <<'PY'
 import sys
 from PIL import Image
 im = Image.open(sys.argv[1]).convert("RGB")
+live = sys.argv[2] == "1"
 assert im.size == (1200, 2400), f"screenshot is {im.size}, expected (1200, 2400)"
 px = im.getdata()
 n = len(px)
@@ -67,7 +78,38 @@ for name, rgb, least in (("best trial's curve", (0x1f, 0x77, 0xb4), 300),
     got = count.get(rgb, 0)
     print(f"{name}: {got} pixels of #{rgb[0]:02x}{rgb[1]:02x}{rgb[2]:02x}")
     assert got >= least, f"{name} not drawn: {got} pixels of {rgb}, expected >= {least}"
+banner = count.get((0xdb, 0xea, 0xfe), 0)
+print(f"running banner: {banner} pixels of #dbeafe")
+if live:
+    assert banner >= 20000, f"no running banner: {banner} pixels of #dbeafe"
+else:
+    assert banner == 0, f"a finished sweep's page shows the running banner ({banner} pixels)"
 PY
+}
+
+render "$d/out/report.html" "$d/report.png"
+check "$d/report.png" 0
+
+# the report written during a run: enough epochs to be caught running
+tiny_sweep "$d" report-live 100 "[{fine_tune_at: 100}, fine_tune]" "[1.0e-2, 1.0e-3]" \
+    "[global_average_pooling, {dense: 16}]" "out: $d/live" > "$d/live.yaml"
+"$tlsweep" run --quiet "$d/live.yaml" > "$d/live.log" 2>&1 &
+pid=$!
+# a trial done (curves, heat map) and the next one running
+live_page() {
+    grep -q '<td class="l done">done</td>' "$d/live/report.html" &&
+        grep -q '<td class="l running">running</td>' "$d/live/report.html"
+}
+wait_until "a report.html with a trial done and one running" live_page
+cp "$d/live/report.html" "$d/midrun.html"
+kill -TERM $pid
+wait $pid || true
+grep -q 'The sweep is still running' "$d/midrun.html" || fail "no running banner in the mid-run page"
+if grep -qi 'http' "$d/midrun.html"; then
+    fail "the mid-run report.html refers to the network"
+fi
+render "$d/midrun.html" "$d/midrun.png"
+check "$d/midrun.png" 1
 
 tiny_sweep "$d" report-asha 4 "[frozen]" "{log_uniform: [1.0e-4, 1.0e-1]}" \
     "[global_average_pooling, {dense: 16}]" \
@@ -99,4 +141,4 @@ light = got.get((0x9e, 0xca, 0xe1), 0)
 print(f"rung funnel: {light} pixels of #9ecae1")
 assert light >= 500, f"the rung funnel is not drawn: {light} pixels of #9ecae1"
 PY
-echo "report renders: $d/out/report.html and $d/asha/report.html"
+echo "report renders: $d/out/report.html, mid-run, and $d/asha/report.html"

@@ -203,6 +203,48 @@ static void test_net_columns(void **st)
     free(h);
 }
 
+/* Written mid-run: state running, a trial under way with two epochs and no
+ * result. The page says the sweep runs and when the results were taken,
+ * marks the running trial in the leaderboard and the
+ * legend and draws its curves so far; a finished page does none of it. */
+static void test_running(void **st)
+{
+    (void)st;
+    const char *dir = tu_tmp("running");
+    mkdir(dir, 0755);
+    json_t *root = results();
+    json_object_set_new(root, "state", json_string("running"));
+    json_object_set_new(root, "written", json_string("2026-12-07T15:02:11Z"));
+    json_t *failed = json_array_get(json_object_get(root, "trials"), 8);
+    json_object_set_new(failed, "status", json_string("running"));
+    json_object_del(failed, "error");
+    json_t *h = json_object_get(failed, "history");
+    for (int k = 1; k <= 2; k++)
+        json_array_append_new(h, json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "epoch", k, "loss",
+                                           1.0 / k, "accuracy", 0.3 * k, "val_loss", 1.1 / k,
+                                           "val_accuracy", 0.25 * k, "seconds", 0.5));
+    put(dir, root);
+    tl_err e = {0};
+    assert_int_equal(report_write(dir, &e), 0);
+    char *page = html_of(dir);
+    assert_int_equal(count(page, "<p class=\"live\">"), 1);
+    assert_non_null(strstr(page, "The sweep is still running."));
+    assert_null(strstr(page, "http"));
+    assert_non_null(strstr(page, " &middot; written 2026-12-07T15:02:11Z</p>"));
+    assert_non_null(strstr(page, "<td class=\"l running\">running</td>"));
+    assert_non_null(strstr(page, "resnet50-frozen-lr1e-04-adam <span class=\"running\">(running)</span>"));
+    /* its curves too: 9 trials with a history, per chart */
+    assert_int_equal(count(page, "<polyline"), 4 * 9);
+    free(page);
+
+    put(dir, results());
+    assert_int_equal(report_write(dir, &e), 0);
+    page = html_of(dir);
+    assert_null(strstr(page, "class=\"live\""));
+    assert_null(strstr(page, "written"));
+    free(page);
+}
+
 static void test_nothing_done(void **st)
 {
     (void)st;
@@ -285,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_page),
         cmocka_unit_test(test_cache_label),
         cmocka_unit_test(test_net_columns),
+        cmocka_unit_test(test_running),
         cmocka_unit_test(test_nothing_done),
         cmocka_unit_test(test_malformed),
     };

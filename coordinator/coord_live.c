@@ -1,0 +1,94 @@
+/* report.html while the sweep runs: results.json (state "running", the
+ * trials under way with their curves so far) and the page rewritten after
+ * every trial that ends, and at most once a minute while trials only add
+ * epochs, so a browser kept open on it shows news on reload. The loop
+ * builds results.json's text (it reads the coordinator's state); both
+ * files are written atomically on libuv's thread pool, since their fsyncs
+ * took 10-100 ms on a busy machine and longer on a cluster's file system. */
+#include "coordinator/coord_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinator/report/report.h"
+
+/* seconds between writes for epochs alone */
+#define LIVE_EVERY_S 60.0
+
+typedef struct {
+    uv_work_t req;
+    coord *c;
+    char *json;                 /* results.json's text */
+    char out[4096];
+    int rc;
+    tl_err err;
+} live_job;
+
+static int epochs_reported(const coord *c)
+{
+    int n = 0;
+    for (size_t i = 0; i < c->s->n_trials; i++)
+        n += c->trials[i].epochs_done;
+    return n;
+}
+
+/* On the pool: results.json, then the page from it. */
+static void live_work(uv_work_t *req)
+{
+    live_job *j = req->data;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/results.json", j->out);
+    j->rc = coord__write_text(p, j->json, strlen(j->json), &j->err);
+    if (!j->rc)
+        j->rc = report_write(j->out, &j->err);
+}
+
+/* A write that fails does not stop the sweep (the end writes both again,
+ * and a failure then is the run's): a warning, as often as the writes. */
+static void live_after(uv_work_t *req, int status)
+{
+    live_job *j = req->data;
+    coord *c = j->c;
+    (void)status;
+    if (j->rc)
+        coord_log(c, "warning: the report written during the run: %s", j->err.msg);
+    c->live.writing = 0;
+    free(j->json);
+    free(j);
+}
+
+static void queue_live(coord *c)
+{
+    live_job *j = calloc(1, sizeof *j);
+    c->live.mid_run = 1;
+    char *json = j ? coord__results_json(c) : NULL;
+    c->live.mid_run = 0;
+    if (!json) {
+        coord_log(c, "warning: the report written during the run: out of memory");
+        free(j);
+        return;
+    }
+    j->req.data = j;
+    j->c = c;
+    j->json = json;
+    snprintf(j->out, sizeof j->out, "%s", c->out);
+    c->live.writing = 1;
+    uv_queue_work(&c->loop, &j->req, live_work, live_after);
+}
+
+void coord__live_report(coord *c, double now)
+{
+    if (c->phase != COORD_RUNNING || c->store_failed || c->live.writing)
+        return;
+    int ended = coord_count(c, TR_DONE) + coord_count(c, TR_FAILED);
+    int epochs = epochs_reported(c);
+    int trial_ended = ended != c->live.ended;
+    int due = epochs != c->live.epochs && (c->live.at == 0 || now - c->live.at >= LIVE_EVERY_S);
+    if (!trial_ended && !due)
+        return;
+    c->live.ended = ended;
+    c->live.epochs = epochs;
+    c->live.at = now;
+    queue_live(c);
+}

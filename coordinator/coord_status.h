@@ -1,0 +1,103 @@
+/* `tlsweep status OUT`: what a running or finished sweep has done, read
+ * from OUT/journal and OUT/sweep.yaml without disturbing the coordinator
+ * that may be writing them: the journal is read with journal_scan (no
+ * lock, no truncation, a read-only open), the sweep copy as a file.
+ *
+ *   coord_status st;
+ *   if ((rc = coord_status_read(&st, "runs/demo", now_ms, e)))
+ *       return rc;                       // e: one line naming the file
+ *   if (st.journal_note[0]) ...          // a torn or damaged tail, said once
+ *   coord_status_text(&st, &b);          // or coord_status_json(&st)
+ *   coord_status_free(&st);
+ *
+ * What the journal records decides what can be said: a trial counts as
+ * started once one of its epochs is journaled (a trial in its first epoch
+ * is still queued here: task starts are not journaled), and the workers
+ * are known only by number (the last Start record's ranks), not by name
+ * or liveness. Records of kinds this build does not know are skipped. */
+#ifndef TLSWEEP_COORD_STATUS_H
+#define TLSWEEP_COORD_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/base/err.h"
+#include "common/base/strbuf.h"
+
+/* The sweep as its journal leaves it: RUNNING while the last run has no
+ * Stop record (the coordinator is at work, or was killed before it could
+ * write one); the others are the last Stop record's kind. */
+typedef enum {
+    COORD_STATUS_RUNNING,
+    COORD_STATUS_FINISHED,
+    COORD_STATUS_INTERRUPTED,
+    COORD_STATUS_FAILED,
+} coord_status_state;
+
+/* A trial: QUEUED (nothing journaled), STARTED (epochs journaled, no
+ * result: running, or interrupted mid-trial when the sweep is not running),
+ * DONE, FAILED. */
+typedef enum {
+    COORD_TRIAL_QUEUED,
+    COORD_TRIAL_STARTED,
+    COORD_TRIAL_DONE,
+    COORD_TRIAL_FAILED,
+} coord_trial_state;
+
+typedef struct {
+    char id[128];
+    int index, epochs;           /* position in the grid; epochs it runs */
+    int uses_cache;              /* a head on cached features (its epochs are short) */
+    coord_trial_state st;
+    int epoch;                   /* the last journaled epoch, 0 none */
+    float loss, accuracy, val_loss, val_accuracy; /* of that epoch */
+    double epoch_seconds;        /* wall time of its journaled epochs (coord_status.c) */
+    int n_epoch_seconds;         /* how many */
+    uint64_t epoch_ms;           /* when its last epoch was journaled, and in which run */
+    int epoch_run;
+    double best_value;           /* DONE: the select metric */
+} coord_status_trial;
+
+typedef struct {
+    char sweep[128];             /* the sweep's name */
+    char metric[32];             /* the select metric */
+    int goal_max;
+    coord_status_state state;
+    char stop_message[512];      /* FAILED: the Stop record's line */
+    int runs;                    /* Start records */
+    int ranks;                   /* the last Start record's (coordinator included) */
+    uint64_t start_ms;           /* the last Start record's time (unix ms), 0 none */
+    uint64_t last_ms;            /* the last record's */
+    uint64_t now_ms;             /* when it was read */
+    double elapsed_s;            /* this run: start to now (running) or to its last record */
+    double total_s;              /* every run, each from its Start to its last record */
+    double eta_s;                /* the remaining epochs at the mean journaled epoch time,
+                                    over the workers; < 0 when no epoch is journaled */
+    int n_done, n_started, n_queued, n_failed;
+    int best;                    /* index into trials, -1 none */
+    coord_status_trial *trials;
+    int n_trials;
+    size_t records;              /* journal records read */
+    size_t skipped;              /* of them, not understood (another build's kinds) */
+    size_t ignored;              /* bytes after the last good record */
+    char journal_note[600];      /* one line when ignored > 0: a torn or damaged tail */
+} coord_status;
+
+/* Reads out/sweep.yaml and out/journal as of now_ms (unix ms: elapsed time
+ * and ETA count to it). A missing or unreadable file, or a journal whose
+ * header is not one, is an error naming the file; a bad record stops the
+ * reading there, as a resume would cut it, and journal_note says so. */
+int coord_status_read(coord_status *st, const char *out, uint64_t now_ms, tl_err *e);
+void coord_status_free(coord_status *st);
+
+/* Lower-case names, as the text and the JSON say them. */
+const char *coord_status_state_name(coord_status_state s);
+const char *coord_status_trial_name(const coord_status *st, const coord_status_trial *t);
+
+/* For people: a few lines (state, counts, best, each started trial). */
+void coord_status_text(const coord_status *st, tl_strbuf *b);
+/* For programs: one JSON object, NUL-terminated and malloc'd (NULL: out
+ * of memory). docs/architecture.md lists its keys. */
+char *coord_status_json(const coord_status *st);
+
+#endif

@@ -1,0 +1,308 @@
+/* `tlsweep status`'s reader (coordinator/coord_status.c) on journals written
+ * record by record with chosen times: two runs (the first stopped), epochs,
+ * a failed and a finished trial, a Reset, a record of a kind this build
+ * does not know (a later build's, as a rung promotion would be) and a
+ * payload that is not protobuf. Counts, states, the best, the times and
+ * the ETA are worked out by hand from those records; the JSON is parsed
+ * back. */
+#include "testutil.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/store/journal.h"
+#include "common/sweep/sweep.h"
+#include "coordinator/coord_status.h"
+#include "tlsweep.pb-c.h"
+
+/* 3 trials of 4 epochs that train the backbone (no feature cache) */
+static const char sweep_text[] = "name: st\n"
+                                 "data: {train_dir: no/such/dir, validation_split: 0.2}\n"
+                                 "model: {head: [global_average_pooling]}\n"
+                                 "weights: {mobilenet_v2: no/such.tlm}\n"
+                                 "grid:\n"
+                                 "  backbone: [mobilenet_v2]\n"
+                                 "  mode: [fine_tune]\n"
+                                 "  learning_rate: [1.0e-2, 1.0e-3, 1.0e-4]\n"
+                                 "epochs: 4\n"
+                                 "out: o\n";
+
+static char ids[3][128];
+static journal *jr;
+
+static void put(Tlsweep__JournalRecord *rec, uint64_t ms)
+{
+    rec->unix_ms = ms;
+    size_t n = tlsweep__journal_record__get_packed_size(rec);
+    unsigned char *buf = malloc(n + 1);
+    tlsweep__journal_record__pack(rec, buf);
+    tl_err e = {0};
+    if (journal_append(jr, buf, n, &e))
+        fail_msg("%s", e.msg);
+    free(buf);
+}
+
+static void put_start(uint32_t ranks, uint64_t ms)
+{
+    Tlsweep__JournalStart s = TLSWEEP__JOURNAL_START__INIT;
+    s.ranks = ranks;
+    Tlsweep__JournalRecord r = TLSWEEP__JOURNAL_RECORD__INIT;
+    r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_START;
+    r.start = &s;
+    put(&r, ms);
+}
+
+static void put_stop(Tlsweep__JournalStop__Kind kind, const char *msg, uint64_t ms)
+{
+    Tlsweep__JournalStop s = TLSWEEP__JOURNAL_STOP__INIT;
+    s.kind = kind;
+    s.message = (char *)msg;
+    Tlsweep__JournalRecord r = TLSWEEP__JOURNAL_RECORD__INIT;
+    r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_STOP;
+    r.stop = &s;
+    put(&r, ms);
+}
+
+static void put_epoch(int t, uint32_t epoch, double seconds, float val_acc, uint64_t ms)
+{
+    Tlsweep__EpochReport er = TLSWEEP__EPOCH_REPORT__INIT;
+    er.trial_index = (uint32_t)t;
+    er.trial_id = ids[t];
+    er.epoch = epoch;
+    er.seconds = seconds;
+    er.loss = 1.5f;
+    er.val_accuracy = val_acc;
+    Tlsweep__JournalRecord r = TLSWEEP__JOURNAL_RECORD__INIT;
+    r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_EPOCH;
+    r.epoch = &er;
+    put(&r, ms);
+}
+
+static void put_result(int t, Tlsweep__TrialResult__Status status, double value, uint64_t ms)
+{
+    Tlsweep__TrialResult res = TLSWEEP__TRIAL_RESULT__INIT;
+    res.trial_index = (uint32_t)t;
+    res.trial_id = ids[t];
+    res.status = status;
+    res.best_value = value;
+    Tlsweep__JournalRecord r = TLSWEEP__JOURNAL_RECORD__INIT;
+    r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_RESULT;
+    r.result = &res;
+    put(&r, ms);
+}
+
+static void put_reset(int t, uint64_t ms)
+{
+    Tlsweep__JournalReset rs = TLSWEEP__JOURNAL_RESET__INIT;
+    rs.trial_index = (uint32_t)t;
+    rs.trial_id = ids[t];
+    Tlsweep__JournalRecord r = TLSWEEP__JOURNAL_RECORD__INIT;
+    r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_RESET;
+    r.reset = &rs;
+    put(&r, ms);
+}
+
+static void put_raw(const void *p, size_t n)
+{
+    tl_err e = {0};
+    if (journal_append(jr, p, n, &e))
+        fail_msg("%s", e.msg);
+}
+
+static const char *out_dir(void)
+{
+    return tu_tmp("out");
+}
+
+static int setup(void **state)
+{
+    if (tu_tmpdir_setup(state))
+        return -1;
+    const char *out = out_dir();
+    mkdir(out, 0755);
+    char p[600];
+    snprintf(p, sizeof p, "%s/sweep.yaml", out);
+    tu_write_file(p, sweep_text, strlen(sweep_text));
+    sweep s;
+    tl_err e = {0};
+    if (sweep_load(&s, p, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return -1;
+    }
+    for (int i = 0; i < 3; i++)
+        snprintf(ids[i], sizeof ids[i], "%s", s.trials[i].id);
+    sweep_free(&s);
+    snprintf(p, sizeof p, "%s/journal", out);
+    if (journal_open(&jr, p, 0, NULL, NULL, NULL, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    journal_close(jr, NULL);
+    return tu_tmpdir_teardown(state);
+}
+
+#define S 1000u /* ms */
+
+/* coord_status_text's lines (printed for the log), malloc'd */
+static char *text_of(const coord_status *st)
+{
+    tl_strbuf b = TL_STRBUF_INIT;
+    coord_status_text(st, &b);
+    assert_false(b.oom);
+    printf("%s", b.s);
+    return b.s;
+}
+
+/* Run 1 (3 ranks) stopped, run 2 (2 ranks) running; read at 2030 s. */
+static void test_two_runs(void **st_)
+{
+    (void)st_;
+    put_start(3, 1000 * S);
+    put_epoch(0, 1, 5.0, 0.25f, 1010 * S);
+    put_epoch(0, 2, 5.0, 0.40f, 1030 * S); /* 20 s of wall time since epoch 1 */
+    /* a later build's record kind: unix_ms, then oneof field 16 = {1: 1} */
+    static const unsigned char future[] = {0x08, 0x01, 0x82, 0x01, 0x02, 0x08, 0x01};
+    put_raw(future, sizeof future);
+    static const unsigned char junk[] = {0xff, 0xff, 0xff};
+    put_raw(junk, sizeof junk);
+    put_epoch(1, 1, 8.0, 0.10f, 1040 * S);
+    put_result(1, TLSWEEP__TRIAL_RESULT__STATUS__FAILED, 0, 1041 * S);
+    put_stop(TLSWEEP__JOURNAL_STOP__KIND__INTERRUPTED, "", 1050 * S);
+    put_start(2, 2000 * S);
+    put_epoch(0, 3, 6.0, 0.55f, 2010 * S); /* another run: its own figure, not 980 s */
+    put_result(2, TLSWEEP__TRIAL_RESULT__STATUS__DONE, 0.7, 2020 * S);
+    tl_err e = {0};
+    assert_int_equal(journal_sync(jr, &e), 0);
+
+    coord_status st;
+    if (coord_status_read(&st, out_dir(), 2030 * S, &e))
+        fail_msg("%s", e.msg);
+    assert_string_equal(st.sweep, "st");
+    assert_string_equal(st.metric, "val_accuracy");
+    assert_int_equal(st.state, COORD_STATUS_RUNNING);
+    assert_int_equal(st.runs, 2);
+    assert_int_equal(st.ranks, 2);
+    assert_int_equal(st.n_trials, 3);
+    assert_int_equal(st.records, 11);
+    assert_int_equal(st.skipped, 2);
+    assert_int_equal(st.ignored, 0);
+    assert_string_equal(st.journal_note, "");
+    assert_int_equal(st.trials[0].st, COORD_TRIAL_STARTED);
+    assert_int_equal(st.trials[0].epoch, 3);
+    assert_float_equal(st.trials[0].val_accuracy, 0.55, 1e-6);
+    assert_int_equal(st.trials[1].st, COORD_TRIAL_FAILED);
+    assert_int_equal(st.trials[2].st, COORD_TRIAL_DONE);
+    assert_int_equal(st.n_done, 1);
+    assert_int_equal(st.n_started, 1);
+    assert_int_equal(st.n_queued, 0);
+    assert_int_equal(st.n_failed, 1);
+    assert_int_equal(st.best, 2);
+    assert_float_equal(st.elapsed_s, 30.0, 1e-9);
+    assert_float_equal(st.total_s, 50.0 + 30.0, 1e-9);
+    /* epochs 5 + 20 + 6 s (trial 0) and 8 s (trial 1): 9.75 s each; trial 0
+     * has 1 epoch left, on 1 worker */
+    assert_float_equal(st.eta_s, 9.75, 1e-9);
+
+    char *lines = text_of(&st);
+    assert_non_null(strstr(lines, "st: running; run 2 started "));
+    assert_non_null(strstr(lines, "trials: 1 done, 1 running, 0 queued, 1 failed, of 3; ETA 10s\n"));
+    assert_non_null(strstr(lines, "best: val_accuracy 0.7000 ("));
+    assert_non_null(strstr(lines, "epoch 3/4  loss 1.5000"));
+    free(lines);
+
+    char *text = coord_status_json(&st);
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    if (!j)
+        fail_msg("not JSON: %s", je.text);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "running");
+    json_t *t = json_object_get(j, "trials");
+    assert_int_equal(json_integer_value(json_object_get(t, "running")), 1);
+    assert_int_equal(json_integer_value(json_object_get(t, "interrupted")), 0);
+    assert_int_equal(json_integer_value(json_object_get(t, "failed")), 1);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "best"), "trial")),
+                        ids[2]);
+    json_t *started = json_object_get(j, "started");
+    assert_int_equal(json_array_size(started), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(started, 0), "epoch")), 3);
+    assert_float_equal(json_real_value(json_object_get(j, "eta_seconds")), 9.75, 1e-9);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "journal"), "skipped")), 2);
+    assert_true(json_is_null(json_object_get(json_object_get(j, "journal"), "note")));
+    json_decref(j);
+    free(text);
+    coord_status_free(&st);
+}
+
+/* Then the finished trial is reset (it runs again) and the run fails: the
+ * best is gone, the started trial is interrupted, the clock stops at the
+ * last record. A torn tail after it is read up to, and said. */
+static void test_reset_and_failed(void **st_)
+{
+    (void)st_;
+    put_reset(2, 2040 * S);
+    put_stop(TLSWEEP__JOURNAL_STOP__KIND__FAILED, "out/best.tlm: No space left on device",
+             2045 * S);
+    tl_err e = {0};
+    assert_int_equal(journal_sync(jr, &e), 0);
+    char p[600];
+    snprintf(p, sizeof p, "%s/journal", out_dir());
+    FILE *f = fopen(p, "ab");
+    assert_non_null(f);
+    fputc(0x20, f); /* the first byte of a record header */
+    fclose(f);
+
+    coord_status st;
+    if (coord_status_read(&st, out_dir(), 9999 * S, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(st.state, COORD_STATUS_FAILED);
+    assert_string_equal(st.stop_message, "out/best.tlm: No space left on device");
+    assert_int_equal(st.trials[2].st, COORD_TRIAL_QUEUED);
+    assert_int_equal(st.best, -1);
+    assert_int_equal(st.n_done, 0);
+    assert_int_equal(st.n_queued, 1);
+    assert_float_equal(st.elapsed_s, 45.0, 1e-9);
+    assert_float_equal(st.total_s, 50.0 + 45.0, 1e-9);
+    assert_int_equal(st.ignored, 1);
+    assert_non_null(strstr(st.journal_note, "journal: the last 1 bytes are not a whole record"));
+    assert_non_null(strstr(st.journal_note, "read up to record 13"));
+    assert_string_equal(coord_status_trial_name(&st, &st.trials[0]), "interrupted");
+    char *lines = text_of(&st);
+    assert_non_null(strstr(lines, "st: failed (out/best.tlm: No space left on device); run 2"));
+    assert_non_null(strstr(lines, "best: none finished yet\n"));
+    assert_non_null(strstr(lines, "  interrupted "));
+    assert_null(strstr(lines, "last journal record"));
+    free(lines);
+    coord_status_free(&st);
+}
+
+/* No sweep copy: one line naming it; st is left freed. */
+static void test_missing_sweep(void **st_)
+{
+    (void)st_;
+    const char *dir = tu_tmp("nothing");
+    mkdir(dir, 0755);
+    coord_status st;
+    tl_err e = {0};
+    assert_int_equal(coord_status_read(&st, dir, 1, &e), TL_EIO);
+    assert_non_null(strstr(e.msg, "nothing/sweep.yaml: cannot open"));
+    assert_null(st.trials);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_two_runs),
+        cmocka_unit_test(test_reset_and_failed),
+        cmocka_unit_test(test_missing_sweep),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
