@@ -7,7 +7,7 @@
  *   coord_files.c    checkpoints, best.tlm, feature caches on libuv's pool
  *   coord_out.c      progress line, leaderboard, results files
  *   coord_merge.c    the slices of a job array into one run
- *   coord_search.c   rungs of successive_halving and asha: rows, promotions */
+ *   coord_search.c   rungs of successive_halving and asha: rows, promotions
  *   coord_live.c     results.json and report.html rewritten during the run
  *   coord_status.c   `tlsweep status`: a sweep's state read from its journal */
 #ifndef TLSWEEP_COORD_INT_H
