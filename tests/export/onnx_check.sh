@@ -1,0 +1,99 @@
+#!/bin/sh
+# `tlsweep export` to ONNX, checked by ONNX's own checker (Debian
+# python3-onnx, full_check: shape inference over every node) and run in
+# ONNX Runtime (npm onnxruntime-node, deploy/install-deps.sh --test): its
+# probabilities must match `tlsweep predict --json` within 1e-4 (or twice
+# ONNX Runtime's own disagreement with itself, when that is larger) on the same
+# Fashion-MNIST test images, at batch 1 and batch 8, exported without
+# preprocessing (input as predict feeds the engine) and with it (RGB 0-255).
+#   onnx_check.sh CASE TLSWEEP MAKE_MODEL DUMP_INPUTS TINY_MODEL ORT_DIR
+# CASE: trained (tiny_model trained by `tlsweep train` with a dense head)
+# or BACKBONE:CONVENTION:SIZE:HEAD:LOSS:CLASSES[:ALPHA] (random weights,
+# export_make_model, BN statistics from the training images).
+set -eu
+case_=$1 tlsweep=$2 make_model=$3 dump=$4 tiny=$5 ort_dir=$6
+here=$(cd "$(dirname "$0")" && pwd)
+py=/usr/bin/python3
+. "$here/../lib/tiny.sh"
+need_fashion_mnist
+[ -f "$ort_dir/node_modules/onnxruntime-node/package.json" ] ||
+    fail "no onnxruntime-node in $ort_dir (deploy/install-deps.sh --test installs it)"
+$py -c 'import onnx' 2>/dev/null || fail "no python3-onnx (deploy/install-deps.sh installs it)"
+d=$(mktemp -d /tmp/tl_export_onnx_XXXXXX)
+trap 'rm -rf "$d"' EXIT
+
+"$tlsweep" data fashion-mnist "$d/fm" --per-class 1 --size 32 > /dev/null
+if [ "$case_" = trained ]; then
+    "$tlsweep" data fashion-mnist "$d/fmt" --per-class 6 --size 32 > /dev/null
+    "$tiny" "$d/tiny.tlm" > /dev/null
+    "$tlsweep" train --weights "$d/tiny.tlm" --data "$d/fmt/train" --size 32 --epochs 2 \
+        --batch 16 --lr 0.01 --mode fine_tune --head gap,dense32,dropout0.2 \
+        -o "$d/model.tlm" > /dev/null
+else
+    alpha=$(echo "$case_" | cut -s -d: -f7)
+    # shellcheck disable=SC2046 # the case's fields and the images are the arguments
+    "$make_model" $(echo "$case_" | cut -d: -f1-6 | tr : ' ') "${alpha:-0}" "$d/model.tlm" \
+        $(find "$d/fm/train" -name '*.jpg' | sort)
+fi
+find "$d/fm/test" -name '*.jpg' | sort > "$d/images"
+# shellcheck disable=SC2046
+"$dump" "$d/model.tlm" "$d/raw.f32" "$d/pre.f32" $(cat "$d/images")
+# shellcheck disable=SC2046
+"$tlsweep" predict --model "$d/model.tlm" --top 9999 --json $(cat "$d/images") > "$d/pred.json"
+
+"$tlsweep" export "$d/model.tlm" -o "$d/plain.onnx"
+"$tlsweep" export "$d/model.tlm" -o "$d/pre.onnx" --with-preprocessing
+for m in plain pre; do
+    $py -c 'import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)' \
+        "$d/$m.onnx"
+done
+for b in 1 8; do
+    NODE_PATH="$ort_dir/node_modules" node "$here/ort_run.js" "$d/plain.onnx" "$d/pre.f32" $b \
+        > "$d/plain_b$b.json"
+    NODE_PATH="$ort_dir/node_modules" node "$here/ort_run.js" "$d/pre.onnx" "$d/raw.f32" $b \
+        > "$d/pre_b$b.json"
+done
+NODE_PATH="$ort_dir/node_modules" node "$here/ort_run.js" "$d/plain.onnx" "$d/pre.f32" 8 \
+    unoptimized > "$d/floor.json"
+
+$py - "$d" "$d/model.tlm" <<'PY'
+import json, sys
+import onnx
+d = sys.argv[1]
+pred = json.load(open(d + "/pred.json"))["predictions"]
+ref = []
+for p in pred:
+    row = [0.0] * len(p["top"])
+    for t in p["top"]:
+        row[t["index"]] = t["probability"]
+    ref.append(row)
+classes = [t["class"] for t in sorted(pred[0]["top"], key=lambda t: t["index"])]
+def max_diff(a, b):
+    assert len(a) == len(b) and all(len(r) == len(g) for r, g in zip(a, b))
+    return max(abs(x - y) for r, g in zip(a, b) for x, y in zip(r, g))
+# ONNX Runtime against itself (graph optimisations on and off): a random
+# deep net can amplify float rounding past 1e-4 (Keras ResNet50 at 32x32:
+# 2e-4); then twice that floor is the tolerance, else 1e-4.
+floor = max_diff(json.load(open(d + "/plain_b8.json"))["rows"],
+                 json.load(open(d + "/floor.json"))["rows"])
+tol = max(1e-4, 2 * floor)
+print("onnxruntime optimised vs not: %.3g; tolerance %.3g" % (floor, tol))
+worst = 0.0
+for run in ("plain_b1", "plain_b8", "pre_b1", "pre_b8"):
+    got = json.load(open("%s/%s.json" % (d, run)))
+    assert got["output"] == "probabilities", got["output"]
+    rows = got["rows"]
+    assert len(rows) == len(ref) == 10, (len(rows), len(ref))
+    diff = max_diff(ref, rows)
+    print("%s: max |onnxruntime - tlsweep predict| = %.3g" % (run, diff))
+    assert diff < tol, (run, diff, tol)
+    worst = max(worst, diff)
+# the spread of the probabilities: a model that says the same for every
+# image would match without proving much
+spread = max(max(r) - min(r) for r in ref)
+print("probabilities spread up to %.3f; worst diff %.3g" % (spread, worst))
+assert spread > 0.05, spread
+meta = {p.key: p.value for p in onnx.load(d + "/pre.onnx").metadata_props}
+assert json.loads(meta["tlsweep.class_names"]) == classes, (meta["tlsweep.class_names"], classes)
+assert meta["tlsweep.preprocessing_in_graph"] == "true" and meta["tlsweep.input_layout"] == "NHWC"
+PY

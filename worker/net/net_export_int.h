@@ -1,0 +1,26 @@
+/* Inside net_export: the model as every format's writer receives it (read,
+ * built in inference mode, loaded), and one writer per format, each in its
+ * own file (net_export_<format>.c). */
+#ifndef TLSWEEP_NET_EXPORT_INT_H
+#define TLSWEEP_NET_EXPORT_INT_H
+
+#include "common/weights/model_file.h"
+#include "worker/net/net.h"
+#include "worker/net/net_export.h"
+
+typedef struct {
+    const char *src;           /* the .tlm, for messages */
+    const char *out;
+    const model_spec *spec;
+    net *net;                  /* finalized for one image, weights loaded */
+    int with_preprocessing;
+} net_export__model;
+
+/* Writes m as ONNX to m->out atomically; fills r's counts. */
+int net_export__onnx(const net_export__model *m, net_export_result *r, tl_err *e);
+
+/* The input and output as the result states them (both formats share the
+ * wording): "float32 NHWC (N,H,W,3) RGB 0-255" or "... preprocessed (tf)". */
+void net_export__describe(const net_export__model *m, net_export_result *r);
+
+#endif
