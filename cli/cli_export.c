@@ -1,4 +1,4 @@
-/* `tlsweep export MODEL.tlm -o OUT [--format onnx] [--with-preprocessing]`:
+/* `tlsweep export MODEL.tlm -o OUT [--format onnx|safetensors] [--with-preprocessing]`:
  * a native model file to a format runtimes load, class names and
  * preprocessing with it. The export itself is net_export
  * (worker/net/net_export.h); this file turns argv into its options and
@@ -11,8 +11,9 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tlsweep export MODEL.tlm -o OUT [--format onnx] [--with-preprocessing]\n"
-               "The format is told by OUT's name (.onnx) unless --format says it.\n"
+    fprintf(f, "usage: tlsweep export MODEL.tlm -o OUT [--format onnx|safetensors]\n"
+               "                     [--with-preprocessing]\n"
+               "The format is told by OUT's name (.onnx, .safetensors) unless --format says it.\n"
                "--with-preprocessing: the model takes RGB 0-255 and scales it itself.\n");
 }
 
@@ -43,7 +44,7 @@ int cli_export(int argc, char **argv)
     }
     net_export_opts o = {NET_EXPORT_UNKNOWN, with_pre};
     if (format && (o.format = net_export_format_parse(format)) == NET_EXPORT_UNKNOWN) {
-        fprintf(stderr, "tlsweep export: --format must be onnx, got '%s'\n", format);
+        fprintf(stderr, "tlsweep export: --format must be onnx or safetensors, got '%s'\n", format);
         return 2;
     }
     net_export_result r;
@@ -52,8 +53,10 @@ int cli_export(int argc, char **argv)
         fprintf(stderr, "tlsweep export: %s\n", e.msg);
         return 1;
     }
-    printf("wrote %s: %s, %d nodes, %d weight tensors, %.1f MiB\n", out,
-           net_export_format_name(r.format), r.nodes, r.tensors, r.out_bytes / 1048576.0);
+    printf("wrote %s: %s, ", out, net_export_format_name(r.format));
+    if (r.nodes)
+        printf("%d nodes, ", r.nodes);
+    printf("%d weight tensors, %.1f MiB\n", r.tensors, r.out_bytes / 1048576.0);
     printf("input: %s\noutput: %s\n", r.input, r.output);
     return 0;
 }

@@ -2,11 +2,11 @@
  * tests, so every backbone, convention and head kind can be exported and
  * run without pretrained weights:
  *   export_make_model BACKBONE CONVENTION SIZE HEAD LOSS CLASSES ALPHA OUT.tlm IMAGE...
- * HEAD: gap | gap_dense_relu_dropout | flatten_dense_relu6 (Keras head ops);
+ * HEAD: gap | gap_dropout | gap_dense_relu_dropout | flatten_dense_relu6;
  * LOSS: softmax | sigmoid. Preprocessing is the backbone's in its
  * convention. Biases, gamma and beta are drawn at random (so a weight wired
  * to the wrong input shows), then the BN moving statistics are set from the
- * IMAGEs (up to 16), as a trained net's would be from its data: with
+ * IMAGEs (up to 32), as a trained net's would be from its data: with
  * He weights and unit statistics the activations of a deep random net
  * blow up and every image gets the same one-hot answer; the classifier is
  * scaled so its logits are neither saturated nor flat. Class names carry
@@ -22,7 +22,7 @@
 #include "worker/engine/engine.h"
 #include "worker/net/net_io.h"
 
-#define MAX_IMAGES 16
+#define MAX_IMAGES 32
 
 static int add_head(model_spec *s, const char *head, tl_err *e)
 {
@@ -33,6 +33,8 @@ static int add_head(model_spec *s, const char *head, tl_err *e)
     model_head_op drop = {MODEL_HEAD_DROPOUT, 0, MODEL_ACT_LINEAR, 0.3f};
     if (!strcmp(head, "gap"))
         return model_spec_add_head(s, gap, e);
+    if (!strcmp(head, "gap_dropout"))
+        return model_spec_add_head(s, gap, e) || model_spec_add_head(s, drop, e);
     if (!strcmp(head, "gap_dense_relu_dropout"))
         return model_spec_add_head(s, gap, e) || model_spec_add_head(s, relu, e) ||
                model_spec_add_head(s, drop, e);

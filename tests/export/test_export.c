@@ -6,7 +6,7 @@
  * as nodes with --with-preprocessing. Bad input (a truncated or tampered
  * .tlm, an output in a missing folder, a name that tells no format) is one
  * line naming the file, and leaves no file (and an existing one untouched).
- * ONNX Runtime's answers are tests/export/onnx_check.sh's. */
+ * ONNX Runtime's answers are tests/export/export_check.sh's. */
 #include "testutil.h"
 
 #include <dirent.h>
@@ -274,10 +274,12 @@ static void test_format_names(void **state)
 {
     (void)state;
     assert_int_equal(net_export_format_of_path("out/model.onnx"), NET_EXPORT_ONNX);
+    assert_int_equal(net_export_format_of_path("m.safetensors"), NET_EXPORT_SAFETENSORS);
     assert_int_equal(net_export_format_of_path("model.tlm"), NET_EXPORT_UNKNOWN);
     assert_int_equal(net_export_format_parse("onnx"), NET_EXPORT_ONNX);
     assert_int_equal(net_export_format_parse("pickle"), NET_EXPORT_UNKNOWN);
     assert_string_equal(net_export_format_name(NET_EXPORT_ONNX), "onnx");
+    assert_int_equal(net_export_format_parse("safetensors"), NET_EXPORT_SAFETENSORS);
 }
 
 int main(void)

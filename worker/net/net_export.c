@@ -9,16 +9,16 @@
 #include "worker/net/net_export_int.h"
 #include "worker/net/net_io.h"
 
-static const char *const format_names[] = {"?", "onnx"};
+static const char *const format_names[] = {"?", "onnx", "safetensors"};
 
 const char *net_export_format_name(net_export_format f)
 {
-    return (unsigned)f <= NET_EXPORT_ONNX ? format_names[f] : "?";
+    return (unsigned)f <= NET_EXPORT_SAFETENSORS ? format_names[f] : "?";
 }
 
 net_export_format net_export_format_parse(const char *s)
 {
-    for (int f = NET_EXPORT_ONNX; f <= NET_EXPORT_ONNX; f++)
+    for (int f = NET_EXPORT_ONNX; f <= NET_EXPORT_SAFETENSORS; f++)
         if (!strcmp(s, format_names[f]))
             return (net_export_format)f;
     return NET_EXPORT_UNKNOWN;
@@ -34,7 +34,18 @@ net_export_format net_export_format_of_path(const char *out)
 {
     if (ends_with(out, ".onnx"))
         return NET_EXPORT_ONNX;
+    if (ends_with(out, ".safetensors"))
+        return NET_EXPORT_SAFETENSORS;
     return NET_EXPORT_UNKNOWN;
+}
+
+void net_export__oihw(float *dst, const float *src, int kh, int kw, int ci, int co)
+{
+    for (int o = 0; o < co; o++)
+        for (int i = 0; i < ci; i++)
+            for (int y = 0; y < kh; y++)
+                for (int x = 0; x < kw; x++)
+                    dst[((o * ci + i) * kh + y) * kw + x] = src[((y * kw + x) * ci + i) * co + o];
 }
 
 void net_export__describe(const net_export__model *m, net_export_result *r)
@@ -85,6 +96,8 @@ static int write_format(net_export_format f, const net_export__model *m, net_exp
     switch (f) {
     case NET_EXPORT_ONNX:
         return net_export__onnx(m, r, e);
+    case NET_EXPORT_SAFETENSORS:
+        return net_export__safetensors(m, r, e);
     case NET_EXPORT_UNKNOWN:
         break;
     }
@@ -103,8 +116,8 @@ int net_export(const char *src, const char *out, const net_export_opts *o, net_e
         o = &def;
     net_export_format f = o->format ? o->format : net_export_format_of_path(out);
     if (f == NET_EXPORT_UNKNOWN)
-        return tl_errf(e, TL_EINVAL, "%s: cannot tell the format from the name (.onnx), "
-                                     "give --format onnx", out);
+        return tl_errf(e, TL_EINVAL, "%s: cannot tell the format from the name (.onnx, "
+                                     ".safetensors), give --format onnx|safetensors", out);
     model_spec spec;
     tset tensors;
     model_spec_init(&spec);

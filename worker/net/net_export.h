@@ -17,6 +17,16 @@
  * tlsweep.preprocessing_in_graph, tlsweep.input_layout, tlsweep.backbone,
  * tlsweep.convention, tlsweep.output.
  *
+ * safetensors: every parameter, BN moving statistics included, F32. In the
+ * torchvision convention under torchvision's state_dict names and layouts
+ * (conv OIHW, linear (out, in), BN weight/bias/running_mean/running_var),
+ * the classifier named as torchvision names it (classifier.1, fc) when the
+ * head is pooling and dropout only, so torchvision's model loads it with
+ * strict=True; in the Keras convention under the Keras names and layouts
+ * ("block_1_expand/kernel" HWIO) that `tlsweep import` and the engine read.
+ * __metadata__: backbone, convention, size, alpha, class_names (JSON),
+ * preprocessing, loss, num_classes, head (JSON).
+ *
  * It lives in worker/net (as net_import does): the walk needs the
  * backbones' layer tables. */
 #ifndef TLSWEEP_NET_EXPORT_H
@@ -27,13 +37,14 @@
 typedef enum {
     NET_EXPORT_UNKNOWN = 0,
     NET_EXPORT_ONNX,
+    NET_EXPORT_SAFETENSORS,
 } net_export_format;
 
-/* "onnx" ("?" for unknown), and back (NET_EXPORT_UNKNOWN for a word it
+/* "onnx", "safetensors" ("?" for unknown), and back (NET_EXPORT_UNKNOWN for a word it
  * does not know). */
 const char *net_export_format_name(net_export_format f);
 net_export_format net_export_format_parse(const char *s);
-/* The format an output path's name asks for: ".onnx"; NET_EXPORT_UNKNOWN
+/* The format an output path's name asks for: ".onnx", ".safetensors"; NET_EXPORT_UNKNOWN
  * when the name does not say. */
 net_export_format net_export_format_of_path(const char *out);
 

@@ -19,6 +19,15 @@ typedef struct {
 /* Writes m as ONNX to m->out atomically; fills r's counts. */
 int net_export__onnx(const net_export__model *m, net_export_result *r, tl_err *e);
 
+/* Writes m as safetensors (torchvision names and layouts in the
+ * torchvision convention, Keras's in the Keras convention). */
+int net_export__safetensors(const net_export__model *m, net_export_result *r, tl_err *e);
+
+/* dst (CO, CI, KH, KW) from src (KH, KW, CI, CO): a conv kernel from the
+ * engine's layout to ONNX's and torch's (a depthwise HW C 1 kernel comes
+ * out C 1 H W with ci = C, co = 1). */
+void net_export__oihw(float *dst, const float *src, int kh, int kw, int ci, int co);
+
 /* The input and output as the result states them (both formats share the
  * wording): "float32 NHWC (N,H,W,3) RGB 0-255" or "... preprocessed (tf)". */
 void net_export__describe(const net_export__model *m, net_export_result *r);

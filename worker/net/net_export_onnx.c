@@ -315,11 +315,7 @@ static void conv_kernel(ox_walk *w, const net_layer *l)
     float *dst = ox_alloc(&w->g, (size_t)kh * kw * ci * co * sizeof *dst);
     if (!dst)
         return;
-    for (int o = 0; o < co; o++)
-        for (int i = 0; i < ci; i++)
-            for (int y = 0; y < kh; y++)
-                for (int x = 0; x < kw; x++)
-                    dst[((o * ci + i) * kh + y) * kw + x] = src[((y * kw + x) * ci + i) * co + o];
+    net_export__oihw(dst, src, kh, kw, ci, co);
     int depthwise = s->groups > 1 && co == 1;
     int64_t dims[4] = {depthwise ? ci : co, depthwise ? 1 : ci, kh, kw};
     ox_init_f32(&w->g, p->name, dims, 4, dst);
