@@ -11,12 +11,15 @@
 #   own model loads it with strict=True and predicts within the same
 #   tolerance (torch_check.py); Keras convention: `tlsweep import` of the export gives
 #   back the same tensors, bit for bit.
-#   export_check.sh CASE TLSWEEP MAKE_MODEL DUMP_INPUTS TINY_MODEL ORT_DIR
+# - tfjs: TensorFlow.js (npm @tensorflow/tfjs, pure JS, tests/tfjs's install)
+#   loads the folder and predicts within the same tolerance; Keras
+#   convention: `tlsweep import` of the folder gives back every tensor.
+#   export_check.sh CASE TLSWEEP MAKE_MODEL DUMP_INPUTS TINY_MODEL ORT_DIR TFJS_DIR
 # CASE: trained (tiny_model trained by `tlsweep train` with a dense head)
 # or BACKBONE:CONVENTION:SIZE:HEAD:LOSS:CLASSES[:ALPHA] (random weights,
 # export_make_model, BN statistics from the training images).
 set -eu
-case_=$1 tlsweep=$2 make_model=$3 dump=$4 tiny=$5 ort_dir=$6
+case_=$1 tlsweep=$2 make_model=$3 dump=$4 tiny=$5 ort_dir=$6 tfjs_dir=$7
 here=$(cd "$(dirname "$0")" && pwd)
 py=/usr/bin/python3
 . "$here/../lib/tiny.sh"
@@ -104,20 +107,12 @@ assert json.loads(meta["tlsweep.class_names"]) == classes, (meta["tlsweep.class_
 assert meta["tlsweep.preprocessing_in_graph"] == "true" and meta["tlsweep.input_layout"] == "NHWC"
 PY
 
-# ---- safetensors -------------------------------------------------------------------
-"$tlsweep" export "$d/model.tlm" -o "$d/model.safetensors" > /dev/null
-conv=$(echo "$case_" | cut -s -d: -f2)
-head=$(echo "$case_" | cut -s -d: -f4)
-if [ "$conv" = torchvision ]; then
-    case "$case_:$head" in
-    vgg16*|*:*dense*) echo "safetensors: torchvision has no model with this head; not loaded" ;;
-    *) $py "$here/torch_check.py" "$d/model.safetensors" "$d/pre.f32" "$d/pred.json" \
-        "$(cat "$d/tol")" ;;
-    esac
-else
-    "$tlsweep" import "$d/model.safetensors" -o "$d/back.tlm" --with-head > /dev/null
-    "$tlsweep" export "$d/back.tlm" -o "$d/back.safetensors" > /dev/null
-    $py - "$d/model.safetensors" "$d/back.safetensors" <<'PY'
+# `tlsweep import` of an export (Keras convention), exported again as
+# safetensors: the same tensors as the original's, bit for bit.
+same_tensors_after_import() {
+    "$tlsweep" import "$1" -o "$d/back_$2.tlm" --with-head > /dev/null
+    "$tlsweep" export "$d/back_$2.tlm" -o "$d/back_$2.safetensors" > /dev/null
+    $py - "$d/model.safetensors" "$d/back_$2.safetensors" "$2" <<'PY'
 import json, struct, sys
 def tensors(path):
     raw = open(path, "rb").read()
@@ -129,6 +124,39 @@ def tensors(path):
 a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
 assert a.keys() == b.keys(), sorted(set(a) ^ set(b))[:5]
 assert all(a[k] == b[k] for k in a), [k for k in a if a[k] != b[k]][:5]
-print("safetensors: tlsweep import gives back the %d tensors bit for bit" % len(a))
+print("%s: tlsweep import gives back the %d tensors bit for bit" % (sys.argv[3], len(a)))
 PY
+}
+
+# ---- safetensors -------------------------------------------------------------------
+"$tlsweep" export "$d/model.tlm" -o "$d/model.safetensors" > /dev/null
+conv=$(echo "$case_" | cut -s -d: -f2)
+head=$(echo "$case_" | cut -s -d: -f4)
+if [ "$conv" = torchvision ]; then
+    case "$case_:$head" in
+    vgg16*|*:*dense*) echo "safetensors: torchvision has no model with this head; not loaded" ;;
+    *) $py "$here/torch_check.py" "$d/model.safetensors" "$d/pre.f32" "$d/pred.json" \
+        "$(cat "$d/tol")" ;;
+    esac
+else
+    same_tensors_after_import "$d/model.safetensors" safetensors
 fi
+
+# ---- tfjs ------------------------------------------------------------------------
+"$tlsweep" export "$d/model.tlm" -o "$d/tfjs/" > /dev/null
+NODE_PATH="$tfjs_dir/node_modules" node "$here/tfjs_run.js" "$d/tfjs" "$d/pre.f32" 8 \
+    2> "$d/tfjs.err" > "$d/tfjs.json" || { cat "$d/tfjs.err" >&2; exit 1; }
+$py - "$d/pred.json" "$d/tfjs.json" "$(cat "$d/tol")" <<'PY'
+import json, sys
+pred = json.load(open(sys.argv[1]))["predictions"]
+rows = json.load(open(sys.argv[2]))["rows"]
+ref = [[0.0] * len(p["top"]) for p in pred]
+for i, p in enumerate(pred):
+    for t in p["top"]:
+        ref[i][t["index"]] = t["probability"]
+assert len(rows) == len(ref) and all(len(r) == len(g) for r, g in zip(ref, rows))
+diff = max(abs(x - y) for r, g in zip(ref, rows) for x, y in zip(r, g))
+print("tfjs: max |tensorflow.js - tlsweep predict| = %.3g" % diff)
+assert diff < float(sys.argv[3]), (diff, sys.argv[3])
+PY
+[ "$conv" = torchvision ] || same_tensors_after_import "$d/tfjs" tfjs

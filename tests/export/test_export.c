@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/weights/model_file.h"
@@ -218,17 +219,23 @@ static void assert_one_line_naming(const tl_err *e, const char *what)
 static void clean_tmpdir(void)
 {
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -f %s/*", tu_tmpdir());
+    snprintf(cmd, sizeof cmd, "rm -rf %s/*", tu_tmpdir());
     assert_int_equal(system(cmd), 0);
+}
+
+/* An empty scratch folder but for the tiny model. */
+static void fresh_tiny(void)
+{
+    clean_tmpdir();
+    net n;
+    write_tiny(&n);
+    net_free(&n);
 }
 
 static void test_bad_model_file(void **state)
 {
     (void)state;
-    clean_tmpdir();
-    net n;
-    write_tiny(&n);
-    net_free(&n);
+    fresh_tiny();
     size_t len;
     unsigned char *buf = tu_read_file(tu_tmp("tiny.tlm"), &len);
     tu_write_file(tu_tmp("torn.tlm"), buf, len / 2);
@@ -253,10 +260,7 @@ static void test_bad_model_file(void **state)
 static void test_bad_output(void **state)
 {
     (void)state;
-    clean_tmpdir();
-    net n;
-    write_tiny(&n);
-    net_free(&n);
+    fresh_tiny();
     tl_err e = {0};
     assert_int_equal(net_export(tu_tmp("tiny.tlm"), tu_tmp("model.bin"), NULL, NULL, &e),
                      TL_EINVAL);
@@ -267,7 +271,40 @@ static void test_bad_output(void **state)
     e = (tl_err){0};
     assert_true(net_export(tu_tmp("missing.tlm"), tu_tmp("m.onnx"), NULL, NULL, &e) < 0);
     assert_one_line_naming(&e, "missing.tlm");
+    e = (tl_err){0};
+    net_export_opts pre = {NET_EXPORT_UNKNOWN, 1};
+    assert_int_equal(net_export(tu_tmp("tiny.tlm"), tu_tmp("m.safetensors"), &pre, NULL, &e),
+                     TL_EINVAL);
+    assert_one_line_naming(&e, "--with-preprocessing is for ONNX only");
     assert_dir_holds(1);
+}
+
+/* A tfjs folder is written whole: a non-empty folder in the way is refused
+ * and kept; on success the folder holds model.json and its shard, and no
+ * temporary is left beside it. */
+static void test_tfjs_folder(void **state)
+{
+    (void)state;
+    fresh_tiny();
+    tl_err e = {0};
+    char busy[256];
+    snprintf(busy, sizeof busy, "%s/busy", tu_tmpdir());
+    assert_int_equal(mkdir(busy, 0755), 0);
+    tu_write_file(tu_tmp("busy/keep.txt"), "x", 1);
+    assert_int_equal(net_export(tu_tmp("tiny.tlm"), busy, NULL, NULL, &e), TL_EIO);
+    assert_one_line_naming(&e, "not an empty folder");
+    assert_int_equal(access(tu_tmp("busy/keep.txt"), F_OK), 0);
+    e = (tl_err){0};
+    assert_int_equal(net_export(tu_tmp("tiny.tlm"), tu_tmp("web/"), NULL, NULL, &e), 0);
+    assert_int_equal(access(tu_tmp("web/model.json"), F_OK), 0);
+    assert_int_equal(access(tu_tmp("web/group1-shard1of1.bin"), F_OK), 0);
+    assert_dir_holds(3); /* tiny.tlm, busy, web */
+    json_t *root = json_load_file(tu_tmp("web/model.json"), 0, NULL);
+    assert_non_null(root);
+    json_t *names = json_object_get(json_object_get(json_object_get(root, "userDefinedMetadata"),
+                                                    "tlsweep"), "class_names");
+    assert_string_equal(json_string_value(json_array_get(names, 1)), class_names[1]);
+    json_decref(root);
 }
 
 static void test_format_names(void **state)
@@ -275,6 +312,9 @@ static void test_format_names(void **state)
     (void)state;
     assert_int_equal(net_export_format_of_path("out/model.onnx"), NET_EXPORT_ONNX);
     assert_int_equal(net_export_format_of_path("m.safetensors"), NET_EXPORT_SAFETENSORS);
+    assert_int_equal(net_export_format_of_path("web/model.json"), NET_EXPORT_TFJS);
+    assert_int_equal(net_export_format_of_path("web/"), NET_EXPORT_TFJS);
+    assert_int_equal(net_export_format_of_path(tu_tmpdir()), NET_EXPORT_TFJS);
     assert_int_equal(net_export_format_of_path("model.tlm"), NET_EXPORT_UNKNOWN);
     assert_int_equal(net_export_format_parse("onnx"), NET_EXPORT_ONNX);
     assert_int_equal(net_export_format_parse("pickle"), NET_EXPORT_UNKNOWN);
@@ -289,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_with_preprocessing),
         cmocka_unit_test(test_bad_model_file),
         cmocka_unit_test(test_bad_output),
+        cmocka_unit_test(test_tfjs_folder),
         cmocka_unit_test(test_format_names),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);

@@ -4,21 +4,22 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/weights/tensors.h"
 #include "worker/net/net_export_int.h"
 #include "worker/net/net_io.h"
 
-static const char *const format_names[] = {"?", "onnx", "safetensors"};
+static const char *const format_names[] = {"?", "onnx", "safetensors", "tfjs"};
 
 const char *net_export_format_name(net_export_format f)
 {
-    return (unsigned)f <= NET_EXPORT_SAFETENSORS ? format_names[f] : "?";
+    return (unsigned)f <= NET_EXPORT_TFJS ? format_names[f] : "?";
 }
 
 net_export_format net_export_format_parse(const char *s)
 {
-    for (int f = NET_EXPORT_ONNX; f <= NET_EXPORT_SAFETENSORS; f++)
+    for (int f = NET_EXPORT_ONNX; f <= NET_EXPORT_TFJS; f++)
         if (!strcmp(s, format_names[f]))
             return (net_export_format)f;
     return NET_EXPORT_UNKNOWN;
@@ -36,6 +37,10 @@ net_export_format net_export_format_of_path(const char *out)
         return NET_EXPORT_ONNX;
     if (ends_with(out, ".safetensors"))
         return NET_EXPORT_SAFETENSORS;
+    struct stat st;
+    if (ends_with(out, "model.json") || ends_with(out, "/") ||
+        (stat(out, &st) == 0 && S_ISDIR(st.st_mode)))
+        return NET_EXPORT_TFJS;
     return NET_EXPORT_UNKNOWN;
 }
 
@@ -98,6 +103,8 @@ static int write_format(net_export_format f, const net_export__model *m, net_exp
         return net_export__onnx(m, r, e);
     case NET_EXPORT_SAFETENSORS:
         return net_export__safetensors(m, r, e);
+    case NET_EXPORT_TFJS:
+        return net_export__tfjs(m, r, e);
     case NET_EXPORT_UNKNOWN:
         break;
     }
@@ -117,7 +124,12 @@ int net_export(const char *src, const char *out, const net_export_opts *o, net_e
     net_export_format f = o->format ? o->format : net_export_format_of_path(out);
     if (f == NET_EXPORT_UNKNOWN)
         return tl_errf(e, TL_EINVAL, "%s: cannot tell the format from the name (.onnx, "
-                                     ".safetensors), give --format onnx|safetensors", out);
+                                     ".safetensors, model.json or a folder/), give "
+                                     "--format onnx|safetensors|tfjs", out);
+    if (o->with_preprocessing && f != NET_EXPORT_ONNX)
+        return tl_errf(e, TL_EINVAL, "%s: --with-preprocessing is for ONNX only (%s files say "
+                                     "the preprocessing in their metadata)", out,
+                       net_export_format_name(f));
     model_spec spec;
     tset tensors;
     model_spec_init(&spec);

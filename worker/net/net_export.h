@@ -27,6 +27,13 @@
  * __metadata__: backbone, convention, size, alpha, class_names (JSON),
  * preprocessing, loss, num_classes, head (JSON).
  *
+ * tfjs: a layers model (model.json + group1-shard1of1.bin) with the Keras
+ * layer and weight names and layouts of the net, input NHWC preprocessed,
+ * the classifier's Dense carrying softmax/sigmoid; tlsweep's facts (class
+ * names, preprocessing...) under userDefinedMetadata.tlsweep. Padding that
+ * is neither 'valid' nor TF's 'same' becomes a ZeroPadding2D layer; a
+ * layer TensorFlow.js cannot express exactly is refused, naming it.
+ *
  * It lives in worker/net (as net_import does): the walk needs the
  * backbones' layer tables. */
 #ifndef TLSWEEP_NET_EXPORT_H
@@ -38,19 +45,21 @@ typedef enum {
     NET_EXPORT_UNKNOWN = 0,
     NET_EXPORT_ONNX,
     NET_EXPORT_SAFETENSORS,
+    NET_EXPORT_TFJS,
 } net_export_format;
 
-/* "onnx", "safetensors" ("?" for unknown), and back (NET_EXPORT_UNKNOWN for a word it
+/* "onnx", "safetensors", "tfjs" ("?" for unknown), and back (NET_EXPORT_UNKNOWN for a word it
  * does not know). */
 const char *net_export_format_name(net_export_format f);
 net_export_format net_export_format_parse(const char *s);
-/* The format an output path's name asks for: ".onnx", ".safetensors"; NET_EXPORT_UNKNOWN
- * when the name does not say. */
+/* The format an output path's name asks for: ".onnx", ".safetensors";
+ * tfjs for "model.json", a name ending in '/' or an existing folder;
+ * NET_EXPORT_UNKNOWN when the name does not say. */
 net_export_format net_export_format_of_path(const char *out);
 
 typedef struct {
     net_export_format format;  /* NET_EXPORT_UNKNOWN: from out's name */
-    int with_preprocessing;    /* the model takes RGB 0-255 and scales it itself */
+    int with_preprocessing;    /* the model takes RGB 0-255 and scales it itself (ONNX only) */
 } net_export_opts;
 
 typedef struct {

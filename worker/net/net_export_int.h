@@ -23,6 +23,11 @@ int net_export__onnx(const net_export__model *m, net_export_result *r, tl_err *e
  * torchvision convention, Keras's in the Keras convention). */
 int net_export__safetensors(const net_export__model *m, net_export_result *r, tl_err *e);
 
+/* Writes m as a TensorFlow.js layers model: a folder (written whole, then
+ * renamed) or, for a path ending in model.json, model.json and its shard
+ * beside it (the shard first). */
+int net_export__tfjs(const net_export__model *m, net_export_result *r, tl_err *e);
+
 /* dst (CO, CI, KH, KW) from src (KH, KW, CI, CO): a conv kernel from the
  * engine's layout to ONNX's and torch's (a depthwise HW C 1 kernel comes
  * out C 1 H W with ci = C, co = 1). */
