@@ -1,4 +1,5 @@
-/* `tlsweep export MODEL.tlm -o OUT [--format onnx|safetensors|tfjs] [--with-preprocessing]`:
+/* `tlsweep export MODEL.tlm -o OUT [--format onnx|safetensors|tfjs|keras]
+ * [--with-preprocessing]`:
  * a native model file to a format runtimes load, class names and
  * preprocessing with it. The export itself is net_export
  * (worker/net/net_export.h); this file turns argv into its options and
@@ -11,9 +12,9 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tlsweep export MODEL.tlm -o OUT [--format onnx|safetensors|tfjs]\n"
+    fprintf(f, "usage: tlsweep export MODEL.tlm -o OUT [--format onnx|safetensors|tfjs|keras]\n"
                "                     [--with-preprocessing]\n"
-               "The format is told by OUT's name (.onnx, .safetensors, model.json or DIR/)\n"
+               "The format is told by OUT's name (.onnx, .safetensors, .h5, model.json or DIR/)\n"
                "unless --format says it.\n"
                "--with-preprocessing (ONNX): the model takes RGB 0-255 and scales it itself.\n");
 }
@@ -45,7 +46,7 @@ int cli_export(int argc, char **argv)
     }
     net_export_opts o = {NET_EXPORT_UNKNOWN, with_pre};
     if (format && (o.format = net_export_format_parse(format)) == NET_EXPORT_UNKNOWN) {
-        fprintf(stderr, "tlsweep export: --format must be onnx, safetensors or tfjs, got '%s'\n", format);
+        fprintf(stderr, "tlsweep export: --format must be onnx, safetensors, tfjs or keras, got '%s'\n", format);
         return 2;
     }
     net_export_result r;

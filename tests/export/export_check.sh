@@ -14,6 +14,10 @@
 # - tfjs: TensorFlow.js (npm @tensorflow/tfjs, pure JS, tests/tfjs's install)
 #   loads the folder and predicts within the same tolerance; Keras
 #   convention: `tlsweep import` of the folder gives back every tensor.
+# - Keras .h5 (Keras convention): h5py finds every tensor where Keras's
+#   load_weights(by_name=True) looks (layer_names, weight_names, datasets),
+#   model_config names every layer, and `tlsweep import` gives back every
+#   tensor bit for bit.
 #   export_check.sh CASE TLSWEEP MAKE_MODEL DUMP_INPUTS TINY_MODEL ORT_DIR TFJS_DIR
 # CASE: trained (tiny_model trained by `tlsweep train` with a dense head)
 # or BACKBONE:CONVENTION:SIZE:HEAD:LOSS:CLASSES[:ALPHA] (random weights,
@@ -110,9 +114,12 @@ PY
 # `tlsweep import` of an export (Keras convention), exported again as
 # safetensors: the same tensors as the original's, bit for bit.
 same_tensors_after_import() {
-    "$tlsweep" import "$1" -o "$d/back_$2.tlm" --with-head > /dev/null
-    "$tlsweep" export "$d/back_$2.tlm" -o "$d/back_$2.safetensors" > /dev/null
-    $py - "$d/model.safetensors" "$d/back_$2.safetensors" "$2" <<'PY'
+    src=$1 tag=$2
+    shift 2
+    "$tlsweep" import "$src" -o "$d/back_$tag.tlm" --with-head "$@" > /dev/null
+    set -- "$tag"
+    "$tlsweep" export "$d/back_$1.tlm" -o "$d/back_$1.safetensors" > /dev/null
+    $py - "$d/model.safetensors" "$d/back_$1.safetensors" "$1" <<'PY'
 import json, struct, sys
 def tensors(path):
     raw = open(path, "rb").read()
@@ -160,3 +167,33 @@ print("tfjs: max |tensorflow.js - tlsweep predict| = %.3g" % diff)
 assert diff < float(sys.argv[3]), (diff, sys.argv[3])
 PY
 [ "$conv" = torchvision ] || same_tensors_after_import "$d/tfjs" tfjs
+
+# ---- Keras .h5 ----------------------------------------------------------------------
+[ "$conv" = torchvision ] && exit 0
+"$tlsweep" export "$d/model.tlm" -o "$d/model.h5" > /dev/null
+$py - "$d/model.h5" "$d/model.safetensors" <<'PY'
+import json, struct, sys
+import h5py
+import numpy as np
+f = h5py.File(sys.argv[1], "r")
+raw = open(sys.argv[2], "rb").read()
+(n,) = struct.unpack("<Q", raw[:8])
+header = json.loads(raw[8:8 + n])
+header.pop("__metadata__")
+mw = f["model_weights"]
+layer_names = [x.decode() for x in mw.attrs["layer_names"]]
+config_layers = {l["name"] for l in json.loads(f.attrs["model_config"])["config"]["layers"]}
+for name, t in header.items():
+    layer, weight = name.split("/")
+    assert layer in layer_names and layer in config_layers, layer
+    wnames = [x.decode() for x in mw[layer].attrs["weight_names"]]
+    assert name + ":0" in wnames, (name, wnames)
+    want = np.frombuffer(raw[8 + n + t["data_offsets"][0]:8 + n + t["data_offsets"][1]], "<f4")
+    got = mw[layer][name + ":0"][()]
+    assert list(got.shape) == t["shape"] and got.tobytes() == want.tobytes(), name
+facts = json.loads(f.attrs["tlsweep"])
+print("h5: %d tensors where Keras looks for them, %d layers in model_config, classes %s"
+      % (len(header), len(config_layers), facts["class_names"][:2]))
+PY
+size=$(echo "$case_" | cut -s -d: -f3)
+same_tensors_after_import "$d/model.h5" h5 --size "${size:-32}"

@@ -312,6 +312,7 @@ static void test_format_names(void **state)
     (void)state;
     assert_int_equal(net_export_format_of_path("out/model.onnx"), NET_EXPORT_ONNX);
     assert_int_equal(net_export_format_of_path("m.safetensors"), NET_EXPORT_SAFETENSORS);
+    assert_int_equal(net_export_format_of_path("m.h5"), NET_EXPORT_KERAS);
     assert_int_equal(net_export_format_of_path("web/model.json"), NET_EXPORT_TFJS);
     assert_int_equal(net_export_format_of_path("web/"), NET_EXPORT_TFJS);
     assert_int_equal(net_export_format_of_path(tu_tmpdir()), NET_EXPORT_TFJS);
@@ -320,6 +321,8 @@ static void test_format_names(void **state)
     assert_int_equal(net_export_format_parse("pickle"), NET_EXPORT_UNKNOWN);
     assert_string_equal(net_export_format_name(NET_EXPORT_ONNX), "onnx");
     assert_int_equal(net_export_format_parse("safetensors"), NET_EXPORT_SAFETENSORS);
+    assert_int_equal(net_export_format_parse("tfjs"), NET_EXPORT_TFJS);
+    assert_int_equal(net_export_format_parse("keras"), NET_EXPORT_KERAS);
 }
 
 int main(void)

@@ -10,16 +10,17 @@
 #include "worker/net/net_export_int.h"
 #include "worker/net/net_io.h"
 
-static const char *const format_names[] = {"?", "onnx", "safetensors", "tfjs"};
+static const char *const format_names[] = {"?", "onnx", "safetensors", "tfjs",
+                                                  "keras"};
 
 const char *net_export_format_name(net_export_format f)
 {
-    return (unsigned)f <= NET_EXPORT_TFJS ? format_names[f] : "?";
+    return (unsigned)f <= NET_EXPORT_KERAS ? format_names[f] : "?";
 }
 
 net_export_format net_export_format_parse(const char *s)
 {
-    for (int f = NET_EXPORT_ONNX; f <= NET_EXPORT_TFJS; f++)
+    for (int f = NET_EXPORT_ONNX; f <= NET_EXPORT_KERAS; f++)
         if (!strcmp(s, format_names[f]))
             return (net_export_format)f;
     return NET_EXPORT_UNKNOWN;
@@ -37,6 +38,8 @@ net_export_format net_export_format_of_path(const char *out)
         return NET_EXPORT_ONNX;
     if (ends_with(out, ".safetensors"))
         return NET_EXPORT_SAFETENSORS;
+    if (ends_with(out, ".h5"))
+        return NET_EXPORT_KERAS;
     struct stat st;
     if (ends_with(out, "model.json") || ends_with(out, "/") ||
         (stat(out, &st) == 0 && S_ISDIR(st.st_mode)))
@@ -105,6 +108,8 @@ static int write_format(net_export_format f, const net_export__model *m, net_exp
         return net_export__safetensors(m, r, e);
     case NET_EXPORT_TFJS:
         return net_export__tfjs(m, r, e);
+    case NET_EXPORT_KERAS:
+        return net_export__h5(m, r, e);
     case NET_EXPORT_UNKNOWN:
         break;
     }
@@ -124,8 +129,8 @@ int net_export(const char *src, const char *out, const net_export_opts *o, net_e
     net_export_format f = o->format ? o->format : net_export_format_of_path(out);
     if (f == NET_EXPORT_UNKNOWN)
         return tl_errf(e, TL_EINVAL, "%s: cannot tell the format from the name (.onnx, "
-                                     ".safetensors, model.json or a folder/), give "
-                                     "--format onnx|safetensors|tfjs", out);
+                                     ".safetensors, .h5, model.json or a folder/), give "
+                                     "--format onnx|safetensors|tfjs|keras", out);
     if (o->with_preprocessing && f != NET_EXPORT_ONNX)
         return tl_errf(e, TL_EINVAL, "%s: --with-preprocessing is for ONNX only (%s files say "
                                      "the preprocessing in their metadata)", out,

@@ -34,6 +34,12 @@
  * is neither 'valid' nor TF's 'same' becomes a ZeroPadding2D layer; a
  * layer TensorFlow.js cannot express exactly is refused, naming it.
  *
+ * keras (.h5): the layout of Keras's model.save to HDF5: model_config (the
+ * same Keras functional config as tfjs's topology) and, under
+ * model_weights, layer_names, each layer's weight_names ("<layer>/kernel:0")
+ * and its datasets, Keras layouts, so load_weights(by_name=True) finds them;
+ * tlsweep's facts in the root attribute "tlsweep" (JSON).
+ *
  * It lives in worker/net (as net_import does): the walk needs the
  * backbones' layer tables. */
 #ifndef TLSWEEP_NET_EXPORT_H
@@ -46,13 +52,14 @@ typedef enum {
     NET_EXPORT_ONNX,
     NET_EXPORT_SAFETENSORS,
     NET_EXPORT_TFJS,
+    NET_EXPORT_KERAS,
 } net_export_format;
 
-/* "onnx", "safetensors", "tfjs" ("?" for unknown), and back (NET_EXPORT_UNKNOWN for a word it
+/* "onnx", "safetensors", "tfjs", "keras" ("?" for unknown), and back (NET_EXPORT_UNKNOWN for a word it
  * does not know). */
 const char *net_export_format_name(net_export_format f);
 net_export_format net_export_format_parse(const char *s);
-/* The format an output path's name asks for: ".onnx", ".safetensors";
+/* The format an output path's name asks for: ".onnx", ".safetensors", ".h5";
  * tfjs for "model.json", a name ending in '/' or an existing folder;
  * NET_EXPORT_UNKNOWN when the name does not say. */
 net_export_format net_export_format_of_path(const char *out);

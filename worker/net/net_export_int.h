@@ -4,6 +4,8 @@
 #ifndef TLSWEEP_NET_EXPORT_INT_H
 #define TLSWEEP_NET_EXPORT_INT_H
 
+#include <jansson.h>
+
 #include "common/weights/model_file.h"
 #include "worker/net/net.h"
 #include "worker/net/net_export.h"
@@ -27,6 +29,16 @@ int net_export__safetensors(const net_export__model *m, net_export_result *r, tl
  * renamed) or, for a path ending in model.json, model.json and its shard
  * beside it (the shard first). */
 int net_export__tfjs(const net_export__model *m, net_export_result *r, tl_err *e);
+
+/* The net as a Keras functional model config ({"class_name": "Model",
+ * "config": {layers, input_layers, output_layers}}), as tfjs's
+ * modelTopology and Keras's model_config hold it (net_export_tfjs.c).
+ * TL_EINVAL naming the layer that Keras layers cannot express exactly. */
+int net_export__keras_topology(const net_export__model *m, json_t **topo, tl_err *e);
+
+/* Writes m as a Keras .h5 (model.save's layout: model_config, and the
+ * weights under model_weights) atomically. */
+int net_export__h5(const net_export__model *m, net_export_result *r, tl_err *e);
 
 /* dst (CO, CI, KH, KW) from src (KH, KW, CI, CO): a conv kernel from the
  * engine's layout to ONNX's and torch's (a depthwise HW C 1 kernel comes

@@ -215,8 +215,7 @@ static json_t *metadata(const net_export__model *m)
                      "NHWC, preprocessed");
 }
 
-/* model.json's text into *out (malloc'd). */
-static int model_json(const net_export__model *m, char **out, tl_err *e)
+int net_export__keras_topology(const net_export__model *m, json_t **topo, tl_err *e)
 {
     const net *n = m->net;
     const net_layer *in = &n->layers[0];
@@ -231,11 +230,21 @@ static int model_json(const net_export__model *m, char **out, tl_err *e)
         json_decref(w.layers);
         return rc;
     }
-    json_t *topo = json_pack("{s:s, s:{s:s, s:o, s:[[s,i,i]], s:[[s,i,i]]}, s:s, s:s}",
-                             "class_name", "Model", "config", "name", m->spec->backbone, "layers",
-                             w.layers, "input_layers", in->name, 0, 0, "output_layers",
-                             net_last(n)->name, 0, 0, "keras_version", "2.11.0", "backend",
-                             "tensorflow");
+    *topo = json_pack("{s:s, s:{s:s, s:o, s:[[s,i,i]], s:[[s,i,i]]}, s:s, s:s}", "class_name",
+                      "Model", "config", "name", m->spec->backbone, "layers", w.layers,
+                      "input_layers", in->name, 0, 0, "output_layers", net_last(n)->name, 0, 0,
+                      "keras_version", "2.11.0", "backend", "tensorflow");
+    return *topo ? 0 : tl_errf(e, TL_ENOMEM, "%s: out of memory", m->out);
+}
+
+/* model.json's text into *out (malloc'd). */
+static int model_json(const net_export__model *m, char **out, tl_err *e)
+{
+    const net *n = m->net;
+    json_t *topo = NULL;
+    int rc = net_export__keras_topology(m, &topo, e);
+    if (rc)
+        return rc;
     json_t *root = json_pack("{s:s, s:s, s:o, s:o, s:o}", "format", "layers-model", "generatedBy",
                              "tlsweep " TLSWEEP_VERSION, "modelTopology", topo, "weightsManifest",
                              manifest(n), "userDefinedMetadata", metadata(m));
