@@ -5,7 +5,9 @@
  * class names with a quote and non-ASCII letters in metadata, the scaling
  * as nodes with --with-preprocessing. Bad input (a truncated or tampered
  * .tlm, an output in a missing folder, a name that tells no format) is one
- * line naming the file, and leaves no file (and an existing one untouched).
+ * line naming the file, and leaves no file (and an existing one untouched);
+ * a layer tfjs cannot express is refused by name. safetensors, tfjs and
+ * .h5 are checked against other software by export_check.sh.
  * ONNX Runtime's answers are tests/export/export_check.sh's. */
 #include "testutil.h"
 
@@ -20,6 +22,7 @@
 #include "common/weights/model_file.h"
 #include "onnx.pb-c.h"
 #include "worker/net/net_export.h"
+#include "worker/net/net_export_int.h"
 #include "worker/net/net_io.h"
 
 static const char *const class_names[] = {"T-shirt/top", "say \"cheese\"", "Stiefelette \xc3\xa4"};
@@ -307,6 +310,34 @@ static void test_tfjs_folder(void **state)
     json_decref(root);
 }
 
+/* A layer Keras/TensorFlow.js cannot express exactly: max pooling with
+ * symmetric padding on an input that may be negative (zero padding would
+ * win where the padded -inf must not). The export names the layer and
+ * writes nothing. */
+static void test_tfjs_refuses_layer(void **state)
+{
+    (void)state;
+    clean_tmpdir();
+    net n;
+    net_init(&n, 8, 8, 3, NET_TORCHVISION);
+    int c = net_conv(&n, "conv", 0, 4, 3, 3, 1, 1, nn_pad_sym(1, 1), 1, 1);
+    int p = net_maxpool(&n, "pool", c, 3, 3, 2, 2, nn_pad_sym(1, 1));
+    assert_true(c > 0 && p > 0);
+    tl_err e = {0};
+    assert_int_equal(net_finalize(&n, 1, 1, &e), 0);
+    model_spec s;
+    model_spec_init(&s);
+    assert_int_equal(model_spec_set_str(&s.backbone, "custom", &e), 0);
+    s.height = s.width = 8;
+    net_export__model m = {"x.tlm", tu_tmp("web/"), &s, &n, 0};
+    net_export_result r;
+    assert_int_equal(net_export__tfjs(&m, &r, &e), TL_EINVAL);
+    assert_one_line_naming(&e, "layer pool: max pooling");
+    assert_dir_holds(0);
+    model_spec_free(&s);
+    net_free(&n);
+}
+
 static void test_format_names(void **state)
 {
     (void)state;
@@ -333,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_bad_model_file),
         cmocka_unit_test(test_bad_output),
         cmocka_unit_test(test_tfjs_folder),
+        cmocka_unit_test(test_tfjs_refuses_layer),
         cmocka_unit_test(test_format_names),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
