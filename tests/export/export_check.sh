@@ -19,8 +19,10 @@
 #   model_config names every layer, and `tlsweep import` gives back every
 #   tensor bit for bit.
 #   export_check.sh CASE TLSWEEP MAKE_MODEL DUMP_INPUTS TINY_MODEL ORT_DIR TFJS_DIR
-# CASE: trained (tiny_model trained by `tlsweep train` with a dense head)
-# or BACKBONE:CONVENTION:SIZE:HEAD:LOSS:CLASSES[:ALPHA] (random weights,
+# CASE: trained (tiny_model trained by `tlsweep train` with a dense head),
+# demo (the demo's pretrained MobileNetV2 trained on data/fashion, whose
+# test folder gives the images: deploy/fetch-weights.sh, label demo) or
+# BACKBONE:CONVENTION:SIZE:HEAD:LOSS:CLASSES[:ALPHA] (random weights,
 # export_make_model, BN statistics from the training images).
 set -eu
 case_=$1 tlsweep=$2 make_model=$3 dump=$4 tiny=$5 ort_dir=$6 tfjs_dir=$7
@@ -35,7 +37,20 @@ d=$(mktemp -d /tmp/tl_export_onnx_XXXXXX)
 trap 'rm -rf "$d"' EXIT
 
 "$tlsweep" data fashion-mnist "$d/fm" --per-class 3 --size 32 > /dev/null
-if [ "$case_" = trained ]; then
+if [ "$case_" = demo ]; then
+    repo=$(cd "$here/../.." && pwd)
+    (cd "$repo" && TLSWEEP=$tlsweep deploy/fetch-weights.sh)
+    [ -d "$repo/data/fashion/test" ] ||
+        "$tlsweep" data fashion-mnist "$repo/data/fashion" --per-class 100 --size 96 > /dev/null
+    "$tlsweep" train --weights "$repo/models/mobilenet_v2.tlm" --data "$repo/data/fashion/train" \
+        --size 96 --mode frozen --head gap,dense128,dropout0.2 --epochs 3 \
+        -o "$d/model.tlm" > /dev/null
+    rm -rf "$d/fm/test"
+    for c in "$repo"/data/fashion/test/*/; do
+        mkdir -p "$d/fm/test/$(basename "$c")"
+        find "$c" -name '*.jpg' | sort | head -3 | while read -r f; do cp "$f" "$d/fm/test/$(basename "$c")/"; done
+    done
+elif [ "$case_" = trained ]; then
     "$tlsweep" data fashion-mnist "$d/fmt" --per-class 6 --size 32 > /dev/null
     "$tiny" "$d/tiny.tlm" > /dev/null
     "$tlsweep" train --weights "$d/tiny.tlm" --data "$d/fmt/train" --size 32 --epochs 2 \
