@@ -9,6 +9,7 @@
  * pooling that counts the padding; for max pooling only when the input
  * cannot be negative (after a ReLU): anything else is refused, naming the
  * layer. */
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -271,7 +272,8 @@ static int write_file(const char *path, const void *a, size_t na, const net *n, 
 /* "<dir>/<name>" into path (PATH_MAX); 0 when it does not fit. */
 static int join(char *path, const char *dir, const char *name)
 {
-    int k = snprintf(path, PATH_MAX, "%s/%s", dir, name);
+    size_t n = strlen(dir);
+    int k = snprintf(path, PATH_MAX, "%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", name);
     return k > 0 && k < PATH_MAX;
 }
 
@@ -311,10 +313,10 @@ static int write_folder(const char *out, const char *json, const net *n, tl_err 
     if (k < 0 || k >= (int)sizeof tmp)
         return tl_errf(e, TL_EINVAL, "%s: path too long", out);
     if (mkdir(tmp, 0755) != 0)
-        return tl_errf(e, TL_EIO, "%s: cannot create %s", out, tmp);
+        return tl_errf(e, TL_EIO, "%s: cannot create %s: %s", out, tmp, strerror(errno));
     int rc = write_pair(tmp, json, n, e);
     if (!rc && rename(tmp, dir) != 0)
-        rc = tl_errf(e, TL_EIO, "%s: rename of %s failed", out, tmp);
+        rc = tl_errf(e, TL_EIO, "%s: rename of %s failed: %s", out, tmp, strerror(errno));
     if (rc)
         remove_pair(tmp);
     return rc;
