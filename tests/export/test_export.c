@@ -162,6 +162,7 @@ static void test_graph(void **state)
     assert_int_equal(count_op(m, "Gemm"), 2);
     assert_int_equal(count_op(m, "Softmax"), 1);
     assert_int_equal(count_op(m, "Dropout"), 0);
+    assert_int_equal(count_op(m, "Flatten"), 1); /* after the pooling; not again after relu */
     assert_string_equal(g->node[g->n_node - 1]->op_type, "Softmax");
     check_kernel(&n, m, "Conv1/kernel", 0);
     check_kernel(&n, m, "expanded_conv_depthwise/depthwise_kernel", 1);

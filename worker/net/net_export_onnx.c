@@ -458,8 +458,14 @@ static void emit_layer(ox_walk *w, int i)
     case NET_INPUT: break; /* set by emit_input */
     case NET_CONV: emit_conv(w, l); break;
     case NET_BN: emit_bn(w, l); break;
-    case NET_RELU: emit_simple(w, l, "Relu"); break;
-    case NET_RELU6: emit_relu6(w, l); break;
+    case NET_RELU:
+        emit_simple(w, l, "Relu");
+        v->flat = w->val[l->in[0]].flat; /* after a Dense: still (N, units) */
+        break;
+    case NET_RELU6:
+        emit_relu6(w, l);
+        v->flat = w->val[l->in[0]].flat;
+        break;
     case NET_ADD: emit_simple(w, l, "Add"); break;
     case NET_CONCAT: emit_simple(w, l, "Concat"); break;
     case NET_MAXPOOL:
