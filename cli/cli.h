@@ -11,6 +11,7 @@ int cli_info(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_data(int argc, char **argv);
 int cli_import(int argc, char **argv);
+int cli_export(int argc, char **argv);
 int cli_train(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_merge(int argc, char **argv);

@@ -18,6 +18,7 @@ static const cli_command commands[] = {
     {"demo", cli_demo, "train one backbone on a synthetic task (engine smoke run)"},
     {"data", cli_data, "prepare datasets: fashion-mnist (idx files to class folders of JPEGs)"},
     {"import", cli_import, "weights (tfjs, .h5, safetensors, .tlm) into a native .tlm model file"},
+    {"export", cli_export, "a .tlm to ONNX for the runtimes models are deployed with"},
     {"train", cli_train, "one transfer-learning trial: a backbone, a folder dataset, a best .tlm"},
     {"predict", cli_predict, "top classes of images under a trained .tlm, with probabilities"},
     {"evaluate", cli_evaluate, "a trained .tlm on class folders: accuracy, loss, confusion matrix"},

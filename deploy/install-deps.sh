@@ -28,6 +28,8 @@ packages=(
     # oneDNN: convolutions at the hardware limit (OpenMP runtime, like our OpenBLAS)
     libdnnl-dev
     libuv1-dev libyaml-dev libjansson-dev libhdf5-dev libpng-dev
+    # tlsweep export: onnx.proto (compiled by protoc-c at build time) and ONNX's checker
+    python3-onnx
     # data: gzip'd idx files; the Fashion-MNIST demo dataset
     zlib1g-dev dataset-fashion-mnist
 )
@@ -65,7 +67,20 @@ missing=()
 for p in "${packages[@]}"; do
     grep -qx "$p installed" <<<"$installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# tests/export: ONNX Runtime for Node (npm, pinned; its package carries the
+# Linux x64 CPU library, so no install scripts run) in a project-local folder.
+ORT_VERSION=1.30.0
+ort_dir="$(cd "$(dirname "$0")/.." && pwd)/.cache/onnxruntime"
+install_onnxruntime() {
+    [ "$tests" = 1 ] || return 0
+    [ "$(cat "$ort_dir/node_modules/onnxruntime-node/package.json" 2>/dev/null |
+        sed -n 's/^ *"version": "\(.*\)",*$/\1/p')" = "$ORT_VERSION" ] && return 0
+    echo "install-deps: npm install onnxruntime-node@$ORT_VERSION into $ort_dir"
+    mkdir -p "$ort_dir"
+    (cd "$ort_dir" && npm install --ignore-scripts --save-exact --no-audit --no-fund \
+        --loglevel=error "onnxruntime-node@$ORT_VERSION")
+}
+[ ${#missing[@]} -eq 0 ] && { install_onnxruntime; exit 0; }
 
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then
@@ -81,3 +96,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+install_onnxruntime

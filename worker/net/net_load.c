@@ -112,8 +112,7 @@ static void transpose_in(float *dst, const float *src, const net_param *p, map_k
     }
 }
 
-/* The torch attribute a parameter comes from. */
-static const char *torch_suffix(const net_param *p)
+const char *net_load_torch_suffix(const net_param *p)
 {
     const char *s = strrchr(p->name, '/');
     s = s ? s + 1 : p->name;
@@ -201,7 +200,7 @@ int net_load_safetensors(net *n, const char *path, int strict, tl_err *e)
         if (!loaded[i]) {
             rc = tl_errf(e, TL_ENOTFOUND, "weights %s: no tensor '%s.%s' for parameter %s",
                          path, n->layers[n->params[i].layer].name,
-                         torch_suffix(&n->params[i]), n->params[i].name);
+                         net_load_torch_suffix(&n->params[i]), n->params[i].name);
             goto done;
         }
 done:

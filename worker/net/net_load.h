@@ -22,5 +22,8 @@
  * the parameters keep their values. Returns 0 or a negative TL_E* code with
  * e filled; on error the net's weights may be partly overwritten. */
 int net_load_safetensors(net *n, const char *path, int strict, tl_err *e);
+/* The torch attribute a parameter comes from: "weight" (kernel, gamma),
+ * "bias" (bias, beta), "running_mean", "running_var". */
+const char *net_load_torch_suffix(const net_param *p);
 
 #endif
