@@ -19,14 +19,16 @@
 # usage: bench/search_bench.sh [--quick]   (from the repo root, after a build and the demo data)
 #   --quick   3 epochs at most, rungs 1 and 3 (smoke check; targets printed, not judged)
 # Environment: TLSWEEP (default build/tlsweep), MPIRUN (default mpirun), NP (default 3),
-#   SEARCH_AXIS=head|optimizer (the third axis; optimizer: adam, sgd, rmsprop), KEEP=1.
+#   SEARCH_AXIS=head|optimizer (the third axis; optimizer: adam, sgd, rmsprop), KEEP=1,
+#   METHODS="successive_halving asha" with REUSE=DIR (a KEEP=1 folder of an earlier
+#   run): run only those methods, the others' figures read from DIR.
 set -eu
 
 QUICK=0
 for a in "$@"; do
     case $a in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "search_bench.sh: unknown argument '$a' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -95,7 +97,16 @@ sweep asha "$LRS" "{method: asha, $RUNGS}" > "$W/asha.yaml"
 
 echo "search benchmark: 27 configurations, $EPOCHS epochs at most, $((NP - 1)) workers, third axis: $AXIS"
 "$BIN" run --dry-run "$W/asha.yaml" | sed -n '/^rungs/,/epoch budget/p'
-for m in grid random successive_halving asha; do
+METHODS=${METHODS:-grid random successive_halving asha}
+if [ -n "${REUSE:-}" ]; then
+    for m in grid random successive_halving asha; do
+        case " $METHODS " in *" $m "*) continue ;; esac
+        cp -r "$REUSE/$m" "$W/$m"
+        grep "^$m " "$REUSE/walls" >> "$W/walls"
+        echo "  $m: figures from $REUSE"
+    done
+fi
+for m in $METHODS; do
     start=$(date +%s.%N)
     if ! "$MPIRUN" -np "$NP" --oversubscribe "$BIN" run --quiet "$W/$m.yaml" > "$W/$m.log" 2>&1; then
         cat "$W/$m.log" >&2

@@ -114,8 +114,8 @@ static void print_rungs(const sweep *s)
     double whole = (double)s->n_trials * s->epochs;
     printf("  epoch budget: at most %.0f epochs, against %.0f for every trial to epoch %d "
            "(%.0f%%)%s\n", budget, whole, s->epochs, 100.0 * budget / whole,
-           s->search == SWEEP_SEARCH_ASHA ? "; asha promotes as results come, within the same "
-                                            "bound" : "");
+           s->search == SWEEP_SEARCH_ASHA ? "; asha promotes as results come, within this "
+                                            "budget until workers would wait" : "");
 }
 
 /* Images per epoch when train_dir can be indexed now; 0 otherwise. */

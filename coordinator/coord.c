@@ -243,7 +243,7 @@ void coord__check_finished(coord *c)
             return;
     /* asha: a result processed after its worker was given nothing may have
      * qualified a trial for the next rung */
-    if (coord__asha_promote(c) >= 0) {
+    if (coord__asha_promote(c, 0) >= 0) {
         coord__schedule(c);
         return;
     }

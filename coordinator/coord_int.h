@@ -261,8 +261,9 @@ int coord__ckpt_spent(const coord *c, int i);
 /* successive_halving: journals and applies the decisions of every rung now
  * complete; how many went on, -1 when the sweep failed. */
 int coord__search_decide(coord *c);
-/* asha: journals and applies one promotion if one qualifies: the trial, or -1. */
-int coord__asha_promote(coord *c);
+/* asha: journals and applies one promotion if one qualifies (capped 0: for
+ * a worker with nothing else to do, search.h): the trial, or -1. */
+int coord__asha_promote(coord *c, int capped);
 void coord__replay_promote(coord *c, const Tlsweep__JournalPromote *p);
 /* The sweep finished: checkpoints of trials that ended at a rung go. */
 void coord__search_finish(coord *c);

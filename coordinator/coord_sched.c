@@ -124,18 +124,24 @@ static int next_trial(coord *c)
             return (int)i;
     if (c->s->search != SWEEP_SEARCH_ASHA)
         return -1;
-    int p = coord__asha_promote(c);
+    int p = coord__asha_promote(c, 1);
     if (p >= 0) /* given once its checkpoint is written, if it is not yet */
         return trial_ready(c, p) ? p : -1;
     if (c->phase != COORD_RUNNING)
         return -1;
+    int fresh = 0;
     for (size_t i = 0; i < c->s->n_trials; i++) {
         const sweep_trial *st = &c->s->trials[i];
-        if (c->trials[i].st == TR_PENDING && c->srows[i].target < 0 &&
-            (!sweep_trial_uses_cache(st) || c->groups[st->cache_group].state == CG_READY))
+        if (c->trials[i].st != TR_PENDING || c->srows[i].target >= 0)
+            continue;
+        fresh = 1;
+        if (!sweep_trial_uses_cache(st) || c->groups[st->cache_group].state == CG_READY)
             return (int)i;
     }
-    return -1;
+    /* nothing new to start: the worker would wait; promote without the cap */
+    if (fresh || (p = coord__asha_promote(c, 0)) < 0)
+        return -1;
+    return trial_ready(c, p) ? p : -1;
 }
 
 static int give_trial(coord *c, cworker *k)

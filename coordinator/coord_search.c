@@ -120,11 +120,11 @@ int coord__search_decide(coord *c)
     return rc ? -1 : (int)n;
 }
 
-int coord__asha_promote(coord *c)
+int coord__asha_promote(coord *c, int capped)
 {
     if (!c->srows || c->phase != COORD_RUNNING || c->s->search != SWEEP_SEARCH_ASHA)
         return -1;
-    int i = sweep_asha_promotion(&c->rungs, c->srows, c->s->n_trials);
+    int i = sweep_asha_promotion(&c->rungs, c->srows, c->s->n_trials, capped);
     if (i < 0 || promote(c, i, c->srows[i].target + 1))
         return -1;
     return i;

@@ -141,7 +141,7 @@ size_t sweep_sha_promotions(const sweep_rungs *r, const sweep_srow *rows, size_t
 
 /* ---- asha ----------------------------------------------------------------------------------- */
 
-int sweep_asha_promotion(const sweep_rungs *r, const sweep_srow *rows, size_t n)
+int sweep_asha_promotion(const sweep_rungs *r, const sweep_srow *rows, size_t n, int capped)
 {
     ranked *rk = malloc((n ? n : 1) * sizeof *rk);
     if (!rk)
@@ -156,7 +156,7 @@ int sweep_asha_promotion(const sweep_rungs *r, const sweep_srow *rows, size_t n)
          * halving would let */
         for (size_t i = 0; i < n; i++)
             gone += rows[i].reached >= k && rows[i].target > k;
-        if (gone >= q)
+        if (capped && gone >= q)
             continue;
         for (size_t j = 0; j < m && j < q; j++)
             if (can_go_on(&rows[rk[j].i], k)) {

@@ -25,7 +25,11 @@
  *                       keeps asha within successive halving's epochs: a
  *                       trial promoted early that later results outrank
  *                       keeps its slot (without it, results arriving one
- *                       by one promote half again as many).
+ *                       by one promote half again as many). A worker that
+ *                       would otherwise wait (no new trial left, nothing
+ *                       under the cap) promotes without it: the trials that
+ *                       early promotions kept out of the best floor(m / eta)
+ *                       go on with time that would be idle.
  * Values compare by the sweep's select metric (goal_max), ties to the
  * lower trial index. A trial that failed, stopped early, or ended at a rung
  * without going on keeps its result; it is "final" once it cannot go on. */
@@ -69,8 +73,9 @@ void sweep_srow_reach(sweep_srow *w, const sweep_rungs *r, int k, double v, int 
  * complete (written to out, which holds n; returns how many). A row with
  * target -1 counts as entered in rung 0: every trial starts there. */
 size_t sweep_sha_promotions(const sweep_rungs *r, const sweep_srow *rows, size_t n, int *out);
-/* asha: the trial to promote now (its next rung is its target + 1), or -1. */
-int sweep_asha_promotion(const sweep_rungs *r, const sweep_srow *rows, size_t n);
+/* asha: the trial to promote now (its next rung is its target + 1), or -1;
+ * capped 0: without the cap, for a worker with nothing else to do. */
+int sweep_asha_promotion(const sweep_rungs *r, const sweep_srow *rows, size_t n, int capped);
 
 /* The plan of a rung search over n trials: at most how many trials reach
  * each rung (out[k], k < r->n), and the epochs that costs at most

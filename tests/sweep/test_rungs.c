@@ -151,30 +151,37 @@ static void test_asha_decisions(void **state)
     /* 2 results at rung 0: floor(2 / 3) = 0 may go on; others not started */
     row_spec two[] = {{0, 0, 0, {0.9}}, {0, 0, 0, {0.5}}, {-1, -1, 0, {0}}, {0, -1, 0, {0}}};
     make_rows(rows, two, 4);
-    assert_int_equal(sweep_asha_promotion(&r, rows, 4), -1);
+    assert_int_equal(sweep_asha_promotion(&r, rows, 4, 1), -1);
     /* the third result makes one slot: the best, whatever is still running */
     row_spec three[] = {{0, 0, 0, {0.9}}, {0, 0, 0, {0.5}}, {0, 0, 0, {0.6}}, {0, -1, 0, {0}}};
     make_rows(rows, three, 4);
-    assert_int_equal(sweep_asha_promotion(&r, rows, 4), 0);
+    assert_int_equal(sweep_asha_promotion(&r, rows, 4, 1), 0);
     /* promoted already: the slot is used; nothing more until 6 results */
     rows[0].target = 1;
-    assert_int_equal(sweep_asha_promotion(&r, rows, 4), -1);
+    assert_int_equal(sweep_asha_promotion(&r, rows, 4, 1), -1);
     /* a newcomer better than the promoted one takes the second slot at 6 */
     row_spec six[] = {{1, 0, 0, {0.9}}, {0, 0, 0, {0.5}}, {0, 0, 0, {0.6}},
                       {0, 0, 0, {0.95}}, {0, 0, 0, {0.1}}, {0, 0, 0, {0.2}}};
     make_rows(rows, six, 6);
-    assert_int_equal(sweep_asha_promotion(&r, rows, 6), 3);
+    assert_int_equal(sweep_asha_promotion(&r, rows, 6, 1), 3);
     /* the highest rung first: 3 at rung 1 make a slot at rung 1 */
     row_spec up[] = {{1, 1, 0, {0.9, 0.7}}, {1, 1, 0, {0.8, 0.75}}, {1, 1, 0, {0.85, 0.6}},
                      {0, 0, 0, {0.99}},     {0, 0, 0, {0.1}},       {0, 0, 0, {0.2}},
                      {0, 0, 0, {0.3}},      {0, 0, 0, {0.4}},       {0, 0, 0, {0.45}}};
     make_rows(rows, up, 9);
-    assert_int_equal(sweep_asha_promotion(&r, rows, 9), 1);
+    assert_int_equal(sweep_asha_promotion(&r, rows, 9, 1), 1);
+    /* the cap: 6 reached rung 0 and 2 went on (one of them now outranked by
+     * a newcomer): none more under the cap, the newcomer without it */
+    row_spec capped[] = {{1, 0, 0, {0.9}}, {1, 0, 0, {0.5}}, {0, 0, 0, {0.6}},
+                         {0, 0, 0, {0.95}}, {0, 0, 0, {0.1}}, {0, 0, 0, {0.2}}};
+    make_rows(rows, capped, 6);
+    assert_int_equal(sweep_asha_promotion(&r, rows, 6, 1), -1);
+    assert_int_equal(sweep_asha_promotion(&r, rows, 6, 0), 3);
     /* the last rung is where trials end: nothing goes on from it */
     row_spec last[] = {{2, 2, 1, {0.9, 0.9, 0.9}}, {2, 2, 1, {0.9, 0.9, 0.8}},
                        {2, 2, 1, {0.9, 0.9, 0.7}}};
     make_rows(rows, last, 3);
-    assert_int_equal(sweep_asha_promotion(&r, rows, 3), -1);
+    assert_int_equal(sweep_asha_promotion(&r, rows, 3, 1), -1);
 }
 
 static void test_budget(void **state)
@@ -220,14 +227,17 @@ static int simulate(sweep_search_method m, int reverse, sweep_srow *rows, int *e
                 busy = i;
         }
         if (busy < 0 && m == SWEEP_SEARCH_ASHA) {
-            int p = sweep_asha_promotion(&r, rows, N);
+            /* as the coordinator: under the cap, else a new trial, else without it */
+            int p = sweep_asha_promotion(&r, rows, N, 1);
+            for (int j = 0; p < 0 && j < N && busy < 0; j++)
+                if (rows[j].target < 0)
+                    rows[busy = j].target = 0;
+            if (p < 0 && busy < 0)
+                p = sweep_asha_promotion(&r, rows, N, 0);
             if (p >= 0) {
                 rows[p].target++;
                 continue;
             }
-            for (int j = 0; j < N && busy < 0; j++)
-                if (rows[j].target < 0)
-                    rows[busy = j].target = 0;
         } else if (busy < 0) {
             size_t np = sweep_sha_promotions(&r, rows, N, out);
             for (size_t q = 0; q < np; q++)
@@ -268,13 +278,17 @@ static void test_whole_search(void **state)
         if (value_of(i, 0) > value_of(best, 0))
             best = i;
     assert_int_equal(a[best].reached, 2);
-    /* asha: within the bound, and its winner reached the end too */
+    /* asha: successive halving's budget while new trials remain (all 27
+     * start before any trial goes on past the cap), then the trials the
+     * cap kept out; its winner reached the end too */
     assert_int_equal(simulate(SWEEP_SEARCH_ASHA, 0, a, &ea), 0);
-    assert_true(ea <= 63);
-    int at_end = 0;
-    for (int i = 0; i < 27; i++)
+    assert_true(ea >= 63 && ea <= 89);
+    int at_end = 0, at_1 = 0;
+    for (int i = 0; i < 27; i++) {
         at_end += a[i].reached == 2;
-    assert_true(at_end >= 1 && at_end <= 3);
+        at_1 += a[i].reached >= 1;
+    }
+    assert_true(at_1 >= 9 && at_end >= 3 && at_end < at_1);
     assert_int_equal(a[best].reached, 2);
 }
 
