@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "common/base/err.h"
+#include "common/weights/model_file.h"
 
 void tu_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
 float *tu_alloc_uniform(size_t n, uint64_t seed, float lo, float hi);
@@ -61,6 +62,14 @@ const char *tu_repo_path(const char *rel);
 /* Whether an atomic write's temporary of path ("<path>.tmp.<pid>.<n>",
  * common/base/fileio.h) is left in its folder. */
 int tu_tmp_left(const char *path);
+
+/* ---- a tiny model ---------------------------------------------------------- */
+
+/* The tests' tiny model spec: MobileNetV2 (alpha 0.35) at 32x32 with a
+ * GlobalAveragePooling + Dense(8, relu) + Dropout(0.2) head on 3 classes,
+ * named by classes (NULL: unnamed), Keras's preprocessing for MobileNetV2.
+ * model_spec_free it. */
+void tu_tiny_spec(model_spec *s, const char *const *classes);
 
 /* ---- errors --------------------------------------------------------------- */
 

@@ -29,20 +29,7 @@ static const char *const class_names[] = {"T-shirt/top", "say \"cheese\"", "Stie
 
 static void tiny_spec(model_spec *s)
 {
-    tl_err e = {0};
-    model_spec_init(s);
-    assert_int_equal(model_spec_set_str(&s->backbone, "mobilenet_v2", &e), 0);
-    s->alpha = 0.35f;
-    s->height = s->width = 32;
-    model_head_op ops[] = {{MODEL_HEAD_GAP, 0, MODEL_ACT_LINEAR, 0},
-                           {MODEL_HEAD_DENSE, 8, MODEL_ACT_RELU, 0},
-                           {MODEL_HEAD_DROPOUT, 0, MODEL_ACT_LINEAR, 0.2f}};
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(model_spec_add_head(s, ops[i], &e), 0);
-    s->num_classes = 3;
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(model_spec_add_class(s, class_names[i], &e), 0);
-    s->preproc = MODEL_PREPROC_TF;
+    tu_tiny_spec(s, class_names);
 }
 
 /* The tiny model written to tu_tmp("tiny.tlm"); n keeps its net (random

@@ -22,18 +22,8 @@
 /* The tiny model's spec: a GAP + Dense(8) + Dropout head on 3 classes. */
 static void tiny_spec(model_spec *s)
 {
-    tl_err e = {0};
-    model_spec_init(s);
-    assert_int_equal(model_spec_set_str(&s->backbone, "mobilenet_v2", &e), 0);
-    s->alpha = 0.35f;
-    s->height = s->width = 32;
-    model_head_op ops[] = {{MODEL_HEAD_GAP, 0, MODEL_ACT_LINEAR, 0},
-                           {MODEL_HEAD_DENSE, 8, MODEL_ACT_RELU, 0},
-                           {MODEL_HEAD_DROPOUT, 0, MODEL_ACT_LINEAR, 0.2f}};
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(model_spec_add_head(s, ops[i], &e), 0);
-    s->num_classes = 3;
-    s->preproc = net_default_preproc("mobilenet_v2", MODEL_KERAS);
+    tu_tiny_spec(s, NULL);
+    assert_int_equal(s->preproc, net_default_preproc("mobilenet_v2", MODEL_KERAS));
 }
 
 /* Every parameter of the tiny model, random, under its Keras name. */
