@@ -73,6 +73,19 @@ static void take_result(coord_status *st, const Tlsweep__TrialResult *r)
     }
 }
 
+/* A promotion (successive_halving, asha) sends a trial that ended a rung
+ * back to the queue: it trains on to the next rung, and is started again
+ * by its next epoch. */
+static void take_promote(coord_status *st, const Tlsweep__JournalPromote *p)
+{
+    coord_status_trial *t = trial_of(st, p->trial_index, p->trial_id);
+    if (!t)
+        return;
+    t->rung = (int)p->rung;
+    if (t->st == COORD_TRIAL_DONE)
+        t->st = COORD_TRIAL_QUEUED;
+}
+
 /* A Reset sends a finished trial back to the queue: it runs again. */
 static void take_reset(coord_status *st, const Tlsweep__JournalReset *rs)
 {
@@ -124,6 +137,7 @@ static int take_record(void *ctx, const void *payload, size_t len)
     case TLSWEEP__JOURNAL_RECORD__BODY_EPOCH: take_epoch(st, rec->epoch, rec->unix_ms); break;
     case TLSWEEP__JOURNAL_RECORD__BODY_RESULT: take_result(st, rec->result); break;
     case TLSWEEP__JOURNAL_RECORD__BODY_RESET: take_reset(st, rec->reset); break;
+    case TLSWEEP__JOURNAL_RECORD__BODY_PROMOTE: take_promote(st, rec->promote); break;
     case TLSWEEP__JOURNAL_RECORD__BODY_FEATURES: break;
     default: st->skipped++; break;
     }
@@ -304,10 +318,13 @@ static void text_trial(const coord_status *st, const coord_status_trial *t, tl_s
         snprintf(d, sizeof d, "%.1fs", per);
     else
         coord__fmt_duration(per, d, sizeof d);
+    char rung[24] = "";
+    if (t->rung > 0)
+        snprintf(rung, sizeof rung, "  (rung %d)", t->rung);
     tl_strbuf_printf(b, "  %-11s %s  epoch %d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  "
-                        "val_accuracy %.4f  (%s per epoch)\n",
+                        "val_accuracy %.4f  (%s per epoch)%s\n",
                      coord_status_trial_name(st, t), t->id, t->epoch, t->epochs, t->loss,
-                     t->accuracy, t->val_loss, t->val_accuracy, d);
+                     t->accuracy, t->val_loss, t->val_accuracy, d, rung);
 }
 
 void coord_status_text(const coord_status *st, tl_strbuf *b)
@@ -359,6 +376,8 @@ static json_t *trial_json(const coord_status *st, const coord_status_trial *t)
     json_object_set_new(o, "status", json_string(coord_status_trial_name(st, t)));
     json_object_set_new(o, "epoch", json_integer(t->epoch));
     json_object_set_new(o, "epochs", json_integer(t->epochs));
+    /* a rung search: the rung it was promoted to (null: none, or rung 0) */
+    json_object_set_new(o, "rung", t->rung > 0 ? json_integer(t->rung) : json_null());
     json_object_set_new(o, "loss", json_real(t->loss));
     json_object_set_new(o, "accuracy", json_real(t->accuracy));
     json_object_set_new(o, "val_loss", json_real(t->val_loss));

@@ -56,6 +56,7 @@ typedef struct {
     uint64_t epoch_ms;           /* when its last epoch was journaled, and in which run */
     int epoch_run;
     double best_value;           /* DONE: the select metric */
+    int rung;                    /* the rung it was last promoted to (a rung search), 0 none */
 } coord_status_trial;
 
 typedef struct {

@@ -106,6 +106,19 @@ static void put_reset(int t, uint64_t ms)
     put(&r, ms);
 }
 
+static void put_promote(int t, uint32_t rung, uint32_t epochs, uint64_t ms)
+{
+    Tlsweep__JournalPromote pr = TLSWEEP__JOURNAL_PROMOTE__INIT;
+    pr.trial_index = (uint32_t)t;
+    pr.trial_id = ids[t];
+    pr.rung = rung;
+    pr.epochs = epochs;
+    Tlsweep__JournalRecord r = TLSWEEP__JOURNAL_RECORD__INIT;
+    r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_PROMOTE;
+    r.promote = &pr;
+    put(&r, ms);
+}
+
 static void put_raw(const void *p, size_t n)
 {
     tl_err e = {0};
@@ -169,8 +182,8 @@ static void test_two_runs(void **st_)
     put_start(3, 1000 * S);
     put_epoch(0, 1, 5.0, 0.25f, 1010 * S);
     put_epoch(0, 2, 5.0, 0.40f, 1030 * S); /* 20 s of wall time since epoch 1 */
-    /* a later build's record kind: unix_ms, then oneof field 16 = {1: 1} */
-    static const unsigned char future[] = {0x08, 0x01, 0x82, 0x01, 0x02, 0x08, 0x01};
+    /* a later build's record kind: unix_ms, then oneof field 30 = {1: 1} */
+    static const unsigned char future[] = {0x08, 0x01, 0xf2, 0x01, 0x02, 0x08, 0x01};
     put_raw(future, sizeof future);
     static const unsigned char junk[] = {0xff, 0xff, 0xff};
     put_raw(junk, sizeof junk);
@@ -242,6 +255,38 @@ static void test_two_runs(void **st_)
     coord_status_free(&st);
 }
 
+/* Then a rung search's decisions: trial 0 ends its rung (done), is
+ * promoted (queued again, no record skipped), and starts its next rung
+ * with its next epoch. */
+static void test_promote(void **st_)
+{
+    (void)st_;
+    put_result(0, TLSWEEP__TRIAL_RESULT__STATUS__DONE, 0.6, 2031 * S);
+    put_promote(0, 1, 4, 2032 * S);
+    tl_err e = {0};
+    assert_int_equal(journal_sync(jr, &e), 0);
+    coord_status st;
+    if (coord_status_read(&st, out_dir(), 2033 * S, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(st.skipped, 2);
+    assert_int_equal(st.trials[0].st, COORD_TRIAL_QUEUED);
+    assert_int_equal(st.trials[0].rung, 1);
+    assert_int_equal(st.n_queued, 1);
+    coord_status_free(&st);
+    put_epoch(0, 4, 6.0, 0.6f, 2034 * S);
+    assert_int_equal(journal_sync(jr, &e), 0);
+    if (coord_status_read(&st, out_dir(), 2035 * S, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(st.trials[0].st, COORD_TRIAL_STARTED);
+    assert_int_equal(st.trials[0].epoch, 4);
+    assert_int_equal(st.n_queued, 0);
+    char *lines = text_of(&st);
+    assert_non_null(strstr(lines, "epoch 4/4  loss "));
+    assert_non_null(strstr(lines, " per epoch)  (rung 1)\n"));
+    free(lines);
+    coord_status_free(&st);
+}
+
 /* Then the finished trial is reset (it runs again) and the run fails: the
  * best is gone, the started trial is interrupted, the clock stops at the
  * last record. A torn tail after it is read up to, and said. */
@@ -273,7 +318,7 @@ static void test_reset_and_failed(void **st_)
     assert_float_equal(st.total_s, 50.0 + 45.0, 1e-9);
     assert_int_equal(st.ignored, 1);
     assert_non_null(strstr(st.journal_note, "journal: the last 1 bytes are not a whole record"));
-    assert_non_null(strstr(st.journal_note, "read up to record 13"));
+    assert_non_null(strstr(st.journal_note, "read up to record 16"));
     assert_string_equal(coord_status_trial_name(&st, &st.trials[0]), "interrupted");
     char *lines = text_of(&st);
     assert_non_null(strstr(lines, "st: failed (out/best.tlm: No space left on device); run 2"));
@@ -301,6 +346,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_runs),
+        cmocka_unit_test(test_promote),
         cmocka_unit_test(test_reset_and_failed),
         cmocka_unit_test(test_missing_sweep),
     };
