@@ -191,6 +191,9 @@ int coord_rung_reached(const coord *c, int i);
 /* Why done trial i trained no further: "epochs", "early_stopping" or
  * "rung" (stopped at a rung, not promoted). */
 const char *coord_stop_reason(const coord *c, int i);
+/* The epoch after which done trial i stopped early or at a rung; 0 when it
+ * ran all its epochs. */
+uint32_t coord_stopped_epoch(const coord *c, int i);
 
 /* coord_out.c */
 int coord_count(const coord *c, ctrial_state st);

@@ -285,10 +285,8 @@ static json_t *trial_json(const coord *c, int i, int rank)
          * did not promote it past the rung it reached; else it ran its epochs */
         const char *why = coord_stop_reason(c, i);
         json_object_set_new(o, "stop_reason", json_string(why));
-        json_object_set_new(o, "stopped_epoch",
-                            r->stopped_epoch ? json_integer(r->stopped_epoch)
-                            : !strcmp(why, "rung") ? json_integer(r->epochs_done)
-                                                   : json_null());
+        uint32_t stopped = coord_stopped_epoch(c, i);
+        json_object_set_new(o, "stopped_epoch", stopped ? json_integer(stopped) : json_null());
         json_object_set_new(o, "epochs_done", json_integer(r->epochs_done));
         int rung = coord_rung_reached(c, i);
         json_object_set_new(o, "rung", rung >= 0 ? json_integer(rung) : json_null());
@@ -509,9 +507,8 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
                                     head, aug, st->image_size);
             const char *why = r ? coord_stop_reason(c, i) : "";
             len += (size_t)snprintf(buf + len, cap - len, "%s,", why);
-            if (r && (r->stopped_epoch || !strcmp(why, "rung")))
-                len += (size_t)snprintf(buf + len, cap - len, "%u",
-                                        r->stopped_epoch ? r->stopped_epoch : r->epochs_done);
+            if (r && coord_stopped_epoch(c, i))
+                len += (size_t)snprintf(buf + len, cap - len, "%u", coord_stopped_epoch(c, i));
             len += (size_t)snprintf(buf + len, cap - len, ",");
             if (r && coord_rung_reached(c, i) >= 0)
                 len += (size_t)snprintf(buf + len, cap - len, "%d", coord_rung_reached(c, i));

@@ -14,12 +14,19 @@
 
 /* ---- scheduling ------------------------------------------------------------------------ */
 
-static int trial_ready(const coord *c, int i)
+/* Whether trial i's features are there: it needs no shared cache, or its
+ * cache is written. */
+static int features_ready(const coord *c, int i)
 {
     const sweep_trial *t = &c->s->trials[i];
+    return !sweep_trial_uses_cache(t) || c->groups[t->cache_group].state == CG_READY;
+}
+
+static int trial_ready(const coord *c, int i)
+{
     if (c->trials[i].st != TR_PENDING || coord__search_holds(c, i))
         return 0;
-    return !sweep_trial_uses_cache(t) || c->groups[t->cache_group].state == CG_READY;
+    return features_ready(c, i);
 }
 
 static void send_task(coord *c, cworker *k, Tlsweep__Task *task)
@@ -131,11 +138,10 @@ static int next_trial(coord *c)
         return -1;
     int fresh = 0;
     for (size_t i = 0; i < c->s->n_trials; i++) {
-        const sweep_trial *st = &c->s->trials[i];
         if (c->trials[i].st != TR_PENDING || c->srows[i].target >= 0)
             continue;
         fresh = 1;
-        if (!sweep_trial_uses_cache(st) || c->groups[st->cache_group].state == CG_READY)
+        if (features_ready(c, (int)i))
             return (int)i;
     }
     /* nothing new to start: the worker would wait; promote without the cap */

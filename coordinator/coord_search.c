@@ -177,6 +177,16 @@ const char *coord_stop_reason(const coord *c, int i)
     return "epochs";
 }
 
+uint32_t coord_stopped_epoch(const coord *c, int i)
+{
+    const Tlsweep__TrialResult *r = c->trials[i].res;
+    if (!r)
+        return 0;
+    if (r->stopped_epoch)
+        return r->stopped_epoch;
+    return strcmp(coord_stop_reason(c, i), "rung") ? 0 : r->epochs_done;
+}
+
 /* results.json's "search": the method, the draws, the rungs and the
  * sampled axes with their ranges (the report plots the metric against them). */
 static void put_dist(json_t *o, const char *axis, const sweep_dist *d)
