@@ -985,14 +985,26 @@ static int parse_search(ctx *c, yaml_node_t *m, yaml_node_t *epochs_node, yaml_n
 
 /* ---- the file ----------------------------------------------------------- */
 
+/* ranks_per_trial: `auto` (0) or a group size >= 1. */
+static int parse_ranks_per_trial(ctx *c, yaml_node_t *n)
+{
+    static const char *const what = "a whole number >= 1 or auto";
+    if (n->type == YAML_SCALAR_NODE && !strcmp((const char *)n->data.scalar.value, "auto")) {
+        c->s->ranks_per_trial = SWEEP_RANKS_AUTO;
+        return 0;
+    }
+    return ycheck_int(c->y, n, "ranks_per_trial", what, 1, SWEEP_MAX_RANKS_PER_TRIAL,
+                      &c->s->ranks_per_trial);
+}
+
 static int parse_root(ctx *c, yaml_node_t *root)
 {
     static const char *const keys[] = {"name", "data", "model", "weights", "grid",
                                        "epochs", "select", "out", "seed", "threads",
                                        "feature_cache", "checkpoint_seconds",
                                        "worker_timeout", "engine", "precision", "search",
-                                       "early_stopping", NULL};
-    yaml_node_t *v[17];
+                                       "early_stopping", "ranks_per_trial", NULL};
+    yaml_node_t *v[18];
     sweep *s = c->s;
     if (ycheck_map(c->y, root, "", keys, v, "a mapping of sweep keys"))
         return TL_EINVAL;
@@ -1016,6 +1028,8 @@ static int parse_root(ctx *c, yaml_node_t *root)
     if (!s->epochs)
         return ycheck_fail(c->y, root, "epochs", "missing (required: a whole number >= 1)");
     if (v[9] && ycheck_int(c->y, v[9], "threads", "a whole number >= 0 (0: automatic)", 0, 4096, &s->threads))
+        return TL_EINVAL;
+    if (v[17] && parse_ranks_per_trial(c, v[17]))
         return TL_EINVAL;
     int cache = 1;
     if (v[10] && ycheck_bool(c->y, v[10], "feature_cache", &cache))

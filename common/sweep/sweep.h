@@ -247,6 +247,10 @@ typedef struct {
     char *out;
     uint64_t seed;
     int threads;            /* 0: automatic (cores per node / ranks per node) */
+    /* ranks_per_trial: the ranks that train one trial together (data
+     * parallel), or SWEEP_RANKS_AUTO: the idle workers join the trials when
+     * trials are fewer than workers. Not part of a trial's identity. */
+    int ranks_per_trial;
     /* engine: for every trial; engine_set 0 when the file gives none (then
      * TLSWEEP_ENGINE in the workers' environment, else auto) */
     int engine_set;
@@ -292,6 +296,7 @@ void sweep_free(sweep *s);
  * calls it; callers that build a sweep in code may too). */
 enum { SWEEP_MAX_TRIALS = 100000 };
 #define SWEEP_WORKER_TIMEOUT_DEFAULT 60.0
+enum { SWEEP_RANKS_AUTO = 0, SWEEP_MAX_RANKS_PER_TRIAL = 65536 };
 int sweep_expand(sweep *s, tl_err *e);
 /* The grid's configurations: the product of its lists' lengths. */
 double sweep_grid_size(const sweep *s);

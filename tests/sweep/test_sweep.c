@@ -59,6 +59,7 @@ static void test_example(void **state)
     assert_int_equal(s.goal_max, 1);
     assert_string_equal(s.out, "runs/fashion-demo");
     assert_true(s.worker_timeout == SWEEP_WORKER_TIMEOUT_DEFAULT); /* not in the file */
+    assert_int_equal(s.ranks_per_trial, SWEEP_RANKS_AUTO);        /* the default */
 
     /* backbone, mode, learning_rate, optimizer, batch_size: outermost first */
     static const char *const ids[] = {
@@ -265,6 +266,7 @@ static void test_scalars_as_lists(void **state)
         "  momentum: 0.9\n"
         "epochs: 3\n"
         "worker_timeout: 2.5\n"
+        "ranks_per_trial: 4\n"
         "out: o\n";
     int rc = parse_str(&s, text, &e);
     if (rc)
@@ -276,6 +278,7 @@ static void test_scalars_as_lists(void **state)
     assert_int_equal(s.image_size, 224);   /* Keras applications' default */
     assert_int_equal(s.threads, 0);
     assert_true(s.worker_timeout == 2.5);
+    assert_int_equal(s.ranks_per_trial, 4);
     assert_int_equal(s.data_seed, s.seed);
     assert_string_equal(s.name, "t");      /* from the file name */
     assert_int_equal(s.n_head, 1);
@@ -584,6 +587,12 @@ static const bad_case bad_cases[] = {
     {BASE_HEAD TAIL "worker_timeout: 0.5\n", 14, "worker_timeout", "expected a number of seconds >= 1, got 0.5"},
     {BASE_HEAD TAIL "worker_timeout: soon\n", 14, "worker_timeout", "got soon"},
     {BASE_HEAD TAIL "worker_timeout: [60]\n", 14, "worker_timeout", "got a list"},
+    {BASE_HEAD TAIL "ranks_per_trial: 0\n", 14, "ranks_per_trial",
+     "expected a whole number >= 1 or auto, got 0"},
+    {BASE_HEAD TAIL "ranks_per_trial: all\n", 14, "ranks_per_trial", "got all"},
+    {BASE_HEAD TAIL "ranks_per_trial: 2.5\n", 14, "ranks_per_trial", "got 2.5"},
+    {BASE_HEAD TAIL "ranks_per_trial: [2]\n", 14, "ranks_per_trial", "got a list"},
+    {BASE_HEAD TAIL "ranks_per_trial: 70000\n", 14, "ranks_per_trial", "got 70000"},
     /* precision and engine */
     {BASE_HEAD "  precision: [fp32, fp16]\n" TAIL, 11, "grid.precision[1]",
      "unknown precision 'fp16' (did you mean 'fp32'?)"},
