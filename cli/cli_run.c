@@ -379,6 +379,7 @@ static int run_mpi(const char *path, const run_flags *f)
             abandoned = coord_stop_unstarted(l);
         } else {
             coord_opts o = opts_for(&L, f);
+            o.rank_groups = 1;
             status = coord_run(&o, l, &e);
             abandoned = o.abandoned;
             if (status != 0 && status != COORD_EXIT_INTERRUPTED)

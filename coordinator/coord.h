@@ -54,6 +54,8 @@ typedef struct {
     int slice, n_slices;        /* n_slices > 0: run trials i with i % n_slices == slice */
     int force;                  /* run even if out/ was started by another sweep */
     int repair;                 /* cut a journal damaged in the middle (JOURNAL_REPAIR) */
+    int rank_groups;            /* workers are MPI ranks: a trial may be trained by a group
+                                 * of them (ranks_per_trial); 0: one process, one worker */
     int abandoned;              /* out: workers left behind (did not stop in time, could not
                                  * be told to stop, fell silent, sent a bad message):
                                  * under MPI, abort them */

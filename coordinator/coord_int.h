@@ -31,6 +31,10 @@ typedef struct {
     float loss, accuracy, val_loss, val_accuracy;
     double seconds;
     float images_per_s;
+    int32_t *ranks;             /* the ranks that trained it, the leader first (malloc'd);
+                                 * NULL: not recorded (a journal from before groups) */
+    int n_ranks;
+    double comm_seconds;        /* of seconds, the leader's wait in the group's sums */
 } cepoch;
 
 typedef struct {
@@ -45,6 +49,9 @@ typedef struct {
     int slice;                  /* merge: the slice whose journal finished it */
     double task_seconds;        /* its tasks that ended with a result, all runs (journal) */
     double started;
+    int32_t *group;             /* the ranks of its last task, the leader first (malloc'd) */
+    int n_group;
+    int yielding;               /* its leader was sent Stop YIELD, no answer yet */
     struct {
         int writing;                /* a write of this trial's checkpoint is on the pool */
         Tlsweep__Envelope *next;    /* the newest one that came meanwhile, written after */
@@ -96,6 +103,8 @@ typedef struct {
     size_t shard_lo, shard_hi;  /* EXTRACT: the image ids of the task, [lo, hi) */
     uint64_t answered;          /* EXTRACT: ids answered so far (rows and skipped) */
     uint32_t epoch;             /* TRAIN: the last epoch it reported in this task, 0 none */
+    int yield_asked;            /* TRAIN: its group was asked to YIELD (an answer YIELDED fits) */
+    int reserved;               /* idle, kept for this trial's next group (auto); -1 none */
     double last_heard;
     int silent_warned;
 } cworker;
@@ -130,7 +139,7 @@ typedef struct {
     int best;                   /* trial index, -1: none */
     int best_writing;           /* best.tlm is being written; results wait in queue */
     int writes;                 /* file writes on the thread pool */
-    uint64_t seq, task_seq;
+    uint64_t seq, task_seq, group_seq;
     int resumed, restarts, n_failed;
     int n_mine;                 /* trials of this run (its slice) */
     int replay_slice;
@@ -226,7 +235,8 @@ int coord__find_trial(const coord *c, uint32_t index, uint64_t key);
  * message and as a replayed record: 0, or -1 with what is wrong in what. */
 int coord__result_figures(const coord *c, int i, const Tlsweep__TrialResult *r, char *what,
                           size_t n);
-void coord__keep_epoch(ctrial *t, const Tlsweep__EpochReport *er);
+/* Epoch er of trial t into its history (its ranks copied; -1 out of memory). */
+int coord__keep_epoch(ctrial *t, const Tlsweep__EpochReport *er);
 Tlsweep__TrialResult *coord__copy_result(const Tlsweep__TrialResult *r);
 /* Replays one journal record (a journal_cb): a trial counts in resumed on
  * its move to done, a Reset record sends it back to pending. */
@@ -247,6 +257,11 @@ void coord__start_ckpt(coord *c, int i, Tlsweep__Envelope *env);
 void coord__schedule(coord *c);
 void coord__result_done(coord *c, Tlsweep__Envelope *env);
 void coord__process_results(coord *c);
+/* Whether k trains trial i now as a member, not its leader. */
+int coord__group_member(const coord *c, const cworker *k, int i);
+/* A member's or the leader's answer YIELDED frees k: it waits for the
+ * trial's next group when idle workers were reserved for it. */
+void coord__yielded(coord *c, cworker *k, int i);
 /* coord_search.c (successive_halving and asha; all no-ops without rungs) */
 int coord__search_init(coord *c, tl_err *e);
 void coord__search_free(coord *c);

@@ -73,15 +73,24 @@ int coord__find_trial(const coord *c, uint32_t index, uint64_t key)
     return (int)index;
 }
 
-void coord__keep_epoch(ctrial *t, const Tlsweep__EpochReport *er)
+int coord__keep_epoch(ctrial *t, const Tlsweep__EpochReport *er)
 {
     if (er->epoch < 1 || (int)er->epoch > t->n_hist)
-        return;
+        return 0;
+    int *ranks = NULL;
+    if (er->n_ranks) {
+        if (!(ranks = malloc(er->n_ranks * sizeof *ranks)))
+            return -1;
+        for (size_t k = 0; k < er->n_ranks; k++)
+            ranks[k] = er->ranks[k];
+    }
     cepoch *h = &t->hist[er->epoch - 1];
+    free(h->ranks);
     *h = (cepoch){1, er->loss, er->accuracy, er->val_loss, er->val_accuracy, er->seconds,
-                  er->images_per_second};
+                  er->images_per_second, ranks, (int)er->n_ranks, er->comm_seconds};
     if ((int)er->epoch > t->epochs_done)
         t->epochs_done = (int)er->epoch;
+    return 0;
 }
 
 /* A deep copy of a result without its model bytes (pack and unpack). */
@@ -110,8 +119,13 @@ int coord__replay(void *ctx, const void *payload, size_t len)
     case TLSWEEP__JOURNAL_RECORD__BODY_EPOCH: {
         /* epoch reports carry the index and id; keys are checked on results */
         int i = rec->epoch->trial_index < c->s->n_trials ? (int)rec->epoch->trial_index : -1;
-        if (i >= 0 && !strcmp(rec->epoch->trial_id, c->s->trials[i].id))
-            coord__keep_epoch(&c->trials[i], rec->epoch);
+        if (i >= 0 && !strcmp(rec->epoch->trial_id, c->s->trials[i].id) &&
+            coord__keep_epoch(&c->trials[i], rec->epoch)) {
+            int rc = tl_errf(&c->err, TL_ENOMEM, "journal: out of memory replaying %s",
+                             rec->epoch->trial_id);
+            tlsweep__journal_record__free_unpacked(rec, NULL);
+            return rc;
+        }
         break;
     }
     case TLSWEEP__JOURNAL_RECORD__BODY_RESULT: {

@@ -297,25 +297,83 @@ static int result_figures(coord *c, cworker *k, const Tlsweep__Envelope *env, in
     return 0;
 }
 
-static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
+/* Whether ranks (a message's, n of them) are trial t's group; no ranks
+ * fit a trial on one worker, which sent them before groups existed. */
+static int same_group(const ctrial *t, const int32_t *ranks, size_t n)
 {
-    Tlsweep__TrialResult *r = env->trial_result;
-    if (check_task(c, k, env, k->kind, r->task_id, 0)) {
-        msg_free(env);
-        return;
-    }
+    if (!n)
+        return t->n_group <= 1;
+    if (n != (size_t)t->n_group)
+        return 0;
+    for (size_t k = 0; k < n; k++)
+        if (ranks[k] != t->group[k])
+            return 0;
+    return 1;
+}
+
+/* The status of a result against what k was asked: 0, or -1 after bad_msg. */
+static int result_status(coord *c, cworker *k, const Tlsweep__Envelope *env)
+{
+    const Tlsweep__TrialResult *r = env->trial_result;
     if (r->status != TLSWEEP__TRIAL_RESULT__STATUS__DONE &&
         r->status != TLSWEEP__TRIAL_RESULT__STATUS__FAILED &&
-        r->status != TLSWEEP__TRIAL_RESULT__STATUS__STOPPED) {
+        r->status != TLSWEEP__TRIAL_RESULT__STATUS__STOPPED &&
+        r->status != TLSWEEP__TRIAL_RESULT__STATUS__YIELDED) {
         bad_msg(c, k, env, "status %d", (int)r->status);
-        msg_free(env);
-        return;
+        return -1;
     }
     /* a stop the coordinator did not ask for would be rescheduled, and
      * stop again, for ever */
     if (r->status == TLSWEEP__TRIAL_RESULT__STATUS__STOPPED && k->state != CW_STOPPING) {
         bad_msg(c, k, env, "%s task %llu stopped, but no stop was asked for",
                 task_kind_name(k->kind), (unsigned long long)r->task_id);
+        return -1;
+    }
+    if (r->status == TLSWEEP__TRIAL_RESULT__STATUS__YIELDED && !k->yield_asked) {
+        bad_msg(c, k, env, "%s task %llu yielded, but no yield was asked for",
+                task_kind_name(k->kind), (unsigned long long)r->task_id);
+        return -1;
+    }
+    return 0;
+}
+
+/* A member's knock-on failure names the rank that failed first; any
+ * other failure is the cause, and its line is worth a log. */
+static int failure_is_cause(const char *message)
+{
+    int rank, end = 0;
+    return !(sscanf(message, "rank %d of the group failed%n", &rank, &end) == 1 && end > 0);
+}
+
+/* The answer of a member of trial i's group (not its leader): it only
+ * frees that worker; the leader's answer is the trial's. */
+static void on_member_result(coord *c, cworker *k, Tlsweep__TrialResult *r, int i,
+                             const Tlsweep__Envelope *env)
+{
+    const ctrial *t = &c->trials[i];
+    if ((int64_t)r->trial_index != i || r->trial_key != c->s->trials[i].key) {
+        bad_msg(c, k, env, "about trial %u, but rank %d trains trial %d (%s) in rank %d's group",
+                (unsigned)r->trial_index, k->rank, i, c->s->trials[i].id, t->worker);
+        return;
+    }
+    if (!same_group(t, r->ranks, r->n_ranks)) {
+        bad_msg(c, k, env, "trial %s: %zu ranks from rank %d, not the %d of its group",
+                c->s->trials[i].id, r->n_ranks, k->rank, t->n_group);
+        return;
+    }
+    one_line(r->message);
+    coord__task_over(k);
+    if (r->status == TLSWEEP__TRIAL_RESULT__STATUS__FAILED && failure_is_cause(r->message))
+        coord_log(c, "failed %s on rank %d (of rank %d's group): %s", c->s->trials[i].id,
+                  k->rank, t->worker, r->message);
+    else if (r->status == TLSWEEP__TRIAL_RESULT__STATUS__YIELDED)
+        coord__yielded(c, k, i);
+}
+
+static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
+{
+    Tlsweep__TrialResult *r = env->trial_result;
+    if (check_task(c, k, env, k->kind, r->task_id, 0) || result_status(c, k, env)) {
         msg_free(env);
         return;
     }
@@ -330,7 +388,17 @@ static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
         msg_free(env);
         return;
     }
+    if (coord__group_member(c, k, k->trial)) {
+        on_member_result(c, k, r, k->trial, env);
+        msg_free(env);
+        return;
+    }
     int i = task_trial(c, k, env, r->task_id, r->trial_index, &r->trial_key);
+    if (i >= 0 && !same_group(&c->trials[i], r->ranks, r->n_ranks)) {
+        bad_msg(c, k, env, "trial %s: %zu ranks, not the %d of its group", c->s->trials[i].id,
+                r->n_ranks, c->trials[i].n_group);
+        i = -1;
+    }
     if (i < 0 ||
         (r->status == TLSWEEP__TRIAL_RESULT__STATUS__DONE && result_figures(c, k, env, i))) {
         msg_free(env);
@@ -339,6 +407,7 @@ static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
     one_line(r->message);
     coord__task_over(k);
     ctrial *t = &c->trials[i];
+    t->yielding = 0;
     if (r->status == TLSWEEP__TRIAL_RESULT__STATUS__DONE) {
         /* one per running trial, and a trial runs on one worker at a time */
         assert(c->n_queue < (int)c->s->n_trials);
@@ -347,7 +416,11 @@ static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
         coord__process_results(c);
         return;
     }
-    if (r->status == TLSWEEP__TRIAL_RESULT__STATUS__STOPPED) {
+    if (r->status == TLSWEEP__TRIAL_RESULT__STATUS__YIELDED) {
+        /* its next group is named when it is given */
+        t->st = TR_PENDING;
+        coord__yielded(c, k, i);
+    } else if (r->status == TLSWEEP__TRIAL_RESULT__STATUS__STOPPED) {
         t->st = TR_PENDING;
         coord_log(c, "stopped %s after %u epoch%s (checkpointed)", c->s->trials[i].id,
                   r->epochs_done, r->epochs_done == 1 ? "" : "s");
@@ -385,12 +458,28 @@ static void on_epoch(coord *c, cworker *k, const Tlsweep__Envelope *env)
                 (unsigned)er->epoch, (unsigned)k->epoch);
         return;
     }
+    ctrial *t = &c->trials[i];
+    if (!same_group(t, er->ranks, er->n_ranks)) {
+        bad_msg(c, k, env, "trial %s: epoch %u trained by %zu ranks, not the %d of its group",
+                c->s->trials[i].id, (unsigned)er->epoch, er->n_ranks, t->n_group);
+        return;
+    }
     k->epoch = er->epoch;
-    coord__keep_epoch(&c->trials[i], er);
-    c->trials[i].step = 0;
+    /* kept and journaled with the ranks that trained it, also when its
+     * worker sent none (alone) */
+    Tlsweep__EpochReport with = *er;
+    if (!with.n_ranks && t->n_group) {
+        with.n_ranks = (size_t)t->n_group;
+        with.ranks = t->group;
+    }
+    if (coord__keep_epoch(t, &with)) {
+        coord_failf(c, TL_ENOMEM, "out of memory keeping an epoch of %s", c->s->trials[i].id);
+        return;
+    }
+    t->step = 0;
     Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
     rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_EPOCH;
-    rec.epoch = er;
+    rec.epoch = &with;
     tl_err je = {0};
     if (coord__journal_put(c, &rec, 1, &je))
         coord__fail_store(c, &je);
@@ -417,7 +506,7 @@ static int on_checkpoint(coord *c, cworker *k, Tlsweep__Envelope *env)
 static void on_progress(coord *c, cworker *k, const Tlsweep__Envelope *env)
 {
     const Tlsweep__Progress *p = env->progress;
-    if (check_task(c, k, env, CW_TASK_TRAIN, p->task_id, 1))
+    if (check_task(c, k, env, CW_TASK_TRAIN, p->task_id, 1) || coord__group_member(c, k, k->trial))
         return;
     ctrial *t = &c->trials[k->trial];
     t->steps = p->steps_total;

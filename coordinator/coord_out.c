@@ -247,6 +247,50 @@ static void trial_net_text(const sweep *s, const sweep_trial *t, char *head, siz
     sweep_augment_str(s, t, aug, na);
 }
 
+/* Ranks as a JSON list; null when not recorded. */
+static json_t *ranks_json(const int32_t *r, int n)
+{
+    if (!r || n < 1)
+        return json_null();
+    json_t *a = json_array();
+    for (int k = 0; k < n; k++)
+        json_array_append_new(a, json_integer(r[k]));
+    return a;
+}
+
+/* The group of trial i's last task: its result's, else the one it was
+ * given in this run, else the ranks of its last epoch; NULL: not known. */
+static const int32_t *trial_ranks(const coord *c, int i, int *n)
+{
+    const ctrial *t = &c->trials[i];
+    if (t->res && t->res->n_ranks) {
+        *n = (int)t->res->n_ranks;
+        return t->res->ranks;
+    }
+    if (t->n_group) {
+        *n = t->n_group;
+        return t->group;
+    }
+    for (int k = t->n_hist - 1; k >= 0; k--)
+        if (t->hist[k].seen) {
+            *n = t->hist[k].n_ranks;
+            return t->hist[k].ranks;
+        }
+    *n = 0;
+    return NULL;
+}
+
+/* How many ranks trained trial i's last epoch: one for an epoch recorded
+ * before groups existed; 0: no epoch yet. */
+static int last_epoch_ranks(const coord *c, int i)
+{
+    const ctrial *t = &c->trials[i];
+    for (int k = t->n_hist - 1; k >= 0; k--)
+        if (t->hist[k].seen)
+            return t->hist[k].n_ranks > 0 ? t->hist[k].n_ranks : 1;
+    return 0;
+}
+
 static json_t *trial_json(const coord *c, int i, int rank)
 {
     const sweep_trial *st = &c->s->trials[i];
@@ -277,6 +321,9 @@ static json_t *trial_json(const coord *c, int i, int rank)
     json_object_set_new(o, "engine", engine ? json_string(engine) : json_null());
     json_object_set_new(o, "epochs", json_integer(st->epochs));
     json_object_set_new(o, "feature_cache", json_boolean(sweep_trial_uses_cache(st)));
+    int n_ranks;
+    const int32_t *ranks = trial_ranks(c, i, &n_ranks);
+    json_object_set_new(o, "ranks", ranks_json(ranks, n_ranks));
     const Tlsweep__TrialResult *r = t->res;
     if (r && t->st == TR_DONE) {
         json_object_set_new(o, sweep_metric_name(c->s->metric), json_real(r->best_value));
@@ -326,6 +373,8 @@ static json_t *trial_json(const coord *c, int i, int rank)
         json_object_set_new(eo, "val_loss", json_real(x->val_loss));
         json_object_set_new(eo, "val_accuracy", json_real(x->val_accuracy));
         json_object_set_new(eo, "seconds", json_real(x->seconds));
+        json_object_set_new(eo, "ranks", ranks_json(x->ranks, x->n_ranks));
+        json_object_set_new(eo, "comm_seconds", x->ranks ? json_real(x->comm_seconds) : json_null());
         json_array_append_new(h, eo);
     }
     json_object_set_new(o, "history", h);
@@ -464,7 +513,7 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
                             "precision,engine,epochs,best_epoch,select_metric,select_value,"
                             "val_accuracy,val_loss,accuracy,loss,eval_split,eval_accuracy,"
                             "weight_decay,momentum,label_smoothing,head,augment,image_size,stop_reason,"
-                            "stopped_epoch,rung,seconds\n");
+                            "stopped_epoch,rung,ranks,seconds\n");
     for (int pass = 0; pass < 2; pass++) {
         size_t count = pass ? c->s->n_trials : (size_t)n;
         for (size_t k = 0; k < count; k++) {
@@ -512,6 +561,9 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
             len += (size_t)snprintf(buf + len, cap - len, ",");
             if (r && coord_rung_reached(c, i) >= 0)
                 len += (size_t)snprintf(buf + len, cap - len, "%d", coord_rung_reached(c, i));
+            len += (size_t)snprintf(buf + len, cap - len, ",");
+            if (last_epoch_ranks(c, i))
+                len += (size_t)snprintf(buf + len, cap - len, "%d", last_epoch_ranks(c, i));
             len += (size_t)snprintf(buf + len, cap - len, ",");
             if (r)
                 len += (size_t)snprintf(buf + len, cap - len, "%.2f", r->seconds);

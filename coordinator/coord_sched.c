@@ -1,5 +1,7 @@
 /* Scheduling: extraction shards first, then trials whose features are
- * ready, to whichever worker is free; results taken in trial order. */
+ * ready, to whichever worker is free, alone or as a group of ranks
+ * (ranks_per_trial; the decisions are sched_groups.c's); results taken in
+ * trial order. */
 #include "coordinator/coord_int.h"
 
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include "common/base/clock.h"
 #include "common/msg/msg.h"
 #include "common/store/ckpt.h"
+#include "coordinator/sched_groups.h"
 
 /* ---- scheduling ------------------------------------------------------------------------ */
 
@@ -22,11 +25,225 @@ static int features_ready(const coord *c, int i)
     return !sweep_trial_uses_cache(t) || c->groups[t->cache_group].state == CG_READY;
 }
 
+/* Workers still on trial i's last task: members of its group that have
+ * not answered (the leader's answer came first). */
+static int members_out(const coord *c, int i)
+{
+    int n = 0;
+    for (int w = 0; w < c->n_workers; w++) {
+        const cworker *k = &c->workers[w];
+        n += (k->state == CW_BUSY || k->state == CW_STOPPING) && k->kind == CW_TASK_TRAIN &&
+             k->trial == i;
+    }
+    return n;
+}
+
+/* A pending trial is given once its features are there, its last
+ * checkpoint is on disk and every member of its last group has answered
+ * (a yielded trial goes on from that checkpoint, on its next group). */
 static int trial_ready(const coord *c, int i)
 {
-    if (c->trials[i].st != TR_PENDING || coord__search_holds(c, i))
+    const ctrial *t = &c->trials[i];
+    if (t->st != TR_PENDING || coord__search_holds(c, i) || t->ckpt.writing || members_out(c, i))
         return 0;
     return features_ready(c, i);
+}
+
+int coord__group_member(const coord *c, const cworker *k, int i)
+{
+    return i >= 0 && (k->state == CW_BUSY || k->state == CW_STOPPING) &&
+           k->kind == CW_TASK_TRAIN && k->trial == i && c->trials[i].worker != k->rank;
+}
+
+/* ---- groups of ranks ------------------------------------------------------------------- */
+
+/* Whether trials may be trained by groups: workers are MPI ranks, more
+ * than one, and ranks_per_trial is not 1. */
+static int groups_on(const coord *c)
+{
+    return c->o->rank_groups && c->n_workers > 1 && c->s->ranks_per_trial != 1;
+}
+
+static int auto_groups(const coord *c)
+{
+    return groups_on(c) && c->s->ranks_per_trial == SWEEP_RANKS_AUTO;
+}
+
+/* The epoch trial i's task trains through. */
+static int task_until(const coord *c, int i)
+{
+    uint32_t u = coord__until(c, i);
+    return u ? (int)u : c->s->trials[i].epochs;
+}
+
+/* Whether trial i's task runs a whole-net stage: a frozen trial on the
+ * feature cache never does, a two-stage one once past its frozen epochs. */
+static int trial_eligible(const coord *c, int i)
+{
+    const sweep_trial *st = &c->s->trials[i];
+    if (st->mode.kind == SWEEP_FROZEN)
+        return !sweep_trial_uses_cache(st);
+    if (st->mode.kind == SWEEP_FROZEN_THEN_FINE_TUNE)
+        return task_until(c, i) > st->mode.frozen_epochs;
+    return 1;
+}
+
+/* Epochs running trial i trains after the one in progress. */
+static int epochs_left(const coord *c, int i)
+{
+    const ctrial *t = &c->trials[i];
+    int now = t->cur_epoch > t->epochs_done ? t->cur_epoch : t->epochs_done + 1;
+    int left = task_until(c, i) - now;
+    return left > 0 ? left : 0;
+}
+
+static int idle_free(const cworker *k)
+{
+    return k->state == CW_IDLE && k->reserved < 0;
+}
+
+static int count_idle_free(const coord *c)
+{
+    int n = 0;
+    for (int w = 0; w < c->n_workers; w++)
+        n += idle_free(&c->workers[w]);
+    return n;
+}
+
+/* Workers as the decisions see them; reservations for trials outside the
+ * trial table (map: trial -> table index, NULL: trial indices) count as
+ * reserved elsewhere (nt). */
+static void worker_table(const coord *c, const int *map, int nt, sched_worker *w)
+{
+    for (int k = 0; k < c->n_workers; k++) {
+        const cworker *x = &c->workers[k];
+        w[k].idle = x->state == CW_IDLE;
+        w[k].host = k;
+        for (int j = 0; j < k; j++)
+            if (!strcmp(c->workers[j].host, x->host)) {
+                w[k].host = j;
+                break;
+            }
+        w[k].reserved = x->reserved < 0 || !map ? x->reserved : nt;
+        for (int j = 0; map && x->reserved >= 0 && j < nt; j++)
+            if (map[j] == x->reserved)
+                w[k].reserved = j;
+    }
+}
+
+/* The running trials (at most one per worker) into t, their indices into
+ * map; returns how many. */
+static int running_table(const coord *c, sched_trial *t, int *map)
+{
+    int n = 0;
+    for (int w = 0; w < c->n_workers; w++) {
+        const cworker *k = &c->workers[w];
+        int i = k->trial;
+        if (k->state != CW_BUSY || k->kind != CW_TASK_TRAIN || c->trials[i].st != TR_RUNNING ||
+            c->trials[i].worker != k->rank)
+            continue;
+        const ctrial *x = &c->trials[i];
+        map[n] = i;
+        t[n] = (sched_trial){.running = 1, .eligible = trial_eligible(c, i),
+                             .cap = c->s->trials[i].batch_size,
+                             .members = x->n_group > 0 ? x->n_group : 1,
+                             .epochs_left = epochs_left(c, i), .yielding = x->yielding};
+        n++;
+    }
+    return n;
+}
+
+/* Trials that could start now, counted up to `most`. */
+static int count_startable(const coord *c, int most)
+{
+    int n = 0;
+    for (size_t i = 0; i < c->s->n_trials && n < most; i++)
+        n += trial_ready(c, (int)i);
+    return n;
+}
+
+static int reserved_for(const coord *c, int i)
+{
+    int n = 0;
+    for (int w = 0; w < c->n_workers; w++)
+        n += c->workers[w].state == CW_IDLE && c->workers[w].reserved == i;
+    return n;
+}
+
+/* The group trial i starts on when `idle` free workers are idle. */
+static int group_size(const coord *c, int i, int idle)
+{
+    if (!groups_on(c))
+        return 1;
+    int eligible = trial_eligible(c, i), cap = c->s->trials[i].batch_size;
+    int rpt = c->s->ranks_per_trial;
+    if (rpt != SWEEP_RANKS_AUTO)
+        return sched_group_size(rpt, eligible, cap, c->n_workers, idle, 1);
+    int share = sched_group_size(rpt, eligible, cap, c->n_workers, idle,
+                                 idle > 1 && eligible ? count_startable(c, idle) : 1);
+    int n = eligible ? share + reserved_for(c, i) : 1;
+    int most = cap < c->n_workers ? cap : c->n_workers;
+    return n < most ? n : most;
+}
+
+/* ranks_per_trial N: trial i starts only when its group's workers are idle. */
+static int fits(const coord *c, int i, int idle)
+{
+    return auto_groups(c) || group_size(c, i, idle) <= idle;
+}
+
+/* Sends trial i's leader Stop YIELD: the group ends the task at its epoch
+ * boundary, and each member's answer YIELDED is expected. */
+static void send_yield(coord *c, int i, int joining)
+{
+    ctrial *t = &c->trials[i];
+    Tlsweep__Stop st = TLSWEEP__STOP__INIT;
+    st.reason = TLSWEEP__STOP__REASON__YIELD;
+    Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
+    env.body_case = TLSWEEP__ENVELOPE__BODY_STOP;
+    env.stop = &st;
+    env.seq = ++c->seq;
+    tl_err e = {0};
+    if (msg_link_send(c->l, t->worker, &env, &e)) {
+        coord_fail(c, &e);
+        return;
+    }
+    t->yielding = 1;
+    for (int w = 0; w < c->n_workers; w++) {
+        cworker *k = &c->workers[w];
+        if (k->state == CW_BUSY && k->kind == CW_TASK_TRAIN && k->trial == i)
+            k->yield_asked = 1;
+    }
+    coord_log(c, "trial %s: its %d rank%s yield after epoch %d, %s", c->s->trials[i].id,
+              t->n_group > 0 ? t->n_group : 1, t->n_group > 1 ? "s" : "",
+              t->cur_epoch > t->epochs_done ? t->cur_epoch : t->epochs_done + 1,
+              joining ? "to take idle ranks" : "to share them with a waiting trial");
+}
+
+void coord__yielded(coord *c, cworker *k, int i)
+{
+    if (k->state == CW_IDLE && c->phase == COORD_RUNNING && reserved_for(c, i))
+        k->reserved = i;
+}
+
+/* Reservations stand while their trial yields or waits for its next
+ * group, and until something else becomes startable. */
+static void lapse_reservations(coord *c)
+{
+    int any = 0, lapse = 0;
+    for (int w = 0; w < c->n_workers; w++) {
+        cworker *k = &c->workers[w];
+        if (k->reserved < 0)
+            continue;
+        ctrial_state st = c->trials[k->reserved].st;
+        if (k->state != CW_IDLE || (st != TR_RUNNING && st != TR_PENDING))
+            k->reserved = -1;
+        any |= k->reserved >= 0;
+    }
+    for (size_t i = 0; any && !lapse && i < c->s->n_trials; i++)
+        lapse = trial_ready(c, (int)i) && !reserved_for(c, (int)i);
+    for (int w = 0; lapse && w < c->n_workers; w++)
+        c->workers[w].reserved = -1;
 }
 
 static void send_task(coord *c, cworker *k, Tlsweep__Task *task)
@@ -45,6 +262,8 @@ static void send_task(coord *c, cworker *k, Tlsweep__Task *task)
     k->task = task->task_id;
     k->answered = 0;
     k->epoch = 0;
+    k->yield_asked = 0;
+    k->reserved = -1;
 }
 
 static int give_extraction(coord *c, cworker *k)
@@ -122,18 +341,19 @@ static int resumable(coord *c, int i, const char *path)
     return 0;
 }
 
-/* The next trial to give: the first ready one in grid order; under asha,
- * when none is, a promotion, else the first trial not started yet. -1: none. */
-static int next_trial(coord *c)
+/* The next trial to give when `idle` free workers are idle: the first
+ * ready one in grid order whose group fits; under asha, when none is, a
+ * promotion, else the first trial not started yet. -1: none. */
+static int next_trial(coord *c, int idle)
 {
     for (size_t i = 0; i < c->s->n_trials; i++)
-        if (trial_ready(c, (int)i))
+        if (trial_ready(c, (int)i) && fits(c, (int)i, idle))
             return (int)i;
     if (c->s->search != SWEEP_SEARCH_ASHA)
         return -1;
     int p = coord__asha_promote(c, 1);
     if (p >= 0) /* given once its checkpoint is written, if it is not yet */
-        return trial_ready(c, p) ? p : -1;
+        return trial_ready(c, p) && fits(c, p, idle) ? p : -1;
     if (c->phase != COORD_RUNNING)
         return -1;
     int fresh = 0;
@@ -141,70 +361,228 @@ static int next_trial(coord *c)
         if (c->trials[i].st != TR_PENDING || c->srows[i].target >= 0)
             continue;
         fresh = 1;
-        if (features_ready(c, (int)i))
+        if (features_ready(c, (int)i) && fits(c, (int)i, idle))
             return (int)i;
     }
     /* nothing new to start: the worker would wait; promote without the cap */
     if (fresh || (p = coord__asha_promote(c, 0)) < 0)
         return -1;
-    return trial_ready(c, p) ? p : -1;
+    return trial_ready(c, p) && fits(c, p, idle) ? p : -1;
+}
+
+/* "1,2,3" into buf */
+static void ranks_text(const int32_t *r, int n, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < n && len < size; k++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%d", k ? "," : "", (int)r[k]);
+}
+
+/* Trial i's group of n workers (indices; the leader first) as its ranks. */
+static int keep_group(coord *c, int i, const int *members, int n)
+{
+    ctrial *t = &c->trials[i];
+    int32_t *g = malloc((size_t)n * sizeof *g);
+    if (!g) {
+        coord_failf(c, TL_ENOMEM, "out of memory");
+        return -1;
+    }
+    for (int k = 0; k < n; k++)
+        g[k] = c->workers[members[k]].rank;
+    free(t->group);
+    t->group = g;
+    t->n_group = n;
+    return 0;
+}
+
+/* Trial i to the workers members[0..n) (the first leads): a Task each,
+ * the same group_ranks and group_id on all when n > 1. */
+static int start_trial(coord *c, int i, const int *members, int n)
+{
+    const sweep_trial *st = &c->s->trials[i];
+    ctrial *t = &c->trials[i];
+    char ck[4096];
+    coord__ckpt_path(c, i, ck, sizeof ck);
+    int resume = resumable(c, i, ck);
+    int regroup = t->n_group > 1 || n > 1;
+    if (resume < 0 || keep_group(c, i, members, n))
+        return 0;
+    Tlsweep__Task task = TLSWEEP__TASK__INIT;
+    task.kind = TLSWEEP__TASK__KIND__TRAIN_TRIAL;
+    task.trial_index = (uint32_t)i;
+    task.trial_key = st->key;
+    task.trial_id = (char *)st->id;
+    task.cache_group = st->cache_group;
+    task.resume_from = resume ? ck : "";
+    task.until_epoch = coord__until(c, i);
+    task.feature_cache = "";
+    if (sweep_trial_uses_cache(st)) {
+        task.feature_cache = c->groups[st->cache_group].path;
+        task.cache_key = c->groups[st->cache_group].key;
+    }
+    if (c->best >= 0) {
+        task.has_best = 1;
+        task.best_value = c->trials[c->best].res->best_value;
+        task.best_index = (uint32_t)c->best;
+        task.goal_max = c->s->goal_max;
+    }
+    if (n > 1) {
+        task.n_group_ranks = (size_t)n;
+        task.group_ranks = t->group;
+        task.group_id = ++c->group_seq;
+    }
+    coord__search_started(c, i);
+    for (int m = 0; m < n && c->phase == COORD_RUNNING; m++) {
+        cworker *k = &c->workers[members[m]];
+        send_task(c, k, &task);
+        k->kind = CW_TASK_TRAIN;
+        k->trial = i;
+    }
+    t->st = TR_RUNNING;
+    t->worker = t->group[0];
+    t->started = tl_now();
+    t->yielding = 0;
+    char rk[200];
+    ranks_text(t->group, n, rk, sizeof rk);
+    if (resume)
+        coord_log(c, "trial %s: resuming from its checkpoint on rank%s %s", st->id,
+                  n > 1 ? "s" : "", rk);
+    else if (regroup)
+        coord_log(c, "trial %s: on ranks %s", st->id, rk);
+    return 1;
+}
+
+/* The workers (indices) of trial i's group led by worker `leader`. */
+static int pick_group(coord *c, int i, int leader, int size, int *members)
+{
+    sched_worker *w = malloc((size_t)c->n_workers * sizeof *w);
+    if (!w) {
+        coord_failf(c, TL_ENOMEM, "out of memory");
+        return 0;
+    }
+    worker_table(c, NULL, 0, w);
+    int n = sched_pick_members(w, c->n_workers, leader, i, size, members);
+    free(w);
+    return n;
 }
 
 static int give_trial(coord *c, cworker *k)
 {
-    int i = next_trial(c);
-    if (i >= 0) {
-        const sweep_trial *st = &c->s->trials[i];
-        ctrial *t = &c->trials[i];
-        char ck[4096];
-        coord__ckpt_path(c, (int)i, ck, sizeof ck);
-        int resume = resumable(c, (int)i, ck);
-        if (resume < 0)
-            return 0;
-        Tlsweep__Task task = TLSWEEP__TASK__INIT;
-        task.kind = TLSWEEP__TASK__KIND__TRAIN_TRIAL;
-        task.trial_index = (uint32_t)i;
-        task.trial_key = st->key;
-        task.trial_id = (char *)st->id;
-        task.cache_group = st->cache_group;
-        task.resume_from = resume ? ck : "";
-        task.until_epoch = coord__until(c, (int)i);
-        task.feature_cache = "";
-        if (sweep_trial_uses_cache(st)) {
-            task.feature_cache = c->groups[st->cache_group].path;
-            task.cache_key = c->groups[st->cache_group].key;
+    int idle = count_idle_free(c);
+    int i = next_trial(c, idle);
+    if (i < 0)
+        return 0;
+    int *members = malloc((size_t)c->n_workers * sizeof *members);
+    if (!members) {
+        coord_failf(c, TL_ENOMEM, "out of memory");
+        return 0;
+    }
+    int n = pick_group(c, i, (int)(k - c->workers), group_size(c, i, idle), members);
+    int ok = n > 0 && start_trial(c, i, members, n);
+    free(members);
+    return ok;
+}
+
+/* auto: trials whose reserved workers wait for them start on those once
+ * ready, led by their last leader when it is among them. */
+static void start_reserved(coord *c)
+{
+    for (int w = 0; w < c->n_workers && c->phase == COORD_RUNNING; w++) {
+        int i = c->workers[w].reserved;
+        if (i < 0 || c->workers[w].state != CW_IDLE || !trial_ready(c, i))
+            continue;
+        int leader = w;
+        for (int x = 0; x < c->n_workers; x++)
+            if (c->workers[x].rank == c->trials[i].worker && c->workers[x].state == CW_IDLE &&
+                c->workers[x].reserved == i)
+                leader = x;
+        int cap = c->s->trials[i].batch_size, n_res = reserved_for(c, i);
+        int *members = malloc((size_t)c->n_workers * sizeof *members);
+        if (!members) {
+            coord_failf(c, TL_ENOMEM, "out of memory");
+            return;
         }
-        if (c->best >= 0) {
-            task.has_best = 1;
-            task.best_value = c->trials[c->best].res->best_value;
-            task.best_index = (uint32_t)c->best;
-            task.goal_max = c->s->goal_max;
-        }
-        coord__search_started(c, (int)i);
-        send_task(c, k, &task);
-        t->st = TR_RUNNING;
-        t->worker = k->rank;
-        t->started = tl_now();
-        k->kind = CW_TASK_TRAIN;
-        k->trial = (int)i;
-        if (resume)
-            coord_log(c, "trial %s: resuming from its checkpoint on rank %d", st->id, k->rank);
-        return 1;
+        int n = pick_group(c, i, leader, n_res < cap ? n_res : cap, members);
+        if (n > 0)
+            start_trial(c, i, members, n);
+        free(members);
+        for (int x = 0; x < c->n_workers; x++)
+            if (c->workers[x].reserved == i)
+                c->workers[x].reserved = -1;
+    }
+}
+
+/* Whether a trial that stopped or yielded waits for its checkpoint or its
+ * members' answers: about to be startable, so idle workers wait for it. */
+static int regroup_waiting(const coord *c)
+{
+    for (size_t i = 0; i < c->s->n_trials; i++) {
+        const ctrial *t = &c->trials[i];
+        if (t->st == TR_PENDING && t->n_group && (t->ckpt.writing || members_out(c, (int)i)))
+            return 1;
     }
     return 0;
+}
+
+/* auto (2) and (3): idle workers join running trials, or a startable
+ * trial with no idle worker makes the largest group yield. */
+static void plan_groups(coord *c)
+{
+    int nw = c->n_workers, idle = count_idle_free(c);
+    sched_worker *w = malloc((size_t)nw * sizeof *w);
+    sched_trial *t = malloc((size_t)nw * sizeof *t);
+    int *map = malloc((size_t)nw * sizeof *map), *reserve = malloc((size_t)nw * sizeof *reserve);
+    int *yield = malloc((size_t)nw * sizeof *yield);
+    if (!w || !t || !map || !reserve || !yield) {
+        coord_failf(c, TL_ENOMEM, "out of memory");
+        goto out;
+    }
+    int nt = running_table(c, t, map);
+    worker_table(c, map, nt, w);
+    if (idle) {
+        if (regroup_waiting(c))
+            goto out;
+        for (int k = 0; k < nw; k++)
+            reserve[k] = -1;
+        sched_plan_joins(w, nw, t, nt, reserve, yield);
+        for (int k = 0; k < nw; k++)
+            if (reserve[k] >= 0)
+                c->workers[k].reserved = map[reserve[k]];
+        for (int j = 0; j < nt && c->phase == COORD_RUNNING; j++)
+            if (yield[j])
+                send_yield(c, map[j], 1);
+    } else if (count_startable(c, 1)) {
+        int j = sched_pick_shrink(t, nt);
+        if (j >= 0)
+            send_yield(c, map[j], 0);
+    }
+out:
+    free(w);
+    free(t);
+    free(map);
+    free(reserve);
+    free(yield);
 }
 
 void coord__schedule(coord *c)
 {
     if (c->phase != COORD_RUNNING)
         return;
+    if (auto_groups(c))
+        lapse_reservations(c);
     for (int w = 0; w < c->n_workers; w++) {
         cworker *k = &c->workers[w];
-        if (k->state != CW_IDLE)
+        if (!idle_free(k))
             continue;
         if (!give_extraction(c, k) && !give_trial(c, k))
             break;
     }
+    if (!auto_groups(c) || c->phase != COORD_RUNNING)
+        return;
+    start_reserved(c);
+    if (c->phase == COORD_RUNNING)
+        plan_groups(c);
 }
 
 /* ---- results ---------------------------------------------------------------------------- */

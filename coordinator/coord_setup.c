@@ -172,7 +172,10 @@ void coord__free_state(coord *c)
             tlsweep__trial_result__free_unpacked(t->res, NULL);
         if (t->ckpt.next)
             msg_free(t->ckpt.next);
+        for (int k = 0; t->hist && k < t->n_hist; k++)
+            free(t->hist[k].ranks);
         free(t->hist);
+        free(t->group);
     }
     free(c->trials);
     coord__search_free(c);
@@ -248,6 +251,7 @@ int coord__state_init(coord *c, const data_index *ix, int n_workers, tl_err *e)
     for (int w = 0; w < n_workers; w++) {
         c->workers[w].rank = w + 1;
         c->workers[w].trial = -1;
+        c->workers[w].reserved = -1;
         c->workers[w].last_heard = c->t0;
     }
     c->n_mine = (int)s->n_trials;

@@ -55,6 +55,14 @@ static void take_epoch(coord_status *st, const Tlsweep__EpochReport *er, uint64_
     t->accuracy = er->accuracy;
     t->val_loss = er->val_loss;
     t->val_accuracy = er->val_accuracy;
+    t->n_ranks = (int)er->n_ranks;
+    size_t len = 0;
+    t->ranks[0] = '\0';
+    for (size_t k = 0; k < er->n_ranks && len < sizeof t->ranks; k++)
+        len += (size_t)snprintf(t->ranks + len, sizeof t->ranks - len, "%s%d", k ? "," : "",
+                                (int)er->ranks[k]);
+    if (len >= sizeof t->ranks)
+        memcpy(t->ranks + sizeof t->ranks - 4, "...", 4);
     if (t->st == COORD_TRIAL_QUEUED)
         t->st = COORD_TRIAL_STARTED;
 }
@@ -318,13 +326,15 @@ static void text_trial(const coord_status *st, const coord_status_trial *t, tl_s
         snprintf(d, sizeof d, "%.1fs", per);
     else
         coord__fmt_duration(per, d, sizeof d);
-    char rung[24] = "";
+    char rung[24] = "", ranks[120] = "";
     if (t->rung > 0)
         snprintf(rung, sizeof rung, "  (rung %d)", t->rung);
+    if (t->n_ranks > 1) /* a group trains it (its last epoch's) */
+        snprintf(ranks, sizeof ranks, "  on ranks %s", t->ranks);
     tl_strbuf_printf(b, "  %-11s %s  epoch %d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  "
-                        "val_accuracy %.4f  (%s per epoch)%s\n",
+                        "val_accuracy %.4f  (%s per epoch)%s%s\n",
                      coord_status_trial_name(st, t), t->id, t->epoch, t->epochs, t->loss,
-                     t->accuracy, t->val_loss, t->val_accuracy, d, rung);
+                     t->accuracy, t->val_loss, t->val_accuracy, d, rung, ranks);
 }
 
 void coord_status_text(const coord_status *st, tl_strbuf *b)
@@ -382,6 +392,8 @@ static json_t *trial_json(const coord_status *st, const coord_status_trial *t)
     json_object_set_new(o, "accuracy", json_real(t->accuracy));
     json_object_set_new(o, "val_loss", json_real(t->val_loss));
     json_object_set_new(o, "val_accuracy", json_real(t->val_accuracy));
+    /* how many ranks trained its last epoch (null: not recorded) */
+    json_object_set_new(o, "ranks", t->n_ranks ? json_integer(t->n_ranks) : json_null());
     json_object_set_new(o, "seconds_per_epoch",
                         seconds_or_null(t->n_epoch_seconds ? t->epoch_seconds / t->n_epoch_seconds
                                                            : -1));

@@ -57,6 +57,8 @@ typedef struct {
     int epoch_run;
     double best_value;           /* DONE: the select metric */
     int rung;                    /* the rung it was last promoted to (a rung search), 0 none */
+    int n_ranks;                 /* the ranks that trained its last epoch, 0 not recorded */
+    char ranks[96];              /* and which, "1,2,3" (cut with "..." when long) */
 } coord_status_trial;
 
 typedef struct {

@@ -140,14 +140,14 @@ static void test_worker_error_keeps_code(void **st)
     const char *head = "rank,trial,status,backbone,mode,learning_rate,optimizer,batch_size,"
                        "precision,engine,epochs,best_epoch,select_metric,select_value,val_accuracy,val_loss,"
                        "accuracy,loss,eval_split,eval_accuracy,weight_decay,momentum,label_smoothing,"
-                       "head,augment,image_size,stop_reason,stopped_epoch,rung,seconds\n";
+                       "head,augment,image_size,stop_reason,stopped_epoch,rung,ranks,seconds\n";
     assert_memory_equal(csv, head, strlen(head));
     const char *row = csv + strlen(head); /* the unfinished trial: no values */
-    assert_non_null(strstr(row, ",val_accuracy,,,,,,,,,,0,gap,none,32,,,,\n"));
+    assert_non_null(strstr(row, ",val_accuracy,,,,,,,,,,0,gap,none,32,,,,,\n"));
     int commas = 0;
     for (const char *q = row; *q && *q != '\n'; q++)
         commas += *q == ',';
-    assert_int_equal(commas, 29);
+    assert_int_equal(commas, 30);
     free(csv);
 
     msg_link_free(lc);
