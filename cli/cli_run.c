@@ -396,7 +396,7 @@ static int run_mpi(const char *path, const run_flags *f)
         signal(SIGUSR1, SIG_IGN);
         signal(SIGINT, SIG_IGN);
         signal(SIGTERM, SIG_IGN);
-        worker_opts wo = {.threads = threads};
+        worker_opts wo = {.threads = threads, .world = MPI_COMM_WORLD, .have_world = 1};
         int rc = worker_main(l, &wo, &e);
         if (rc)
             fprintf(stderr, "tlsweep run: rank %d: %s\n", rank, e.msg);

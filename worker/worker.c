@@ -17,6 +17,7 @@
 #include "common/sweep/sweep.h"
 #include "worker/engine/engine.h"
 #include "worker/engine/loader.h"
+#include "worker/group/group.h"
 #include "worker/nn/backend.h"
 #include "worker/trial/trial.h"
 
@@ -72,6 +73,10 @@ typedef struct {
     tl_err model_err;     /* why model_done failed (its callback has no tl_err) */
     const Tlsweep__Task *task;       /* TRAIN_TRIAL in progress */
     const trial_result *result;
+    group *grp;           /* the task's group of ranks; NULL: alone */
+    int leader;           /* this worker reports for the task (alone, or the group's first) */
+    int yield_wish;       /* a Stop YIELD arrived during the task */
+    int trial_ran;        /* trial_run was called: it left the group itself */
 } worker;
 
 static int send_env(worker *w, Tlsweep__Envelope *env, tl_err *e)
@@ -134,7 +139,10 @@ static void check_stop(worker *w)
         int from = -1, got = 0;
         if (msg_link_poll(w->l, &env, &from, &got, NULL) != 0 || !got)
             return;
-        if (env->body_case == TLSWEEP__ENVELOPE__BODY_STOP)
+        if (env->body_case == TLSWEEP__ENVELOPE__BODY_STOP &&
+            env->stop->reason == TLSWEEP__STOP__REASON__YIELD)
+            w->yield_wish = 1;
+        else if (env->body_case == TLSWEEP__ENVELOPE__BODY_STOP)
             w->stop = env->stop->reason == TLSWEEP__STOP__REASON__PREEMPTED ? WORKER_STOP_PREEMPTED
                                                                             : WORKER_STOP_ENDED;
         msg_free(env);
@@ -374,13 +382,32 @@ static void epoch_report(Tlsweep__EpochReport *r, const trial_epoch *x)
     r->val_accuracy = (float)x->val_accuracy;
     r->seconds = x->seconds;
     r->images_per_second = (float)x->images_per_s;
+    r->comm_seconds = x->comm_seconds;
+}
+
+/* What a callback of the trial answers after a check for a Stop: stop
+ * now, yield at the epoch's end, or go on. */
+static int stop_answer(worker *w)
+{
+    check_stop(w);
+    return w->stop != WORKER_GO ? 1 : w->yield_wish ? TRIAL_YIELD : 0;
+}
+
+/* The task's ranks, leader first: its group, or this rank alone. */
+static const int32_t *task_ranks(const worker *w, size_t *n)
+{
+    *n = w->grp ? w->task->n_group_ranks : 1;
+    return w->grp ? w->task->group_ranks : &w->rank;
 }
 
 static int epoch_done(void *ctx, const trial_snapshot *sn)
 {
     worker *w = ctx;
+    if (!w->leader)
+        return stop_answer(w);
     Tlsweep__EpochReport er;
     epoch_report(&er, &sn->epochs[sn->epoch - 1]);
+    er.ranks = (int32_t *)task_ranks(w, &er.n_ranks);
     er.task_id = w->task_id;
     er.trial_id = (char *)w->trial_id;
     er.trial_index = (uint32_t)w->trial_index;
@@ -395,10 +422,9 @@ static int epoch_done(void *ctx, const trial_snapshot *sn)
      * of those come at most every checkpoint_seconds (a resume repeats the
      * epochs since, the same way); a rung's end always checkpoints, it is
      * where a promotion resumes */
-    if (sn->epoch != w->until && tl_now() - w->last_ckpt < w->s.checkpoint_seconds) {
-        check_stop(w);
-        return w->stop != WORKER_GO;
-    }
+    if (sn->epoch != w->until && !sn->yield &&
+        tl_now() - w->last_ckpt < w->s.checkpoint_seconds)
+        return stop_answer(w);
     w->last_ckpt = tl_now();
 
     /* the checkpoint: three tensors and the epochs so far */
@@ -465,15 +491,14 @@ static int epoch_done(void *ctx, const trial_snapshot *sn)
     }
     free(hist);
     free(hp);
-    check_stop(w);
-    return rc || w->stop != WORKER_GO;
+    return rc ? 1 : stop_answer(w);
 }
 
 static int step_done(void *ctx, int epoch, size_t step, size_t steps, double loss)
 {
     worker *w = ctx;
     double t = tl_now();
-    if (t - w->last_progress >= 1.0) {
+    if (w->leader && t - w->last_progress >= 1.0) {
         w->last_progress = t;
         Tlsweep__Progress p = TLSWEEP__PROGRESS__INIT;
         p.task_id = w->task_id;
@@ -487,8 +512,7 @@ static int step_done(void *ctx, int epoch, size_t step, size_t steps, double los
         env.progress = &p;
         send_env(w, &env, NULL);
     }
-    check_stop(w); /* a probe: cheap enough for every step */
-    return w->stop != WORKER_GO;
+    return stop_answer(w); /* a probe: cheap enough for every step */
 }
 
 /* The kept model travels only when the trial may be the best: one that
@@ -574,10 +598,11 @@ static int load_resume(const char *path, const sweep_trial *t, Tlsweep__Checkpoi
     for (size_t i = 0; i < c->n_history; i++) {
         const Tlsweep__EpochReport *h = c->history[i];
         (*hist)[i] = (trial_epoch){(int)h->epoch, h->loss, h->accuracy, h->val_loss,
-                                   h->val_accuracy, h->seconds, h->images_per_second};
+                                   h->val_accuracy, h->seconds, h->images_per_second,
+                                   h->comm_seconds};
     }
     *sn = (trial_snapshot){(int)c->epoch, tw->data, tb->data, tw->n_data, to->data, to->n_data,
-                           *hist, (int)c->best_epoch, c->best_value};
+                           *hist, (int)c->best_epoch, c->best_value, 0};
     return 0;
 }
 
@@ -612,6 +637,7 @@ static int send_result(worker *w, const sweep_trial *t, const trial_result *r, i
     tr.bad_images = r->bad_images;
     tr.seconds = secs;
     tr.engine = (char *)nn_backend_name(nn_backend_get());
+    tr.ranks = (int32_t *)task_ranks(w, &tr.n_ranks);
     if (status == TLSWEEP__TRIAL_RESULT__STATUS__DONE && r->confusion) {
         tr.n_confusion = (size_t)r->n_classes * (size_t)r->n_classes;
         tr.confusion = (uint64_t *)r->confusion;
@@ -639,7 +665,7 @@ static int send_result(worker *w, const sweep_trial *t, const trial_result *r, i
     return send_env(w, &env, e);
 }
 
-static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
+static int run_trial_task(worker *w, const Tlsweep__Task *task, tl_err *e)
 {
     const sweep *s = &w->s;
     if (task->trial_index >= s->n_trials || s->trials[task->trial_index].key != task->trial_key)
@@ -741,6 +767,8 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     tl_err te = {0};
     w->model_err = te;
     engine_for(s, t);
+    cfg.group = w->grp;
+    w->trial_ran = 1; /* trial_run leaves the group as its rule says */
     rc = trial_run(&cfg, &r, &te);
     if (w->task_failed) /* trial_run saw a stop; the reason is the worker's */
         rc = tl_errf(&te, w->task_err.code ? w->task_err.code : TL_EINVAL, "%s",
@@ -752,6 +780,7 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
             tl_errf(&te, rc, "after epoch %d: %s", r.n_epochs, tl_strerror(rc));
     }
     int status = rc == 0 ? TLSWEEP__TRIAL_RESULT__STATUS__DONE
+                 : rc == TL_ESTOPPED && r.yielded ? TLSWEEP__TRIAL_RESULT__STATUS__YIELDED
                  : rc == TL_ESTOPPED ? TLSWEEP__TRIAL_RESULT__STATUS__STOPPED
                                      : TLSWEEP__TRIAL_RESULT__STATUS__FAILED;
     int src = send_result(w, t, &r, status, rc ? te.msg : NULL, tl_now() - t0, e);
@@ -765,6 +794,36 @@ out:
     free(w->model);
     w->model = NULL;
     w->model_len = 0;
+    return rc;
+}
+
+/* A TRAIN_TRIAL: its group's communicator first (every member makes it
+ * before anything that can fail), then the trial; a member that fails
+ * before its trial runs leaves the group with its error (group.h). */
+static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
+{
+    int rc = 0;
+    w->task = task;
+    w->grp = NULL;
+    w->leader = 1;
+    w->yield_wish = 0;
+    w->trial_ran = 0;
+    if (task->n_group_ranks > 1 && !w->o->have_world)
+        return tl_errf(e, TL_EINVAL, "task %llu: a group of %zu ranks, and this worker is no "
+                       "MPI rank", (unsigned long long)task->task_id, task->n_group_ranks);
+    if (task->n_group_ranks > 1) {
+        if ((rc = group_open(&w->grp, w->o->world, task->group_ranks, (int)task->n_group_ranks,
+                             task->group_id, e)))
+            return rc;
+        w->leader = group_index(w->grp) == 0;
+    }
+    rc = run_trial_task(w, task, e);
+    if (w->grp && !w->trial_ran)
+        group_leave(w->grp, GROUP_ERROR);
+    group_close(w->grp);
+    w->grp = NULL;
+    w->leader = 1;
+    w->yield_wish = 0;
     return rc;
 }
 

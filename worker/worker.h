@@ -10,12 +10,22 @@
  *                     once a second, then a TrialResult carrying the kept
  *                     model (.tlm bytes).
  *
+ * A TRAIN_TRIAL with group_ranks is trained by that group of ranks
+ * (worker/group/group.h), the first one leading: only the leader sends
+ * Progress, EpochReports (with ranks and comm_seconds), Checkpoints and
+ * the model; every member answers a TrialResult with the ranks.
+ *
  * A Stop PREEMPTED during a task ends it at the next step boundary (the
  * epoch in progress is dropped: the last Checkpoint is where a resumed run
- * continues), answers TrialResult STOPPED and leaves the loop. Bad images
+ * continues), answers TrialResult STOPPED and leaves the loop. A Stop
+ * YIELD (to a trial's leader) ends the task after the epoch in progress,
+ * its Checkpoint sent whatever checkpoint_seconds says; the answer is
+ * YIELDED and the worker stays for the next task. Bad images
  * are reported as non-fatal Errors, one per file. */
 #ifndef TLSWEEP_WORKER_H
 #define TLSWEEP_WORKER_H
+
+#include <mpi.h>
 
 #include "common/base/err.h"
 #include "common/msg/msg_link.h"
@@ -24,6 +34,11 @@ typedef struct {
     int threads;          /* engine threads when the sweep sets none; 0: all cores */
     int loader_threads;   /* decoding threads per loader; 0: 2 */
     int heartbeat_ms;     /* idle heartbeat period; 0: 2000 */
+    /* have_world: tasks for a group of ranks (Task.group_ranks) make their
+     * communicator in `world` (MPI_COMM_WORLD under mpirun); else a task
+     * for more than one rank fails */
+    MPI_Comm world;
+    int have_world;
 } worker_opts;
 
 /* Returns 0 after a Stop, or a negative TL_E* when the coordinator could

@@ -190,12 +190,67 @@ static void test_all_bad_and_empty(void **state)
     assert_int_equal(loader_open(&L, &cfg, &e), TL_EINVAL);
 }
 
+/* A per-batch size list (a group member's rows of each global batch):
+ * batch b holds sizes[b] images, empty ones included, in list order, with
+ * the same pixels as one loader over the list, for any thread count. */
+static void test_batch_sizes(void **state)
+{
+    (void)state;
+    static float x1[N * S * S * 3];
+    int l1[N];
+    size_t i1[N], sk;
+    data_augment_cfg a;
+    data_augment_cfg_default(&a);
+    a.horizontal_flip = 1;
+    run(1, 2, 5, &a, x1, l1, i1, &sk);
+    static const int sizes[] = {0, 4, 0, 0, 7, 5, 1, 6, 0};
+    size_t nb = sizeof sizes / sizeof *sizes;
+    for (int t = 1; t <= 3; t++) {
+        loader_cfg cfg = {
+            .items = items, .ids = ids, .n_ids = N, .batch_size = 7, .sizes = sizes,
+            .n_sizes = nb, .image = {S, S, DATA_PRE_CAFFE, 0, 0}, .augment = &a,
+            .seed = 9, .trial = 2, .epoch = 1, .threads = t, .depth = 1 + t % 2,
+        };
+        loader *L;
+        tl_err e;
+        assert_int_equal(loader_open(&L, &cfg, &e), 0);
+        assert_int_equal(loader_batches(L), nb);
+        loader_batch b;
+        size_t at = 0, k = 0;
+        while (loader_next(L, &b, &e) == 1) {
+            assert_int_equal(b.index, k);
+            assert_int_equal(b.n, sizes[k]);
+            assert_memory_equal(b.x, x1 + at * S * S * 3, sizeof(float) * b.n * S * S * 3);
+            assert_memory_equal(b.ids, i1 + at, sizeof(size_t) * b.n);
+            at += (size_t)b.n;
+            k++;
+        }
+        assert_int_equal(k, nb);
+        assert_int_equal(at, N);
+        loader_close(L);
+    }
+    /* sizes that do not sum to the list, or over the batch size */
+    static const int short_sizes[] = {7, 7};
+    static const int big[] = {8, 7, 8};
+    loader_cfg cfg = {.items = items, .ids = ids, .n_ids = N, .batch_size = 7,
+                      .sizes = short_sizes, .n_sizes = 2, .image = {S, S, DATA_PRE_TF, 0, 0}};
+    loader *L;
+    tl_err e;
+    assert_int_equal(loader_open(&L, &cfg, &e), TL_EINVAL);
+    assert_non_null(strstr(e.msg, "sum to 14"));
+    cfg.sizes = big;
+    cfg.n_sizes = 3;
+    assert_int_equal(loader_open(&L, &cfg, &e), TL_EINVAL);
+    assert_non_null(strstr(e.msg, "batch 0 holds 8"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_and_replacement),
         cmocka_unit_test(test_augmented_deterministic),
         cmocka_unit_test(test_all_bad_and_empty),
+        cmocka_unit_test(test_batch_sizes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -19,6 +19,7 @@ typedef struct {
 struct loader {
     loader_cfg cfg;
     size_t n_batches, img_floats;
+    size_t *first;              /* cfg.sizes: batch b starts at position first[b] */
     ring_slot *ring;
     int depth;
     _Atomic uint8_t *state;     /* per position: POS_* */
@@ -39,8 +40,31 @@ struct loader {
 
 static size_t batch_len(const loader *L, size_t b)
 {
+    if (L->first)
+        return L->first[b + 1] - L->first[b];
     size_t B = (size_t)L->cfg.batch_size, lo = b * B;
     return L->cfg.n_ids - lo < B ? L->cfg.n_ids - lo : B;
+}
+
+/* The batch position pos falls in and its slot there; with sizes, the
+ * last batch starting at or before pos that is not empty. */
+static size_t batch_of(const loader *L, size_t pos, size_t *slot)
+{
+    if (!L->first) {
+        size_t B = (size_t)L->cfg.batch_size;
+        *slot = pos % B;
+        return pos / B;
+    }
+    size_t lo = 0, hi = L->n_batches; /* first[lo] <= pos < first[hi] */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (L->first[mid] <= pos)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    *slot = pos - L->first[lo];
+    return lo;
 }
 
 static void warn_bad(loader *L, size_t q, const tl_err *e)
@@ -86,14 +110,13 @@ static int fill(loader *L, data_image_ctx *c, float *scratch, size_t pos, float 
 static void *worker(void *arg)
 {
     loader *L = arg;
-    size_t B = (size_t)L->cfg.batch_size;
     data_image_ctx *c = data_image_ctx_new();
     float *scratch = malloc(L->img_floats * sizeof *scratch);
     tl_err e;
     for (;;) {
         pthread_mutex_lock(&L->mu);
         while (!L->stop && L->next_pos < L->cfg.n_ids &&
-               L->next_pos / B >= L->consumed + (size_t)L->depth)
+               batch_of(L, L->next_pos, &(size_t){0}) >= L->consumed + (size_t)L->depth)
             pthread_cond_wait(&L->space, &L->mu);
         if (L->stop || L->next_pos >= L->cfg.n_ids) {
             pthread_mutex_unlock(&L->mu);
@@ -102,7 +125,7 @@ static void *worker(void *arg)
         size_t pos = L->next_pos++;
         pthread_mutex_unlock(&L->mu);
 
-        size_t b = pos / B, s = pos % B;
+        size_t s, b = batch_of(L, pos, &s);
         ring_slot *r = &L->ring[b % (size_t)L->depth];
         int rc;
         if (!c || !scratch)
@@ -142,11 +165,38 @@ void loader_close(loader *L)
     free(L->ring);
     free((void *)L->state);
     free(L->threads);
+    free(L->first);
     pthread_mutex_destroy(&L->mu);
     pthread_mutex_destroy(&L->warn_mu);
     pthread_cond_destroy(&L->space);
     pthread_cond_destroy(&L->ready);
     free(L);
+}
+
+/* The start of each batch of cfg.sizes (one more: the end), checked
+ * against n_ids and batch_size. */
+static int batch_starts(loader *L, tl_err *e)
+{
+    const loader_cfg *c = &L->cfg;
+    L->n_batches = c->n_sizes;
+    if (!(L->first = malloc((c->n_sizes + 1) * sizeof *L->first)))
+        return tl_errf(e, TL_ENOMEM, "loader: out of memory");
+    L->first[0] = 0;
+    for (size_t b = 0; b < c->n_sizes; b++) {
+        if (c->sizes[b] < 0 || c->sizes[b] > c->batch_size) {
+            free(L->first);
+            return tl_errf(e, TL_EINVAL, "loader: batch %zu holds %d images, not 0..%d", b,
+                           c->sizes[b], c->batch_size);
+        }
+        L->first[b + 1] = L->first[b] + (size_t)c->sizes[b];
+    }
+    if (L->first[c->n_sizes] != c->n_ids) {
+        size_t sum = L->first[c->n_sizes];
+        free(L->first);
+        return tl_errf(e, TL_EINVAL, "loader: the batch sizes sum to %zu, the list holds %zu",
+                       sum, c->n_ids);
+    }
+    return 0;
 }
 
 int loader_open(loader **out, const loader_cfg *cfg, tl_err *e)
@@ -164,6 +214,13 @@ int loader_open(loader **out, const loader_cfg *cfg, tl_err *e)
     L->n_threads = cfg->threads > 0 ? cfg->threads : 1;
     L->img_floats = (size_t)cfg->image.width * cfg->image.height * 3;
     L->n_batches = (cfg->n_ids + (size_t)cfg->batch_size - 1) / (size_t)cfg->batch_size;
+    if (cfg->sizes) {
+        int rc = batch_starts(L, e);
+        if (rc) {
+            free(L);
+            return rc;
+        }
+    }
     pthread_mutex_init(&L->mu, NULL);
     pthread_mutex_init(&L->warn_mu, NULL);
     pthread_cond_init(&L->space, NULL);

@@ -26,6 +26,11 @@ typedef struct {
     const size_t *ids;             /* consumption order: indices into items */
     size_t n_ids;
     int batch_size;                /* the last batch holds the remainder */
+    /* NULL, or batch b holds sizes[b] positions (0 allowed; sizes sum to
+     * n_ids, each at most batch_size): a group member's rows of each
+     * global batch */
+    const int *sizes;
+    size_t n_sizes;
     data_image_cfg image;          /* output size, preprocessing, crop, pixel limit */
     const data_augment_cfg *augment;  /* NULL or inactive: none (validation, features) */
     uint64_t seed, trial, epoch;   /* the augmentation streams */

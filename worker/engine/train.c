@@ -90,33 +90,72 @@ static float loss_forward(train_ctx *t, const int *labels, int batch)
     return nn_sigmoid_bce_forward(t->probs, logits, t->targets, batch, C);
 }
 
-float train_step(train_ctx *t, const float *x, const int *labels, int batch, int *correct)
+static void zero_trainable_grads(net *n)
 {
-    net *n = t->n;
-    n->step_seed = rng_mix(t->seed, (uint64_t)optim_iterations(&t->opt));
-    net_forward(n, x, batch, 1);
-    float loss = loss_forward(t, labels, batch);
-    if (correct)
-        *correct = count_correct(t->probs, labels, batch, t->classes);
-    memset(t->dlogits, 0, (size_t)batch * t->classes * sizeof(float));
-    if (t->loss == TRAIN_SOFTMAX)
-        nn_softmax_xent_smooth_backward(t->dlogits, t->probs, labels, batch, t->classes,
-                                        t->label_smoothing);
-    else
-        nn_sigmoid_bce_backward(t->dlogits, t->probs, t->targets, batch, t->classes);
     for (int i = 0; i < n->n_params; i++) {
         const net_param *p = &n->params[i];
         if (net_param_trainable(n, p))
             memset(n->grads + p->off, 0, p->n * sizeof(float));
     }
-    net_backward(n, t->dlogits, batch);
+}
+
+float train_grads(train_ctx *t, const float *x, const int *labels, int rows, int global,
+                  int first_row, int *correct)
+{
+    net *n = t->n;
+    if (correct)
+        *correct = 0;
+    zero_trainable_grads(n);
+    if (rows <= 0)
+        return 0.0f;
+    n->step_seed = rng_mix(t->seed, (uint64_t)optim_iterations(&t->opt));
+    n->first_row = first_row;
+    net_forward(n, x, rows, 1);
+    n->first_row = 0;
+    float loss = loss_forward(t, labels, rows);
+    if (correct)
+        *correct = count_correct(t->probs, labels, rows, t->classes);
+    memset(t->dlogits, 0, (size_t)rows * t->classes * sizeof(float));
+    if (t->loss == TRAIN_SOFTMAX)
+        nn_softmax_xent_smooth_backward_over(t->dlogits, t->probs, labels, rows, t->classes,
+                                             t->label_smoothing, global);
+    else
+        nn_sigmoid_bce_backward_over(t->dlogits, t->probs, t->targets, rows, t->classes, global);
+    net_backward(n, t->dlogits, rows);
+    return loss;
+}
+
+void train_apply(train_ctx *t)
+{
+    net *n = t->n;
     for (int i = 0; i < n->n_params; i++) {
         const net_param *p = &n->params[i];
         if (net_param_trainable(n, p))
             optim_step(&t->opt, n->weights, n->grads, p->off, p->n, decays(p));
     }
     optim_advance(&t->opt);
+}
+
+float train_step(train_ctx *t, const float *x, const int *labels, int batch, int *correct)
+{
+    float loss = train_grads(t, x, labels, batch, batch, 0, correct);
+    train_apply(t);
     return loss;
+}
+
+size_t train_grad_span(const train_ctx *t, size_t *off)
+{
+    const net *n = t->n;
+    size_t lo = n->n_weights, hi = 0;
+    for (int i = 0; i < n->n_params; i++) {
+        const net_param *p = &n->params[i];
+        if (!net_param_trainable(n, p))
+            continue;
+        lo = p->off < lo ? p->off : lo;
+        hi = p->off + p->n > hi ? p->off + p->n : hi;
+    }
+    *off = hi > lo ? lo : 0;
+    return hi > lo ? hi - lo : 0;
 }
 
 float train_eval(train_ctx *t, const float *x, const int *labels, int batch, int *correct)

@@ -37,6 +37,20 @@ void train_free(train_ctx *t);
  * the number of hits (may be NULL): top-1 for softmax and multi-unit
  * sigmoid, probability >= 0.5 matching the label for one sigmoid unit. */
 float train_step(train_ctx *t, const float *x, const int *labels, int batch, int *correct);
+/* train_step in two halves, for a group of ranks sharing a batch:
+ * train_grads runs rows rows of a global batch of `global` (row 0 is its
+ * row first_row: dropout masks) forward and backward, the loss gradient
+ * divided by `global`, so summing the members' gradients gives the whole
+ * batch's; returns the mean loss over its rows (0 without rows, whose
+ * gradients are zero). train_apply is the optimizer step on the gradients
+ * as they are then. train_step(batch) is train_grads(batch, batch, 0) and
+ * train_apply, bit for bit. */
+float train_grads(train_ctx *t, const float *x, const int *labels, int rows, int global,
+                  int first_row, int *correct);
+void train_apply(train_ctx *t);
+/* The span of n->grads (and weights) holding every trainable parameter:
+ * returns its length, *off its start (0, 0 when nothing trains). */
+size_t train_grad_span(const train_ctx *t, size_t *off);
 /* Inference-mode forward and loss, no update. */
 float train_eval(train_ctx *t, const float *x, const int *labels, int batch, int *correct);
 

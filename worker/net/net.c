@@ -658,10 +658,11 @@ void net_forward(net *n, const float *x, int batch, int training)
             break;
         case NET_DROPOUT:
             if (training && l->u.dropout.rate > 0.0f)
-                nn_dropout_forward(l->out, l->aux, a->out, sz, l->u.dropout.rate,
-                                   /* by position after the features, so a head net
-                                    * built alone draws the masks it draws here */
-                                   rng_mix(n->step_seed, (uint64_t)(i - (n->features > 0 ? n->features : 0))));
+                nn_dropout_forward_at(l->out, l->aux, a->out, sz, l->u.dropout.rate,
+                                      /* by position after the features, so a head net
+                                       * built alone draws the masks it draws here */
+                                      rng_mix(n->step_seed, (uint64_t)(i - (n->features > 0 ? n->features : 0))),
+                                      (size_t)n->first_row * (sz / (size_t)batch));
             else
                 memcpy(l->out, a->out, sz * sizeof(float));
             break;

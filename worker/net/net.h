@@ -116,6 +116,8 @@ typedef struct {
     int features;         /* backbone output layer (-1 before a head is added) */
     net_convention convention;
     uint64_t step_seed;   /* dropout masks: a function of (step_seed, layer, i) */
+    int first_row;        /* row 0 of the batch is this row of the global batch (groups):
+                             dropout indexes its masks from first_row * per-row elements */
     int finalized;
     /* oneDNN (net_dnn.c): prepared weights, scratchpad and staging, one block */
     nn_backend backend;   /* what was asked for at net_finalize */

@@ -1,4 +1,4 @@
-/* Inverted dropout. Element i is kept when rng_uniform_at(seed, i) >= rate,
+/* Inverted dropout. Element i is kept when rng_uniform_at(seed, first + i) >= rate,
  * so the mask is a pure function of (seed, i): the same for any thread
  * count and recomputable without storing it. */
 #include "worker/nn/nn.h"
@@ -11,12 +11,18 @@
 void nn_dropout_forward(float *out, float *mask, const float *inp, size_t n,
                         float rate, uint64_t seed)
 {
+    nn_dropout_forward_at(out, mask, inp, n, rate, seed, 0);
+}
+
+void nn_dropout_forward_at(float *out, float *mask, const float *inp, size_t n,
+                           float rate, uint64_t seed, size_t first)
+{
     /* rate >= 1 drops everything; 1/(1-rate) would be inf */
     float scale = rate < 1.0f ? 1.0f / (1.0f - rate) : 0.0f;
     #pragma omp parallel for schedule(static) num_threads(nn_get_threads()) \
         if (n >= DROP_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
-        float m = rng_uniform_at(seed, i) >= rate ? scale : 0.0f;
+        float m = rng_uniform_at(seed, first + i) >= rate ? scale : 0.0f;
         if (mask)
             mask[i] = m;
         out[i] = inp[i] * m;

@@ -44,9 +44,16 @@ float nn_softmax_xent_forward(float *probs, const float *logits, const int *labe
 void nn_softmax_xent_smooth_backward(float *dlogits, const float *probs, const int *labels,
                                      int N, int C, float smoothing)
 {
+    nn_softmax_xent_smooth_backward_over(dlogits, probs, labels, N, C, smoothing, N);
+}
+
+/* dlogits (N,C) += (probs - targets) / denom: N rows of a batch of denom */
+void nn_softmax_xent_smooth_backward_over(float *dlogits, const float *probs, const int *labels,
+                                          int N, int C, float smoothing, int denom)
+{
     if (!dlogits || N <= 0)
         return;
-    float inv = 1.0f / (float)N;
+    float inv = 1.0f / (float)denom;
     float off = smoothing / (float)C * inv, on = (1.0f - smoothing) * inv;
     for (int n = 0; n < N; n++) {
         const float *p = probs + (size_t)n * C;
@@ -83,10 +90,17 @@ float nn_sigmoid_bce_forward(float *probs, const float *logits, const float *tar
 void nn_sigmoid_bce_backward(float *dlogits, const float *probs, const float *targets,
                              int N, int C)
 {
+    nn_sigmoid_bce_backward_over(dlogits, probs, targets, N, C, N);
+}
+
+/* dlogits (N,C) += (probs - targets) / (denom*C): N rows of a batch of denom */
+void nn_sigmoid_bce_backward_over(float *dlogits, const float *probs, const float *targets,
+                                  int N, int C, int denom)
+{
     size_t n = (size_t)N * C;
     if (!dlogits || n == 0)
         return;
-    float inv = 1.0f / (float)n;
+    float inv = 1.0f / (float)((size_t)denom * C);
     for (size_t i = 0; i < n; i++)
         dlogits[i] += (probs[i] - targets[i]) * inv;
 }

@@ -156,6 +156,11 @@ void nn_dense_backward(float *dinp, float *dweight, float *dbias, const float *d
  * The mask is a pure function of (seed, i), so runs are reproducible. */
 void nn_dropout_forward(float *out, float *mask, const float *inp, size_t n,
                         float rate, uint64_t seed);
+/* The elements first..first+n of a longer tensor: element i draws the mask
+ * of index first + i (a group member's rows of a batch draw the masks those
+ * rows draw in the whole batch). */
+void nn_dropout_forward_at(float *out, float *mask, const float *inp, size_t n,
+                           float rate, uint64_t seed, size_t first);
 void nn_dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
 
 /* ---- losses (mean over the batch) ------------------------------------- */
@@ -173,12 +178,18 @@ float nn_softmax_xent_smooth_forward(float *probs, const float *logits, const in
 /* dlogits += (probs - targets) / N */
 void nn_softmax_xent_smooth_backward(float *dlogits, const float *probs, const int *labels,
                                      int N, int C, float smoothing);
+/* The same over denom: N rows of a batch of denom rows (a group member's) */
+void nn_softmax_xent_smooth_backward_over(float *dlogits, const float *probs, const int *labels,
+                                          int N, int C, float smoothing, int denom);
 /* probs = sigmoid(logits); targets in [0,1]; returns mean BCE over N*C. */
 float nn_sigmoid_bce_forward(float *probs, const float *logits, const float *targets,
                              int N, int C);
 /* dlogits += (probs - targets) / (N*C) */
 void nn_sigmoid_bce_backward(float *dlogits, const float *probs, const float *targets,
                              int N, int C);
+/* The same over denom*C: N rows of a batch of denom rows */
+void nn_sigmoid_bce_backward_over(float *dlogits, const float *probs, const float *targets,
+                                  int N, int C, int denom);
 
 /* ---- threads ----------------------------------------------------------- */
 

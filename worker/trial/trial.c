@@ -7,6 +7,7 @@
 
 #include "common/sweep/sweep_plan.h"
 #include "worker/net/net_io.h"
+#include "worker/group/group.h"
 #include "worker/trial/trial_int.h"
 
 void trial_cfg_default(trial_cfg *c)
@@ -83,6 +84,8 @@ void trial__state_free(trial__state *st)
     }
     free(st->order);
     free(st->tids);
+    free(st->gids);
+    free(st->gsizes);
     free(st->best);
     free(st->xb);
     free(st->yb);
@@ -215,6 +218,19 @@ static int emit(trial__state *st, tl_err *e)
     return rc;
 }
 
+/* The group's last control after the stages (group.h's rule 5), or this
+ * member's leaving with its error or stop (rule 3). */
+static int group_end(group *g, int rc, tl_err *e)
+{
+    if (!g)
+        return rc;
+    if (rc) {
+        group_leave(g, rc == TL_ESTOPPED ? GROUP_STOP : GROUP_ERROR);
+        return rc;
+    }
+    return group_control(g, NULL, 0, e);
+}
+
 int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
 {
     memset(r, 0, sizeof *r);
@@ -244,13 +260,17 @@ int trial_run(const trial_cfg *cfg, trial_result *r, tl_err *e)
         if (!(rc = op->open(&st, sg, e)) && !(rc = op->epochs(&st, sg, e)))
             rc = op->hand_on(&st, next, e);
     }
-    if (!rc)
+    rc = group_end(cfg->group, rc, e);
+    /* in a group the leader's model is the trial's */
+    int leader = !cfg->group || group_index(cfg->group) == 0;
+    if (!rc && leader)
         rc = trial__evaluate(&st, &st.plan.stage[n_run - 1], e);
-    if (!rc)
+    if (!rc && leader)
         rc = emit(&st, e);
 
     if (rc == TL_ESTOPPED)
-        tl_errf(e, TL_ESTOPPED, "train: stopped on request after %d epoch%s", r->n_epochs,
+        tl_errf(e, TL_ESTOPPED, "train: %s after %d epoch%s",
+                r->yielded ? "yielded" : "stopped on request", r->n_epochs,
                 r->n_epochs == 1 ? "" : "s");
     trial__state_free(&st);
     return rc;

@@ -36,6 +36,7 @@ typedef struct {
     double loss, accuracy;          /* training, over the epoch */
     double val_loss, val_accuracy;  /* -1 when there is no validation set */
     double seconds, images_per_s;   /* training part of the epoch */
+    double comm_seconds;            /* of the epoch, inside the group's collectives; 0 alone */
 } trial_epoch;
 
 /* Backbone features computed elsewhere (the sweep's shared cache): row i
@@ -63,7 +64,15 @@ typedef struct {
     const trial_epoch *epochs;      /* epoch entries 1..epoch */
     int best_epoch;                 /* 0: none kept yet */
     double best_value;
+    int yield;                      /* the trial ends after this epoch (a yield): keep it */
 } trial_snapshot;
+
+/* What step_done and epoch_done may return besides 0 (go on) and other
+ * nonzero values (stop at once): end the trial after the epoch in
+ * progress, with its snapshot (trial_result.yielded). */
+enum { TRIAL_YIELD = 2 };
+
+struct group;
 
 typedef struct {
     const char *weights;            /* model file with the backbone (.tlm) */
@@ -108,6 +117,14 @@ typedef struct {
     const data_index *index;
     /* Frozen mode: train the head on these instead of extracting. */
     const trial_features *features;
+    /* A group of ranks training this trial together (worker/group/group.h),
+     * every member calling trial_run with the same configuration; NULL:
+     * alone. Its WHOLE_NET stage trains the member's rows of each global
+     * batch, gradients summed over the group; validation is sharded and the
+     * epoch figures summed, so every member records the same epochs. A stop
+     * or a yield wished by a callback goes to the whole group through its
+     * controls. Only the leader (member 0) evaluates and emits the model. */
+    struct group *group;
     /* Continue from a snapshot (same configuration) instead of from scratch. */
     const trial_snapshot *resume;
     /* Called after every epoch; nonzero stops the trial (TL_ESTOPPED). */
@@ -155,6 +172,7 @@ typedef struct {
     double eval_loss, eval_accuracy;
     int64_t *confusion;             /* n_classes^2: [label * n + predicted], owned */
     size_t bad_images;              /* skipped by the loaders */
+    int yielded;                    /* ended (TL_ESTOPPED) after its epoch by a yield */
 } trial_result;
 
 /* Runs the trial. On error r holds what was done so far (free it anyway);

@@ -8,6 +8,7 @@
 
 #include "common/base/rng.h"
 #include "common/sweep/early_stop.h"
+#include "worker/group/group.h"
 #include "worker/trial/trial_int.h"
 
 void trial__log(const trial_cfg *c, const char *fmt, ...)
@@ -60,13 +61,23 @@ int trial__each_batch(const trial__images *c, const size_t *ids, size_t n,
                       const data_augment_cfg *aug, int epoch, trial__batch_fn fn, void *u,
                       tl_err *e)
 {
-    if (!n)
+    return trial__each_sized(c, ids, n, NULL, 0, aug, epoch, fn, u, e);
+}
+
+int trial__each_sized(const trial__images *c, const size_t *ids, size_t n, const int *sizes,
+                      size_t n_sizes, const data_augment_cfg *aug, int epoch, trial__batch_fn fn,
+                      void *u, tl_err *e)
+{
+    /* a member without rows still takes part in every step */
+    if (!n && !n_sizes)
         return 0;
     loader_cfg lc = {
         .items = c->ix->items,
         .ids = ids,
         .n_ids = n,
         .batch_size = c->cfg->batch,
+        .sizes = sizes,
+        .n_sizes = n_sizes,
         .image = c->image,
         .augment = aug,
         .seed = c->cfg->seed,
@@ -94,12 +105,36 @@ int trial__each_batch(const trial__images *c, const size_t *ids, size_t n,
     return rc < 0 ? rc : 0;
 }
 
+int trial__answer(int ret, struct group *g, int *yield)
+{
+    if (!ret)
+        return 0;
+    if (g) {
+        group_wish(g, ret == TRIAL_YIELD ? GROUP_YIELD : GROUP_STOP);
+        return 0;
+    }
+    if (ret != TRIAL_YIELD)
+        return TL_ESTOPPED;
+    if (yield)
+        *yield = 1;
+    return 0;
+}
+
 int trial__run_batch(void *u, const loader_batch *b)
 {
     trial__run *r = u;
     int h = 0;
-    float l = r->train ? train_step(r->t, b->x, b->labels, b->n, &h)
-                       : train_eval(r->t, b->x, b->labels, b->n, &h);
+    float l;
+    if (r->train && r->g) {
+        int rc = trial__group_step(r, b, &h, &l);
+        if (rc)
+            return rc;
+    } else if (b->n == 0) {
+        l = 0;
+    } else {
+        l = r->train ? train_step(r->t, b->x, b->labels, b->n, &h)
+                     : train_eval(r->t, b->x, b->labels, b->n, &h);
+    }
     r->loss += (double)l * b->n;
     r->hits += h;
     r->seen += b->n;
@@ -108,9 +143,10 @@ int trial__run_batch(void *u, const loader_batch *b)
     if (r->cm)
         metrics_confusion_add(r->cm, net_output(r->t->n), b->labels, (size_t)b->n, NULL);
     r->step++;
-    if (r->train && r->cfg && r->cfg->step_done &&
-        r->cfg->step_done(r->cfg->cb_ctx, r->epoch, r->step, r->steps, r->loss / r->seen))
-        return TL_ESTOPPED;
+    if (r->train && r->cfg && r->cfg->step_done)
+        return trial__answer(r->cfg->step_done(r->cfg->cb_ctx, r->epoch, r->step, r->steps,
+                                               r->seen ? r->loss / r->seen : 0),
+                             r->g, r->yield);
     return 0;
 }
 
@@ -251,11 +287,11 @@ int trial__resume_from(const trial_cfg *cfg, trial_result *r, train_ctx *t, floa
 }
 
 int trial__snapshot(const trial_cfg *cfg, const trial_result *r, const train_ctx *t,
-                    const float *best)
+                    const float *best, int ending, struct group *g, int *yield)
 {
     if (!cfg->epoch_done)
         return 0;
     trial_snapshot s = {r->n_epochs, t->n->weights, best, t->n->n_weights, t->opt.state,
-                        t->opt.nstate, r->epochs, r->best_epoch, r->best_value};
-    return cfg->epoch_done(cfg->cb_ctx, &s) ? TL_ESTOPPED : 0;
+                        t->opt.nstate, r->epochs, r->best_epoch, r->best_value, ending};
+    return trial__answer(cfg->epoch_done(cfg->cb_ctx, &s), g, yield);
 }

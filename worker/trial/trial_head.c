@@ -222,7 +222,7 @@ static int head_epochs(trial__state *st, const sweep_stage *sg, tl_err *e)
             return rc;
         if (trial__keep_best(r, cfg))
             memcpy(st->best, st->hn.weights, st->hn.n_weights * sizeof(float));
-        if ((rc = trial__snapshot(cfg, r, &st->th, st->best)))
+        if ((rc = trial__snapshot(cfg, r, &st->th, st->best, 0, NULL, NULL)))
             return rc;
     }
     trial__rung_end(r, cfg, sg);

@@ -70,6 +70,11 @@ typedef struct {
     /* WHOLE_NET */
     train_ctx tf;
     size_t *tids;               /* (nids[DATA_TRAIN]) an epoch's ids in order */
+    int yield_wish;             /* alone: a callback wished a yield */
+    /* in a group: the member's rows of an epoch (trial_group.c) */
+    size_t *gids;               /* its ids of tids, batch after batch */
+    int *gsizes;                /* its rows of each global batch */
+    size_t g_n, g_batches;
 } trial__state;
 
 void trial__state_free(trial__state *st);
@@ -94,6 +99,10 @@ typedef int (*trial__batch_fn)(void *u, const loader_batch *b);
 int trial__each_batch(const trial__images *im, const size_t *ids, size_t n,
                       const data_augment_cfg *aug, int epoch, trial__batch_fn fn, void *u,
                       tl_err *e);
+/* The same in batches of sizes[0..n_sizes) (a group member's rows). */
+int trial__each_sized(const trial__images *im, const size_t *ids, size_t n, const int *sizes,
+                      size_t n_sizes, const data_augment_cfg *aug, int epoch, trial__batch_fn fn,
+                      void *u, tl_err *e);
 
 /* A net over batches: training or evaluation, sums for the epoch record. */
 typedef struct {
@@ -106,7 +115,18 @@ typedef struct {
     const trial_cfg *cfg;       /* training: step_done */
     int epoch;
     size_t step, steps;
+    /* training in a group (trial_group.c): the member's rows of global
+     * batches over n_global images; NULL alone */
+    struct group *g;
+    size_t n_global;
+    tl_err *e;                  /* the group's errors */
+    int *yield;                 /* alone: set when step_done wished a yield (NULL: ignored) */
 } trial__run;
+
+/* A callback's answer (step_done, epoch_done): 0 go on, TL_ESTOPPED stop
+ * now. In a group a stop or a yield becomes a wish for the next control;
+ * alone a yield sets *yield (NULL: ignored). */
+int trial__answer(int ret, struct group *g, int *yield);
 
 int trial__run_batch(void *u, const loader_batch *b);
 /* Over cached feature rows order[0..n) (order NULL: in order). */
@@ -132,9 +152,10 @@ void trial__rung_end(trial_result *r, const trial_cfg *cfg, const sweep_stage *s
 /* Puts cfg->resume back into t and the kept weights. */
 int trial__resume_from(const trial_cfg *cfg, trial_result *r, train_ctx *t, float *best,
                        tl_err *e);
-/* Hands the state after an epoch to epoch_done (the checkpoint). */
+/* Hands the state after an epoch to epoch_done (the checkpoint); ending:
+ * the trial yields after it. Its answer as trial__answer's. */
 int trial__snapshot(const trial_cfg *cfg, const trial_result *r, const train_ctx *t,
-                    const float *best);
+                    const float *best, int ending, struct group *g, int *yield);
 
 /* ---- the stages (trial_head.c, trial_whole.c) ---- */
 /* A stage opens (its net, its features, the snapshot when it is the one
@@ -149,6 +170,22 @@ typedef struct {
 
 extern const trial__stage_ops trial__head_stage;   /* SWEEP_STAGE_HEAD_ON_FEATURES */
 extern const trial__stage_ops trial__whole_stage;  /* SWEEP_STAGE_WHOLE_NET, always last */
+
+/* ---- trial_group.c: WHOLE_NET in a group ---- */
+/* The start of a whole-net stage: the net refuses (BN training), or the
+ * leader's weights and optimizer state to every member. */
+int trial__group_open(trial__state *st, tl_err *e);
+/* The member's ids and batch sizes of an epoch order in st->tids. */
+void trial__group_rows(trial__state *st);
+/* The member's shard of ids[0..n) (validation): *first, returns its length. */
+size_t trial__group_shard(const trial__state *st, size_t n, size_t *first);
+/* One training batch: the member's rows, gradients summed, the step. */
+int trial__group_step(trial__run *r, const loader_batch *b, int *hits, float *loss);
+/* The epoch's figures summed over the group (the epoch-end control). */
+int trial__group_sum_figures(trial__state *st, trial__run *tr, trial__run *va, tl_err *e);
+/* After the epoch is recorded: the weights compared, healed from the
+ * leader when they differ. */
+int trial__group_check(trial__state *st, tl_err *e);
 
 /* ---- trial_eval.c ---- */
 /* The kept model on the evaluation split (r->eval_split) by the last

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/base/clock.h"
+#include "worker/group/group.h"
 #include "worker/trial/trial_int.h"
 
 static int whole_open(trial__state *st, const sweep_stage *sg, tl_err *e)
@@ -25,7 +26,58 @@ static int whole_open(trial__state *st, const sweep_stage *sg, tl_err *e)
         return rc;
     if (!(st->tids = malloc(st->nids[DATA_TRAIN] * sizeof *st->tids)))
         return tl_errf(e, TL_ENOMEM, "train: out of memory");
-    return 0;
+    return cfg->group ? trial__group_open(st, e) : 0;
+}
+
+/* The epoch's training pass: the whole order alone, the member's rows of
+ * each global batch in a group. */
+static int train_pass(trial__state *st, trial__run *tr, int ep, tl_err *e)
+{
+    size_t n = st->nids[DATA_TRAIN];
+    if (!st->cfg->group)
+        return trial__each_batch(&st->im, st->tids, n, st->aug, ep, trial__run_batch, tr, e);
+    trial__group_rows(st);
+    tr->g = st->cfg->group;
+    tr->n_global = n;
+    tr->e = e;
+    return trial__each_sized(&st->im, st->gids, st->g_n, st->gsizes, st->g_batches, st->aug, ep,
+                             trial__run_batch, tr, e);
+}
+
+/* The validation pass: the member's shard in a group, figures summed. */
+static int val_pass(trial__state *st, trial__run *tr, trial__run *va, tl_err *e)
+{
+    size_t first = 0, n = st->nids[DATA_VAL];
+    if (st->cfg->group)
+        n = trial__group_shard(st, n, &first);
+    int rc = trial__each_batch(&st->im, st->ids[DATA_VAL] + first, n, NULL, 0, trial__run_batch,
+                               va, e);
+    if (!rc && st->cfg->group)
+        rc = trial__group_sum_figures(st, tr, va, e);
+    return rc;
+}
+
+/* After an epoch's record: the kept weights, the group's check, the
+ * snapshot; a yield wished during the epoch ends the trial here. */
+static int epoch_end(trial__state *st, double comm0, tl_err *e)
+{
+    const trial_cfg *cfg = st->cfg;
+    trial_result *r = st->r;
+    if (trial__keep_best(r, cfg))
+        memcpy(st->best, st->full.weights, st->full.n_weights * sizeof(float));
+    int rc = cfg->group ? trial__group_check(st, e) : 0;
+    if (rc)
+        return rc;
+    if (cfg->group)
+        r->epochs[r->n_epochs - 1].comm_seconds = group_seconds(cfg->group) - comm0;
+    int ending = cfg->group ? group_yielded(cfg->group) : st->yield_wish;
+    if ((rc = trial__snapshot(cfg, r, &st->tf, st->best, ending, cfg->group, &st->yield_wish)))
+        return rc;
+    if (!ending)
+        return 0;
+    r->yielded = 1;
+    trial__log(cfg, "yielding after epoch %d", r->n_epochs);
+    return TL_ESTOPPED;
 }
 
 static int whole_epochs(trial__state *st, const sweep_stage *sg, tl_err *e)
@@ -35,22 +87,20 @@ static int whole_epochs(trial__state *st, const sweep_stage *sg, tl_err *e)
     size_t *n = st->nids;
     for (int ep = r->n_epochs + 1; ep <= trial__stage_end(cfg, sg) && !trial__stop_early(r, cfg, sg);
          ep++) {
-        double t1 = tl_now();
+        double t1 = tl_now(), comm0 = cfg->group ? group_seconds(cfg->group) : 0;
         trial__epoch_order(st->order, n[0], cfg->seed, ep);
         for (size_t i = 0; i < n[0]; i++)
             st->tids[i] = st->ids[0][st->order[i]];
         trial__run tr = {.t = &st->tf, .train = 1, .counter = &r->backbone_images, .cfg = cfg,
-                         .epoch = ep, .steps = (n[0] + cfg->batch - 1) / cfg->batch};
-        int rc = trial__each_batch(&st->im, st->tids, n[0], st->aug, ep, trial__run_batch, &tr, e);
+                         .epoch = ep, .steps = (n[0] + cfg->batch - 1) / cfg->batch,
+                         .yield = &st->yield_wish};
+        int rc = train_pass(st, &tr, ep, e);
         double secs = tl_now() - t1;
         trial__run va = {.t = &st->tf, .counter = &r->backbone_images};
         if (!rc)
-            rc = trial__each_batch(&st->im, st->ids[1], n[1], NULL, 0, trial__run_batch, &va, e);
-        if (!rc && !(rc = trial__record_epoch(r, cfg, ep, &tr, &va, secs, e))) {
-            if (trial__keep_best(r, cfg))
-                memcpy(st->best, st->full.weights, st->full.n_weights * sizeof(float));
-            rc = trial__snapshot(cfg, r, &st->tf, st->best);
-        }
+            rc = val_pass(st, &tr, &va, e);
+        if (!rc && !(rc = trial__record_epoch(r, cfg, ep, &tr, &va, secs, e)))
+            rc = epoch_end(st, comm0, e);
         if (rc)
             return rc;
     }
