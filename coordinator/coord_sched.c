@@ -469,6 +469,9 @@ static int pick_group(coord *c, int i, int leader, int size, int *members)
 
 static int give_trial(coord *c, cworker *k)
 {
+    /* auto shares the workers out among the first trials: all of them */
+    if (auto_groups(c) && c->hellos < c->n_workers)
+        return 0;
     int idle = count_idle_free(c);
     int i = next_trial(c, idle);
     if (i < 0)

@@ -40,7 +40,19 @@
 #                     another run, not a journal, out: under a file), alone
 #                     and as 3 ranks under mpirun: non-zero exit within 60 s
 #                     and the one line (the workers were told to stop)
-# Every run uses `threads: 1`, so results are bit-identical across runs.
+#   groups_fixed      ranks_per_trial: 2 on 3 ranks: every epoch of the two
+#                     fine-tune trials trained by ranks 1 and 2, each loss
+#                     within 1e-5 (relative) of a one-rank run's, the same
+#                     leaderboard order
+#   groups_auto       auto, two fine-tune trials on 3 workers: all 3 train
+#                     (the union of the epochs' ranks), the one-rank ranking
+#   groups_sigterm    SIGTERM to the coordinator during a group's epoch: exit
+#                     75, the checkpoint kept; resumed on 2 ranks (a group of
+#                     one), every epoch once in the history
+#   groups_local      ranks_per_trial: 2 in one process: the trials run alone
+# Every run uses `threads: 1`, so results are bit-identical across runs; the
+# runs compared figure for figure train each trial on one rank
+# (ranks_per_trial: 1: a group's sums round otherwise).
 set -eu
 case_=$1
 tlsweep=$2
@@ -61,7 +73,46 @@ sweep() {
         "[1.0e-2, 3.0e-3, 1.0e-3]" "[global_average_pooling, {dense: 32}, {dropout: 0.1}]" \
         "checkpoint_seconds: 0
 out: $1
+ranks_per_trial: 1
 ${extra_yaml:-}"
+}
+
+# group_sweep OUT EPOCHS RANKS_PER_TRIAL: two fine-tune trials (2 learning
+# rates), the backbone trained from layer 100 on
+group_sweep() {
+    tiny_sweep "$d" tiny "$2" "[{fine_tune_at: 100}]" "[1.0e-2, 1.0e-3]" \
+        "[global_average_pooling, {dense: 32}, {dropout: 0.1}]" "checkpoint_seconds: 0
+out: $1
+ranks_per_trial: $3" > "$1.yaml"
+}
+
+# group_check OUT ONE_RANK_OUT WANT: OUT finished, every trial done; WANT
+# "12": every epoch trained by ranks 1 and 2, each loss within 1e-5 of
+# ONE_RANK_OUT's epoch; "all": the epochs' ranks cover every worker of
+# OUT's run; either way the leaderboard order is ONE_RANK_OUT's.
+group_check() {
+    $py - "$1/results.json" "$2/results.json" "$3" <<'EOF'
+import json, sys
+r, one = (json.load(open(p)) for p in sys.argv[1:3])
+want = sys.argv[3]
+assert r["state"] == "finished", r["state"]
+assert [t["id"] for t in r["trials"]] == [t["id"] for t in one["trials"]], "leaderboard order"
+ref = {t["id"]: t for t in one["trials"]}
+used = set()
+for t in r["trials"]:
+    assert t["status"] == "done", t
+    assert len(t["history"]) == t["epochs"], t["history"]
+    for e, o in zip(t["history"], ref[t["id"]]["history"]):
+        used |= set(e["ranks"])
+        if want == "12":
+            assert sorted(e["ranks"]) == [1, 2], (t["id"], e)
+            assert e["comm_seconds"] is not None and e["comm_seconds"] >= 0, e
+            for k in ["loss", "val_loss"]:
+                assert abs(e[k] - o[k]) <= 1e-5 * abs(o[k]), (t["id"], e["epoch"], k, e[k], o[k])
+    print(t["id"], [e["ranks"] for e in t["history"]], [e["loss"] for e in t["history"]])
+if want == "all":
+    assert used == set(range(1, r["workers"] + 1)), (used, r["workers"])
+EOF
 }
 
 
@@ -322,6 +373,7 @@ random_search)
         tiny_sweep "$d" tiny 2 "[frozen, {fine_tune_at: 100}]" "{log_uniform: [1.0e-3, 1.0e-2]}" \
             "[global_average_pooling]" "checkpoint_seconds: 0
 out: $d/$x
+ranks_per_trial: 1
 search: {method: random, trials: 4, seed: 3}" > "$d/$x.yaml"
     done
     "$tlsweep" run --dry-run "$d/a.yaml" > "$d/dry1" || { cat "$d/dry1"; fail "dry run"; }
@@ -540,6 +592,75 @@ setup_error_no_hang)
     echo x > "$d/file"
     sweep "$d/file/out" 2 > "$d/f.yaml"
     expect_setup_error "out: under a file, one process" "not a folder" "$tlsweep" run --quiet "$d/f.yaml"
+    ;;
+groups_fixed)
+    group_sweep "$d/one" 2 1
+    "$tlsweep" run --quiet "$d/one.yaml" > "$d/one.log" 2>&1 || { cat "$d/one.log"; fail "one-rank run"; }
+    group_sweep "$d/g" 2 2
+    mpiexec -n 3 --oversubscribe "$tlsweep" run --quiet "$d/g.yaml" > "$d/g.log" 2>&1 ||
+        { cat "$d/g.log"; fail "ranks_per_trial 2 on 3 ranks"; }
+    cat "$d/g.log"
+    group_check "$d/g" "$d/one" 12
+    grep -q "on ranks 1,2$" "$d/g.log" || fail "no line naming the group"
+    ;;
+groups_auto)
+    group_sweep "$d/one" 3 1
+    "$tlsweep" run --quiet "$d/one.yaml" > "$d/one.log" 2>&1 || { cat "$d/one.log"; fail "one-rank run"; }
+    group_sweep "$d/g" 3 auto
+    mpiexec -n 4 --oversubscribe "$tlsweep" run --quiet "$d/g.yaml" > "$d/g.log" 2>&1 ||
+        { cat "$d/g.log"; fail "auto on 4 ranks"; }
+    cat "$d/g.log"
+    group_check "$d/g" "$d/one" all
+    ;;
+groups_sigterm)
+    tiny_sweep "$d" tiny 6 "[{fine_tune_at: 100}]" "[1.0e-2]" "[global_average_pooling]" \
+        "checkpoint_seconds: 0
+out: $d/g
+ranks_per_trial: 2" > "$d/g.yaml"
+    mpiexec -n 3 --oversubscribe "$tlsweep" run --quiet "$d/g.yaml" > "$d/g1.log" 2>&1 &
+    mpi=$!
+    wait_for_ft_checkpoint "$d/g"
+    coordinator=$(rank_pid "tlsweep run --quiet $d/g.yaml" 0)
+    [ -n "$coordinator" ] || { cat "$d/g1.log"; fail "no coordinator rank to stop"; }
+    kill -TERM "$coordinator"
+    set +e
+    wait $mpi
+    rc=$?
+    set -e
+    cat "$d/g1.log"
+    [ $rc -eq 75 ] || fail "SIGTERM: mpirun exit $rc, expected 75"
+    ls "$d/g/checkpoints/"*.ckpt > /dev/null 2>&1 || fail "no checkpoint left for the stopped trial"
+    # 2 ranks: one worker, so a group of one
+    mpiexec -n 2 --oversubscribe "$tlsweep" run --quiet "$d/g.yaml" > "$d/g2.log" 2>&1 ||
+        { cat "$d/g2.log"; fail "resumed run"; }
+    cat "$d/g2.log"
+    grep -q "resuming from its checkpoint on rank 1$" "$d/g2.log" || fail "the trial did not resume alone"
+    $py - "$d/g/results.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["state"] == "finished", r["state"]
+t = r["trials"][0]
+assert t["status"] == "done", t
+assert [e["epoch"] for e in t["history"]] == list(range(1, 7)), t["history"]
+ranks = [sorted(e["ranks"]) for e in t["history"]]
+assert ranks[0] == [1, 2] and ranks[-1] == [1], ranks
+assert t["ranks"] == [1], t["ranks"]
+print("epochs' ranks:", ranks)
+EOF
+    ;;
+groups_local)
+    group_sweep "$d/g" 2 2
+    "$tlsweep" run --quiet "$d/g.yaml" > "$d/g.log" 2>&1 || { cat "$d/g.log"; fail "one process"; }
+    $py - "$d/g/results.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["state"] == "finished", r["state"]
+for t in r["trials"]:
+    assert t["status"] == "done" and t["ranks"] == [1], t
+    assert all(e["ranks"] == [1] for e in t["history"]), t["history"]
+print("alone:", [(t["id"], t["ranks"]) for t in r["trials"]])
+EOF
+    tail -1 "$d/g/results.csv" | grep -q ",1,[0-9.]*$" || { cat "$d/g/results.csv"; fail "results.csv: no ranks column of 1"; }
     ;;
 *)
     fail "unknown case $case_"
