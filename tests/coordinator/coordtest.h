@@ -107,6 +107,7 @@ typedef struct {
     int stop_at_checkpoint;  /* rank 1's relay raises SIGTERM (relayed runs) */
     int stop_grace_s;        /* coord_opts's; 0: LEAVE_S */
     int force, repair;       /* coord_opts's */
+    int rank_groups;         /* coord_opts's: the peers are ranks that may form groups */
     peer peers[2];
     relay relays[2];
     tl_err e;                /* coord_run's */

@@ -34,9 +34,16 @@ typedef enum {
     BAD_CHECKPOINT_EPOCH,    /* a checkpoint of an epoch never reported */
     BAD_BEFORE_HELLO,        /* progress before its Hello */
     BAD_OTHER_RANKS_TRIAL,   /* rank 2: an epoch report for rank 1's trial */
+    BAD_RESULT_YIELDED,      /* YIELDED, with no yield asked for */
+    BAD_MEMBER_RANKS,        /* ranks_per_trial 2: the member's result names a group of one */
+    BAD_EPOCH_RANKS,         /* ranks_per_trial 2: the leader's epoch trained by it alone */
 } bad_kind;
 
 static bad_kind bad;
+/* the group of each rank's first task (ranks_per_trial cases) */
+static int32_t task_group[3][4];
+static size_t task_group_n[3];
+static uint64_t task_group_id[3];
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -86,8 +93,8 @@ static void send_chunk(peer *p, const Tlsweep__Task *t, int group, const uint32_
     send_env(p, &env);
 }
 
-static void send_result(peer *p, const Tlsweep__Task *t, uint32_t index, int status,
-                        size_t n_confusion)
+static void send_result_ranks(peer *p, const Tlsweep__Task *t, uint32_t index, int status,
+                              size_t n_confusion, int32_t *ranks, size_t n_ranks)
 {
     uint64_t confusion[9] = {4, 0, 0, 0, 4, 0, 0, 0, 4};
     Tlsweep__TrialResult r = TLSWEEP__TRIAL_RESULT__INIT;
@@ -102,23 +109,39 @@ static void send_result(peer *p, const Tlsweep__Task *t, uint32_t index, int sta
     r.n_confusion = n_confusion;
     r.confusion = confusion;
     r.best_value = 0.5;
+    r.n_ranks = n_ranks;
+    r.ranks = ranks;
     Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
     env.body_case = TLSWEEP__ENVELOPE__BODY_TRIAL_RESULT;
     env.trial_result = &r;
     send_env(p, &env);
 }
 
-static void send_epoch(peer *p, const Tlsweep__Task *t, uint32_t index, uint32_t epoch)
+static void send_result(peer *p, const Tlsweep__Task *t, uint32_t index, int status,
+                        size_t n_confusion)
+{
+    send_result_ranks(p, t, index, status, n_confusion, NULL, 0);
+}
+
+static void send_epoch_ranks(peer *p, const Tlsweep__Task *t, uint32_t index, uint32_t epoch,
+                             int32_t *ranks, size_t n_ranks)
 {
     Tlsweep__EpochReport er = TLSWEEP__EPOCH_REPORT__INIT;
     er.task_id = t->task_id;
     er.trial_id = t->trial_id;
     er.trial_index = index;
     er.epoch = epoch;
+    er.n_ranks = n_ranks;
+    er.ranks = ranks;
     Tlsweep__Envelope env = TLSWEEP__ENVELOPE__INIT;
     env.body_case = TLSWEEP__ENVELOPE__BODY_EPOCH_REPORT;
     env.epoch_report = &er;
     send_env(p, &env);
+}
+
+static void send_epoch(peer *p, const Tlsweep__Task *t, uint32_t index, uint32_t epoch)
+{
+    send_epoch_ranks(p, t, index, epoch, NULL, 0);
 }
 
 static void send_progress(peer *p, uint64_t task_id)
@@ -149,6 +172,12 @@ static void fake_bad(peer *p)
     const Tlsweep__Task *t = env->task;
     const uint32_t *ids = t->image_ids;
     uint32_t other = t->trial_index == 0 ? 1 : 0;
+    int me = msg_link_rank(p->l);
+    int32_t alone[1] = {me};
+    task_group_n[me] = t->n_group_ranks;
+    task_group_id[me] = t->group_id;
+    for (size_t k = 0; k < t->n_group_ranks && k < 4; k++)
+        task_group[me][k] = t->group_ranks[k];
     Tlsweep__Checkpoint ck = TLSWEEP__CHECKPOINT__INIT;
     Tlsweep__Envelope cenv = TLSWEEP__ENVELOPE__INIT;
     switch (bad) {
@@ -201,8 +230,20 @@ static void fake_bad(peer *p)
     case BAD_BEFORE_HELLO:
         break;
     case BAD_OTHER_RANKS_TRIAL:
-        if (msg_link_rank(p->l) == 2)
+        if (me == 2)
             send_epoch(p, t, other, 1);
+        break;
+    case BAD_RESULT_YIELDED:
+        send_result(p, t, t->trial_index, TLSWEEP__TRIAL_RESULT__STATUS__YIELDED, 0);
+        break;
+    case BAD_MEMBER_RANKS:
+        if (me == 2)
+            send_result_ranks(p, t, t->trial_index, TLSWEEP__TRIAL_RESULT__STATUS__DONE, 0, alone,
+                              1);
+        break;
+    case BAD_EPOCH_RANKS:
+        if (me == 1)
+            send_epoch_ranks(p, t, t->trial_index, 1, alone, 1);
         break;
     }
     msg_free(env);
@@ -217,8 +258,11 @@ static void expect_bad(const char *name, bad_kind kind, const char *modes, int n
 {
     watchdog(name, FAST_WATCHDOG_S);
     bad = kind;
+    int groups = kind == BAD_MEMBER_RANKS || kind == BAD_EPOCH_RANKS;
+    sweep_extra = groups ? "ranks_per_trial: 2\n" : "";
     char *y = write_sweep_modes(name, name, weights, modes);
-    run_ctx r = {.n_peers = n, .fns = {fake_bad, fake_bad}};
+    sweep_extra = "";
+    run_ctx r = {.n_peers = n, .fns = {fake_bad, fake_bad}, .rank_groups = groups};
     assert_int_equal(run(y, &r), 1);
     char who[32];
     snprintf(who, sizeof who, "rank %d (", rank);
@@ -330,6 +374,42 @@ static void test_other_ranks_trial(void **state)
     (void)state;
     expect_bad("other_rank", BAD_OTHER_RANKS_TRIAL, "[fine_tune]", 2, 2, "bad epoch_report",
                "but rank 2 trains trial");
+}
+
+static void test_result_yielded(void **state)
+{
+    (void)state;
+    expect_bad("res_yielded", BAD_RESULT_YIELDED, "[fine_tune]", 1, 1, "bad trial_result",
+               "yielded, but no yield was asked for");
+}
+
+/* ranks_per_trial 2 on two ranks: both are sent the trial, with the same
+ * group (the leader first) and group id */
+static void assert_one_group(void)
+{
+    for (int r = 1; r <= 2; r++) {
+        assert_int_equal(task_group_n[r], 2);
+        assert_int_equal(task_group[r][0], 1);
+        assert_int_equal(task_group[r][1], 2);
+    }
+    assert_true(task_group_id[1] != 0 && task_group_id[1] == task_group_id[2]);
+}
+
+/* A member's answer must name the group it was sent. */
+static void test_member_ranks(void **state)
+{
+    (void)state;
+    expect_bad("member_ranks", BAD_MEMBER_RANKS, "[fine_tune]", 2, 2, "bad trial_result",
+               "1 ranks from rank 2, not the 2 of its group");
+    assert_one_group();
+}
+
+static void test_epoch_ranks(void **state)
+{
+    (void)state;
+    expect_bad("epoch_ranks", BAD_EPOCH_RANKS, "[fine_tune]", 2, 1, "bad epoch_report",
+               "epoch 1 trained by 1 ranks, not the 2 of its group");
+    assert_one_group();
 }
 
 /* ---- harmless oddities: a warning, and the run goes on ----------------------------------- */
@@ -536,6 +616,9 @@ int main(void)
         cmocka_unit_test(test_checkpoint_epoch),
         cmocka_unit_test(test_before_hello),
         cmocka_unit_test(test_other_ranks_trial),
+        cmocka_unit_test(test_result_yielded),
+        cmocka_unit_test(test_member_ranks),
+        cmocka_unit_test(test_epoch_ranks),
         cmocka_unit_test(test_harmless_dropped),
         cmocka_unit_test(test_silent_worker_named),
         cmocka_unit_test(test_silent_in_setup),
