@@ -214,9 +214,8 @@ static void send_yield(coord *c, int i, int joining)
         if (k->state == CW_BUSY && k->kind == CW_TASK_TRAIN && k->trial == i)
             k->yield_asked = 1;
     }
-    coord_log(c, "trial %s: its %d rank%s yield after epoch %d, %s", c->s->trials[i].id,
+    coord_log(c, "trial %s: its %d rank%s yield at the end of the epoch, %s", c->s->trials[i].id,
               t->n_group > 0 ? t->n_group : 1, t->n_group > 1 ? "s" : "",
-              t->cur_epoch > t->epochs_done ? t->cur_epoch : t->epochs_done + 1,
               joining ? "to take idle ranks" : "to share them with a waiting trial");
 }
 
@@ -516,10 +515,15 @@ static void start_reserved(coord *c)
     }
 }
 
-/* Whether a trial that stopped or yielded waits for its checkpoint or its
- * members' answers: about to be startable, so idle workers wait for it. */
-static int regroup_waiting(const coord *c)
+/* Whether a trial is about to be startable: one that stopped or yielded
+ * waits for its checkpoint or its members' answers, or a feature cache is
+ * on its way. Idle workers wait for it rather than join a running trial
+ * and leave it again at the next boundary. */
+static int startable_soon(const coord *c)
 {
+    for (int g = 0; g < c->s->n_cache_groups; g++)
+        if (c->groups[g].state == CG_EXTRACTING || c->groups[g].state == CG_WRITING)
+            return 1;
     for (size_t i = 0; i < c->s->n_trials; i++) {
         const ctrial *t = &c->trials[i];
         if (t->st == TR_PENDING && t->n_group && (t->ckpt.writing || members_out(c, (int)i)))
@@ -544,7 +548,7 @@ static void plan_groups(coord *c)
     int nt = running_table(c, t, map);
     worker_table(c, map, nt, w);
     if (idle) {
-        if (regroup_waiting(c))
+        if (startable_soon(c))
             goto out;
         for (int k = 0; k < nw; k++)
             reserve[k] = -1;

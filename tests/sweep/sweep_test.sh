@@ -46,6 +46,10 @@
 #                     leaderboard order
 #   groups_auto       auto, two fine-tune trials on 3 workers: all 3 train
 #                     (the union of the epochs' ranks), the one-rank ranking
+#   groups_join       auto: the worker a frozen trial frees joins the
+#                     fine-tune trial at an epoch boundary (Stop YIELD); its
+#                     epochs go from one rank to two, each epoch once, the
+#                     group's first within 1e-4 of the one-rank run
 #   groups_sigterm    SIGTERM to the coordinator during a group's epoch: exit
 #                     75, the checkpoint kept; resumed on 2 ranks (a group of
 #                     one), every epoch once in the history
@@ -96,7 +100,7 @@ import json, sys
 r, one = (json.load(open(p)) for p in sys.argv[1:3])
 want = sys.argv[3]
 assert r["state"] == "finished", r["state"]
-assert [t["id"] for t in r["trials"]] == [t["id"] for t in one["trials"]], "leaderboard order"
+assert [t["id"] for t in r["trials"]] == [t["id"] for t in one["trials"]], ("leaderboard order", [(t["id"], t.get("val_accuracy"), [e["val_accuracy"] for e in t["history"]]) for t in r["trials"] + one["trials"]])
 ref = {t["id"]: t for t in one["trials"]}
 used = set()
 for t in r["trials"]:
@@ -617,6 +621,46 @@ groups_auto)
         { cat "$d/g.log"; fail "auto on 4 ranks"; }
     cat "$d/g.log"
     group_check "$d/g" "$d/one" all
+    ;;
+groups_join)
+    # the frozen trial (on the cache: milliseconds) frees its worker while
+    # the fine-tune trial has epochs left: that worker joins it at an epoch
+    # boundary (Stop YIELD), and the trial goes on as a group of two. The
+    # epochs before the join are the one-rank run's, figure for figure; the
+    # group's first epoch's loss within 1e-4 (a group sums in another order,
+    # and training a random backbone magnifies that from step to step: its
+    # val_loss moved 5e-4 there, as much as a group's from the start had by
+    # that epoch)
+    for x in one g; do
+        tiny_sweep "$d" tiny 8 "[frozen, {fine_tune_at: 100}]" "[1.0e-3]" "[global_average_pooling]" \
+            "checkpoint_seconds: 0
+out: $d/$x
+ranks_per_trial: $([ $x = one ] && echo 1 || echo auto)" > "$d/$x.yaml"
+    done
+    "$tlsweep" run --quiet "$d/one.yaml" > "$d/one.log" 2>&1 || { cat "$d/one.log"; fail "one-rank run"; }
+    mpiexec -n 3 --oversubscribe "$tlsweep" run --quiet "$d/g.yaml" > "$d/g.log" 2>&1 ||
+        { cat "$d/g.log"; fail "auto on 3 ranks"; }
+    cat "$d/g.log"
+    grep -q "yield at the end of the epoch, to take idle ranks$" "$d/g.log" || fail "no yield to take the idle rank"
+    grep -q "resuming from its checkpoint on ranks [12],[12]$" "$d/g.log" || fail "the trial was not regrouped"
+    $py - "$d/g/results.json" "$d/one/results.json" <<'EOF'
+import json, sys
+r, one = (json.load(open(p)) for p in sys.argv[1:3])
+assert r["state"] == "finished", r["state"]
+ft = [t for t in r["trials"] if "ft100" in t["id"]][0]
+ref = [t for t in one["trials"] if "ft100" in t["id"]][0]
+assert ft["status"] == "done", ft
+assert [e["epoch"] for e in ft["history"]] == list(range(1, 9)), ft["history"]
+n = [len(e["ranks"]) for e in ft["history"]]
+assert n[0] == 1 and n[-1] == 2 and n == sorted(n), n
+assert sorted(ft["ranks"]) == [1, 2], ft["ranks"]
+j = n.index(2)  # the group's first epoch is j + 1
+for e, o in zip(ft["history"][:j], ref["history"]):
+    assert all(e[k] == o[k] for k in ["loss", "val_loss", "val_accuracy"]), (e, o)
+e, o = ft["history"][j], ref["history"][j]
+assert abs(e["loss"] - o["loss"]) <= 1e-4 * o["loss"], (e["epoch"], e["loss"], o["loss"])
+print("fine-tune epochs' ranks:", [e["ranks"] for e in ft["history"]])
+EOF
     ;;
 groups_sigterm)
     tiny_sweep "$d" tiny 10 "[{fine_tune_at: 100}]" "[1.0e-2]" "[global_average_pooling]" \
