@@ -65,6 +65,12 @@ static void print_table(const sweep *s)
         printf("early_stopping: %s, patience %d, min_delta %g (the fine-tune stage of a "
                "two-stage trial)\n", sweep_metric_name(s->early_stop.monitor),
                s->early_stop.patience, s->early_stop.min_delta);
+    if (s->ranks_per_trial == SWEEP_RANKS_AUTO)
+        printf("ranks_per_trial: auto (under mpirun, idle workers join the trials that have "
+               "epochs left)\n");
+    else
+        printf("ranks_per_trial: %d (under mpirun, the ranks that train a fine-tune trial)\n",
+               s->ranks_per_trial);
     if (s->engine_set)
         printf("engine: %s, for every trial\n", sweep_engine_name(s->engine));
     /* the precision column when the file gives grid.precision */

@@ -54,6 +54,7 @@
 #                     75, the checkpoint kept; resumed on 2 ranks (a group of
 #                     one), every epoch once in the history
 #   groups_local      ranks_per_trial: 2 in one process: the trials run alone
+#                     (the dry run names the setting)
 # Every run uses `threads: 1`, so results are bit-identical across runs; the
 # runs compared figure for figure train each trial on one rank
 # (ranks_per_trial: 1: a group's sums round otherwise).
@@ -691,6 +692,7 @@ EOF
     ;;
 groups_local)
     group_sweep "$d/g" 2 2
+    "$tlsweep" run --dry-run "$d/g.yaml" | grep -q "^ranks_per_trial: 2 " || fail "dry run: no ranks_per_trial line"
     "$tlsweep" run --quiet "$d/g.yaml" > "$d/g.log" 2>&1 || { cat "$d/g.log"; fail "one process"; }
     $py - "$d/g/results.json" <<'EOF'
 import json, sys
