@@ -67,9 +67,15 @@ static void put_stop(Tlsweep__JournalStop__Kind kind, const char *msg, uint64_t 
     put(&r, ms);
 }
 
+/* the ranks put_epoch records (none: a journal from before groups) */
+static int32_t *epoch_ranks;
+static size_t n_epoch_ranks;
+
 static void put_epoch(int t, uint32_t epoch, double seconds, float val_acc, uint64_t ms)
 {
     Tlsweep__EpochReport er = TLSWEEP__EPOCH_REPORT__INIT;
+    er.ranks = epoch_ranks;
+    er.n_ranks = n_epoch_ranks;
     er.trial_index = (uint32_t)t;
     er.trial_id = ids[t];
     er.epoch = epoch;
@@ -230,6 +236,7 @@ static void test_two_runs(void **st_)
     assert_non_null(strstr(lines, "trials: 1 done, 1 running, 0 queued, 1 failed, of 3; ETA 10s\n"));
     assert_non_null(strstr(lines, "best: val_accuracy 0.7000 ("));
     assert_non_null(strstr(lines, "epoch 3/4  loss 1.5000"));
+    assert_null(strstr(lines, "on ranks")); /* epochs without ranks: nothing said */
     free(lines);
 
     char *text = coord_status_json(&st);
@@ -257,7 +264,7 @@ static void test_two_runs(void **st_)
 
 /* Then a rung search's decisions: trial 0 ends its rung (done), is
  * promoted (queued again, no record skipped), and starts its next rung
- * with its next epoch. */
+ * with its next epoch, on a group of two ranks (the status names them). */
 static void test_promote(void **st_)
 {
     (void)st_;
@@ -273,7 +280,13 @@ static void test_promote(void **st_)
     assert_int_equal(st.trials[0].rung, 1);
     assert_int_equal(st.n_queued, 1);
     coord_status_free(&st);
+    /* its next rung trained by a group of two */
+    int32_t group[2] = {2, 1};
+    epoch_ranks = group;
+    n_epoch_ranks = 2;
     put_epoch(0, 4, 6.0, 0.6f, 2034 * S);
+    epoch_ranks = NULL;
+    n_epoch_ranks = 0;
     assert_int_equal(journal_sync(jr, &e), 0);
     if (coord_status_read(&st, out_dir(), 2035 * S, &e))
         fail_msg("%s", e.msg);
@@ -282,7 +295,8 @@ static void test_promote(void **st_)
     assert_int_equal(st.n_queued, 0);
     char *lines = text_of(&st);
     assert_non_null(strstr(lines, "epoch 4/4  loss "));
-    assert_non_null(strstr(lines, " per epoch)  (rung 1)\n"));
+    assert_non_null(strstr(lines, " per epoch)  (rung 1)  on ranks 2,1\n"));
+    assert_int_equal(st.trials[0].n_ranks, 2);
     free(lines);
     coord_status_free(&st);
 }
