@@ -297,12 +297,14 @@ static int result_figures(coord *c, cworker *k, const Tlsweep__Envelope *env, in
     return 0;
 }
 
-/* Whether ranks (a message's, n of them) are trial t's group; no ranks
- * fit a trial on one worker, which sent them before groups existed. */
+/* Whether ranks (a message's, n of them) are trial t's group. A trial on
+ * one worker takes none (sent before groups existed) or one, whatever its
+ * number: a worker on an in-process link knows itself by that link's rank
+ * only, and the coordinator records the rank it knows. */
 static int same_group(const ctrial *t, const int32_t *ranks, size_t n)
 {
-    if (!n)
-        return t->n_group <= 1;
+    if (t->n_group <= 1)
+        return n <= 1;
     if (n != (size_t)t->n_group)
         return 0;
     for (size_t k = 0; k < n; k++)
@@ -408,6 +410,8 @@ static void on_result(coord *c, cworker *k, Tlsweep__Envelope *env)
     coord__task_over(k);
     ctrial *t = &c->trials[i];
     t->yielding = 0;
+    if (t->n_group == 1 && r->n_ranks == 1) /* alone: the rank the coordinator knows */
+        r->ranks[0] = t->group[0];
     if (r->status == TLSWEEP__TRIAL_RESULT__STATUS__DONE) {
         /* one per running trial, and a trial runs on one worker at a time */
         assert(c->n_queue < (int)c->s->n_trials);
@@ -465,10 +469,10 @@ static void on_epoch(coord *c, cworker *k, const Tlsweep__Envelope *env)
         return;
     }
     k->epoch = er->epoch;
-    /* kept and journaled with the ranks that trained it, also when its
-     * worker sent none (alone) */
+    /* kept and journaled with the ranks that trained it as the coordinator
+     * knows them, also when its worker sent none (alone) */
     Tlsweep__EpochReport with = *er;
-    if (!with.n_ranks && t->n_group) {
+    if (t->n_group == 1) {
         with.n_ranks = (size_t)t->n_group;
         with.ranks = t->group;
     }
