@@ -15,6 +15,9 @@
  *   group_trial DIR fail                    the last rank fails before training
  *   group_trial DIR protocol STEP           group_* alone: the last rank fails at
  *                                           STEP while the others sum gradients
+ *   group_trial DIR bench WEIGHTS SIZE BATCH THREADS
+ *                                           one epoch fine-tuning WEIGHTS on DIR's
+ *                                           class folders (a measurement, no test)
  *
  * DIR holds tiny.tlm and fm/train (tests/lib/tiny.sh's tiny_data). */
 #include <mpi.h>
@@ -145,6 +148,21 @@ static void base_cfg(trial_cfg *c, const char *dir, int epochs, model_head_op **
     c->step_done = step_done;
 }
 
+/* One fine-tune epoch of a real backbone, for measuring a group's cost. */
+static void bench_cfg(trial_cfg *c, char **argv)
+{
+    trial_cfg_default(c);
+    c->weights = argv[3];
+    c->train_dir = argv[1];
+    c->size = atoi(argv[4]);
+    c->batch = atoi(argv[5]);
+    c->mode = MODEL_FINE_TUNE;
+    c->epochs = 1;
+    c->optim.learning_rate = 1e-4;
+    c->loader_threads = 1;
+    engine_threads_set(atoi(argv[6]));
+}
+
 static void print_epochs(const trial_result *r, double comm, double secs)
 {
     if (rank != 0)
@@ -182,11 +200,14 @@ static group *world_group(void)
     return g;
 }
 
-static int run_trial(const char *dir, int epochs, const char *resume)
+static int run_trial(const char *dir, int epochs, const char *resume, char **bench)
 {
     trial_cfg c;
     model_head_op *head = NULL;
-    base_cfg(&c, dir, epochs, &head);
+    if (bench)
+        bench_cfg(&c, bench);
+    else
+        base_cfg(&c, dir, epochs, &head);
     trial_snapshot sn;
     if (resume) {
         load_snapshot(resume, &sn);
@@ -201,7 +222,12 @@ static int run_trial(const char *dir, int epochs, const char *resume)
     double comm = 0;
     for (int i = 0; i < r.n_epochs; i++)
         comm += r.epochs[i].comm_seconds;
-    if (!strcmp(mode, "train") || !strcmp(mode, "save") || !strcmp(mode, "resume")) {
+    if (bench) {
+        CHECK(rc == 0, "trial: %s", e.msg);
+        print_epochs(&r, comm, secs);
+        if (rank == 0)
+            printf("images/s %.2f (training part)\n", r.epochs[0].images_per_s);
+    } else if (!strcmp(mode, "train") || !strcmp(mode, "save") || !strcmp(mode, "resume")) {
         CHECK(rc == 0, "trial: %s", e.msg);
         print_epochs(&r, comm, secs);
         int same = all_same(last_hash);
@@ -285,12 +311,15 @@ int main(int argc, char **argv)
     else if (!strcmp(mode, "save") || !strcmp(mode, "resume")) {
         CHECK(argc == 5, "%s: EPOCHS FILE", mode);
         save_path = !strcmp(mode, "save") ? argv[4] : NULL;
-        run_trial(argv[1], n, !strcmp(mode, "resume") ? argv[4] : NULL);
+        run_trial(argv[1], n, !strcmp(mode, "resume") ? argv[4] : NULL, NULL);
     } else if (!strcmp(mode, "stop") || !strcmp(mode, "yield")) {
         at_step = n;
-        run_trial(argv[1], 3, NULL);
+        run_trial(argv[1], 3, NULL, NULL);
     } else if (!strcmp(mode, "fail") || !strcmp(mode, "train")) {
-        run_trial(argv[1], !strcmp(mode, "fail") ? 2 : n, NULL);
+        run_trial(argv[1], !strcmp(mode, "fail") ? 2 : n, NULL, NULL);
+    } else if (!strcmp(mode, "bench")) {
+        CHECK(argc == 7, "bench: WEIGHTS SIZE BATCH THREADS");
+        run_trial(argv[1], 1, NULL, argv);
     } else {
         CHECK(0, "unknown mode %s", mode);
     }

@@ -5,7 +5,7 @@
 # trial resumes on another group size; a stop, a yield and a failure in one
 # member end every member (the ctest timeout catches a hang).
 #   group_trial.sh TLSWEEP TINY_MODEL GROUP_TRIAL CASE
-# CASE: equal | resume | protocol
+# CASE: equal | resume | protocol | worker (group_worker, next to GROUP_TRIAL)
 set -eu
 TLSWEEP=$1 TINY=$2 PROG=$3 CASE=$4
 . "$(dirname "$0")/../lib/tiny.sh"
@@ -71,6 +71,16 @@ protocol)
         run "$n" yield 2 | grep -q "^yielded $n$" || fail "a yield at step 2 on $n ranks"
     done
     run 2 fail | grep -q "^failed 2$" || fail "a member failing before training"
+    ;;
+worker)
+    tiny_sweep "$W" group 2 "[fine_tune]" "[1.0e-3]" \
+        "[global_average_pooling, {dense: 16}, {dropout: 0.2}]" "checkpoint_seconds: 1000
+out: $W/out" \
+        > "$W/sweep.yaml"
+    mpirun -np 3 --oversubscribe "$(dirname "$PROG")/group_worker" "$W/sweep.yaml" \
+        > "$W/w.txt" || fail "group_worker"
+    cat "$W/w.txt"
+    grep -q "^yielded after 1 epoch$" "$W/w.txt" || fail "no yield"
     ;;
 *)
     fail "unknown case $CASE"
