@@ -13,6 +13,9 @@
  *   group_trial DIR yield STEP              the leader wishes a yield at STEP of
  *                                           epoch 1 (of 3 epochs)
  *   group_trial DIR fail                    the last rank fails before training
+ *   group_trial DIR fail_step STEP          the last rank fails after STEP batches
+ *                                           (it leaves the group as a failing
+ *                                           member does: one control, its error)
  *   group_trial DIR protocol STEP           group_* alone: the last rank fails at
  *                                           STEP while the others sum gradients
  *   group_trial DIR bench WEIGHTS SIZE BATCH THREADS
@@ -119,6 +122,18 @@ static int step_done(void *ctx, int epoch, size_t step, size_t steps, double los
     return 0;
 }
 
+static group *the_group;
+static int batches;
+
+/* fail_step: after STEP batches the last rank leaves with an error, as a
+ * member whose loader failed would; its next control finds the group over */
+static void alive(void *ctx)
+{
+    (void)ctx;
+    if (!strcmp(mode, "fail_step") && rank == size - 1 && ++batches == at_step)
+        group_leave(the_group, GROUP_ERROR);
+}
+
 static void base_cfg(trial_cfg *c, const char *dir, int epochs, model_head_op **head)
 {
     static char weights[4096], train[4096];
@@ -146,6 +161,7 @@ static void base_cfg(trial_cfg *c, const char *dir, int epochs, model_head_op **
     c->head = *head;
     c->epoch_done = epoch_done;
     c->step_done = step_done;
+    c->alive = alive;
 }
 
 /* One fine-tune epoch of a real backbone, for measuring a group's cost. */
@@ -213,7 +229,7 @@ static int run_trial(const char *dir, int epochs, const char *resume, char **ben
         load_snapshot(resume, &sn);
         c.resume = &sn;
     }
-    c.group = world_group();
+    c.group = the_group = world_group();
     trial_result r;
     tl_err e = {0};
     double t0 = MPI_Wtime();
@@ -245,8 +261,9 @@ static int run_trial(const char *dir, int epochs, const char *resume, char **ben
         CHECK(strstr(e.msg, "yielded after 1 epoch"), "yield: %s", e.msg);
         if (rank == 0)
             printf("yielded %d\n", size);
-    } else if (!strcmp(mode, "fail")) {
-        CHECK(rc != 0 && rc != TL_ESTOPPED, "fail: rc %d", rc);
+    } else if (!strcmp(mode, "fail") || !strcmp(mode, "fail_step")) {
+        CHECK(rc != 0 && rc != TL_ESTOPPED && r.n_epochs == 0, "%s: rc %d, %d epochs", mode,
+              rc, r.n_epochs);
         if (rank < size - 1) {
             char want[64];
             snprintf(want, sizeof want, "rank %d of the group failed", size - 1);
@@ -312,7 +329,8 @@ int main(int argc, char **argv)
         CHECK(argc == 5, "%s: EPOCHS FILE", mode);
         save_path = !strcmp(mode, "save") ? argv[4] : NULL;
         run_trial(argv[1], n, !strcmp(mode, "resume") ? argv[4] : NULL, NULL);
-    } else if (!strcmp(mode, "stop") || !strcmp(mode, "yield")) {
+    } else if (!strcmp(mode, "stop") || !strcmp(mode, "yield") ||
+               !strcmp(mode, "fail_step")) {
         at_step = n;
         run_trial(argv[1], 3, NULL, NULL);
     } else if (!strcmp(mode, "fail") || !strcmp(mode, "train")) {

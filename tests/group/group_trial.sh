@@ -71,6 +71,7 @@ protocol)
         run "$n" yield 2 | grep -q "^yielded $n$" || fail "a yield at step 2 on $n ranks"
     done
     run 2 fail | grep -q "^failed 2$" || fail "a member failing before training"
+    run 3 fail_step 3 | grep -q "^failed 3$" || fail "a member failing at step 3"
     ;;
 worker)
     tiny_sweep "$W" group 2 "[fine_tune]" "[1.0e-3]" \
