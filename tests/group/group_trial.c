@@ -18,6 +18,8 @@
  *                                           member does: one control, its error)
  *   group_trial DIR protocol STEP           group_* alone: the last rank fails at
  *                                           STEP while the others sum gradients
+ *   group_trial DIR sum FLOATS REPS         seconds of one control + gradient sum of
+ *                                           FLOATS floats over all ranks (DIR unused)
  *   group_trial DIR bench WEIGHTS SIZE BATCH THREADS
  *                                           one epoch fine-tuning WEIGHTS on DIR's
  *                                           class folders (a measurement, no test)
@@ -313,6 +315,31 @@ static int run_protocol(int k)
     return 0;
 }
 
+/* The cost of one step's collectives for a gradient span of n floats. */
+static int run_sum(size_t n, int reps)
+{
+    group *g = world_group();
+    CHECK(g, "sum: needs 2 ranks or more");
+    float *x = calloc(n, sizeof *x);
+    CHECK(x, "sum: out of memory");
+    tl_err e;
+    double t0 = 0;
+    for (int i = 0; i <= reps; i++) {
+        if (i == 1) { /* the first one warms the transport up */
+            MPI_Barrier(MPI_COMM_WORLD);
+            t0 = group_seconds(g);
+        }
+        CHECK(group_control(g, NULL, 0, &e) == 0 && group_sum(g, x, n, &e) == 0, "%s", e.msg);
+    }
+    double per = reps > 0 ? (group_seconds(g) - t0) / reps : 0;
+    if (rank == 0)
+        printf("ranks %d floats %zu seconds_per_step %.6f (%.2f GB/s of the span)\n", size, n,
+               per, per > 0 ? n * 4.0 / per / 1e9 : 0);
+    free(x);
+    group_close(g);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int provided;
@@ -325,6 +352,8 @@ int main(int argc, char **argv)
     int n = argc > 3 ? atoi(argv[3]) : 0;
     if (!strcmp(mode, "protocol"))
         run_protocol(n);
+    else if (!strcmp(mode, "sum"))
+        run_sum((size_t)atol(argv[3]), argc > 4 ? atoi(argv[4]) : 10);
     else if (!strcmp(mode, "save") || !strcmp(mode, "resume")) {
         CHECK(argc == 5, "%s: EPOCHS FILE", mode);
         save_path = !strcmp(mode, "save") ? argv[4] : NULL;
