@@ -139,9 +139,11 @@ static void check_stop(worker *w)
         int from = -1, got = 0;
         if (msg_link_poll(w->l, &env, &from, &got, NULL) != 0 || !got)
             return;
+        /* a yield is for the trial in progress; one that crossed the end of
+         * its trial in flight is for no task */
         if (env->body_case == TLSWEEP__ENVELOPE__BODY_STOP &&
             env->stop->reason == TLSWEEP__STOP__REASON__YIELD)
-            w->yield_wish = 1;
+            w->yield_wish = w->task != NULL;
         else if (env->body_case == TLSWEEP__ENVELOPE__BODY_STOP)
             w->stop = env->stop->reason == TLSWEEP__STOP__REASON__PREEMPTED ? WORKER_STOP_PREEMPTED
                                                                             : WORKER_STOP_ENDED;
@@ -824,6 +826,7 @@ static int train_task(worker *w, const Tlsweep__Task *task, tl_err *e)
     w->grp = NULL;
     w->leader = 1;
     w->yield_wish = 0;
+    w->task = NULL;
     return rc;
 }
 
@@ -897,7 +900,9 @@ int worker_main(msg_link *l, const worker_opts *o, tl_err *e)
                 send_error(&w, rc, e->msg, 1);
             break;
         case TLSWEEP__ENVELOPE__BODY_STOP:
-            w.stop = WORKER_STOP_ENDED;
+            /* a yield for a task already answered ends nothing */
+            if (env->stop->reason != TLSWEEP__STOP__REASON__YIELD)
+                w.stop = WORKER_STOP_ENDED;
             break;
         default:
             break;
