@@ -36,7 +36,7 @@ typedef struct {
     double loss, accuracy;          /* training, over the epoch */
     double val_loss, val_accuracy;  /* -1 when there is no validation set */
     double seconds, images_per_s;   /* training part of the epoch */
-    double comm_seconds;            /* of the epoch, inside the group's collectives; 0 alone */
+    double comm_seconds;            /* of seconds (the training pass), inside the group's collectives; 0 alone */
 } trial_epoch;
 
 /* Backbone features computed elsewhere (the sweep's shared cache): row i

@@ -60,7 +60,7 @@ static int val_pass(trial__state *st, trial__run *tr, trial__run *va, tl_err *e)
 /* After an epoch's record: the kept weights, the group's check, the
  * snapshot; a yield wished during the epoch ends the trial here, unless
  * this was its last epoch anyway (last: the trial then finishes). */
-static int epoch_end(trial__state *st, double comm0, int last, tl_err *e)
+static int epoch_end(trial__state *st, double comm, int last, tl_err *e)
 {
     const trial_cfg *cfg = st->cfg;
     trial_result *r = st->r;
@@ -70,7 +70,7 @@ static int epoch_end(trial__state *st, double comm0, int last, tl_err *e)
     if (rc)
         return rc;
     if (cfg->group)
-        r->epochs[r->n_epochs - 1].comm_seconds = group_seconds(cfg->group) - comm0;
+        r->epochs[r->n_epochs - 1].comm_seconds = comm;
     int ending = !last && (cfg->group ? group_yielded(cfg->group) : st->yield_wish);
     if ((rc = trial__snapshot(cfg, r, &st->tf, st->best, ending, cfg->group, &st->yield_wish)))
         return rc;
@@ -96,12 +96,13 @@ static int whole_epochs(trial__state *st, const sweep_stage *sg, tl_err *e)
                          .epoch = ep, .steps = (n[0] + cfg->batch - 1) / cfg->batch,
                          .yield = &st->yield_wish};
         int rc = train_pass(st, &tr, ep, e);
-        double secs = tl_now() - t1;
+        /* the training pass's: a share of its seconds */
+        double secs = tl_now() - t1, comm = cfg->group ? group_seconds(cfg->group) - comm0 : 0;
         trial__run va = {.t = &st->tf, .counter = &r->backbone_images};
         if (!rc)
             rc = val_pass(st, &tr, &va, e);
         if (!rc && !(rc = trial__record_epoch(r, cfg, ep, &tr, &va, secs, e)))
-            rc = epoch_end(st, comm0, ep == trial__stage_end(cfg, sg), e);
+            rc = epoch_end(st, comm, ep == trial__stage_end(cfg, sg), e);
         if (rc)
             return rc;
     }
