@@ -128,6 +128,12 @@ static double time_bcast(float *buf, size_t n)
     return max_over_ranks(now() - t0);
 }
 
+/* the train steps of both sides: one (rank 0 only) and this rank's group member */
+typedef struct {
+    train_ctx *one, *grp;
+    int threads_one;
+} gb_sides;
+
 /* One Adam step over n weights on every rank at once, 1 thread each. */
 static double time_adam(optim *o, float *w, const float *g, size_t n)
 {
@@ -140,13 +146,13 @@ static double time_adam(optim *o, float *w, const float *g, size_t n)
 }
 
 /* The global batch on rank 0 alone; rank 1 naps. */
-static double time_one_step(const gb_cfg *c, train_ctx *t, const float *x, const int *y)
+static double time_one_step(const gb_cfg *c, const gb_sides *sd, const float *x, const int *y)
 {
     double dt = 0;
     if (c->rank == 0) {
-        engine_threads_set(c->threads);
+        engine_threads_set(sd->threads_one);
         double t0 = now();
-        train_step(t, x, y, c->batch, NULL);
+        train_step(sd->one, x, y, c->batch, NULL);
         dt = now() - t0;
     }
     quiet_barrier();
@@ -158,7 +164,7 @@ static double time_one_step(const gb_cfg *c, train_ctx *t, const float *x, const
  * rows [i*B/G, (i+1)*B/G) with 1 thread, then the control and the gradient
  * sums. Returns the step's wall time (slower rank); *compute and *comm get
  * the slower rank's train step and the leader's time in the collectives. */
-static double time_group_step(const gb_cfg *c, train_ctx *t, const float *x, const int *y,
+static double time_group_step(const gb_cfg *c, const gb_sides *sd, const float *x, const int *y,
                               float *grad, size_t n, double *compute, double *comm)
 {
     size_t img = (size_t)c->size_px * c->size_px * 3;
@@ -167,7 +173,7 @@ static double time_group_step(const gb_cfg *c, train_ctx *t, const float *x, con
     engine_threads_set(1);
     MPI_Barrier(MPI_COMM_WORLD);
     double t0 = now();
-    train_step(t, x + (size_t)lo * img, y + lo, hi - lo, NULL);
+    train_step(sd->grp, x + (size_t)lo * img, y + lo, hi - lo, NULL);
     double t1 = now();
     MPI_Allreduce(MPI_IN_PLACE, control, GB_CONTROL_DOUBLES, MPI_DOUBLE, MPI_SUM,
                   MPI_COMM_WORLD);
@@ -243,7 +249,7 @@ static void print_model(const gb_cfg *c, const char *backbone, size_t floats, co
 }
 
 /* One round's sides for one model, in order (reversed when flip). */
-static void run_round(const gb_cfg *c, train_ctx *t, const float *x, const int *y, float *grad,
+static void run_round(const gb_cfg *c, const gb_sides *sd, const float *x, const int *y, float *grad,
                       float *w, optim *o, size_t n, gb_rounds *g, int r)
 {
     for (int k = 0; k < N_SIDES; k++) {
@@ -251,9 +257,9 @@ static void run_round(const gb_cfg *c, train_ctx *t, const float *x, const int *
         double *v = &g->side[s][r];
         switch (s) {
         case SIDE_ALLREDUCE: *v = time_allreduce(grad, n, c->reps); break;
-        case SIDE_ONE: *v = time_one_step(c, t, x, y); break;
+        case SIDE_ONE: *v = time_one_step(c, sd, x, y); break;
         case SIDE_GROUP:
-            *v = time_group_step(c, t, x, y, grad, n, &g->group_compute[r], &g->group_comm[r]);
+            *v = time_group_step(c, sd, x, y, grad, n, &g->group_compute[r], &g->group_comm[r]);
             break;
         case SIDE_ADAM: *v = time_adam(o, w, grad, n); break;
         case SIDE_BCAST: *v = time_bcast(w, n); break;
@@ -261,39 +267,76 @@ static void run_round(const gb_cfg *c, train_ctx *t, const float *x, const int *
     }
 }
 
-/* Builds the model (rank 0 for the whole batch, the others for their share),
- * warms every side once, then the rounds. */
+/* A net and its train step for one side: threads set before the net is
+ * finalized (oneDNN decides a primitive's split over threads when it is
+ * made) and again before every step of that side. */
+typedef struct {
+    net n;
+    train_ctx t;
+    int threads, ok;
+} gb_side;
+
+static void side_open(gb_side *s, const char *backbone, const gb_cfg *c, int threads, int max_batch)
+{
+    tl_err e = {0};
+    optim_cfg oc = optim_cfg_default(OPTIM_ADAM);
+    s->threads = threads;
+    engine_threads_set(threads);
+    s->ok = build_net(&s->n, backbone, c, max_batch) == 0;
+    if (s->ok && train_init(&s->t, &s->n, &oc, 1, &e)) {
+        fprintf(stderr, "tlsweep-group-bench: %s: %s\n", backbone, e.msg);
+        net_free(&s->n);
+        s->ok = 0;
+    }
+}
+
+static void side_close(gb_side *s)
+{
+    if (!s->ok)
+        return;
+    train_free(&s->t);
+    net_free(&s->n);
+}
+
+/* Builds the model's sides (rank 0: the whole batch on c->threads threads
+ * and its share on 1; the others: their share), warms every side once,
+ * then the rounds. */
 static int bench_model(const gb_cfg *c, const char *backbone)
 {
-    int max_batch = c->rank == 0 ? c->batch : (c->batch + c->size - 1) / c->size;
-    net n;
-    int ok = build_net(&n, backbone, c, max_batch) == 0, all_ok;
+    gb_side one = {.ok = 1}, grp = {.ok = 1};
+    if (c->rank == 0)
+        side_open(&one, backbone, c, c->threads, c->batch);
+    side_open(&grp, backbone, c, 1, (c->batch + c->size - 1) / c->size);
+    int ok = one.ok && grp.ok, all_ok;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    if (!all_ok)
+    if (!all_ok) {
+        side_close(&grp);
+        if (c->rank == 0)
+            side_close(&one);
         return -1;
-    size_t floats = trainable_floats(&n), img = (size_t)c->size_px * c->size_px * 3;
+    }
+    size_t floats = trainable_floats(&grp.n), img = (size_t)c->size_px * c->size_px * 3;
     float *x = malloc((size_t)c->batch * img * sizeof(float));
     int *y = malloc((size_t)c->batch * sizeof(int));
     float *grad = calloc(floats, sizeof(float)), *w = calloc(floats, sizeof(float));
+    gb_rounds *g = calloc(1, sizeof *g);
     tl_err e = {0};
-    train_ctx t;
     optim o;
     optim_cfg oc = optim_cfg_default(OPTIM_ADAM);
-    if (!x || !y || !grad || !w || train_init(&t, &n, &oc, 1, &e) ||
-        optim_init(&o, &oc, floats, &e)) {
+    if (!x || !y || !grad || !w || !g || optim_init(&o, &oc, floats, &e)) {
         fprintf(stderr, "tlsweep-group-bench: %s: %s\n", backbone, e.msg[0] ? e.msg : "out of memory");
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     fill_batch(x, y, (size_t)c->batch * img, c->batch);
-    gb_rounds *g = calloc(1, sizeof *g);
+    gb_sides sd = {c->rank == 0 ? &one.t : NULL, &grp.t, c->threads};
     double sink[2];
     fprintf(stderr, "[rank %d] %s: %zu trainable parameters, warming up\n", c->rank, backbone, floats);
-    time_one_step(c, &t, x, y);
-    time_group_step(c, &t, x, y, grad, floats, &sink[0], &sink[1]);
+    time_one_step(c, &sd, x, y);
+    time_group_step(c, &sd, x, y, grad, floats, &sink[0], &sink[1]);
     time_adam(&o, w, grad, floats);
     time_bcast(w, floats);
     for (int r = 0; r < c->rounds; r++) {
-        run_round(c, &t, x, y, grad, w, &o, floats, g, r);
+        run_round(c, &sd, x, y, grad, w, &o, floats, g, r);
         if (c->rank == 0)
             fprintf(stderr, "%s round %d: one %.3f s, group %.3f s (comm %.3f s)\n", backbone,
                     r + 1, g->side[SIDE_ONE][r], g->side[SIDE_GROUP][r], g->group_comm[r]);
@@ -301,8 +344,9 @@ static int bench_model(const gb_cfg *c, const char *backbone)
     print_model(c, backbone, floats, g);
     free(g);
     optim_free(&o);
-    train_free(&t);
-    net_free(&n);
+    side_close(&grp);
+    if (c->rank == 0)
+        side_close(&one);
     free(x);
     free(y);
     free(grad);
