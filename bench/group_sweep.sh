@@ -43,20 +43,12 @@ done
 [ $QUICK = 1 ] && { SIZE=96; EPOCHS=1; ROUNDS=1; }
 
 cd "$(dirname "$0")/.."
-BIN=${TLSWEEP:-build/tlsweep}
 MPIRUN=${MPIRUN:-mpirun}
 PY=/usr/bin/python3
 WEIGHTS=models/mobilenet_v2.tlm
-for f in "$BIN" "$WEIGHTS" data/fashion/train; do
-    [ -e "$f" ] || { echo "group_sweep.sh: missing $f (build and make the demo data first; see docs/benchmarks.md)" >&2; exit 1; }
-done
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-# shellcheck source=/dev/null
-. deploy/env.sh
-
-W=$(mktemp -d /tmp/group_sweep.XXXXXX)
-[ "${KEEP:-0}" = 1 ] && echo "group_sweep.sh: keeping $W" || trap 'rm -rf "$W"' EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/bench_env.sh
+. bench/bench_env.sh
+bench_setup group_sweep.sh "$WEIGHTS" data/fashion/train
 
 # sweep NAME RANKS_PER_TRIAL THREADS OUT
 sweep() {
