@@ -14,6 +14,8 @@ bench_setup() {
     # shellcheck source=/dev/null
     . deploy/env.sh
     W=$(mktemp -d "/tmp/${name%.sh}.XXXXXX")
-    if [ "${KEEP:-0}" = 1 ]; then echo "$name: keeping $W"; else trap 'rm -rf "$W"' EXIT; fi
+    # the trap holds this folder's name, whatever W becomes later (mktemp's names need no quoting)
+    # shellcheck disable=SC2064
+    if [ "${KEEP:-0}" = 1 ]; then echo "$name: keeping $W"; else trap "rm -rf -- '$W'" EXIT; fi
     trap 'exit 130' INT TERM
 }

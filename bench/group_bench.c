@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "bench/peak.h"
@@ -61,6 +62,7 @@ typedef struct {
 typedef struct {
     double side[N_SIDES][GB_MAX_ROUNDS];
     double group_compute[GB_MAX_ROUNDS], group_comm[GB_MAX_ROUNDS];
+    double one_cpu_per_wall[GB_MAX_ROUNDS];
 } gb_rounds;
 
 static double now(void)
@@ -68,6 +70,15 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds (user + system) of this process so far */
+static double cpu_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -145,19 +156,24 @@ static double time_adam(optim *o, float *w, const float *g, size_t n)
     return max_over_ranks(now() - t0);
 }
 
-/* The global batch on rank 0 alone; rank 1 naps. */
-static double time_one_step(const gb_cfg *c, const gb_sides *sd, const float *x, const int *y)
+/* The global batch on rank 0 alone; rank 1 naps. *cpu_per_wall gets rank
+ * 0's CPU seconds over the step's wall time: near threads_one when the step
+ * had its cores (else another job took them, and the round is suspect). */
+static double time_one_step(const gb_cfg *c, const gb_sides *sd, const float *x, const int *y,
+                            double *cpu_per_wall)
 {
-    double dt = 0;
+    double dt[2] = {0, 0};
     if (c->rank == 0) {
         engine_threads_set(sd->threads_one);
-        double t0 = now();
+        double t0 = now(), c0 = cpu_now();
         train_step(sd->one, x, y, c->batch, NULL);
-        dt = now() - t0;
+        dt[0] = now() - t0;
+        dt[1] = (cpu_now() - c0) / dt[0];
     }
     quiet_barrier();
-    MPI_Bcast(&dt, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-    return dt;
+    MPI_Bcast(dt, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    *cpu_per_wall = dt[1];
+    return dt[0];
 }
 
 /* The global batch as a group of c->size ranks trains it: rank i steps on
@@ -244,6 +260,7 @@ static void print_model(const gb_cfg *c, const char *backbone, size_t floats, co
         print_rounds(side_name[s], g->side[s], c->rounds);
     print_rounds("group_compute_s", g->group_compute, c->rounds);
     print_rounds("group_comm_s", g->group_comm, c->rounds);
+    print_rounds("one_cpu_per_wall", g->one_cpu_per_wall, c->rounds);
     printf("}\n");
     fflush(stdout);
 }
@@ -257,7 +274,7 @@ static void run_round(const gb_cfg *c, const gb_sides *sd, const float *x, const
         double *v = &g->side[s][r];
         switch (s) {
         case SIDE_ALLREDUCE: *v = time_allreduce(grad, n, c->reps); break;
-        case SIDE_ONE: *v = time_one_step(c, sd, x, y); break;
+        case SIDE_ONE: *v = time_one_step(c, sd, x, y, &g->one_cpu_per_wall[r]); break;
         case SIDE_GROUP:
             *v = time_group_step(c, sd, x, y, grad, n, &g->group_compute[r], &g->group_comm[r]);
             break;
@@ -329,17 +346,18 @@ static int bench_model(const gb_cfg *c, const char *backbone)
     }
     fill_batch(x, y, (size_t)c->batch * img, c->batch);
     gb_sides sd = {c->rank == 0 ? &one.t : NULL, &grp.t, c->threads};
-    double sink[2];
+    double sink[3];
     fprintf(stderr, "[rank %d] %s: %zu trainable parameters, warming up\n", c->rank, backbone, floats);
-    time_one_step(c, &sd, x, y);
+    time_one_step(c, &sd, x, y, &sink[2]);
     time_group_step(c, &sd, x, y, grad, floats, &sink[0], &sink[1]);
     time_adam(&o, w, grad, floats);
     time_bcast(w, floats);
     for (int r = 0; r < c->rounds; r++) {
         run_round(c, &sd, x, y, grad, w, &o, floats, g, r);
         if (c->rank == 0)
-            fprintf(stderr, "%s round %d: one %.3f s, group %.3f s (comm %.3f s)\n", backbone,
-                    r + 1, g->side[SIDE_ONE][r], g->side[SIDE_GROUP][r], g->group_comm[r]);
+            fprintf(stderr, "%s round %d: one %.3f s (cpu/wall %.2f), group %.3f s (comm %.3f s)\n",
+                    backbone, r + 1, g->side[SIDE_ONE][r], g->one_cpu_per_wall[r],
+                    g->side[SIDE_GROUP][r], g->group_comm[r]);
     }
     print_model(c, backbone, floats, g);
     free(g);

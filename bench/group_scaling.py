@@ -155,23 +155,32 @@ def fmt_s(s):
     return "%.1f µs" % (s * 1e6)
 
 
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
 def measured_table(peak, models):
     out = ["| model | trainable params | gradient | allreduce (2 ranks) | bus bandwidth | "
-           "one rank × 2 threads | 2 ranks × 1 thread | 2 ranks / 1 rank (img/s) | "
-           "comm share (leader, waits incl.) | allreduce share | Adam step | Bcast of weights |",
+           "one rank × %d threads (cpu/wall) | 2 ranks × 1 thread | 2 ranks / 1 rank (img/s) | "
+           "comm share (leader, waits incl.) | allreduce share | Adam step | Bcast of weights |"
+           % next(iter(models.values()))["threads_one"],
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for k, m in models.items():
         ar = m["allreduce_s_median"]
         n = m["ranks"]
         busbw = m["gradient_bytes"] / ar * 2 * (n - 1) / n
-        out.append("| %s | %s | %.1f MB | %s | %.1f GB/s | %s (%.1f img/s) | %s (%.1f img/s) | "
+        # the median of the rounds' ratios: drift hits both sides of a round alike
+        ratio = median([a / b for a, b in zip(m["one_step_s"], m["group_step_s"])])
+        out.append("| %s | %s | %.1f MB | %s | %.1f GB/s | %s, %.1f img/s (%.2f) | %s, %.1f img/s | "
                    "%.2f× | %.1f%% | %.1f%% | %s | %s |" % (
                        MODEL_NAMES.get(k, k), "{:,}".format(m["trainable_params"]),
                        m["gradient_bytes"] / 1e6, fmt_s(ar), busbw / 1e9,
                        fmt_s(m["one_step_s_median"]), m["batch"] / m["one_step_s_median"],
+                       m.get("one_cpu_per_wall_median", float("nan")),
                        fmt_s(m["group_step_s_median"]), m["batch"] / m["group_step_s_median"],
-                       m["one_step_s_median"] / m["group_step_s_median"],
-                       100 * m["group_comm_s_median"] / m["group_step_s_median"],
+                       ratio, 100 * m["group_comm_s_median"] / m["group_step_s_median"],
                        100 * ar / m["group_step_s_median"],
                        fmt_s(m["adam_s_median"]), fmt_s(m["bcast_s_median"])))
     if peak and peak.get("gflops"):
@@ -237,7 +246,9 @@ def main():
         }, sys.stdout, indent=2)
         print()
         return
-    lines = ["Measured here (medians of %d rounds):" % next(iter(models.values()))["allreduce_s"].__len__(), ""]
+    rounds = len(next(iter(models.values()))["allreduce_s"])
+    lines = ["Measured here (medians of %d rounds; the ratio is the median of the rounds' ratios):"
+             % rounds, ""]
     lines += measured_table(peak, models) + [""] + latency_table(latency) + [""]
     lines.append("This machine's 2-rank allreduce, fitted: latency %s, bandwidth %.1f GB/s." % (
         fmt_s(lat_here), bw_here / 1e9))

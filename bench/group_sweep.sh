@@ -19,7 +19,8 @@
 #        after a build and the demo data; see docs/benchmarks.md)
 #   --quick   96 px, 1 epoch, 1 round: a smoke check (the target is printed, not judged)
 # Environment: TLSWEEP (default build/tlsweep), MPIRUN (default mpirun), KEEP=1 (keep the
-#   out folders), DRY=1 (write the sweep files and check them with `run --dry-run`, no run).
+#   out folders), DRY=1 (write the sweep files and check them with `run --dry-run`, no run),
+#   REUSE=DIR (a KEEP=1 folder of an earlier run with the same rounds: its figures, no run).
 set -eu
 
 QUICK=0 ROUNDS=3 EPOCHS=2 SIZE=224
@@ -101,11 +102,17 @@ if [ "${DRY:-0}" = 1 ]; then
 fi
 
 echo "groups benchmark: MobileNetV2 $SIZE px fine-tune, batch 32, $EPOCHS epochs, $ROUNDS rounds"
-for r in $(seq 1 "$ROUNDS"); do
-    if [ $((r % 2)) = 1 ]; then side group "$r"; side single "$r"; else side single "$r"; side group "$r"; fi
-done
+FIGURES=$W
+if [ -n "${REUSE:-}" ]; then
+    FIGURES=$REUSE
+    echo "  figures from $REUSE"
+else
+    for r in $(seq 1 "$ROUNDS"); do
+        if [ $((r % 2)) = 1 ]; then side group "$r"; side single "$r"; else side single "$r"; side group "$r"; fi
+    done
+fi
 
-"$PY" - "$W" "$ROUNDS" "$QUICK" <<'EOF'
+"$PY" - "$FIGURES" "$ROUNDS" "$QUICK" <<'EOF'
 import json, statistics, sys
 w, rounds, quick = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 
