@@ -26,10 +26,15 @@
  * sleeping loop (MPI_Ibarrier + MPI_Test + 1 ms naps) while rank 0 works
  * alone, so it leaves the second core free.
  *
+ * Each side has its own net, made with its own thread count. Options:
+ * --rounds R (3), --threads T, --batch B (32), --size S (224), --reps K (5
+ * gradient allreduces a round, their median), --models a,b,... (all three).
+ *
  * Output (rank 0, stdout): JSON lines. The FMA peak of bench/peak.c (rank 0,
  * --threads threads), then {"what": "model", ...} per model with every
- * round's figures and their medians, then {"what": "latency", ...} per
- * small size. Progress goes to stderr. */
+ * round's figures and their medians (and the one-rank step's CPU/wall: near
+ * T when it had its cores), then {"what": "latency", ...} per small size.
+ * Progress goes to stderr. */
 #include <getopt.h>
 #include <mpi.h>
 #include <stdio.h>
