@@ -127,7 +127,9 @@ def epochs(side, r):
             if "ranks" not in e or "comm_seconds" not in e:
                 sys.exit("group_sweep.sh: results.json's epochs have no ranks/comm_seconds: "
                          "this build trains no groups of ranks")
-            if len(e["ranks"]) != 2:
+            # the ranks that trained the epoch (a count would do as well)
+            n = e["ranks"] if isinstance(e["ranks"], int) else len(e["ranks"])
+            if n != 2:
                 sys.exit("group_sweep.sh: round %d epoch %d trained on ranks %s, not a group of 2"
                          % (r, e["epoch"], e["ranks"]))
     kept = hist[1:] if len(hist) > 1 else hist
