@@ -10,8 +10,9 @@
 #   single   mpirun -np 2: 1 worker,  `ranks_per_trial: 1`, `threads: 2`
 # From each run's results.json: the trial's epochs (history: seconds, ranks, comm_seconds),
 # the first epoch left out when there are more (it pays the first touch of every buffer);
-# images/s = dataset.train / epoch seconds (training and validation of the epoch), the
-# comm share = comm_seconds / seconds. Printed: every round, the medians, group / single
+# images/s = dataset.train / epoch seconds (the epoch's training pass), the comm share =
+# comm_seconds / seconds (of that pass). Each round starts with the FMA peak of both cores
+# (tlsweep-bench --peak --threads 2), so a round that lost its cores shows. Printed: every round, the medians, group / single
 # images/s (target >= 0.9) and the group's comm share. The group run must have trained
 # every epoch on 2 ranks (per-epoch `ranks`), else the script stops with one line.
 #
@@ -108,6 +109,7 @@ if [ -n "${REUSE:-}" ]; then
     echo "  figures from $REUSE"
 else
     for r in $(seq 1 "$ROUNDS"); do
+        "$(dirname "$BIN")/tlsweep-bench" --peak --threads 2 > "$W/peak-$r.json"
         if [ $((r % 2)) = 1 ]; then side group "$r"; side single "$r"; else side single "$r"; side group "$r"; fi
     done
 fi
@@ -135,23 +137,31 @@ def epochs(side, r):
     kept = hist[1:] if len(hist) > 1 else hist
     return kept, res["dataset"]["train"]
 
+def peak(r):
+    try:
+        return json.load(open("%s/peak-%d.json" % (w, r)))["gflops"]
+    except (OSError, ValueError, KeyError):
+        return float("nan")
+
 rows = []
 for r in range(1, rounds + 1):
-    row = {}
+    row = {"peak": peak(r)}
     for side in ("group", "single"):
         kept, train = epochs(side, r)
         secs = statistics.median(e["seconds"] for e in kept)
         comm = statistics.median(e.get("comm_seconds", 0.0) / e["seconds"] for e in kept)
         row[side] = (train / secs, secs, comm)
     rows.append(row)
-    print("round %d: group %.2f img/s (epoch %.1f s, comm %.1f%%), single %.2f img/s (epoch %.1f s), "
-          "group/single %.3f" % (r, row["group"][0], row["group"][1], 100 * row["group"][2],
+    print("round %d: FMA peak %.1f GFLOP/s; group %.2f img/s (epoch %.1f s, comm %.1f%%), single %.2f img/s (epoch %.1f s), "
+          "group/single %.3f" % (r, row["peak"], row["group"][0], row["group"][1], 100 * row["group"][2],
                                  row["single"][0], row["single"][1], row["group"][0] / row["single"][0]))
 med = lambda side, k: statistics.median(x[side][k] for x in rows)
 ratio = statistics.median(x["group"][0] / x["single"][0] for x in rows)
 print()
 print("median: 2 ranks x 1 thread %.2f img/s, 1 rank x 2 threads %.2f img/s, ratio %.3f "
       "(median of the rounds' ratios)" % (med("group", 0), med("single", 0), ratio))
+print("FMA peak, 2 threads: median %.1f GFLOP/s over the rounds"
+      % statistics.median(x["peak"] for x in rows))
 print("the group's epoch spent %.1f%% of its time in communication (comm_seconds / seconds)"
       % (100 * med("group", 2)))
 verdict = "yes" if ratio >= 0.9 else "NO"
