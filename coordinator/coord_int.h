@@ -93,6 +93,7 @@ typedef enum { CW_TASK_NONE, CW_TASK_EXTRACT, CW_TASK_TRAIN } cworker_task;
 typedef struct {
     int rank;
     char host[64];
+    int host_id;                /* equal ids: the same node (the first worker seen on it) */
     unsigned threads;
     int hello;                  /* its Hello came (coord_msgs.c checks the order) */
     int in_setup;               /* sent its Setup, no sign since that it is over (indexing) */

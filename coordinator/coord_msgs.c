@@ -152,6 +152,12 @@ static void on_hello(coord *c, cworker *k, const Tlsweep__Envelope *env)
     k->hello = 1;
     snprintf(k->host, sizeof k->host, "%s", h->host);
     one_line(k->host);
+    k->host_id = (int)(k - c->workers);
+    for (int w = 0; w < c->n_workers; w++)
+        if (c->workers[w].hello && &c->workers[w] != k && !strcmp(c->workers[w].host, k->host)) {
+            k->host_id = c->workers[w].host_id;
+            break;
+        }
     k->threads = h->threads;
     Tlsweep__Setup su = TLSWEEP__SETUP__INIT;
     su.sweep_file = c->s->file;

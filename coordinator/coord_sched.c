@@ -44,9 +44,10 @@ static int members_out(const coord *c, int i)
 static int trial_ready(const coord *c, int i)
 {
     const ctrial *t = &c->trials[i];
-    if (t->st != TR_PENDING || coord__search_holds(c, i) || t->ckpt.writing || members_out(c, i))
+    if (t->st != TR_PENDING || coord__search_holds(c, i) || t->ckpt.writing)
         return 0;
-    return features_ready(c, i);
+    /* members_out last: it scans the workers */
+    return features_ready(c, i) && !members_out(c, i);
 }
 
 int coord__group_member(const coord *c, const cworker *k, int i)
@@ -118,12 +119,7 @@ static void worker_table(const coord *c, const int *map, int nt, sched_worker *w
     for (int k = 0; k < c->n_workers; k++) {
         const cworker *x = &c->workers[k];
         w[k].idle = x->state == CW_IDLE;
-        w[k].host = k;
-        for (int j = 0; j < k; j++)
-            if (!strcmp(c->workers[j].host, x->host)) {
-                w[k].host = j;
-                break;
-            }
+        w[k].host = x->host_id;
         w[k].reserved = x->reserved < 0 || !map ? x->reserved : nt;
         for (int j = 0; map && x->reserved >= 0 && j < nt; j++)
             if (map[j] == x->reserved)

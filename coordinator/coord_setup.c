@@ -252,6 +252,7 @@ int coord__state_init(coord *c, const data_index *ix, int n_workers, tl_err *e)
         c->workers[w].rank = w + 1;
         c->workers[w].trial = -1;
         c->workers[w].reserved = -1;
+        c->workers[w].host_id = w;
         c->workers[w].last_heard = c->t0;
     }
     c->n_mine = (int)s->n_trials;
