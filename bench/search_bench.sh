@@ -34,23 +34,15 @@ for a in "$@"; do
 done
 
 cd "$(dirname "$0")/.."
-BIN=${TLSWEEP:-build/tlsweep}
 MPIRUN=${MPIRUN:-mpirun}
 NP=${NP:-3}
 AXIS=${SEARCH_AXIS:-head}
 PY=/usr/bin/python3
 WEIGHTS=models/mobilenet_v2.tlm
-for f in "$BIN" "$WEIGHTS" data/fashion/train data/fashion/test; do
-    [ -e "$f" ] || { echo "search_bench.sh: missing $f (build and make the demo data first; see docs/benchmarks.md)" >&2; exit 1; }
-done
-BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
-# shellcheck source=/dev/null
-. deploy/env.sh
-
-W=$(mktemp -d /tmp/search_bench.XXXXXX)
 # KEEP=1 keeps the four out/ folders (results.json, journals, logs) in $W
-[ "${KEEP:-0}" = 1 ] && echo "search_bench.sh: keeping $W" || trap 'rm -rf "$W"' EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/bench_env.sh
+. bench/bench_env.sh
+bench_setup search_bench.sh "$WEIGHTS" data/fashion/train data/fashion/test
 
 EPOCHS=9; RUNGS="min_epochs: 1, reduction_factor: 3"
 [ $QUICK = 1 ] && EPOCHS=3
