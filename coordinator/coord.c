@@ -342,6 +342,11 @@ static int open_out(coord *c, int *status, tl_err *e)
     js.ranks = (uint32_t)msg_link_size(c->l);
     js.tlsweep_version = TLSWEEP_VERSION;
     js.resumed_trials = (uint32_t)c->resumed;
+    /* where the journal's lock can be tested (coord_status.c) */
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) == 0)
+        js.host = host;
+    js.pid = (uint32_t)getpid();
     Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
     rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_START;
     rec.start = &js;
