@@ -64,6 +64,8 @@ static void write_after(uv_work_t *req, int status)
         if (j->rc)
             coord_log(c, "warning: checkpoint of %s not written: %s", c->s->trials[j->index].id,
                       j->err.msg);
+        else
+            t->ckpt.epoch = j->env->checkpoint->epoch;
         msg_free(j->env);
         if (coord__ckpt_spent(c, j->index)) {
             char p[4096];

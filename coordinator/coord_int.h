@@ -56,6 +56,7 @@ typedef struct {
         int writing;                /* a write of this trial's checkpoint is on the pool */
         Tlsweep__Envelope *next;    /* the newest one that came meanwhile, written after */
         int checked;                /* read back whole once before a resume (coord_sched.c) */
+        uint32_t epoch;             /* epochs the file on disk holds (read back or written) */
     } ckpt;
 } ctrial;
 
@@ -108,6 +109,7 @@ typedef struct {
     int reserved;               /* idle, kept for this trial's next group (auto); -1 none */
     double last_heard;
     int silent_warned;
+    int lost;                   /* given up on: silent, or its link failed (journaled LOST) */
 } cworker;
 
 /* The run's life: RUNNING until the trials are done, a failure or a
@@ -162,6 +164,8 @@ typedef struct {
     uv_async_t async;
     uv_signal_t sig[3];
 
+    double workers_at;          /* tl_now() of the last JournalWorkers record, 0 none */
+
     struct {
         int mid_run;            /* results.json is being written mid-run: state running */
         int writing;            /* a mid-run write is on the thread pool */
@@ -205,6 +209,11 @@ const char *coord_stop_reason(const coord *c, int i);
  * ran all its epochs. */
 uint32_t coord_stopped_epoch(const coord *c, int i);
 
+/* seconds between the signs of life a running sweep leaves for readers
+ * (coord_status.c): a JournalWorkers record; under the 60 s promised
+ * them, less the status timer's 1 s tick */
+#define COORD_KEEPALIVE_S 55.0
+
 /* coord_out.c */
 int coord_count(const coord *c, ctrial_state st);
 void coord_progress(coord *c, double now);
@@ -230,6 +239,15 @@ void coord__task_over(cworker *k);
 /* coord_journal.c (journal records and their replay) */
 int coord__journal_put(coord *c, Tlsweep__JournalRecord *rec, int sync, tl_err *e);
 int coord__journal_result(coord *c, const Tlsweep__TrialResult *r, tl_err *e);
+/* A training task of trial i sent to its group (t->group, the leader
+ * first), resuming from epoch `from` (0: from scratch), until `until`.
+ * Informational (a resume skips it): appended without an fsync of its
+ * own; the epoch that follows syncs it. */
+int coord__journal_task(coord *c, int i, uint32_t from, uint32_t until, tl_err *e);
+/* Every worker as last heard (JournalWorkers), without an fsync of its
+ * own; a failed append fails the run as any journal write does, except
+ * once the loop is closing (the Stop record's write decides then). */
+void coord__journal_workers(coord *c);
 int coord__find_trial(const coord *c, uint32_t index, uint64_t key);
 /* Whether DONE result r's figures fit trial i (epochs, best epoch, the
  * confusion matrix and class names against its classes), as a worker's

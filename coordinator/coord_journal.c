@@ -42,6 +42,86 @@ int coord__journal_result(coord *c, const Tlsweep__TrialResult *r, tl_err *e)
     return coord__journal_put(c, &rec, 1, e);
 }
 
+int coord__journal_task(coord *c, int i, uint32_t from, uint32_t until, tl_err *e)
+{
+    const ctrial *t = &c->trials[i];
+    Tlsweep__JournalTask jt = TLSWEEP__JOURNAL_TASK__INIT;
+    jt.trial_index = (uint32_t)i;
+    jt.trial_key = c->s->trials[i].key;
+    jt.trial_id = (char *)c->s->trials[i].id;
+    jt.n_ranks = (size_t)t->n_group;
+    jt.ranks = t->group;
+    jt.from_epoch = from;
+    jt.until_epoch = until;
+    Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
+    rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_TASK;
+    rec.task = &jt;
+    return coord__journal_put(c, &rec, 0, e);
+}
+
+/* What worker k is doing, in the journal's words. */
+static Tlsweep__WorkerSeen__State worker_seen_state(const cworker *k)
+{
+    if (k->lost)
+        return TLSWEEP__WORKER_SEEN__STATE__LOST;
+    if (k->state == CW_NEW || k->in_setup)
+        return TLSWEEP__WORKER_SEEN__STATE__STARTING;
+    if (k->state == CW_BUSY || k->state == CW_STOPPING)
+        return k->kind == CW_TASK_TRAIN ? TLSWEEP__WORKER_SEEN__STATE__TRAINING
+               : k->kind == CW_TASK_EXTRACT ? TLSWEEP__WORKER_SEEN__STATE__EXTRACTING
+                                            : TLSWEEP__WORKER_SEEN__STATE__IDLE;
+    return TLSWEEP__WORKER_SEEN__STATE__IDLE;
+}
+
+/* Worker k's entry; heard on the wall clock, from the loop's clock. */
+static void worker_seen(const coord *c, const cworker *k, double now, uint64_t now_ms,
+                        Tlsweep__WorkerSeen *ws)
+{
+    tlsweep__worker_seen__init(ws);
+    ws->rank = k->rank;
+    ws->host = (char *)k->host;
+    double ago_ms = (now - k->last_heard) * 1000.0;
+    if (k->hello)
+        ws->heard_unix_ms = ago_ms <= 0 ? now_ms
+                            : ago_ms < (double)now_ms ? now_ms - (uint64_t)ago_ms : 0;
+    ws->state = worker_seen_state(k);
+    ws->trial_id = "";
+    if (ws->state == TLSWEEP__WORKER_SEEN__STATE__TRAINING && k->trial >= 0 &&
+        (size_t)k->trial < c->s->n_trials)
+        ws->trial_id = (char *)c->s->trials[k->trial].id;
+}
+
+void coord__journal_workers(coord *c)
+{
+    size_t n = (size_t)c->n_workers + 1; /* never a malloc(0) */
+    Tlsweep__WorkerSeen *seen = malloc(n * sizeof *seen);
+    Tlsweep__WorkerSeen **ptrs = malloc(n * sizeof *ptrs);
+    tl_err e = {0};
+    int rc;
+    if (!seen || !ptrs) {
+        rc = tl_errf(&e, TL_ENOMEM, "journal: out of memory");
+    } else {
+        double now = tl_now();
+        uint64_t now_ms = tl_unix_ms();
+        for (int w = 0; w < c->n_workers; w++) {
+            worker_seen(c, &c->workers[w], now, now_ms, &seen[w]);
+            ptrs[w] = &seen[w];
+        }
+        Tlsweep__JournalWorkers jw = TLSWEEP__JOURNAL_WORKERS__INIT;
+        jw.n_workers = (size_t)c->n_workers;
+        jw.workers = ptrs;
+        Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
+        rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_WORKERS;
+        rec.workers = &jw;
+        rc = coord__journal_put(c, &rec, 0, &e);
+        c->workers_at = now;
+    }
+    free(seen);
+    free(ptrs);
+    if (rc && c->phase != COORD_CLOSING)
+        coord__fail_store(c, &e);
+}
+
 /* classes of a result's confusion matrix */
 #define RESULT_CLASSES_MAX 100000u
 
@@ -188,6 +268,9 @@ int coord__replay(void *ctx, const void *payload, size_t len)
         snprintf(c->start_file, sizeof c->start_file, "%s",
                  rec->start->sweep_file ? rec->start->sweep_file : "");
         break;
+    case TLSWEEP__JOURNAL_RECORD__BODY_TASK:
+    case TLSWEEP__JOURNAL_RECORD__BODY_WORKERS:
+        break; /* for readers (coord_status.c): what they say, epochs and results decide */
     default:
         break;
     }

@@ -179,9 +179,11 @@ static void on_hello(coord *c, cworker *k, const Tlsweep__Envelope *env)
         k->state = CW_IDLE;
     k->in_setup = 1;
     c->hellos++;
-    if (c->hellos == c->n_workers)
+    if (c->hellos == c->n_workers) {
         coord_log(c, "workers: %d ready (%s%s)", c->n_workers, k->host,
                   c->n_workers > 1 ? ", ..." : "");
+        coord__journal_workers(c);
+    }
 }
 
 /* The tensor of a feature chunk against its ids and the group's earlier
@@ -631,7 +633,12 @@ static void link_failed(coord *c, int from, const tl_err *e)
         snprintf(s.msg, sizeof s.msg, "rank %d (%.64s): %.300s, over worker_timeout: stopping the "
                  "sweep; re-run the same command to resume", k->rank, host_of(k), e->msg);
         stop_without(c, k, &s);
-    } else if (e->code == TL_EFORMAT) {
+        return;
+    }
+    /* journaled before the failure forgets every worker */
+    k->lost = 1;
+    coord__journal_workers(c);
+    if (e->code == TL_EFORMAT) {
         coord_failf(c, TL_EFORMAT, "rank %d (%s): bad message: %s", k->rank, host_of(k),
                     e->msg);
     } else {
@@ -677,6 +684,8 @@ static void stop_without(coord *c, cworker *k, const tl_err *e)
 {
     coord_log(c, "error: %s", e->msg);
     k->state = CW_STOPPED; /* no answer will come */
+    k->lost = 1;
+    coord__journal_workers(c);
     c->o->abandoned = 1;
     if (c->outcome == COORD_FINISHED) {
         c->outcome = COORD_INTERRUPTED;

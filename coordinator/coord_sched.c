@@ -316,10 +316,12 @@ static int resumable(coord *c, int i, const char *path)
     Tlsweep__Checkpoint *ck = NULL;
     tl_err e = {0};
     int rc = ckpt_read_trial(path, st->key, st->id, &ck, &e);
+    if (rc == 0) {
+        t->ckpt.checked = 1;
+        t->ckpt.epoch = ck->epoch;
+    }
     if (ck)
         tlsweep__checkpoint__free_unpacked(ck, NULL);
-    if (rc == 0)
-        t->ckpt.checked = 1;
     if (rc == 0 || rc == TL_ENOTFOUND)
         return rc == 0;
     if (rc == TL_ENOMEM) {
@@ -434,6 +436,10 @@ static int start_trial(coord *c, int i, const int *members, int n)
         k->kind = CW_TASK_TRAIN;
         k->trial = i;
     }
+    tl_err je = {0};
+    if (c->phase == COORD_RUNNING &&
+        coord__journal_task(c, i, resume ? t->ckpt.epoch : 0, task.until_epoch, &je))
+        coord__fail_store(c, &je);
     t->st = TR_RUNNING;
     t->worker = t->group[0];
     t->started = tl_now();

@@ -450,9 +450,66 @@ char *board(const char *out)
 }
 
 
+/* the task records of the run being scanned, by trial (ranks leader first) */
+typedef struct {
+    journal_counts *jc;
+    int32_t ranks[N_TRIALS][8];
+    size_t n_ranks[N_TRIALS];
+    int tasked[N_TRIALS];
+} scan_state;
+
+static void count_task(scan_state *ss, const Tlsweep__JournalTask *t)
+{
+    journal_counts *jc = ss->jc;
+    uint32_t i = t->trial_index;
+    if (i >= N_TRIALS || t->n_ranks < 1 || t->n_ranks > 8) {
+        jc->bad++;
+        return;
+    }
+    jc->tasks[i]++;
+    jc->task_from[i] = t->from_epoch;
+    jc->task_until[i] = t->until_epoch;
+    ss->tasked[i] = 1;
+    ss->n_ranks[i] = t->n_ranks;
+    memcpy(ss->ranks[i], t->ranks, t->n_ranks * sizeof *t->ranks);
+}
+
+static void count_epoch_task(scan_state *ss, const Tlsweep__EpochReport *er)
+{
+    uint32_t i = er->trial_index;
+    if (!ss->tasked[i]) {
+        ss->jc->untasked_epochs++;
+        return;
+    }
+    if (er->n_ranks != ss->n_ranks[i] ||
+        memcmp(er->ranks, ss->ranks[i], er->n_ranks * sizeof *er->ranks))
+        ss->jc->task_ranks_differ++;
+}
+
+static void count_workers(journal_counts *jc, const Tlsweep__JournalRecord *rec)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    const Tlsweep__JournalWorkers *w = rec->workers;
+    jc->workers_records++;
+    jc->workers_n = (int)w->n_workers;
+    memset(jc->workers_state, 0, sizeof jc->workers_state);
+    jc->workers_lost_rank = 0;
+    for (size_t k = 0; k < w->n_workers; k++) {
+        const Tlsweep__WorkerSeen *ws = w->workers[k];
+        if ((unsigned)ws->state < 6)
+            jc->workers_state[ws->state]++;
+        if (ws->state == TLSWEEP__WORKER_SEEN__STATE__LOST)
+            jc->workers_lost_rank = ws->rank;
+        if (strcmp(ws->host, host) || !ws->heard_unix_ms || ws->heard_unix_ms > rec->unix_ms)
+            jc->workers_bad++;
+    }
+}
+
 static int count_record(void *ctx, const void *payload, size_t len)
 {
-    journal_counts *jc = ctx;
+    scan_state *ss = ctx;
+    journal_counts *jc = ss->jc;
     Tlsweep__JournalRecord *rec = tlsweep__journal_record__unpack(NULL, len, payload);
     if (!rec) {
         jc->bad++;
@@ -470,10 +527,17 @@ static int count_record(void *ctx, const void *payload, size_t len)
         uint32_t i = rec->epoch->trial_index, ep = rec->epoch->epoch;
         if (i >= N_TRIALS || ep < 1 || ep > EPOCHS)
             jc->bad++;
-        else
+        else {
             jc->epochs[i][ep - 1]++;
+            count_epoch_task(ss, rec->epoch);
+        }
     } else if (rec->body_case == TLSWEEP__JOURNAL_RECORD__BODY_START) {
         jc->starts++;
+        memset(ss->tasked, 0, sizeof ss->tasked);
+    } else if (rec->body_case == TLSWEEP__JOURNAL_RECORD__BODY_TASK) {
+        count_task(ss, rec->task);
+    } else if (rec->body_case == TLSWEEP__JOURNAL_RECORD__BODY_WORKERS) {
+        count_workers(jc, rec);
     } else if (rec->body_case == TLSWEEP__JOURNAL_RECORD__BODY_RESET) {
         if (rec->reset->trial_index >= N_TRIALS)
             jc->bad++;
@@ -488,10 +552,13 @@ journal_counts scan_journal(const char *out)
 {
     journal_counts jc;
     memset(&jc, 0, sizeof jc);
+    scan_state ss;
+    memset(&ss, 0, sizeof ss);
+    ss.jc = &jc;
     char *p = out_path(out, "journal");
     tl_err e = {0};
     size_t ignored = 0;
-    if (journal_scan(p, JOURNAL_STRICT, count_record, &jc, &ignored, &e))
+    if (journal_scan(p, JOURNAL_STRICT, count_record, &ss, &ignored, &e))
         fail_msg("%s", e.msg);
     free(p);
     assert_int_equal(ignored, 0);

@@ -131,6 +131,18 @@ typedef struct {
     int starts;
     int resets[N_TRIALS];            /* JournalReset records: the trial ran again */
     int bad;
+    /* JournalTask records: how many, and the last one's from and until */
+    int tasks[N_TRIALS];
+    uint32_t task_from[N_TRIALS], task_until[N_TRIALS];
+    int untasked_epochs;             /* epochs with no task of theirs since the run's Start */
+    int task_ranks_differ;           /* epochs whose ranks are not their task's */
+    /* JournalWorkers records: how many, and what the last one says */
+    int workers_records;
+    int workers_n;                   /* its entries */
+    int workers_state[6];            /* entries per WorkerSeen state */
+    int workers_lost_rank;           /* the rank it says LOST, 0 none */
+    int workers_bad;                 /* entries with another host, no hearing, or one later
+                                      * than the record (any record) */
 } journal_counts;
 
 journal_counts scan_journal(const char *out);

@@ -112,6 +112,28 @@ static void assert_each_trial_once(const char *out, int starts)
     }
 }
 
+/* What a finished run journaled for readers of a live sweep: each trial's
+ * training task before its first epoch, on the ranks that trained it,
+ * from scratch to its end; the workers with their host, all idle once
+ * stopped, none lost. */
+static void assert_live_records(const char *out, int n_workers)
+{
+    journal_counts jc = scan_journal(out);
+    for (int i = 0; i < N_TRIALS; i++) {
+        assert_true(jc.tasks[i] >= 1);
+        assert_int_equal(jc.task_from[i], 0);
+        assert_int_equal(jc.task_until[i], 0);
+    }
+    assert_int_equal(jc.untasked_epochs, 0);
+    assert_int_equal(jc.task_ranks_differ, 0);
+    /* every Hello in, and the end */
+    assert_true(jc.workers_records >= 2);
+    assert_int_equal(jc.workers_n, n_workers);
+    assert_int_equal(jc.workers_bad, 0);
+    assert_int_equal(jc.workers_state[TLSWEEP__WORKER_SEEN__STATE__IDLE], n_workers);
+    assert_int_equal(jc.workers_lost_rank, 0);
+}
+
 /* A finished run's files: the leaderboard lists every trial as done,
  * results.json says finished, best.tlm is a model, no checkpoint is left. */
 static void assert_finished_out(const char *out)
@@ -172,6 +194,7 @@ static void test_schedule_one_and_two_workers(void **state)
     assert_int_equal(r1.abandoned, 0);
     assert_each_trial_once("out1", 1);
     assert_finished_out("out1");
+    assert_live_records("out1", 1);
 
     char *y2 = write_sweep("two", "out2", weights);
     run_ctx r2 = {.n_peers = 2, .relayed = 1};
@@ -187,6 +210,7 @@ static void test_schedule_one_and_two_workers(void **state)
     assert_int_equal(r2.abandoned, 0);
     assert_each_trial_once("out2", 1);
     assert_finished_out("out2");
+    assert_live_records("out2", 2);
 
     char *b1 = board("out1"), *b2 = board("out2");
     printf("%s", b1);
@@ -327,6 +351,8 @@ static void test_stop_and_resume(void **state)
     if (ckpt_read(cp, &ck, &ce))
         fail_msg("%s", ce.msg);
     assert_string_equal(ck->precision, "fp32");
+    uint32_t ck_epochs = ck->epoch;
+    assert_int_equal(ck_epochs, 1);
     tlsweep__checkpoint__free_unpacked(ck, NULL);
     free(cp);
 
@@ -335,6 +361,12 @@ static void test_stop_and_resume(void **state)
     assert_int_equal(r2.peers[0].rc, 0);
     assert_each_trial_once("out_stop", 2);
     assert_finished_out("out_stop");
+    /* the resumed task says where its checkpoint left off */
+    journal_counts jr = scan_journal("out_stop");
+    assert_int_equal(jr.tasks[0], 2);
+    assert_int_equal(jr.task_from[0], ck_epochs);
+    assert_int_equal(jr.untasked_epochs, 0);
+    assert_int_equal(jr.task_ranks_differ, 0);
     char *b = board("out_stop");
     assert_string_equal(b, board_uninterrupted);
     free(b);

@@ -506,6 +506,12 @@ static void test_silent_worker_named(void **state)
     char *json = read_text("silent", "results.json");
     assert_non_null(strstr(json, "\"state\": \"interrupted\""));
     free(json);
+    /* the journal tells readers which worker was lost, and where */
+    journal_counts jc = scan_journal("silent");
+    assert_true(jc.workers_records >= 2);
+    assert_int_equal(jc.workers_n, 1);
+    assert_int_equal(jc.workers_lost_rank, 1);
+    assert_int_equal(jc.workers_bad, 0);
     free(y);
     alarm(0);
 }
