@@ -210,8 +210,9 @@ const char *coord_stop_reason(const coord *c, int i);
 uint32_t coord_stopped_epoch(const coord *c, int i);
 
 /* seconds between the signs of life a running sweep leaves for readers
- * (coord_status.c): a JournalWorkers record; under the 60 s promised
- * them, less the status timer's 1 s tick */
+ * (coord_status.c): a JournalWorkers record and results.json with
+ * report.html rewritten; under the 60 s promised them, less the status
+ * timer's 1 s tick */
 #define COORD_KEEPALIVE_S 55.0
 
 /* coord_out.c */
@@ -322,6 +323,9 @@ int coord__write_text(const char *path, const char *text, size_t n, tl_err *e);
 /* results.json's text as coord_write_results writes it (malloc'd; NULL:
  * out of memory) */
 char *coord__results_json(coord *c);
+/* results.csv's text likewise (malloc'd, its length in *n; NULL: out of
+ * memory) */
+char *coord__results_csv(coord *c, size_t *n);
 /* coord_live.c (report.html while the sweep runs, from the status timer) */
 void coord__live_report(coord *c, double now);
 /* coord_setup.c (preflight, cache groups, state) */

@@ -1,10 +1,13 @@
-/* report.html while the sweep runs: results.json (state "running", the
- * trials under way with their curves so far) and the page rewritten after
- * every trial that ends, and at most once a minute while trials only add
- * epochs, so a browser kept open on it shows news on reload. The loop
- * builds results.json's text (it reads the coordinator's state); both
- * files are written atomically on libuv's thread pool, since their fsyncs
- * took 10-100 ms on a busy machine and longer on a cluster's file system. */
+/* report.html while the sweep runs: results.csv and results.json (state
+ * "running", the trials under way with their curves so far) and the page
+ * rewritten after every trial that ends and at the first epochs, else
+ * every COORD_KEEPALIVE_S (under a minute), news or not: its written time
+ * is the page's sign of life. A browser kept open on it shows news on
+ * reload, and a reader can tell a live sweep from one whose coordinator
+ * is gone. The loop builds the files' text (it reads the coordinator's
+ * state); they are written atomically on libuv's thread pool, since their
+ * fsyncs took 10-100 ms on a busy machine and longer on a cluster's file
+ * system. */
 #include "coordinator/coord_int.h"
 
 #include <stdio.h>
@@ -13,13 +16,12 @@
 
 #include "coordinator/report/report.h"
 
-/* seconds between writes for epochs alone */
-#define LIVE_EVERY_S 60.0
-
 typedef struct {
     uv_work_t req;
     coord *c;
     char *json;                 /* results.json's text */
+    char *csv;                  /* results.csv's, csv_len bytes */
+    size_t csv_len;
     char out[4096];
     int rc;
     tl_err err;
@@ -33,13 +35,16 @@ static int epochs_reported(const coord *c)
     return n;
 }
 
-/* On the pool: results.json, then the page from it. */
+/* On the pool: results.csv, results.json, then the page from it. */
 static void live_work(uv_work_t *req)
 {
     live_job *j = req->data;
     char p[4200];
+    snprintf(p, sizeof p, "%s/results.csv", j->out);
+    j->rc = coord__write_text(p, j->csv, j->csv_len, &j->err);
     snprintf(p, sizeof p, "%s/results.json", j->out);
-    j->rc = coord__write_text(p, j->json, strlen(j->json), &j->err);
+    if (!j->rc)
+        j->rc = coord__write_text(p, j->json, strlen(j->json), &j->err);
     if (!j->rc)
         j->rc = report_write(j->out, &j->err);
 }
@@ -55,6 +60,7 @@ static void live_after(uv_work_t *req, int status)
         coord_log(c, "warning: the report written during the run: %s", j->err.msg);
     c->live.writing = 0;
     free(j->json);
+    free(j->csv);
     free(j);
 }
 
@@ -63,15 +69,18 @@ static void queue_live(coord *c)
     live_job *j = calloc(1, sizeof *j);
     c->live.mid_run = 1;
     char *json = j ? coord__results_json(c) : NULL;
+    char *csv = json ? coord__results_csv(c, &j->csv_len) : NULL;
     c->live.mid_run = 0;
-    if (!json) {
+    if (!csv) {
         coord_log(c, "warning: the report written during the run: out of memory");
+        free(json);
         free(j);
         return;
     }
     j->req.data = j;
     j->c = c;
     j->json = json;
+    j->csv = csv;
     snprintf(j->out, sizeof j->out, "%s", c->out);
     c->live.writing = 1;
     uv_queue_work(&c->loop, &j->req, live_work, live_after);
@@ -84,8 +93,10 @@ void coord__live_report(coord *c, double now)
     int ended = coord_count(c, TR_DONE) + coord_count(c, TR_FAILED);
     int epochs = epochs_reported(c);
     int trial_ended = ended != c->live.ended;
-    int due = epochs != c->live.epochs && (c->live.at == 0 || now - c->live.at >= LIVE_EVERY_S);
-    if (!trial_ended && !due)
+    /* the first epochs at once; later ones with the keepalive */
+    int first_epochs = epochs != c->live.epochs && c->live.at == 0;
+    double since = now - (c->live.at > 0 ? c->live.at : c->t0);
+    if (!trial_ended && !first_epochs && since < COORD_KEEPALIVE_S)
         return;
     c->live.ended = ended;
     c->live.epochs = epochs;

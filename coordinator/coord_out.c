@@ -498,13 +498,15 @@ static int write_json(coord *c, const int *v, int n, tl_err *e)
     return rc;
 }
 
-static int write_csv(coord *c, const int *v, int n, tl_err *e)
+/* results.csv's text, ranked as v[0..n), then the trials not done (NULL:
+ * out of memory) */
+static char *results_csv(coord *c, const int *v, int n, size_t *n_out)
 {
     /* a row's head and augment are cut to fit their buffers below */
     size_t cap = 4096 + (640 + 512 + 160) * (c->s->n_trials + 1), len = 0;
     char *buf = malloc(cap);
     if (!buf)
-        return tl_errf(e, TL_ENOMEM, "results.csv: out of memory");
+        return NULL;
     /* one column per name: the select metric is named in a column of its
      * own, since it is often one of the metrics after it (val_accuracy) */
     const char *metric = sweep_metric_name(c->s->metric);
@@ -570,10 +572,29 @@ static int write_csv(coord *c, const int *v, int n, tl_err *e)
             len += (size_t)snprintf(buf + len, cap - len, "\n");
         }
     }
+    *n_out = len;
+    return buf;
+}
+
+char *coord__results_csv(coord *c, size_t *n)
+{
+    int nv = 0;
+    int *v = ranking(c, &nv);
+    char *text = v ? results_csv(c, v, nv, n) : NULL;
+    free(v);
+    return text;
+}
+
+static int write_csv(coord *c, const int *v, int n, tl_err *e)
+{
+    size_t len = 0;
+    char *text = results_csv(c, v, n, &len);
+    if (!text)
+        return tl_errf(e, TL_ENOMEM, "results.csv: out of memory");
     char p[4096];
     snprintf(p, sizeof p, "%s/results.csv", c->out);
-    int rc = coord__write_text(p, buf, len, e);
-    free(buf);
+    int rc = coord__write_text(p, text, len, e);
+    free(text);
     return rc;
 }
 

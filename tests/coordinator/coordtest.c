@@ -29,6 +29,7 @@
 char *root, *train_dir, *test_dir, *weights, *broken_weights;
 const char *sweep_extra = "";
 char fake_first_trial[128];
+void (*fake_before_answer)(peer *p, const Tlsweep__Task *t, int nth);
 
 /* ---- watchdog --------------------------------------------------------------------------- */
 
@@ -236,6 +237,7 @@ int fake_hello(peer *p, int protocol_delta)
 void fake_fail_tasks(peer *p, const char *message, double busy_s)
 {
     p->rc = -1;
+    int nth = 0;
     for (Tlsweep__Envelope *env; (env = fake_recv(p));) {
         if (env->body_case == TLSWEEP__ENVELOPE__BODY_STOP) {
             p->stop_reason = env->stop->reason;
@@ -255,6 +257,9 @@ void fake_fail_tasks(peer *p, const char *message, double busy_s)
                 msg_free(hb);
                 nanosleep(&(struct timespec){0, 250000000L}, NULL);
             }
+            if (fake_before_answer)
+                fake_before_answer(p, t, nth);
+            nth++;
             Tlsweep__TrialResult r = TLSWEEP__TRIAL_RESULT__INIT;
             r.task_id = t->task_id;
             r.trial_id = t->trial_id;

@@ -77,6 +77,9 @@ int fake_hello(peer *p, int protocol_delta);
  * fake_first_trial (clear it first). */
 void fake_fail_tasks(peer *p, const char *message, double busy_s);
 extern char fake_first_trial[128];
+/* Called by fake_fail_tasks before it answers its nth task (from 0), when
+ * set: what a case looks at while the run goes on. */
+extern void (*fake_before_answer)(peer *p, const Tlsweep__Task *t, int nth);
 
 /* Sits between the coordinator and one worker (two local links), forwards
  * both ways and counts the worker's results. With stop_at_checkpoint, at

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "common/base/clock.h"
+#include "common/base/fileio.h"
 #include "common/store/ckpt.h"
 #include "common/store/journal.h"
 #include "common/sweep/sweep.h"
@@ -282,6 +283,64 @@ static void test_failed_trial(void **state)
     assert_non_null(strstr(json, "\"error\": \"" FAKE_TRIAL_ERROR "\""));
     free(json);
     assert_int_equal(r.abandoned, 0);
+    free(y);
+    alarm(0);
+}
+
+/* results.csv as the second task of a run went out: NULL none in time */
+static char *csv_mid_run;
+
+/* Before answering its second task, waits (bounded) for results.csv to
+ * list the first, failed, trial: written during the run, not at its end. */
+static void read_csv_at_second_task(peer *p, const Tlsweep__Task *t, int nth)
+{
+    (void)p;
+    (void)t;
+    if (nth != 1)
+        return;
+    char *path = out_path("out_csvlive", "results.csv");
+    for (double t0 = tl_now(); !csv_mid_run && tl_now() - t0 < LEAVE_S;) {
+        unsigned char *text = NULL;
+        size_t n;
+        tl_err e = {0};
+        /* missing until the first write: no test failure off the main thread */
+        if (!tl_read_file(path, 1u << 20, &text, &n, &e) && strstr((char *)text, ",failed,")) {
+            csv_mid_run = (char *)text;
+        } else {
+            free(text);
+            nanosleep(&(struct timespec){0, 50000000L}, NULL);
+        }
+    }
+    free(path);
+}
+
+/* A worker whose trials fail: results.csv exists while the run goes on,
+ * its columns as at the end, the trial that ended as failed and the one
+ * under way as running. */
+static void test_results_csv_mid_run(void **state)
+{
+    (void)state;
+    watchdog("results.csv mid-run", FAST_WATCHDOG_S);
+    char *y = write_sweep_modes("csvlive", "out_csvlive", weights, "[fine_tune]");
+    fake_before_answer = read_csv_at_second_task;
+    run_ctx r = {.n_peers = 1, .fns = {fake_fails_trials}};
+    assert_int_equal(run(y, &r), 1);
+    fake_before_answer = NULL;
+    assert_non_null(csv_mid_run);
+    printf("%s", csv_mid_run);
+    char *end = read_text("out_csvlive", "results.csv");
+    const char *nl = strchr(end, '\n');
+    assert_non_null(nl);
+    /* the header of the end's file */
+    assert_memory_equal(csv_mid_run, end, (size_t)(nl - end + 1));
+    char row[200];
+    snprintf(row, sizeof row, ",%s,failed,", fake_first_trial);
+    assert_non_null(strstr(csv_mid_run, row));
+    assert_non_null(strstr(csv_mid_run, ",running,"));
+    assert_null(strstr(end, ",running,"));
+    free(end);
+    free(csv_mid_run);
+    csv_mid_run = NULL;
     free(y);
     alarm(0);
 }
@@ -768,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_worker_error),
         cmocka_unit_test(test_fake_worker_error),
         cmocka_unit_test(test_failed_trial),
+        cmocka_unit_test(test_results_csv_mid_run),
         cmocka_unit_test(test_protocol_mismatch),
         cmocka_unit_test(test_stop_and_resume),
         cmocka_unit_test(test_stop_with_hung_worker),
