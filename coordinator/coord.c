@@ -362,13 +362,18 @@ static int open_out(coord *c, int *status, tl_err *e)
     return 0;
 }
 
+double coord__keepalive_s(const coord *c)
+{
+    return c->o->keepalive_s > 0 ? c->o->keepalive_s : COORD_KEEPALIVE_S;
+}
+
 /* The journal's sign of life: the workers as last heard, at least every
  * COORD_KEEPALIVE_S while the loop runs (from its start until the first
  * record, written when every Hello is in). */
 static void keepalive_workers(coord *c, double now)
 {
     double last = c->workers_at > 0 ? c->workers_at : c->t0;
-    if (c->phase != COORD_CLOSING && !c->store_failed && now - last >= COORD_KEEPALIVE_S)
+    if (c->phase != COORD_CLOSING && !c->store_failed && now - last >= coord__keepalive_s(c))
         coord__journal_workers(c);
 }
 

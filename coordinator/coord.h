@@ -50,6 +50,9 @@ typedef struct {
     const data_index *index;    /* the dataset as coord_preflight indexed it (borrowed) */
     int threads;                /* engine threads per worker for Setup; 0: each worker's own */
     int stop_grace_s;           /* after a signal, wait this long for workers; 0: 30 */
+    double keepalive_s;         /* between the signs of life a running sweep leaves in the
+                                 * journal and the report; 0: COORD_KEEPALIVE_S (tests
+                                 * shorten it) */
     int quiet;                  /* no progress line */
     int slice, n_slices;        /* n_slices > 0: run trials i with i % n_slices == slice */
     int force;                  /* run even if out/ was started by another sweep */

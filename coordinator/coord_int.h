@@ -214,6 +214,8 @@ uint32_t coord_stopped_epoch(const coord *c, int i);
  * report.html rewritten; under the 60 s promised them, less the status
  * timer's 1 s tick */
 #define COORD_KEEPALIVE_S 55.0
+/* coord_opts's keepalive_s, else COORD_KEEPALIVE_S */
+double coord__keepalive_s(const coord *c);
 
 /* coord_out.c */
 int coord_count(const coord *c, ctrial_state st);

@@ -96,7 +96,7 @@ void coord__live_report(coord *c, double now)
     /* the first epochs at once; later ones with the keepalive */
     int first_epochs = epochs != c->live.epochs && c->live.at == 0;
     double since = now - (c->live.at > 0 ? c->live.at : c->t0);
-    if (!trial_ended && !first_epochs && since < COORD_KEEPALIVE_S)
+    if (!trial_ended && !first_epochs && since < coord__keepalive_s(c))
         return;
     c->live.ended = ended;
     c->live.epochs = epochs;

@@ -388,7 +388,8 @@ int run(const char *yaml, run_ctx *r)
     }
     coord_opts o = {.s = &s, .sweep_text = text, .sweep_len = len, .index = &ix, .quiet = 1,
                     .stop_grace_s = r->stop_grace_s ? r->stop_grace_s : LEAVE_S,
-                    .force = r->force, .repair = r->repair, .rank_groups = r->rank_groups};
+                    .force = r->force, .repair = r->repair, .rank_groups = r->rank_groups,
+                    .keepalive_s = r->keepalive_s};
     memset(&r->e, 0, sizeof r->e);
     double t0 = tl_now();
     int status = coord_run(&o, ends[0], &r->e);

@@ -109,6 +109,7 @@ typedef struct {
     int relayed;             /* ranks 1..n_peers talk through relays[rank - 1] */
     int stop_at_checkpoint;  /* rank 1's relay raises SIGTERM (relayed runs) */
     int stop_grace_s;        /* coord_opts's; 0: LEAVE_S */
+    double keepalive_s;      /* coord_opts's */
     int force, repair;       /* coord_opts's */
     int rank_groups;         /* coord_opts's: the peers are ranks that may form groups */
     peer peers[2];

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/base/clock.h"
+#include "common/base/fileio.h"
 #include "coordinator/coordtest.h"
 
 /* ---- a fake worker with one bad habit ------------------------------------------------------ */
@@ -591,13 +592,47 @@ static void fake_slow_but_alive(peer *p)
     fake_fail_tasks(p, ODD_TRIAL_ERROR, 2 * TIMEOUT_S);
 }
 
+/* results.json as the first task was answered, after its busy seconds
+ * without an epoch: written by the keepalive alone ("" none) */
+static char json_before_news[64];
+
+static void read_json_before_news(peer *p, const Tlsweep__Task *t, int nth)
+{
+    (void)p;
+    (void)t;
+    if (nth)
+        return;
+    char *path = out_path("alive", "results.json");
+    unsigned char *text = NULL;
+    size_t n;
+    tl_err e = {0};
+    /* off the main thread: what it saw is asserted there */
+    if (!tl_read_file(path, 1u << 20, &text, &n, &e))
+        snprintf(json_before_news, sizeof json_before_news, "%s",
+                 strstr((char *)text, "\"state\": \"running\"") ? "running" : "other");
+    free(text);
+    free(path);
+}
+
+/* Heartbeats keep a slow worker from being given up on; meanwhile the
+ * keepalive (shortened to 1 s) journals the workers and rewrites the
+ * report with no news to tell. */
 static void test_heartbeats_keep_alive(void **state)
 {
     (void)state;
     watchdog("heartbeats", FAST_WATCHDOG_S);
     char *y = timeout_sweep("alive");
-    run_ctx r = {.n_peers = 1, .fns = {fake_slow_but_alive}};
+    json_before_news[0] = '\0';
+    fake_before_answer = read_json_before_news;
+    run_ctx r = {.n_peers = 1, .fns = {fake_slow_but_alive}, .keepalive_s = 1.0};
     assert_int_equal(run(y, &r), 1); /* the trials' own failure, not the timeout */
+    fake_before_answer = NULL;
+    assert_string_equal(json_before_news, "running");
+    journal_counts jc = scan_journal("alive");
+    printf("%d workers records in %.1f s (keepalive 1 s)\n", jc.workers_records, r.seconds);
+    /* every Hello in, one a second or two of the run's 8, the end */
+    assert_true(jc.workers_records >= 5);
+    assert_int_equal(jc.workers_bad, 0);
     tu_assert_one_line_error(&r.e, "2 trials failed", ODD_TRIAL_ERROR);
     assert_int_equal(r.abandoned, 0);
     assert_int_equal(r.peers[0].stop_reason, TLSWEEP__STOP__REASON__FINISHED);
