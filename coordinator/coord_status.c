@@ -656,6 +656,7 @@ char *coord_status_json(const coord_status *st)
     json_object_set_new(root, "runs", json_integer(st->runs));
     json_object_set_new(root, "ranks", json_integer(st->ranks));
     json_object_set_new(root, "host", st->host[0] ? json_string(st->host) : json_null());
+    json_object_set_new(root, "pid", st->pid ? json_integer(st->pid) : json_null());
     json_object_set_new(root, "lost_reason", st->lost_why[0] ? json_string(st->lost_why)
                                                              : json_null());
     json_object_set_new(root, "workers", workers_json(st));

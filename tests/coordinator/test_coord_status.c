@@ -541,6 +541,8 @@ static void test_new_run_after_lost(void **st_)
     free(lines);
     json_t *j = json_of(&st);
     assert_true(json_is_null(json_object_get(j, "workers")));
+    assert_string_equal(json_string_value(json_object_get(j, "host")), "elsewhere-node");
+    assert_int_equal(json_integer_value(json_object_get(j, "pid")), 4242);
     json_decref(j);
     coord_status_free(&st);
 }
