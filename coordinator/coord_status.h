@@ -1,7 +1,9 @@
 /* `tlsweep status OUT`: what a running or finished sweep has done, read
  * from OUT/journal and OUT/sweep.yaml without disturbing the coordinator
  * that may be writing them: the journal is read with journal_scan (no
- * lock, no truncation, a read-only open), the sweep copy as a file.
+ * lock, no truncation, a read-only open), the sweep copy as a file; on the
+ * coordinator's machine a shared lock is tried and let go at once
+ * (journal_lock_held) to learn whether it is still there.
  *
  *   coord_status st;
  *   if ((rc = coord_status_read(&st, "runs/demo", now_ms, e)))
