@@ -422,8 +422,9 @@ const char *coord_status_trial_name(const coord_status *st, const coord_status_t
     }
 }
 
-/* A trial whose task is sent and no epoch of it journaled yet: where it
- * starts, and where it stops and on which ranks. */
+/* A trial whose task is sent and no epoch of it journaled in this task
+ * yet: where it starts (0, or a resume's checkpoint), where it stops, on
+ * which ranks; the metrics of an earlier run's epochs are not news. */
 static void text_starting(const coord_status *st, const coord_status_trial *t, tl_strbuf *b)
 {
     tl_strbuf_printf(b, "  %-11s %s  epoch %d/%d  starting", coord_status_trial_name(st, t), t->id,
@@ -437,7 +438,7 @@ static void text_starting(const coord_status *st, const coord_status_trial *t, t
 
 static void text_trial(const coord_status *st, const coord_status_trial *t, tl_strbuf *b)
 {
-    if (t->starting && t->epoch == 0) {
+    if (t->starting) {
         text_starting(st, t, b);
         return;
     }

@@ -545,6 +545,15 @@ static void test_new_run_after_lost(void **st_)
     assert_int_equal(json_integer_value(json_object_get(j, "pid")), 4242);
     json_decref(j);
     coord_status_free(&st);
+    /* the interrupted one sent again from its checkpoint of epoch 1 */
+    put_task(0, group, 1, 1, 0, 2003 * S);
+    read_at(&st, 2004 * S);
+    assert_int_equal(st.n_running, 2);
+    lines = text_of(&st);
+    assert_non_null(strstr(lines, "  epoch 1/4  starting\n"));
+    assert_null(strstr(lines, "interrupted"));
+    free(lines);
+    coord_status_free(&st);
 }
 
 /* A journal without workers records (an older coordinator) on another
