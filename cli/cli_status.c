@@ -14,9 +14,11 @@ static const char usage[] =
     "usage: tlsweep status OUT [--json] [--watch [SECONDS]]\n"
     "  what the sweep writing OUT has done, from OUT/journal (read-only: a running\n"
     "  sweep is not disturbed): trials done/running/queued/failed, each running\n"
-    "  trial's epoch and last metrics, the best so far, elapsed time and ETA\n"
+    "  trial's epoch and last metrics, the best so far, elapsed time and ETA, the\n"
+    "  workers; \"lost\" when the coordinator is gone without a Stop record (exit 0)\n"
     "  --json            one JSON object instead of lines\n"
-    "  --watch [SECONDS] print it again every SECONDS (default 5) until the sweep ends\n";
+    "  --watch [SECONDS] print it again every SECONDS (default 5) until the sweep ends\n"
+    "                    (or is lost)\n";
 
 typedef struct {
     const char *out;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -38,6 +39,19 @@ static double epoch_wall_seconds(const coord_status *st, const coord_status_tria
     return er->seconds;
 }
 
+/* The ranks that train it, "1,2,3" (cut with "..." when long). */
+static void set_ranks(coord_status_trial *t, const int32_t *ranks, size_t n)
+{
+    t->n_ranks = (int)n;
+    size_t len = 0;
+    t->ranks[0] = '\0';
+    for (size_t k = 0; k < n && len < sizeof t->ranks; k++)
+        len += (size_t)snprintf(t->ranks + len, sizeof t->ranks - len, "%s%d", k ? "," : "",
+                                (int)ranks[k]);
+    if (len >= sizeof t->ranks)
+        memcpy(t->ranks + sizeof t->ranks - 4, "...", 4);
+}
+
 static void take_epoch(coord_status *st, const Tlsweep__EpochReport *er, uint64_t ms)
 {
     coord_status_trial *t = trial_of(st, er->trial_index, er->trial_id);
@@ -55,16 +69,52 @@ static void take_epoch(coord_status *st, const Tlsweep__EpochReport *er, uint64_
     t->accuracy = er->accuracy;
     t->val_loss = er->val_loss;
     t->val_accuracy = er->val_accuracy;
-    t->n_ranks = (int)er->n_ranks;
-    size_t len = 0;
-    t->ranks[0] = '\0';
-    for (size_t k = 0; k < er->n_ranks && len < sizeof t->ranks; k++)
-        len += (size_t)snprintf(t->ranks + len, sizeof t->ranks - len, "%s%d", k ? "," : "",
-                                (int)er->ranks[k]);
-    if (len >= sizeof t->ranks)
-        memcpy(t->ranks + sizeof t->ranks - 4, "...", 4);
+    set_ranks(t, er->ranks, er->n_ranks);
+    t->run = st->runs;
+    t->starting = 0;
     if (t->st == COORD_TRIAL_QUEUED)
         t->st = COORD_TRIAL_STARTED;
+}
+
+/* A task sent: the trial runs from here, on these ranks, from from_epoch
+ * (0 until its first epoch is journaled) to until_epoch. */
+static void take_task(coord_status *st, const Tlsweep__JournalTask *tk)
+{
+    coord_status_trial *t = trial_of(st, tk->trial_index, tk->trial_id);
+    if (!t || t->st == COORD_TRIAL_DONE || t->st == COORD_TRIAL_FAILED)
+        return;
+    t->st = COORD_TRIAL_STARTED;
+    t->run = st->runs;
+    t->starting = 1;
+    t->epoch = (int)tk->from_epoch;
+    t->until_epoch = (int)tk->until_epoch;
+    set_ranks(t, tk->ranks, tk->n_ranks);
+}
+
+static void drop_workers(coord_status *st)
+{
+    free(st->workers);
+    st->workers = NULL;
+    st->n_workers = 0;
+}
+
+/* The workers as last heard: the run's newest record replaces the last. */
+static void take_workers(coord_status *st, const Tlsweep__JournalWorkers *w)
+{
+    drop_workers(st);
+    st->workers_records++;
+    if (!w->n_workers || !(st->workers = calloc(w->n_workers, sizeof *st->workers)))
+        return;
+    st->n_workers = (int)w->n_workers;
+    for (size_t i = 0; i < w->n_workers; i++) {
+        const Tlsweep__WorkerSeen *ws = w->workers[i];
+        coord_status_worker *o = &st->workers[i];
+        o->rank = ws->rank;
+        snprintf(o->host, sizeof o->host, "%s", ws->host ? ws->host : "");
+        o->state = (int)ws->state;
+        snprintf(o->trial, sizeof o->trial, "%s", ws->trial_id ? ws->trial_id : "");
+        o->heard_ms = ws->heard_unix_ms;
+    }
 }
 
 /* Only final results are journaled: DONE and FAILED. */
@@ -118,6 +168,11 @@ static void take_start(coord_status *st, const Tlsweep__JournalStart *s, uint64_
     st->start_ms = ms;
     st->state = COORD_STATUS_RUNNING;
     st->stop_message[0] = '\0';
+    snprintf(st->host, sizeof st->host, "%s", s->host ? s->host : "");
+    st->pid = s->pid;
+    snprintf(st->sweep_file, sizeof st->sweep_file, "%s", s->sweep_file ? s->sweep_file : "");
+    st->workers_records = 0; /* the workers of an earlier run are not this one's */
+    drop_workers(st);
 }
 
 static void take_stop(coord_status *st, const Tlsweep__JournalStop *s)
@@ -146,6 +201,8 @@ static int take_record(void *ctx, const void *payload, size_t len)
     case TLSWEEP__JOURNAL_RECORD__BODY_RESULT: take_result(st, rec->result); break;
     case TLSWEEP__JOURNAL_RECORD__BODY_RESET: take_reset(st, rec->reset); break;
     case TLSWEEP__JOURNAL_RECORD__BODY_PROMOTE: take_promote(st, rec->promote); break;
+    case TLSWEEP__JOURNAL_RECORD__BODY_TASK: take_task(st, rec->task); break;
+    case TLSWEEP__JOURNAL_RECORD__BODY_WORKERS: take_workers(st, rec->workers); break;
     case TLSWEEP__JOURNAL_RECORD__BODY_FEATURES: break;
     default: st->skipped++; break;
     }
@@ -237,6 +294,13 @@ static double eta(const coord_status *st)
     return left / workers;
 }
 
+/* A started trial runs while its run does; one an earlier run started waits
+ * for this run's task (its coordinator was stopped mid-trial). */
+static int trial_running(const coord_status *st, const coord_status_trial *t)
+{
+    return st->state == COORD_STATUS_RUNNING && t->run == st->runs;
+}
+
 /* Counts, and the best (the select metric, then the grid order, as the
  * coordinator picks it). */
 static void count_trials(coord_status *st)
@@ -246,6 +310,7 @@ static void count_trials(coord_status *st)
         const coord_status_trial *t = &st->trials[i];
         st->n_done += t->st == COORD_TRIAL_DONE;
         st->n_started += t->st == COORD_TRIAL_STARTED;
+        st->n_running += t->st == COORD_TRIAL_STARTED && trial_running(st, t);
         st->n_queued += t->st == COORD_TRIAL_QUEUED;
         st->n_failed += t->st == COORD_TRIAL_FAILED;
         if (t->st != COORD_TRIAL_DONE)
@@ -254,6 +319,42 @@ static void count_trials(coord_status *st)
         if (st->best < 0 || (st->goal_max ? t->best_value > b : t->best_value < b))
             st->best = i;
     }
+}
+
+/* The resume command, for the line saying the coordinator is gone. */
+static void resume_hint(const coord_status *st, char *buf, size_t n)
+{
+    if (st->sweep_file[0])
+        snprintf(buf, n, "`tlsweep run %s` (or the command that started it)", st->sweep_file);
+    else
+        snprintf(buf, n, "`tlsweep run SWEEP` (the command that started it)");
+}
+
+/* A run without a Stop record: is its coordinator still there? On its own
+ * machine the journal's lock says so (a killed process leaves none); from
+ * another, only a run that writes the once-a-minute workers records can be
+ * judged, by the age of its newest record. */
+static void judge_alive(coord_status *st, const char *journal_path)
+{
+    if (st->state != COORD_STATUS_RUNNING)
+        return;
+    char here[256] = "";
+    if (st->host[0] && gethostname(here, sizeof here - 1) == 0 && !strcmp(here, st->host)) {
+        if (journal_lock_held(journal_path, NULL) != 0)
+            return; /* held, or not to be tested: as before, running */
+        snprintf(st->lost_why, sizeof st->lost_why,
+                 "pid %u on %.64s no longer holds the journal's lock", st->pid,
+                 st->host);
+    } else {
+        if (!st->workers_records || st->now_ms <= st->last_ms ||
+            st->now_ms - st->last_ms <= COORD_STATUS_SILENT_MS)
+            return;
+        char ago[32];
+        coord__fmt_duration((double)(st->now_ms - st->last_ms) / 1000.0, ago, sizeof ago);
+        snprintf(st->lost_why, sizeof st->lost_why,
+                 "no journal record for %s, where it writes one a minute", ago);
+    }
+    st->state = COORD_STATUS_LOST;
 }
 
 /* Elapsed and total time, and the ETA: a running sweep's clock runs to
@@ -284,6 +385,7 @@ int coord_status_read(coord_status *st, const char *out, uint64_t now_ms, tl_err
         return rc;
     }
     note_tail(st, p);
+    judge_alive(st, p);
     count_trials(st);
     clocks(st);
     return 0;
@@ -291,6 +393,7 @@ int coord_status_read(coord_status *st, const char *out, uint64_t now_ms, tl_err
 
 void coord_status_free(coord_status *st)
 {
+    drop_workers(st);
     free(st->trials);
     st->trials = NULL;
     st->n_trials = 0;
@@ -304,6 +407,7 @@ const char *coord_status_state_name(coord_status_state s)
     case COORD_STATUS_RUNNING: return "running";
     case COORD_STATUS_FINISHED: return "finished";
     case COORD_STATUS_FAILED: return "failed";
+    case COORD_STATUS_LOST: return "lost";
     default: return "interrupted";
     }
 }
@@ -313,28 +417,119 @@ const char *coord_status_trial_name(const coord_status *st, const coord_status_t
     switch (t->st) {
     case COORD_TRIAL_DONE: return "done";
     case COORD_TRIAL_FAILED: return "failed";
-    case COORD_TRIAL_STARTED: return st->state == COORD_STATUS_RUNNING ? "running" : "interrupted";
+    case COORD_TRIAL_STARTED: return trial_running(st, t) ? "running" : "interrupted";
     default: return "queued";
     }
 }
 
+/* A trial whose task is sent and no epoch of it journaled in this task
+ * yet: where it starts (0, or a resume's checkpoint), where it stops, on
+ * which ranks; the metrics of an earlier run's epochs are not news. */
+static void text_starting(const coord_status *st, const coord_status_trial *t, tl_strbuf *b)
+{
+    tl_strbuf_printf(b, "  %-11s %s  epoch %d/%d  starting", coord_status_trial_name(st, t), t->id,
+                     t->epoch, t->epochs);
+    if (t->until_epoch > 0 && t->until_epoch < t->epochs)
+        tl_strbuf_printf(b, "  to epoch %d", t->until_epoch);
+    if (t->n_ranks > 1)
+        tl_strbuf_printf(b, "  on ranks %s", t->ranks);
+    tl_strbuf_putc(b, '\n');
+}
+
 static void text_trial(const coord_status *st, const coord_status_trial *t, tl_strbuf *b)
 {
+    if (t->starting) {
+        text_starting(st, t, b);
+        return;
+    }
     char d[32];
     double per = t->n_epoch_seconds ? t->epoch_seconds / t->n_epoch_seconds : -1;
     if (per >= 0 && per < 60) /* short epochs: tenths, not "0s" */
         snprintf(d, sizeof d, "%.1fs", per);
     else
         coord__fmt_duration(per, d, sizeof d);
-    char rung[24] = "", ranks[120] = "";
-    if (t->rung > 0)
+    char rung[48] = "", ranks[120] = "";
+    if (t->rung > 0 && t->until_epoch > t->epoch && t->until_epoch < t->epochs)
+        snprintf(rung, sizeof rung, "  (rung %d, to epoch %d)", t->rung, t->until_epoch);
+    else if (t->rung > 0)
         snprintf(rung, sizeof rung, "  (rung %d)", t->rung);
+    else if (t->until_epoch > t->epoch && t->until_epoch < t->epochs)
+        snprintf(rung, sizeof rung, "  (to epoch %d)", t->until_epoch);
     if (t->n_ranks > 1) /* a group trains it (its last epoch's) */
         snprintf(ranks, sizeof ranks, "  on ranks %s", t->ranks);
     tl_strbuf_printf(b, "  %-11s %s  epoch %d/%d  loss %.4f  accuracy %.4f  val_loss %.4f  "
                         "val_accuracy %.4f  (%s per epoch)%s%s\n",
                      coord_status_trial_name(st, t), t->id, t->epoch, t->epochs, t->loss,
                      t->accuracy, t->val_loss, t->val_accuracy, d, rung, ranks);
+}
+
+static const char *worker_state_name(int s)
+{
+    switch (s) {
+    case TLSWEEP__WORKER_SEEN__STATE__IDLE: return "idle";
+    case TLSWEEP__WORKER_SEEN__STATE__TRAINING: return "training";
+    case TLSWEEP__WORKER_SEEN__STATE__EXTRACTING: return "extracting";
+    case TLSWEEP__WORKER_SEEN__STATE__LOST: return "lost";
+    default: return "starting";
+    }
+}
+
+/* Seconds from ms to when the status was read (0 when ms is later). */
+static double seconds_ago(const coord_status *st, uint64_t ms)
+{
+    return st->now_ms > ms ? (double)(st->now_ms - ms) / 1000.0 : 0;
+}
+
+/* "workers: 3 (2 training, 1 idle), last heard 4s ago; lost: rank 3
+ * (node-b) 12m ago" */
+static void text_workers(const coord_status *st, tl_strbuf *b)
+{
+    static const int order[] = {TLSWEEP__WORKER_SEEN__STATE__TRAINING,
+                                TLSWEEP__WORKER_SEEN__STATE__EXTRACTING,
+                                TLSWEEP__WORKER_SEEN__STATE__IDLE,
+                                TLSWEEP__WORKER_SEEN__STATE__STARTING};
+    int alive = 0, n_state[4] = {0};
+    uint64_t heard = 0;
+    for (int i = 0; i < st->n_workers; i++) {
+        const coord_status_worker *w = &st->workers[i];
+        if (w->state == TLSWEEP__WORKER_SEEN__STATE__LOST)
+            continue;
+        alive++;
+        int k = 0;
+        while (k < 3 && order[k] != w->state)
+            k++;
+        n_state[k]++; /* unknown states count as starting */
+        if (w->heard_ms > heard)
+            heard = w->heard_ms;
+    }
+    tl_strbuf_printf(b, "workers: %d", alive);
+    const char *sep = " (";
+    for (int k = 0; k < 4; k++)
+        if (n_state[k]) {
+            tl_strbuf_printf(b, "%s%d %s", sep, n_state[k], worker_state_name(order[k]));
+            sep = ", ";
+        }
+    tl_strbuf_puts(b, alive ? ")" : "");
+    char ago[32];
+    if (heard) {
+        coord__fmt_duration(seconds_ago(st, heard), ago, sizeof ago);
+        tl_strbuf_printf(b, ", last heard %s ago", ago);
+    }
+    sep = "; lost: ";
+    for (int i = 0; i < st->n_workers; i++) {
+        const coord_status_worker *w = &st->workers[i];
+        if (w->state != TLSWEEP__WORKER_SEEN__STATE__LOST)
+            continue;
+        tl_strbuf_printf(b, "%srank %d", sep, w->rank);
+        if (w->host[0])
+            tl_strbuf_printf(b, " (%s)", w->host);
+        if (w->heard_ms) {
+            coord__fmt_duration(seconds_ago(st, w->heard_ms), ago, sizeof ago);
+            tl_strbuf_printf(b, " %s ago", ago);
+        }
+        sep = ", ";
+    }
+    tl_strbuf_putc(b, '\n');
 }
 
 void coord_status_text(const coord_status *st, tl_strbuf *b)
@@ -349,9 +544,13 @@ void coord_status_text(const coord_status *st, tl_strbuf *b)
         tl_strbuf_printf(b, " (%s)", st->stop_message);
     tl_strbuf_printf(b, "; run %d started %s on %d rank%s, elapsed %s (%s over all runs)\n",
                      st->runs, at, st->ranks, st->ranks == 1 ? "" : "s", el, tot);
-    const char *started = st->state == COORD_STATUS_RUNNING ? "running" : "interrupted";
-    tl_strbuf_printf(b, "trials: %d done, %d %s, %d queued, %d failed, of %d", st->n_done,
-                     st->n_started, started, st->n_queued, st->n_failed, st->n_trials);
+    int n_interrupted = st->n_started - st->n_running;
+    tl_strbuf_printf(b, "trials: %d done, ", st->n_done);
+    if (st->state == COORD_STATUS_RUNNING)
+        tl_strbuf_printf(b, "%d running, ", st->n_running);
+    if (st->state != COORD_STATUS_RUNNING || n_interrupted)
+        tl_strbuf_printf(b, "%d interrupted, ", n_interrupted);
+    tl_strbuf_printf(b, "%d queued, %d failed, of %d", st->n_queued, st->n_failed, st->n_trials);
     if (st->n_started + st->n_queued)
         tl_strbuf_printf(b, "; ETA %s%s", eta_txt,
                          st->state == COORD_STATUS_RUNNING ? "" : " (the work left, on resume)");
@@ -361,9 +560,18 @@ void coord_status_text(const coord_status *st, tl_strbuf *b)
                          st->trials[st->best].id);
     else
         tl_strbuf_printf(b, "best: none finished yet\n");
+    if (st->n_workers)
+        text_workers(st, b);
     for (int i = 0; i < st->n_trials; i++)
         if (st->trials[i].st == COORD_TRIAL_STARTED)
             text_trial(st, &st->trials[i], b);
+    if (st->state == COORD_STATUS_LOST) {
+        char how[320];
+        resume_hint(st, how, sizeof how);
+        tl_strbuf_printf(b, "the coordinator is gone (%s), with no Stop record: %s resumes the "
+                            "sweep\n",
+                         st->lost_why, how);
+    }
     if (st->state == COORD_STATUS_RUNNING && st->now_ms >= st->last_ms) {
         char ago[32];
         coord__fmt_duration((double)(st->now_ms - st->last_ms) / 1000.0, ago, sizeof ago);
@@ -394,6 +602,11 @@ static json_t *trial_json(const coord_status *st, const coord_status_trial *t)
     json_object_set_new(o, "val_accuracy", json_real(t->val_accuracy));
     /* how many ranks trained its last epoch (null: not recorded) */
     json_object_set_new(o, "ranks", t->n_ranks ? json_integer(t->n_ranks) : json_null());
+    /* its task sent, no epoch of it journaled yet */
+    json_object_set_new(o, "starting", json_boolean(t->starting && t->st == COORD_TRIAL_STARTED));
+    /* where its task stops (a rung's end; null: its last epoch or not recorded) */
+    json_object_set_new(o, "until_epoch",
+                        t->until_epoch > 0 ? json_integer(t->until_epoch) : json_null());
     json_object_set_new(o, "seconds_per_epoch",
                         seconds_or_null(t->n_epoch_seconds ? t->epoch_seconds / t->n_epoch_seconds
                                                            : -1));
@@ -402,11 +615,27 @@ static json_t *trial_json(const coord_status *st, const coord_status_trial *t)
 
 static json_t *counts_json(const coord_status *st)
 {
-    /* started trials are running or, once the sweep stopped, interrupted */
-    int running = st->state == COORD_STATUS_RUNNING;
+    /* started trials are running or, once their run stopped, interrupted */
     return json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "total", st->n_trials, "done", st->n_done,
-                     "running", running ? st->n_started : 0, "interrupted",
-                     running ? 0 : st->n_started, "queued", st->n_queued, "failed", st->n_failed);
+                     "running", st->n_running, "interrupted", st->n_started - st->n_running,
+                     "queued", st->n_queued, "failed", st->n_failed);
+}
+
+/* The run's last workers record, null without one (an older journal). */
+static json_t *workers_json(const coord_status *st)
+{
+    if (!st->workers_records)
+        return json_null();
+    json_t *a = json_array();
+    for (int i = 0; i < st->n_workers; i++) {
+        const coord_status_worker *w = &st->workers[i];
+        json_array_append_new(
+            a, json_pack("{s:i, s:s, s:s, s:o, s:o}", "rank", w->rank, "host", w->host, "state",
+                         worker_state_name(w->state), "trial",
+                         w->trial[0] ? json_string(w->trial) : json_null(), "heard_seconds_ago",
+                         w->heard_ms ? json_real(seconds_ago(st, w->heard_ms)) : json_null()));
+    }
+    return a;
 }
 
 static json_t *journal_json(const coord_status *st)
@@ -427,6 +656,11 @@ char *coord_status_json(const coord_status *st)
                         st->stop_message[0] ? json_string(st->stop_message) : json_null());
     json_object_set_new(root, "runs", json_integer(st->runs));
     json_object_set_new(root, "ranks", json_integer(st->ranks));
+    json_object_set_new(root, "host", st->host[0] ? json_string(st->host) : json_null());
+    json_object_set_new(root, "pid", st->pid ? json_integer(st->pid) : json_null());
+    json_object_set_new(root, "lost_reason", st->lost_why[0] ? json_string(st->lost_why)
+                                                             : json_null());
+    json_object_set_new(root, "workers", workers_json(st));
     json_object_set_new(root, "started_unix_ms", json_integer((json_int_t)st->start_ms));
     json_object_set_new(root, "last_record_unix_ms", json_integer((json_int_t)st->last_ms));
     json_object_set_new(root, "elapsed_seconds", json_real(st->elapsed_s));

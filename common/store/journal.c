@@ -269,6 +269,44 @@ static int start_fresh(journal *j, uint64_t size, tl_err *e)
     return 0;
 }
 
+/* The writer's exclusive lock. A `tlsweep status` asking whether the
+ * coordinator is alive holds a shared lock for a moment (journal_lock_held):
+ * that is waited out, JOURNAL_LOCK_TRIES times JOURNAL_LOCK_WAIT_US, where a
+ * writer's lock is held for good and refused at the end. */
+#define JOURNAL_LOCK_TRIES 20
+#define JOURNAL_LOCK_WAIT_US 50000
+
+static int lock_writer(int fd)
+{
+    for (int i = 1;; i++) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno != EWOULDBLOCK || i == JOURNAL_LOCK_TRIES)
+            return -1;
+        usleep(JOURNAL_LOCK_WAIT_US);
+    }
+}
+
+int journal_lock_held(const char *path, tl_err *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        tl_errf(e, TL_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    int held = 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+        flock(fd, LOCK_UN);
+    } else if (errno == EWOULDBLOCK) {
+        held = 1;
+    } else {
+        tl_errf(e, TL_EIO, "%s: cannot test its lock: %s", path, strerror(errno));
+        held = -1;
+    }
+    close(fd);
+    return held;
+}
+
 int journal_open(journal **jp, const char *path, unsigned flags, journal_cb cb, void *ctx,
                  size_t *dropped, tl_err *e)
 {
@@ -290,7 +328,7 @@ int journal_open(journal **jp, const char *path, unsigned flags, journal_cb cb, 
     int rc = 0, fresh = 0, damaged = 0;
     uint64_t size = 0, good = 0;
     size_t records = 0;
-    if (flock(j->fd, LOCK_EX | LOCK_NB) != 0)
+    if (lock_writer(j->fd) != 0)
         rc = tl_errf(e, TL_EIO, "%s: cannot lock the journal: %s", path,
                      errno == EWOULDBLOCK ? "another writer has it open" : strerror(errno));
     if (!rc)

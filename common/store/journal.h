@@ -32,7 +32,8 @@
  *     (the records after the damage are lost; the caller redoes them).
  *
  * Only one writer: journal_open takes an exclusive flock on the file and
- * refuses (TL_EIO) while another open journal holds it. journal_scan takes
+ * refuses (TL_EIO) while another open journal holds it (after waiting about
+ * a second, in which a journal_lock_held probe lets go). journal_scan takes
  * no lock and never writes, so a reader may follow a live journal.
  */
 #ifndef TLSWEEP_JOURNAL_H
@@ -97,5 +98,12 @@ int journal_close(journal *j, tl_err *e);
  * naming path. */
 int journal_scan(const char *path, unsigned flags, journal_cb cb, void *ctx, size_t *ignored,
                  tl_err *e);
+
+/* Whether a writer holds path's lock (an open journal, in this process or
+ * another on this machine): 1 held, 0 free, -1 with e set when path cannot
+ * be opened or tested. Probes with a shared lock released at once: a
+ * writer opening meanwhile waits it out instead of failing. flock is
+ * reliable only between processes of one machine. */
+int journal_lock_held(const char *path, tl_err *e);
 
 #endif

@@ -23,6 +23,7 @@ static const char css[] =
     ".finished{color:#1a7f37}.failed{color:#c62828}.interrupted,.pending{color:#a15c00}\n"
     ".running{color:#1565c0}.live{background:#dbeafe;border:1px solid #93c5fd;"
     "border-radius:6px;padding:12px 16px;margin:14px 0 0}\n"
+    ".live.stale{background:#fde2e1;border-color:#f5a3a0}\n"
     "table{border-collapse:collapse;font-size:12.5px}table.board{font-size:12px}\n"
     "th,td{padding:3px 5px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}\n"
     "th{background:#f4f4f4;font-weight:600}.l{text-align:left}\n"
@@ -87,6 +88,46 @@ static int running(const rep_results *r)
     return strcmp(r->state, "running") == 0;
 }
 
+/* A running sweep's coordinator rewrites this page at least once a minute:
+ * one not rewritten for longer than this (the reader's clock against
+ * "written") may be all a killed coordinator left behind. */
+#define REP_STALE_SECONDS 180
+#define REP_STR_(x) #x
+#define REP_STR(x) REP_STR_(x)
+
+static const char stale_script[] =
+    "<script>\n"
+    "(function () {\n"
+    "  var p = document.getElementById('stale');\n"
+    "  var written = Date.parse(p.getAttribute('data-written'));\n"
+    "  var s = (Date.now() - written) / 1000;\n"
+    "  if (!(s > " REP_STR(REP_STALE_SECONDS) ")) return;\n"
+    "  document.getElementById('stale-min').textContent = Math.floor(s / 60);\n"
+    "  p.hidden = false;\n"
+    "})();\n"
+    "</script>\n";
+
+/* The notice a running sweep's page shows once it is old (hidden until the
+ * script, run as the page loads, finds it so; nothing without scripts):
+ * tlsweep status on OUT, the folder of results.json, tells what became of
+ * the sweep. */
+static void stale_notice(tl_strbuf *b, const rep_results *r)
+{
+    if (!r->written)
+        return;
+    tl_strbuf_puts(b, "<p class=\"live stale\" id=\"stale\" hidden data-written=\"");
+    rep_esc(b, r->written);
+    tl_strbuf_puts(b, "\"><b>This page has not been rewritten for <span id=\"stale-min\"></span> "
+                      "min</b>, where a running sweep rewrites it every minute: the coordinator "
+                      "may have stopped. <code>tlsweep status ");
+    const char *slash = strrchr(r->file, '/');
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - r->file) : 1, slash ? r->file : ".");
+    rep_esc(b, dir);
+    tl_strbuf_puts(b, "</code> tells.</p>\n");
+    tl_strbuf_puts(b, stale_script);
+}
+
 static void summary(tl_strbuf *b, const rep_results *r)
 {
     int done = 0, failed = 0;
@@ -110,6 +151,8 @@ static void summary(tl_strbuf *b, const rep_results *r)
                     "trials run: reload for news. Trials under "
                     "way are marked <span class=\"running\">running</span>; their curves stop "
                     "at their last epoch.</p>\n");
+    if (running(r))
+        stale_notice(b, r);
     tl_strbuf_puts(b, "<div class=\"cards\">\n<div class=\"card\"><span>state</span><b class=\"");
     rep_esc(b, r->state);
     tl_strbuf_puts(b, "\">");
@@ -596,6 +639,7 @@ void rep_html_page(tl_strbuf *b, const rep_results *r)
     bad_images(b, r);
     phases(b, r);
     tl_strbuf_puts(b, "<p class=\"note\" style=\"margin-top:30px\">Written by <code>tlsweep report"
-                "</code> from results.json; self-contained (no scripts, nothing fetched).</p>\n"
+                "</code> from results.json; self-contained (nothing fetched; one small script while the "
+                "sweep runs, to say when the page is old).</p>\n"
                 "</main>\n</body>\n</html>\n");
 }

@@ -4,7 +4,10 @@
  * does not know (a later build's, as a rung promotion would be) and a
  * payload that is not protobuf. Counts, states, the best, the times and
  * the ETA are worked out by hand from those records; the JSON is parsed
- * back. */
+ * back. Then journals of a live run: trials running from their task
+ * records, the workers line, and whether the coordinator is alive (the
+ * journal's lock on this machine, the age of the newest record from
+ * another). */
 #include "testutil.h"
 
 #include <jansson.h>
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/store/journal.h"
 #include "common/sweep/sweep.h"
@@ -46,13 +50,64 @@ static void put(Tlsweep__JournalRecord *rec, uint64_t ms)
     free(buf);
 }
 
-static void put_start(uint32_t ranks, uint64_t ms)
+/* a Start record of a coordinator on host (NULL: not recorded) */
+static void put_start_on(uint32_t ranks, const char *host, const char *file, uint64_t ms)
 {
     Tlsweep__JournalStart s = TLSWEEP__JOURNAL_START__INIT;
     s.ranks = ranks;
+    s.host = (char *)(host ? host : "");
+    s.sweep_file = (char *)(file ? file : "");
+    s.pid = host ? 4242 : 0;
     Tlsweep__JournalRecord r = TLSWEEP__JOURNAL_RECORD__INIT;
     r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_START;
     r.start = &s;
+    put(&r, ms);
+}
+
+static void put_start(uint32_t ranks, uint64_t ms)
+{
+    put_start_on(ranks, NULL, NULL, ms);
+}
+
+static void put_task(int t, int32_t *ranks, size_t n, uint32_t from, uint32_t until, uint64_t ms)
+{
+    Tlsweep__JournalTask tk = TLSWEEP__JOURNAL_TASK__INIT;
+    tk.trial_index = (uint32_t)t;
+    tk.trial_id = ids[t];
+    tk.ranks = ranks;
+    tk.n_ranks = n;
+    tk.from_epoch = from;
+    tk.until_epoch = until;
+    Tlsweep__JournalRecord r = TLSWEEP__JOURNAL_RECORD__INIT;
+    r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_TASK;
+    r.task = &tk;
+    put(&r, ms);
+}
+
+/* workers 1..4: 1 and 2 training trials 0 and 1, 3 idle, 4 (on node-b)
+ * lost at 300 s; the others heard at heard_ms */
+static void put_workers(uint64_t heard_ms, uint64_t ms)
+{
+    Tlsweep__WorkerSeen w[4];
+    Tlsweep__WorkerSeen *pw[4];
+    static const Tlsweep__WorkerSeen__State states[4] = {
+        TLSWEEP__WORKER_SEEN__STATE__TRAINING, TLSWEEP__WORKER_SEEN__STATE__TRAINING,
+        TLSWEEP__WORKER_SEEN__STATE__IDLE, TLSWEEP__WORKER_SEEN__STATE__LOST};
+    for (int i = 0; i < 4; i++) {
+        tlsweep__worker_seen__init(&w[i]);
+        w[i].rank = i + 1;
+        w[i].host = (char *)(i == 3 ? "node-b" : "node-a");
+        w[i].state = states[i];
+        w[i].trial_id = i < 2 ? ids[i] : (char *)"";
+        w[i].heard_unix_ms = i == 3 ? 300 * 1000u : heard_ms;
+        pw[i] = &w[i];
+    }
+    Tlsweep__JournalWorkers jw = TLSWEEP__JOURNAL_WORKERS__INIT;
+    jw.workers = pw;
+    jw.n_workers = 4;
+    Tlsweep__JournalRecord r = TLSWEEP__JOURNAL_RECORD__INIT;
+    r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_WORKERS;
+    r.workers = &jw;
     put(&r, ms);
 }
 
@@ -132,15 +187,20 @@ static void put_raw(const void *p, size_t n)
         fail_msg("%s", e.msg);
 }
 
+static const char *out_name = "out";
+
 static const char *out_dir(void)
 {
-    return tu_tmp("out");
+    return tu_tmp(out_name);
 }
 
-static int setup(void **state)
+/* OUT (under the test's folder) with the sweep copy and an open journal
+ * (jr, closing the last one): 0, -1 said on stderr */
+static int open_out(const char *name)
 {
-    if (tu_tmpdir_setup(state))
-        return -1;
+    journal_close(jr, NULL);
+    jr = NULL;
+    out_name = name;
     const char *out = out_dir();
     mkdir(out, 0755);
     char p[600];
@@ -161,6 +221,13 @@ static int setup(void **state)
         return -1;
     }
     return 0;
+}
+
+static int setup(void **state)
+{
+    if (tu_tmpdir_setup(state))
+        return -1;
+    return open_out("out");
 }
 
 static int teardown(void **state)
@@ -356,6 +423,196 @@ static void test_missing_sweep(void **st_)
     assert_null(st.trials);
 }
 
+/* status read at now_ms (failing the test when it cannot be) */
+static void read_at(coord_status *st, uint64_t now_ms)
+{
+    tl_err e = {0};
+    assert_int_equal(journal_sync(jr, &e), 0);
+    if (coord_status_read(st, out_dir(), now_ms, &e))
+        fail_msg("%s", e.msg);
+}
+
+static json_t *json_of(const coord_status *st)
+{
+    char *text = coord_status_json(st);
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    if (!j)
+        fail_msg("not JSON: %s", je.text);
+    free(text);
+    return j;
+}
+
+/* A run on another machine (the lock tells nothing from here) that writes
+ * workers records: trials run from their tasks (epoch 0, starting; one to
+ * the end of its rung), the workers line names the lost one; fresh records
+ * are a running sweep, three minutes of silence a lost one. */
+static void test_tasks_and_workers(void **st_)
+{
+    (void)st_;
+    assert_int_equal(open_out("live"), 0);
+    put_start_on(5, "elsewhere-node", NULL, 1000 * S);
+    int32_t one[1] = {1}, two[1] = {2};
+    put_task(0, one, 1, 0, 0, 1001 * S);
+    put_task(1, two, 1, 0, 2, 1002 * S);
+    put_workers(1003 * S, 1004 * S);
+    coord_status st;
+    read_at(&st, 1005 * S);
+    assert_int_equal(st.state, COORD_STATUS_RUNNING);
+    assert_int_equal(st.n_started, 2);
+    assert_int_equal(st.n_running, 2);
+    assert_int_equal(st.n_queued, 1);
+    assert_int_equal(st.trials[1].until_epoch, 2);
+    assert_true(st.trials[0].starting);
+    char *lines = text_of(&st);
+    assert_non_null(strstr(lines, "trials: 0 done, 2 running, 1 queued, 0 failed, of 3"));
+    assert_non_null(strstr(lines, "\nworkers: 3 (2 training, 1 idle), last heard 2s ago; lost: "
+                                  "rank 4 (node-b) 11m45s ago\n"));
+    assert_non_null(strstr(lines, "  running     "));
+    assert_non_null(strstr(lines, "  epoch 0/4  starting\n"));
+    assert_non_null(strstr(lines, "  epoch 0/4  starting  to epoch 2\n"));
+    free(lines);
+    json_t *j = json_of(&st);
+    json_t *w = json_object_get(j, "workers");
+    assert_int_equal(json_array_size(w), 4);
+    json_t *w0 = json_array_get(w, 0), *w3 = json_array_get(w, 3);
+    assert_string_equal(json_string_value(json_object_get(w0, "state")), "training");
+    assert_string_equal(json_string_value(json_object_get(w0, "trial")), ids[0]);
+    assert_float_equal(json_real_value(json_object_get(w0, "heard_seconds_ago")), 2.0, 1e-9);
+    assert_int_equal(json_integer_value(json_object_get(w3, "rank")), 4);
+    assert_string_equal(json_string_value(json_object_get(w3, "host")), "node-b");
+    assert_string_equal(json_string_value(json_object_get(w3, "state")), "lost");
+    assert_true(json_is_null(json_object_get(json_array_get(w, 2), "trial")));
+    json_t *t1 = json_array_get(json_object_get(j, "started"), 1);
+    assert_true(json_is_true(json_object_get(t1, "starting")));
+    assert_int_equal(json_integer_value(json_object_get(t1, "until_epoch")), 2);
+    assert_int_equal(json_integer_value(json_object_get(t1, "epoch")), 0);
+    json_decref(j);
+    coord_status_free(&st);
+
+    /* its first epoch: no longer starting; the last record at 1010 s */
+    put_epoch(0, 1, 5.0, 0.3f, 1010 * S);
+    read_at(&st, (1010 + 180) * S);
+    assert_int_equal(st.state, COORD_STATUS_RUNNING); /* not past the limit */
+    assert_false(st.trials[0].starting);
+    assert_int_equal(st.trials[0].epoch, 1);
+    coord_status_free(&st);
+    read_at(&st, (1010 + 181) * S);
+    assert_int_equal(st.state, COORD_STATUS_LOST);
+    assert_int_equal(st.n_running, 0);
+    assert_float_equal(st.elapsed_s, 10.0, 1e-9); /* to its last record */
+    lines = text_of(&st);
+    assert_non_null(strstr(lines, "st: lost; run 1 started "));
+    assert_non_null(strstr(lines, "trials: 0 done, 2 interrupted, 1 queued, 0 failed, of 3"));
+    assert_non_null(strstr(lines, "\nthe coordinator is gone (no journal record for 3m01s, where "
+                                  "it writes one a minute), with no Stop record: "
+                                  "`tlsweep run SWEEP` (the command that started it) resumes "
+                                  "the sweep\n"));
+    assert_null(strstr(lines, "last journal record"));
+    free(lines);
+    j = json_of(&st);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "lost");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "trials"),
+                                                        "interrupted")), 2);
+    assert_non_null(strstr(json_string_value(json_object_get(j, "lost_reason")), "3m01s"));
+    json_decref(j);
+    coord_status_free(&st);
+}
+
+/* Then a new run: the trial the last run left mid-way is interrupted until
+ * this run sends it again; the other runs from its new task; the last
+ * run's workers are not this run's. */
+static void test_new_run_after_lost(void **st_)
+{
+    (void)st_;
+    put_start_on(3, "elsewhere-node", NULL, 2000 * S);
+    int32_t group[2] = {1, 2};
+    put_task(1, group, 2, 0, 0, 2001 * S);
+    coord_status st;
+    read_at(&st, 2002 * S);
+    assert_int_equal(st.state, COORD_STATUS_RUNNING);
+    assert_string_equal(coord_status_trial_name(&st, &st.trials[0]), "interrupted");
+    assert_string_equal(coord_status_trial_name(&st, &st.trials[1]), "running");
+    assert_int_equal(st.trials[1].until_epoch, 0);
+    char *lines = text_of(&st);
+    assert_non_null(strstr(lines, "trials: 0 done, 1 running, 1 interrupted, 1 queued, 0 failed"));
+    assert_non_null(strstr(lines, "  epoch 0/4  starting  on ranks 1,2\n"));
+    assert_null(strstr(lines, "workers:"));
+    free(lines);
+    json_t *j = json_of(&st);
+    assert_true(json_is_null(json_object_get(j, "workers")));
+    assert_string_equal(json_string_value(json_object_get(j, "host")), "elsewhere-node");
+    assert_int_equal(json_integer_value(json_object_get(j, "pid")), 4242);
+    json_decref(j);
+    coord_status_free(&st);
+    /* the interrupted one sent again from its checkpoint of epoch 1 */
+    put_task(0, group, 1, 1, 0, 2003 * S);
+    read_at(&st, 2004 * S);
+    assert_int_equal(st.n_running, 2);
+    lines = text_of(&st);
+    assert_non_null(strstr(lines, "  epoch 1/4  starting\n"));
+    assert_null(strstr(lines, "interrupted"));
+    free(lines);
+    coord_status_free(&st);
+}
+
+/* A journal without workers records (an older coordinator) on another
+ * machine: hours of silence are not enough to call it lost. */
+static void test_old_journal_stays_running(void **st_)
+{
+    (void)st_;
+    assert_int_equal(open_out("old"), 0);
+    put_start_on(3, "elsewhere-node", NULL, 1000 * S);
+    put_epoch(0, 1, 5.0, 0.3f, 1010 * S);
+    coord_status st;
+    read_at(&st, 9000 * S);
+    assert_int_equal(st.state, COORD_STATUS_RUNNING);
+    assert_string_equal(coord_status_trial_name(&st, &st.trials[0]), "running");
+    char *lines = text_of(&st);
+    assert_non_null(strstr(lines, "st: running; run 1 started "));
+    assert_non_null(strstr(lines, " on 3 ranks, "));
+    assert_null(strstr(lines, "workers:"));
+    free(lines);
+    coord_status_free(&st);
+}
+
+/* On this machine the journal's lock decides: held by a writer (here an
+ * open journal in this process), running however old the records; let go,
+ * lost at once, with the sweep file to run again. */
+static void test_same_host_lock(void **st_)
+{
+    (void)st_;
+    char host[256] = "";
+    assert_int_equal(gethostname(host, sizeof host - 1), 0);
+    assert_int_equal(open_out("here"), 0);
+    put_start_on(3, host, "sweeps/st.yaml", 1000 * S);
+    put_workers(1001 * S, 1002 * S);
+    coord_status st;
+    read_at(&st, 9000 * S);
+    assert_int_equal(st.state, COORD_STATUS_RUNNING);
+    coord_status_free(&st);
+    tl_err e = {0};
+    assert_int_equal(journal_close(jr, &e), 0);
+    jr = NULL;
+    coord_status_free(&st);
+    if (coord_status_read(&st, out_dir(), 1003 * S, &e))
+        fail_msg("%s", e.msg);
+    assert_int_equal(st.state, COORD_STATUS_LOST);
+    char *lines = text_of(&st);
+    char want[400];
+    snprintf(want, sizeof want, "the coordinator is gone (pid 4242 on %s no longer holds the "
+                                "journal's lock), with no Stop record: "
+                                "`tlsweep run sweeps/st.yaml` (or the command that started it) "
+                                "resumes the sweep\n", host);
+    assert_non_null(strstr(lines, want));
+    free(lines);
+    coord_status_free(&st);
+    /* the probe left no lock behind: a coordinator resuming opens it */
+    char p[600];
+    snprintf(p, sizeof p, "%s/journal", out_dir());
+    assert_int_equal(journal_open(&jr, p, 0, NULL, NULL, NULL, &e), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +620,10 @@ int main(void)
         cmocka_unit_test(test_promote),
         cmocka_unit_test(test_reset_and_failed),
         cmocka_unit_test(test_missing_sweep),
+        cmocka_unit_test(test_tasks_and_workers),
+        cmocka_unit_test(test_new_run_after_lost),
+        cmocka_unit_test(test_old_journal_stays_running),
+        cmocka_unit_test(test_same_host_lock),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

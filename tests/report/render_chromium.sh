@@ -7,6 +7,9 @@
 # running banner. Then the report a longer sweep writes while it runs
 # (caught with a trial done and the next running, the sweep then stopped by
 # SIGTERM) renders too, with the banner saying the sweep is still running.
+# Its results.json, said to be written an hour ago, makes a page whose
+# script shows the notice that the page is old (the DOM Chromium dumps);
+# written now, the notice stays hidden.
 # Last a tiny asha sweep with a log-uniform learning rate: its page has the
 # Rungs section, whose funnel Chromium draws, and one point per finished
 # trial in the learning rate's scatter.
@@ -101,6 +104,7 @@ live_page() {
         grep -q '<td class="l running">running</td>' "$d/live/report.html"
 }
 wait_until "a report.html with a trial done and one running" live_page
+cp "$d/live/results.json" "$d/midrun.json"
 cp "$d/live/report.html" "$d/midrun.html"
 kill -TERM $pid
 wait $pid || true
@@ -110,6 +114,31 @@ if grep -qi 'http' "$d/midrun.html"; then
 fi
 render "$d/midrun.html" "$d/midrun.png"
 check "$d/midrun.png" 1
+
+# stale_page DIR AGO: the mid-run results.json as if written AGO seconds
+# before now, its page, and the DOM Chromium has after the page's script
+stale_page() {
+    mkdir -p "$1"
+    $py - "$d/midrun.json" "$1/results.json" "$2" <<'PY'
+import json, sys, time
+r = json.load(open(sys.argv[1]))
+assert r["state"] == "running", r["state"]
+r["written"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - int(sys.argv[3])))
+json.dump(r, open(sys.argv[2], "w"))
+PY
+    "$tlsweep" report "$1" > /dev/null || fail "tlsweep report $1"
+    HOME=$d/home timeout 120 "$chromium" --headless --no-sandbox --disable-gpu --no-first-run \
+        --disable-background-networking --user-data-dir="$d/home/profile" --dump-dom \
+        "file://$1/report.html" > "$1/dom.html" 2> "$d/chromium.log" ||
+        { cat "$d/chromium.log"; fail "chromium --dump-dom exited with $?"; }
+}
+stale_page "$d/stale" 3600
+grep -q '<p class="live stale" id="stale" data-written="[0-9TZ:-]*"><b>This page has not been rewritten for <span id="stale-min">60</span> min</b>' \
+    "$d/stale/dom.html" || { grep -o '<p class="live stale".*' "$d/stale/dom.html"; fail "no notice on a page written an hour ago"; }
+grep -q "<code>tlsweep status $d/stale</code> tells" "$d/stale/dom.html" || fail "the notice does not name tlsweep status OUT"
+stale_page "$d/fresh" 0
+grep -q '<p class="live stale" id="stale" hidden="" data-written=' "$d/fresh/dom.html" ||
+    { grep -o '<p class="live stale".*' "$d/fresh/dom.html"; fail "the notice shows on a page written now"; }
 
 tiny_sweep "$d" report-asha 4 "[frozen]" "{log_uniform: [1.0e-4, 1.0e-1]}" \
     "[global_average_pooling, {dense: 16}]" \

@@ -206,7 +206,9 @@ static void test_net_columns(void **st)
 /* Written mid-run: state running, a trial under way with two epochs and no
  * result. The page says the sweep runs and when the results were taken,
  * marks the running trial in the leaderboard and the
- * legend and draws its curves so far; a finished page does none of it. */
+ * legend and draws its curves so far, and carries the notice (hidden, its
+ * script shows it when the page is old) naming `tlsweep status OUT`; a
+ * finished page does none of it. */
 static void test_running(void **st)
 {
     (void)st;
@@ -235,6 +237,14 @@ static void test_running(void **st)
     assert_non_null(strstr(page, "resnet50-frozen-lr1e-04-adam <span class=\"running\">(running)</span>"));
     /* its curves too: 9 trials with a history, per chart */
     assert_int_equal(count(page, "<polyline"), 4 * 9);
+    assert_int_equal(count(page, "<script>"), 1);
+    assert_non_null(strstr(page, "<p class=\"live stale\" id=\"stale\" hidden "
+                                 "data-written=\"2026-12-07T15:02:11Z\"><b>This page has not "
+                                 "been rewritten for <span id=\"stale-min\"></span> min</b>"));
+    char want[700];
+    snprintf(want, sizeof want, "<code>tlsweep status %s</code> tells.</p>", dir);
+    assert_non_null(strstr(page, want));
+    assert_non_null(strstr(page, "if (!(s > 180)) return;"));
     free(page);
 
     put(dir, results());
@@ -242,6 +252,8 @@ static void test_running(void **st)
     page = html_of(dir);
     assert_null(strstr(page, "class=\"live\""));
     assert_null(strstr(page, "written"));
+    assert_null(strstr(page, "id=\"stale\""));
+    assert_null(strstr(page, "<script"));
     free(page);
 }
 

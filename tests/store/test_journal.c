@@ -8,9 +8,12 @@
  * journal's own output. */
 #include "testutil.h"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -440,6 +443,75 @@ static void test_one_writer(void **st)
     tu_assert_one_line_error(&e, nodir, "cannot open");
 }
 
+/* A shared lock on its own open of the file, as `tlsweep status` takes to
+ * ask whether the writer is alive: the fd, -1 when refused. */
+static int lock_shared(const char *p)
+{
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* closes the fd in *arg (its lock goes with it) after 200 ms */
+static void *release_later(void *arg)
+{
+    usleep(200000);
+    close(*(int *)arg);
+    return NULL;
+}
+
+/* A reader's shared lock that is let go within a second: the writer waits
+ * it out and opens. Held for good: refused as another writer is. */
+static void test_reader_lock_waited_out(void **st)
+{
+    (void)st;
+    const char *p = tu_tmp("probed.journal");
+    int ids[] = {1, 2};
+    write_journal(p, ids, 2);
+    int fd = lock_shared(p);
+    assert_true(fd >= 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, release_later, &fd), 0);
+    journal *j = open_expect(p, ids, 2, 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(journal_close(j, NULL), 0);
+
+    fd = lock_shared(p);
+    assert_true(fd >= 0);
+    tl_err e = {0};
+    assert_int_equal(journal_open(&j, p, 0, NULL, NULL, NULL, &e), TL_EIO);
+    assert_null(j);
+    tu_assert_one_line_error(&e, p, "another writer has it open");
+    close(fd);
+}
+
+/* journal_lock_held: 1 while a journal is open on the file, 0 once it is
+ * closed (and the probe leaves no lock behind: a writer opens at once), -1
+ * naming a missing file. */
+static void test_lock_held(void **st)
+{
+    (void)st;
+    const char *p = tu_tmp("held.journal");
+    int ids[] = {4};
+    write_journal(p, ids, 1);
+    tl_err e = {0};
+    assert_int_equal(journal_lock_held(p, &e), 0);
+    journal *j = open_expect(p, ids, 1, 0);
+    assert_int_equal(journal_lock_held(p, &e), 1);
+    int fd = lock_shared(p);
+    assert_int_equal(fd, -1); /* the writer's lock is exclusive */
+    assert_int_equal(journal_close(j, NULL), 0);
+    assert_int_equal(journal_lock_held(p, &e), 0);
+    journal_close(open_expect(p, ids, 1, 0), NULL);
+    const char *missing = tu_tmp("no.journal");
+    assert_int_equal(journal_lock_held(missing, &e), -1);
+    tu_assert_one_line_error(&e, missing, "cannot open");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +526,8 @@ int main(void)
         cmocka_unit_test(test_scan_does_not_modify),
         cmocka_unit_test(test_callback_stops),
         cmocka_unit_test(test_one_writer),
+        cmocka_unit_test(test_reader_lock_waited_out),
+        cmocka_unit_test(test_lock_held),
     };
     return cmocka_run_group_tests(tests, tu_tmpdir_setup, tu_tmpdir_teardown);
 }

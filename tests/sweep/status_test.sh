@@ -13,6 +13,12 @@
 #              status says interrupted, with the trial that was stopped (its
 #              last epoch) and results.json's done count; re-run to the end:
 #              finished
+#   lost       a 3-rank sweep under mpirun whose coordinator (rank 0, the
+#              Start record's pid) is killed with SIGKILL mid-run: status
+#              says lost (text: the coordinator is gone and how to resume;
+#              --json: state "lost", no trial running), exit 0; the status
+#              read while it ran named its 2 workers (the run's workers
+#              records: text line and JSON array)
 #   torn       a torn journal tail and damage in the middle of a journal,
 #              read as a resume reads them: status stops at the damage and
 #              says so in one line (the same line `run` refuses with for the
@@ -52,11 +58,12 @@ assert t["done"] + t["running"] + t["interrupted"] + t["queued"] + t["failed"] =
 assert len(st["started"]) == t["running"] + t["interrupted"], st["started"]
 for s in st["started"]:
     assert s["status"] == ("running" if want == "running" else "interrupted"), s
-    assert 1 <= s["epoch"] <= s["epochs"], s
+    assert 0 <= s["epoch"] <= s["epochs"], s
+    assert s["epoch"] >= 1 or s["starting"], s
 assert st["runs"] >= 1 and st["started_unix_ms"] > 0, st
 assert st["last_record_unix_ms"] >= st["started_unix_ms"], st
 assert st["select"] == {"metric": "val_accuracy", "goal": "max"}, st["select"]
-assert st["journal"]["note"] is None and st["journal"]["ignored_bytes"] == 0 or want == "running", st["journal"]
+assert st["journal"]["note"] is None and st["journal"]["ignored_bytes"] == 0 or want in ("running", "lost"), st["journal"]
 print(f"status --json: {want}, {t}")
 EOF
 }
@@ -98,7 +105,7 @@ running)
         fail "status does not say running on 3 ranks"
     grep -q '^trials: [0-9] done, [0-9] running, [0-9] queued, 0 failed, of 6; ETA ' "$d/status.txt" ||
         fail "no trial counts with an ETA"
-    grep -q '^  running  *mobilenet_v2-[a-z0-9-]*  epoch [0-9]*/40  loss ' "$d/status.txt" ||
+    grep -q '^  running  *mobilenet_v2-[a-z0-9-]*  epoch [0-9]*/40  \(loss \|starting\)' "$d/status.txt" ||
         fail "no running trial with its epoch"
     check_json "$d/status.json" running
     grep -q 'The sweep is still running' "$d/midrun.html" || fail "mid-run report without the banner"
@@ -165,6 +172,56 @@ stopped)
         fail "not finished in run $((runs + 1))"
     check_json "$d/status.json" finished
     same_as_results "$d/out" "$d/status.json"
+    ;;
+lost)
+    sweep "$d/out" 40 > "$d/s.yaml"
+    mpiexec -n 3 --oversubscribe "$tlsweep" run --quiet "$d/s.yaml" > "$d/run.log" 2>&1 &
+    run=$!
+    wait_until "a report.html marking a running trial" \
+        grep -q '<td class="l running">running</td>' "$d/out/report.html"
+    "$tlsweep" status "$d/out" > "$d/live.txt" || fail "status exited $?"
+    "$tlsweep" status "$d/out" --json > "$d/live.json" || fail "status --json exited $?"
+    cat "$d/live.txt"
+    check_json "$d/live.json" running
+    pid=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$d/live.json")
+    kill -0 "$pid" || fail "the Start record's pid $pid is not running"
+    kill -KILL "$pid"
+    set +e
+    wait $run
+    rc=$?
+    set -e
+    [ $rc -ne 0 ] || fail "mpiexec exited 0 after its rank 0 was killed"
+    "$tlsweep" status "$d/out" > "$d/status.txt" 2> "$d/status.err" || fail "status exited $?"
+    "$tlsweep" status "$d/out" --json > "$d/status.json" || fail "status --json exited $?"
+    cat "$d/status.txt" "$d/status.err"
+    head -1 "$d/status.txt" | grep -q '^tiny: lost; run 1 started .* on 3 ranks, elapsed ' ||
+        fail "status does not say lost"
+    grep -qF "the coordinator is gone (pid $pid on $(hostname) no longer holds the journal's lock), with no Stop record: \`tlsweep run $d/s.yaml\` (or the command that started it) resumes the sweep" \
+        "$d/status.txt" || fail "no line saying the coordinator is gone and how to resume"
+    grep -q '^trials: [0-9] done, [0-9] interrupted, [0-9] queued, 0 failed, of 6; ETA .* (the work left, on resume)$' \
+        "$d/status.txt" || fail "no counts of a stopped sweep"
+    check_json "$d/status.json" lost
+    $py - "$d/status.json" <<'EOF'
+import json, sys
+st = json.load(open(sys.argv[1]))
+assert st["trials"]["running"] == 0, st["trials"]
+assert "no longer holds the journal's lock" in st["lost_reason"], st["lost_reason"]
+EOF
+    # --watch ends at once on a lost sweep
+    timeout 20 "$tlsweep" status "$d/out" --watch 0.5 > "$d/watch.log" || fail "status --watch"
+    [ "$(grep -c '^tiny: lost' "$d/watch.log")" -eq 1 ] || fail "--watch did not end on lost"
+    # the workers as the live status saw them (the run's workers records)
+    grep -q '^workers: 2 ([0-9] [a-z]*\(, [0-9] [a-z]*\)*), last heard [0-9]*s ago$' "$d/live.txt" ||
+        fail "the live status has no workers line"
+    $py - "$d/live.json" <<'EOF'
+import json, sys
+w = json.load(open(sys.argv[1]))["workers"]
+assert w is not None and sorted(x["rank"] for x in w) == [1, 2], w
+for x in w:
+    assert x["host"] and x["state"] in ("starting", "idle", "training", "extracting"), x
+    assert x["heard_seconds_ago"] is not None and x["heard_seconds_ago"] < 120, x
+    assert (x["trial"] is not None) == (x["state"] == "training"), x
+EOF
     ;;
 torn)
     sweep "$d/out" 2 > "$d/s.yaml"
