@@ -110,8 +110,9 @@ static void print_rungs(const sweep *s)
     sweep_rungs_of(s, &r);
     size_t n[SWEEP_MAX_RUNGS];
     double budget = sweep_rung_budget(&r, s->n_trials, n);
-    printf("\nrungs (%s, min_epochs %d, reduction_factor %d):\n", sweep_search_name(s->search),
-           s->min_epochs, s->reduction_factor);
+    printf("\nrungs (%s, min_epochs %d, reduction_factor %d, ranked by %s, %s):\n",
+           sweep_search_name(s->search), s->min_epochs, s->reduction_factor,
+           sweep_metric_name(s->search_metric), s->search_goal_max ? "max" : "min");
     for (int k = 0; k < r.n; k++) {
         int prev = k ? r.epochs[k - 1] : 0;
         printf("  rung %d: %s%zu trial%s to epoch %d, %zu epochs\n", k, k ? "at most " : "",

@@ -3,6 +3,7 @@
  * are journaled before their task is sent, and a replay rebuilds both. */
 #include "coordinator/coord_int.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,28 @@ void coord__search_free(coord *c)
     c->srows = NULL;
 }
 
+/* What ranks trial i at the rung its result r ends: the select metric's
+ * best, which the worker sends, or search.metric's best over the epochs
+ * journaled up to there (NaN, ranked last, when none is). */
+static double rung_value(const coord *c, int i, const Tlsweep__TrialResult *r)
+{
+    const sweep *s = c->s;
+    if (s->search_metric == s->metric && s->search_goal_max == s->goal_max)
+        return r->best_value;
+    const ctrial *t = &c->trials[i];
+    double best = NAN;
+    for (int ep = 0; ep < t->n_hist && ep < (int)r->epochs_done; ep++) {
+        if (!t->hist[ep].seen)
+            continue;
+        const cepoch *x = &t->hist[ep];
+        double v = sweep_metric_of(s->search_metric, x->loss, x->accuracy, x->val_loss,
+                                   x->val_accuracy);
+        if (isnan(best) || (s->search_goal_max ? v > best : v < best))
+            best = v;
+    }
+    return best;
+}
+
 void coord__search_result(coord *c, int i, const Tlsweep__TrialResult *r)
 {
     c->trials[i].task_seconds += r->seconds;
@@ -42,7 +65,7 @@ void coord__search_result(coord *c, int i, const Tlsweep__TrialResult *r)
     if (k < 0) /* stopped early between two rungs: it went as far as it goes */
         w->final = 1;
     else
-        sweep_srow_reach(w, &c->rungs, k, r->best_value, r->stopped_epoch > 0);
+        sweep_srow_reach(w, &c->rungs, k, rung_value(c, i, r), r->stopped_epoch > 0);
 }
 
 uint32_t coord__until(const coord *c, int i)
@@ -97,7 +120,7 @@ static int promote(coord *c, int i, int k)
     c->srows[i].target = k;
     c->trials[i].st = TR_PENDING;
     coord_log(c, "promoted %s: %s %.4f at %d epoch%s, on to rung %d (%d epochs)", st->id,
-              sweep_metric_name(c->s->metric), c->srows[i].value[k - 1],
+              sweep_metric_name(c->s->search_metric), c->srows[i].value[k - 1],
               c->rungs.epochs[k - 1], c->rungs.epochs[k - 1] == 1 ? "" : "s", k,
               c->rungs.epochs[k]);
     return 0;
@@ -212,6 +235,8 @@ json_t *coord__search_json(const coord *c)
     if (sweep_has_rungs(s)) {
         json_object_set_new(o, "min_epochs", json_integer(s->min_epochs));
         json_object_set_new(o, "reduction_factor", json_integer(s->reduction_factor));
+        json_object_set_new(o, "metric", json_string(sweep_metric_name(s->search_metric)));
+        json_object_set_new(o, "goal", json_string(s->search_goal_max ? "max" : "min"));
     }
     json_t *sampled = json_object();
     put_dist(sampled, "learning_rate", &s->lr_dist);

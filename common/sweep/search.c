@@ -9,7 +9,7 @@ void sweep_rungs_of(const sweep *s, sweep_rungs *r)
 {
     memset(r, 0, sizeof *r);
     r->eta = s->reduction_factor > 1 ? s->reduction_factor : 3;
-    r->goal_max = s->goal_max;
+    r->goal_max = s->search_goal_max;
     r->method = s->search;
     if (sweep_has_rungs(s)) {
         /* min_epochs * eta^k below the epochs; in doubles, no overflow */

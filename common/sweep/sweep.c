@@ -66,6 +66,17 @@ const char *sweep_metric_name(sweep_metric m)
     return (unsigned)m < 4 ? metric_names[m] : "?";
 }
 
+double sweep_metric_of(sweep_metric m, double loss, double accuracy, double val_loss,
+                       double val_accuracy)
+{
+    switch (m) {
+    case SWEEP_VAL_LOSS: return val_loss;
+    case SWEEP_ACCURACY: return accuracy;
+    case SWEEP_LOSS: return loss;
+    default: return val_accuracy;
+    }
+}
+
 const char *sweep_engine_name(sweep_engine g)
 {
     return (unsigned)g < 3 ? engine_names[g] : "?";
@@ -113,6 +124,7 @@ int sweep_trial_uses_cache(const sweep_trial *t)
 typedef struct {
     ycheck *y;
     sweep *s;
+    yaml_node_t *search_metric_node; /* search.metric, for the check of validation data */
 } ctx;
 
 /* ---- sections ----------------------------------------------------------- */
@@ -933,13 +945,13 @@ static int parse_max_epochs(ctx *c, yaml_node_t *n, yaml_node_t *epochs_node)
 static int parse_search(ctx *c, yaml_node_t *m, yaml_node_t *epochs_node, yaml_node_t **trials_node)
 {
     static const char *const keys[] = {"method", "trials", "seed", "min_epochs",
-                                       "reduction_factor", "max_epochs", NULL};
+                                       "reduction_factor", "max_epochs", "metric", NULL};
     static const char *const methods[] = {"grid", "random", "successive_halving", "asha", NULL};
-    yaml_node_t *v[6];
+    yaml_node_t *v[7];
     sweep *s = c->s;
     if (ycheck_map(c->y, m, "search", keys, v,
                    "{method: grid|random|successive_halving|asha, trials: N, seed: S, "
-                   "min_epochs: R, reduction_factor: ETA, max_epochs: E}"))
+                   "min_epochs: R, reduction_factor: ETA, max_epochs: E, metric: M}"))
         return TL_EINVAL;
     int k = 0;
     if (v[0] && ycheck_enum(c->y, v[0], "search.method", "search method", methods, &k))
@@ -958,16 +970,25 @@ static int parse_search(ctx *c, yaml_node_t *m, yaml_node_t *epochs_node, yaml_n
         return TL_EINVAL;
     if (v[2] && ycheck_u64(c->y, v[2], "search.seed", &s->search_seed))
         return TL_EINVAL;
-    for (int i = 3; i < 6; i++)
+    static const char *const rung_keys[] = {"search.min_epochs", "search.reduction_factor",
+                                            "search.max_epochs", "search.metric"};
+    for (int i = 3; i < 7; i++)
         if (v[i] && !sweep_has_rungs(s))
-            return ycheck_fail(c->y, v[i], i == 3 ? "search.min_epochs"
-                                           : i == 4 ? "search.reduction_factor"
-                                                    : "search.max_epochs",
+            return ycheck_fail(c->y, v[i], rung_keys[i - 3],
                                "only with method: successive_halving or asha (the rungs)");
     if (v[5] && parse_max_epochs(c, v[5], epochs_node))
         return TL_EINVAL;
     if (!sweep_has_rungs(s))
         return 0;
+    if (v[6]) {
+        int k = 0;
+        if (ycheck_enum(c->y, v[6], "search.metric", "metric", metric_names, &k))
+            return TL_EINVAL;
+        s->search_metric_set = 1;
+        s->search_metric = (sweep_metric)k;
+        s->search_goal_max = k == SWEEP_VAL_ACCURACY || k == SWEEP_ACCURACY;
+        c->search_metric_node = v[6];
+    }
     s->min_epochs = 1;
     s->reduction_factor = 3;
     if (v[3] && ycheck_int(c->y, v[3], "search.min_epochs", "a whole number >= 1", 1, 1000000,
@@ -1118,6 +1139,15 @@ static int parse_root(ctx *c, yaml_node_t *root)
         return ycheck_fail(c->y, metric_node ? metric_node : v[1], metric_node ? "select.metric" : "data.validation_split",
                     "%s needs validation data: give data.val_dir or data.validation_split > 0",
                     sweep_metric_name(s->metric));
+    if (!s->search_metric_set) {
+        s->search_metric = s->metric;
+        s->search_goal_max = s->goal_max;
+    }
+    int search_val = s->search_metric == SWEEP_VAL_ACCURACY || s->search_metric == SWEEP_VAL_LOSS;
+    if (c->search_metric_node && search_val && !s->val_dir && s->validation_split == 0)
+        return ycheck_fail(c->y, c->search_metric_node, "search.metric",
+                           "%s needs validation data: give data.val_dir or data.validation_split > 0",
+                           sweep_metric_name(s->search_metric));
     if (!s->name) {
         const char *b = strrchr(c->y->file, '/');
         b = b ? b + 1 : c->y->file;

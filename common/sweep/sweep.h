@@ -240,6 +240,13 @@ typedef struct {
     uint64_t search_seed;   /* search.seed, or seed */
     int min_epochs;         /* SHA/ASHA: the first rung's epochs (default 1) */
     int reduction_factor;   /* SHA/ASHA: eta >= 2 (default 3): 1/eta of a rung go on */
+    /* SHA/ASHA: what ranks a rung's trials (search.metric, its goal from
+     * its name as early_stopping's); default the select metric and goal.
+     * On a small validation set val_loss tells the later winner sooner than
+     * val_accuracy, which moves in steps of one image. */
+    int search_metric_set;
+    sweep_metric search_metric;
+    int search_goal_max;
 
     int epochs;
     sweep_metric metric;
@@ -338,6 +345,9 @@ const char *sweep_search_name(sweep_search_method m);
 /* Names as the file spells them. */
 const char *sweep_optimizer_name(sweep_optimizer o);
 const char *sweep_metric_name(sweep_metric m);
+/* An epoch's figure for metric m, out of its four. */
+double sweep_metric_of(sweep_metric m, double loss, double accuracy, double val_loss,
+                       double val_accuracy);
 const char *sweep_engine_name(sweep_engine g);
 const char *sweep_precision_name(sweep_precision p);
 /* "frozen", "fine_tune", "fine_tune_at: 100", "frozen_then_fine_tune: 5 then 100". */

@@ -276,6 +276,32 @@ for i, t in sha.items():
             assert t[k] == grid[i][k], (i, k, t[k], grid[i][k])
 print("rung by rung = straight through:", len(sha), "trials")
 EOF
+    # search.metric: val_loss ranks the rungs by the loss (the winner still by
+    # select's val_accuracy): the promotions are those the straight-through
+    # histories give when each rung keeps the best half by the lowest val_loss
+    # up to its end, ties to the earlier trial
+    extra_yaml="search: {method: successive_halving, min_epochs: 1, reduction_factor: 2, metric: val_loss}"
+    sweep "$d/v" 4 > "$d/v.yaml"
+    "$tlsweep" run --dry-run "$d/v.yaml" | grep -q "^rungs (successive_halving, min_epochs 1, reduction_factor 2, ranked by val_loss, min):$" ||
+        fail "dry run: not ranked by val_loss"
+    run_local "$d/v" 4 || { cat "$d/v.log"; fail "run ranked by val_loss"; }
+    promotions < "$d/v.log" | sort > "$d/v.prom"
+    $py - "$d/g/results.json" "$d/v/results.json" <<'EOF' | sort | diff - "$d/v.prom" || fail "promotions by val_loss"
+import json, sys
+grid = sorted(json.load(open(sys.argv[1]))["trials"], key=lambda t: t["index"])
+r = json.load(open(sys.argv[2]))
+assert r["search"]["metric"] == "val_loss" and r["search"]["goal"] == "min", r["search"]
+assert r["select"]["metric"] == "val_accuracy", r["select"]
+ends, entrants = [1, 2, 4], grid
+for k in range(2):
+    ranked = sorted(entrants, key=lambda t: (min(e["val_loss"] for e in t["history"][:ends[k]]), t["index"]))
+    entrants = ranked[:max(1, len(entrants) // 2)]
+    for t in sorted(entrants, key=lambda t: t["index"]):
+        print(t["id"], k + 1)
+EOF
+    # on this data the loss keeps other trials than the accuracy would
+    sort "$d/a.prom" | cmp -s - "$d/v.prom" && fail "val_loss promoted as val_accuracy did"
+    echo "ranked by val_loss: $(wc -l < "$d/v.prom") promotions, as the histories give"
     extra_yaml=$rung_yaml
     # interrupted by SIGTERM once a fine-tune trial has a checkpoint, resumed
     sweep "$d/c" 4 > "$d/c.yaml"

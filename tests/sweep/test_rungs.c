@@ -20,7 +20,7 @@ static sweep_rungs rungs3(sweep_search_method m, int goal_max)
     s.min_epochs = 1;
     s.reduction_factor = 3;
     s.epochs = 9;
-    s.goal_max = goal_max;
+    s.search_goal_max = goal_max; /* search.metric's goal, the select goal by default */
     sweep_rungs r;
     sweep_rungs_of(&s, &r);
     return r;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/base/cpu.h"
+#include "common/sweep/search.h"
 #include "common/sweep/sweep.h"
 #include "worker/nn/backend.h"
 
@@ -122,6 +123,40 @@ static void test_example(void **state)
 static int parse_str(sweep *s, const char *text, tl_err *e)
 {
     return sweep_parse(s, "t.yaml", text, strlen(text), e);
+}
+
+/* search.metric: what ranks a rung, its goal from its name; by default the
+ * select metric and goal; the rungs' ranking (sweep_rungs) follows it. */
+static void test_search_metric(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *search, *select;
+        sweep_metric m;
+        int goal_max;
+    } cases[] = {
+        {"{method: asha, metric: val_loss}", "", SWEEP_VAL_LOSS, 0},
+        {"{method: successive_halving, metric: accuracy}", "", SWEEP_ACCURACY, 1},
+        {"{method: asha}", "", SWEEP_VAL_ACCURACY, 1},
+        {"{method: asha}", "select: {metric: val_loss, goal: min}\n", SWEEP_VAL_LOSS, 0},
+        {"{method: asha, metric: val_accuracy}", "select: {metric: val_loss, goal: min}\n",
+         SWEEP_VAL_ACCURACY, 1},
+        {"{method: grid}", "select: {metric: loss, goal: min}\n", SWEEP_LOSS, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[2048];
+        snprintf(text, sizeof text, BASE_HEAD "  learning_rate: [1e-3, 1e-4]\nepochs: 9\nout: o\n"
+                 "%ssearch: %s\n", cases[i].select, cases[i].search);
+        sweep s;
+        tl_err e = {0};
+        assert_int_equal(parse_str(&s, text, &e), 0);
+        assert_int_equal(s.search_metric, cases[i].m);
+        assert_int_equal(s.search_goal_max, cases[i].goal_max);
+        sweep_rungs r;
+        sweep_rungs_of(&s, &r);
+        assert_int_equal(r.goal_max, cases[i].goal_max);
+        sweep_free(&s);
+    }
 }
 
 /* A trial's key is its whole identity: a weights path long enough to have
@@ -703,6 +738,14 @@ static const bad_case bad_cases[] = {
      "only with method: successive_halving or asha (the rungs)"},
     {BASE_HEAD TAIL "search: {method: asha, reduction_factr: 3}\n", 14, "search.reduction_factr",
      "unknown key (did you mean 'reduction_factor'?)"},
+    {BASE_HEAD TAIL "search: {method: random, trials: 3, metric: val_loss}\n", 14, "search.metric",
+     "only with method: successive_halving or asha (the rungs)"},
+    {BASE_HEAD TAIL "search: {method: asha, metric: val_acc}\n", 14, "search.metric",
+     "unknown metric 'val_acc' (expected one of val_accuracy, val_loss, accuracy, loss)"},
+    {"data: {train_dir: d}\nweights: {mobilenet_v2: m}\ngrid: {backbone: [mobilenet_v2], "
+     "learning_rate: [1e-3]}\nepochs: 3\nselect: {metric: loss, goal: min}\nout: o\n"
+     "search: {method: asha, metric: val_loss}\n", 7, "search.metric",
+     "val_loss needs validation data: give data.val_dir or data.validation_split > 0"},
     {BASE_HEAD "  learning_rate: {log_uniform: [1.0e-5, 1.0e-2]}\nepochs: 5\nout: o\n"
      "search: {method: asha}\n", 11, "grid.learning_rate.log_uniform",
      "a sampled axis needs search.trials with method asha (how many configurations to draw)"},
@@ -909,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_scalars_as_lists),
         cmocka_unit_test(test_label_smoothing_ids),
         cmocka_unit_test(test_keys_whole),
+        cmocka_unit_test(test_search_metric),
         cmocka_unit_test(test_precision_and_engine),
         cmocka_unit_test(test_bf16_host),
         cmocka_unit_test(test_errors),

@@ -198,12 +198,7 @@ int trial__record_epoch(trial_result *r, const trial_cfg *cfg, int ep, const tri
 
 static double epoch_metric(const trial_epoch *x, sweep_metric m)
 {
-    switch (m) {
-    case SWEEP_VAL_LOSS: return x->val_loss;
-    case SWEEP_ACCURACY: return x->accuracy;
-    case SWEEP_LOSS: return x->loss;
-    default: return x->val_accuracy;
-    }
+    return sweep_metric_of(m, x->loss, x->accuracy, x->val_loss, x->val_accuracy);
 }
 
 /* Keeps the epoch when it is the best so far by the selection metric;
