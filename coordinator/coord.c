@@ -367,23 +367,13 @@ double coord__keepalive_s(const coord *c)
     return c->o->keepalive_s > 0 ? c->o->keepalive_s : COORD_KEEPALIVE_S;
 }
 
-/* The journal's sign of life: the workers as last heard, at least every
- * COORD_KEEPALIVE_S while the loop runs (from its start until the first
- * record, written when every Hello is in). */
-static void keepalive_workers(coord *c, double now)
-{
-    double last = c->workers_at > 0 ? c->workers_at : c->t0;
-    if (c->phase != COORD_CLOSING && !c->store_failed && now - last >= coord__keepalive_s(c))
-        coord__journal_workers(c);
-}
-
 /* The status timer's tick: workers' silence, the progress line, the
  * journal's keepalive, then the report rewritten when there is news or
  * its keepalive is due (coord_live.c). */
 static void on_status_tick(uv_timer_t *h)
 {
     coord__on_status(h);
-    keepalive_workers(h->data, tl_now());
+    coord__journal_workers_tick(h->data, tl_now());
     coord__live_report(h->data, tl_now());
 }
 
@@ -433,7 +423,7 @@ static int finish(coord *c, tl_err *e)
     /* a failed write of the Stop record or of the results ends an
      * otherwise good run with COORD_EXIT_IO; after a failure, the first
      * one stands (and the journal takes nothing more after a store one) */
-    coord__journal_workers(c); /* how each worker ended: stopped (idle) or LOST */
+    coord__journal_workers(c, 0); /* how each worker ended: stopped (idle) or LOST */
     tl_err je = {0};
     if (coord__journal_put(c, &srec, 1, &je) && c->outcome != COORD_FAILED) {
         c->outcome = COORD_FAILED;

@@ -110,6 +110,7 @@ typedef struct {
     double last_heard;
     int silent_warned;
     int lost;                   /* given up on: silent, or its link failed (journaled LOST) */
+    int jw_state, jw_trial;     /* as the last JournalWorkers naming it said; jw_state -1: never */
 } cworker;
 
 /* The run's life: RUNNING until the trials are done, a failure or a
@@ -165,6 +166,7 @@ typedef struct {
     uv_signal_t sig[3];
 
     double workers_at;          /* tl_now() of the last JournalWorkers record, 0 none */
+    double workers_full_at;     /* and of the last naming every worker */
 
     struct {
         int mid_run;            /* results.json is being written mid-run: state running */
@@ -214,6 +216,11 @@ uint32_t coord_stopped_epoch(const coord *c, int i);
  * report.html rewritten; under the 60 s promised them, less the status
  * timer's 1 s tick */
 #define COORD_KEEPALIVE_S 55.0
+/* the least time between two JournalWorkers records for changes alone */
+#define COORD_WORKERS_MIN_S 2.0
+/* a keepalive names every worker up to this many workers; above, only one
+ * keepalive in n/COORD_WORKERS_FULL does (64 workers: 300 kB an hour) */
+#define COORD_WORKERS_FULL 64
 /* coord_opts's keepalive_s, else COORD_KEEPALIVE_S */
 double coord__keepalive_s(const coord *c);
 
@@ -247,10 +254,15 @@ int coord__journal_result(coord *c, const Tlsweep__TrialResult *r, tl_err *e);
  * Informational (a resume skips it): appended without an fsync of its
  * own; the epoch that follows syncs it. */
 int coord__journal_task(coord *c, int i, uint32_t from, uint32_t until, tl_err *e);
-/* Every worker as last heard (JournalWorkers), without an fsync of its
- * own; a failed append fails the run as any journal write does, except
- * once the loop is closing (the Stop record's write decides then). */
-void coord__journal_workers(coord *c);
+/* The workers as last heard (JournalWorkers), without an fsync of its
+ * own: every worker when `all`, else those whose state or trial changed
+ * since a record last named them (possibly none: the keepalive alone). A
+ * failed append fails the run as any journal write does, except once the
+ * loop is closing (the Stop record's write decides then). */
+void coord__journal_workers(coord *c, int all);
+/* The status tick's part: the changes a second or two after they happen
+ * (COORD_WORKERS_MIN_S apart), and the keepalive (coord_journal.c). */
+void coord__journal_workers_tick(coord *c, double now);
 int coord__find_trial(const coord *c, uint32_t index, uint64_t key);
 /* Whether DONE result r's figures fit trial i (epochs, best epoch, the
  * confusion matrix and class names against its classes), as a worker's

@@ -91,7 +91,14 @@ static void worker_seen(const coord *c, const cworker *k, double now, uint64_t n
         ws->trial_id = (char *)c->s->trials[k->trial].id;
 }
 
-void coord__journal_workers(coord *c)
+/* Worker k as a record would name it now differs from what one last said. */
+static int worker_changed(const cworker *k)
+{
+    int trial = worker_seen_state(k) == TLSWEEP__WORKER_SEEN__STATE__TRAINING ? k->trial : -1;
+    return k->jw_state != (int)worker_seen_state(k) || k->jw_trial != trial;
+}
+
+void coord__journal_workers(coord *c, int all)
 {
     size_t n = (size_t)c->n_workers + 1; /* never a malloc(0) */
     Tlsweep__WorkerSeen *seen = malloc(n * sizeof *seen);
@@ -103,23 +110,53 @@ void coord__journal_workers(coord *c)
     } else {
         double now = tl_now();
         uint64_t now_ms = tl_unix_ms();
+        size_t m = 0;
         for (int w = 0; w < c->n_workers; w++) {
-            worker_seen(c, &c->workers[w], now, now_ms, &seen[w]);
-            ptrs[w] = &seen[w];
+            cworker *k = &c->workers[w];
+            if (!all && !worker_changed(k))
+                continue;
+            worker_seen(c, k, now, now_ms, &seen[m]);
+            k->jw_state = (int)seen[m].state;
+            k->jw_trial = seen[m].state == TLSWEEP__WORKER_SEEN__STATE__TRAINING ? k->trial : -1;
+            ptrs[m] = &seen[m];
+            m++;
         }
         Tlsweep__JournalWorkers jw = TLSWEEP__JOURNAL_WORKERS__INIT;
-        jw.n_workers = (size_t)c->n_workers;
+        jw.n_workers = m;
         jw.workers = ptrs;
         Tlsweep__JournalRecord rec = TLSWEEP__JOURNAL_RECORD__INIT;
         rec.body_case = TLSWEEP__JOURNAL_RECORD__BODY_WORKERS;
         rec.workers = &jw;
         rc = coord__journal_put(c, &rec, 0, &e);
         c->workers_at = now;
+        if (all)
+            c->workers_full_at = now;
     }
     free(seen);
     free(ptrs);
     if (rc && c->phase != COORD_CLOSING)
         coord__fail_store(c, &e);
+}
+
+void coord__journal_workers_tick(coord *c, double now)
+{
+    if (c->phase == COORD_CLOSING || c->store_failed)
+        return;
+    double period = coord__keepalive_s(c);
+    double last = c->workers_at > 0 ? c->workers_at : c->t0;
+    int changed = 0;
+    for (int w = 0; w < c->n_workers && !changed; w++)
+        changed = c->workers[w].jw_state >= 0 && worker_changed(&c->workers[w]);
+    if (now - last >= period) {
+        /* every worker again, less often for many: heard times go stale
+         * between, states never (changes are written as they come) */
+        double every = period * (c->n_workers > COORD_WORKERS_FULL
+                                     ? (double)c->n_workers / COORD_WORKERS_FULL : 1.0);
+        double full = c->workers_full_at > 0 ? c->workers_full_at : c->t0;
+        coord__journal_workers(c, now - full >= every - period / 2);
+    } else if (changed && now - last >= COORD_WORKERS_MIN_S) {
+        coord__journal_workers(c, 0);
+    }
 }
 
 /* classes of a result's confusion matrix */

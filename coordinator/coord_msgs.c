@@ -182,7 +182,7 @@ static void on_hello(coord *c, cworker *k, const Tlsweep__Envelope *env)
     if (c->hellos == c->n_workers) {
         coord_log(c, "workers: %d ready (%s%s)", c->n_workers, k->host,
                   c->n_workers > 1 ? ", ..." : "");
-        coord__journal_workers(c);
+        coord__journal_workers(c, 1);
     }
 }
 
@@ -637,7 +637,7 @@ static void link_failed(coord *c, int from, const tl_err *e)
     }
     /* journaled before the failure forgets every worker */
     k->lost = 1;
-    coord__journal_workers(c);
+    coord__journal_workers(c, 0);
     if (e->code == TL_EFORMAT) {
         coord_failf(c, TL_EFORMAT, "rank %d (%s): bad message: %s", k->rank, host_of(k),
                     e->msg);
@@ -685,7 +685,7 @@ static void stop_without(coord *c, cworker *k, const tl_err *e)
     coord_log(c, "error: %s", e->msg);
     k->state = CW_STOPPED; /* no answer will come */
     k->lost = 1;
-    coord__journal_workers(c);
+    coord__journal_workers(c, 0);
     c->o->abandoned = 1;
     if (c->outcome == COORD_FINISHED) {
         c->outcome = COORD_INTERRUPTED;

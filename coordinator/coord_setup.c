@@ -254,6 +254,7 @@ int coord__state_init(coord *c, const data_index *ix, int n_workers, tl_err *e)
         c->workers[w].reserved = -1;
         c->workers[w].host_id = w;
         c->workers[w].last_heard = c->t0;
+        c->workers[w].jw_state = -1;
     }
     c->n_mine = (int)s->n_trials;
     return coord__search_init(c, e);

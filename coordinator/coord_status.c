@@ -76,6 +76,9 @@ static void take_epoch(coord_status *st, const Tlsweep__EpochReport *er, uint64_
         t->st = COORD_TRIAL_STARTED;
 }
 
+static void workers_on(coord_status *st, const int32_t *ranks, size_t n, int state,
+                       const char *trial);
+
 /* A task sent: the trial runs from here, on these ranks, from from_epoch
  * (0 until its first epoch is journaled) to until_epoch. */
 static void take_task(coord_status *st, const Tlsweep__JournalTask *tk)
@@ -89,6 +92,7 @@ static void take_task(coord_status *st, const Tlsweep__JournalTask *tk)
     t->epoch = (int)tk->from_epoch;
     t->until_epoch = (int)tk->until_epoch;
     set_ranks(t, tk->ranks, tk->n_ranks);
+    workers_on(st, tk->ranks, tk->n_ranks, TLSWEEP__WORKER_SEEN__STATE__TRAINING, t->id);
 }
 
 static void drop_workers(coord_status *st)
@@ -98,23 +102,62 @@ static void drop_workers(coord_status *st)
     st->n_workers = 0;
 }
 
-/* The workers as last heard: the run's newest record replaces the last. */
+static int worker_rank_cmp(const void *a, const void *b)
+{
+    const coord_status_worker *x = a, *y = b;
+    return (x->rank > y->rank) - (x->rank < y->rank);
+}
+
+/* Worker `rank` in st's table, added when new (NULL: out of memory). */
+static coord_status_worker *worker_of(coord_status *st, int rank)
+{
+    for (int i = 0; i < st->n_workers; i++)
+        if (st->workers[i].rank == rank)
+            return &st->workers[i];
+    coord_status_worker *w = realloc(st->workers, ((size_t)st->n_workers + 1) * sizeof *w);
+    if (!w)
+        return NULL;
+    st->workers = w;
+    w = &w[st->n_workers++];
+    memset(w, 0, sizeof *w);
+    w->rank = rank;
+    return w;
+}
+
+/* Tasks and results tell what workers do between two JournalWorkers
+ * records (written a few seconds after a change): the ranks of a task train
+ * its trial, those of a result are idle. Only workers a record named (with
+ * their host) are kept; a LOST one stays lost. */
+static void workers_on(coord_status *st, const int32_t *ranks, size_t n, int state,
+                       const char *trial)
+{
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < st->n_workers; k++) {
+            coord_status_worker *w = &st->workers[k];
+            if (w->rank != ranks[i] || w->state == TLSWEEP__WORKER_SEEN__STATE__LOST)
+                continue;
+            w->state = state;
+            snprintf(w->trial, sizeof w->trial, "%s", trial);
+        }
+}
+
+/* The workers as last heard: records name every worker or only those that
+ * changed, so each entry updates its rank's row (from the run's Start). */
 static void take_workers(coord_status *st, const Tlsweep__JournalWorkers *w)
 {
-    drop_workers(st);
     st->workers_records++;
-    if (!w->n_workers || !(st->workers = calloc(w->n_workers, sizeof *st->workers)))
-        return;
-    st->n_workers = (int)w->n_workers;
     for (size_t i = 0; i < w->n_workers; i++) {
         const Tlsweep__WorkerSeen *ws = w->workers[i];
-        coord_status_worker *o = &st->workers[i];
-        o->rank = ws->rank;
+        coord_status_worker *o = worker_of(st, ws->rank);
+        if (!o)
+            return;
         snprintf(o->host, sizeof o->host, "%s", ws->host ? ws->host : "");
         o->state = (int)ws->state;
         snprintf(o->trial, sizeof o->trial, "%s", ws->trial_id ? ws->trial_id : "");
         o->heard_ms = ws->heard_unix_ms;
     }
+    if (st->n_workers > 1)
+        qsort(st->workers, (size_t)st->n_workers, sizeof *st->workers, worker_rank_cmp);
 }
 
 /* Only final results are journaled: DONE and FAILED. */
@@ -129,6 +172,7 @@ static void take_result(coord_status *st, const Tlsweep__TrialResult *r)
     } else if (r->status == TLSWEEP__TRIAL_RESULT__STATUS__FAILED) {
         t->st = COORD_TRIAL_FAILED;
     }
+    workers_on(st, r->ranks, r->n_ranks, TLSWEEP__WORKER_SEEN__STATE__IDLE, "");
 }
 
 /* A promotion (successive_halving, asha) sends a trial that ended a rung

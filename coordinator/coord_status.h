@@ -107,7 +107,7 @@ typedef struct {
                                     over the workers; < 0 when no epoch is journaled */
     int n_done, n_started, n_queued, n_failed;
     int n_running;               /* of the started, those running now (the rest interrupted) */
-    coord_status_worker *workers; /* the run's last JournalWorkers, NULL none */
+    coord_status_worker *workers; /* the run's JournalWorkers merged by rank, NULL none */
     int n_workers;
     int workers_records;         /* JournalWorkers records in the last run */
     int best;                    /* index into trials, -1 none */

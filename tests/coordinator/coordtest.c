@@ -498,17 +498,28 @@ static void count_workers(journal_counts *jc, const Tlsweep__JournalRecord *rec)
     gethostname(host, sizeof host - 1);
     const Tlsweep__JournalWorkers *w = rec->workers;
     jc->workers_records++;
-    jc->workers_n = (int)w->n_workers;
-    memset(jc->workers_state, 0, sizeof jc->workers_state);
-    jc->workers_lost_rank = 0;
+    if ((int)w->n_workers < jc->workers_n)
+        jc->workers_partial++;
     for (size_t k = 0; k < w->n_workers; k++) {
         const Tlsweep__WorkerSeen *ws = w->workers[k];
-        if ((unsigned)ws->state < 6)
-            jc->workers_state[ws->state]++;
-        if (ws->state == TLSWEEP__WORKER_SEEN__STATE__LOST)
-            jc->workers_lost_rank = ws->rank;
+        if (ws->rank >= 0 && ws->rank < 64 && (unsigned)ws->state < 6)
+            jc->worker_state_of[ws->rank] = (int)ws->state + 1;
+        else
+            jc->workers_bad++;
         if (strcmp(ws->host, host) || !ws->heard_unix_ms || ws->heard_unix_ms > rec->unix_ms)
             jc->workers_bad++;
+    }
+    jc->workers_n = 0;
+    jc->workers_lost_rank = 0;
+    memset(jc->workers_state, 0, sizeof jc->workers_state);
+    for (int r = 0; r < 64; r++) {
+        if (!jc->worker_state_of[r])
+            continue;
+        int st = jc->worker_state_of[r] - 1;
+        jc->workers_n++;
+        jc->workers_state[st]++;
+        if (st == TLSWEEP__WORKER_SEEN__STATE__LOST)
+            jc->workers_lost_rank = r;
     }
 }
 
@@ -540,6 +551,8 @@ static int count_record(void *ctx, const void *payload, size_t len)
     } else if (rec->body_case == TLSWEEP__JOURNAL_RECORD__BODY_START) {
         jc->starts++;
         memset(ss->tasked, 0, sizeof ss->tasked);
+        memset(jc->worker_state_of, 0, sizeof jc->worker_state_of); /* a run's own workers */
+        jc->workers_n = 0;
     } else if (rec->body_case == TLSWEEP__JOURNAL_RECORD__BODY_TASK) {
         count_task(ss, rec->task);
     } else if (rec->body_case == TLSWEEP__JOURNAL_RECORD__BODY_WORKERS) {

@@ -140,11 +140,14 @@ typedef struct {
     uint32_t task_from[N_TRIALS], task_until[N_TRIALS];
     int untasked_epochs;             /* epochs with no task of theirs since the run's Start */
     int task_ranks_differ;           /* epochs whose ranks are not their task's */
-    /* JournalWorkers records: how many, and what the last one says */
+    /* JournalWorkers records: how many, and what they say merged by rank
+     * (a record names every worker or only those that changed) */
     int workers_records;
-    int workers_n;                   /* its entries */
-    int workers_state[6];            /* entries per WorkerSeen state */
-    int workers_lost_rank;           /* the rank it says LOST, 0 none */
+    int workers_partial;             /* records naming fewer workers than were known */
+    int worker_state_of[64];         /* by rank: its last state + 1, 0 never named */
+    int workers_n;                   /* ranks named */
+    int workers_state[6];            /* ranks per WorkerSeen state, as last named */
+    int workers_lost_rank;           /* a rank last said LOST, 0 none */
     int workers_bad;                 /* entries with another host, no hearing, or one later
                                       * than the record (any record) */
 } journal_counts;

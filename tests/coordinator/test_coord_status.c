@@ -519,6 +519,57 @@ static void test_tasks_and_workers(void **st_)
     coord_status_free(&st);
 }
 
+/* Records after the roster: a result's ranks go idle, a changes-only
+ * workers record names one worker, a task's ranks train its trial; the
+ * lost worker stays lost whatever names its rank. */
+static void test_workers_merged(void **st_)
+{
+    (void)st_;
+    assert_int_equal(open_out("merged"), 0);
+    put_start_on(5, "elsewhere-node", NULL, 1000 * S);
+    put_workers(1003 * S, 1004 * S);
+    Tlsweep__TrialResult res = TLSWEEP__TRIAL_RESULT__INIT;
+    int32_t r1[1] = {1};
+    res.trial_index = 0;
+    res.trial_id = ids[0];
+    res.status = TLSWEEP__TRIAL_RESULT__STATUS__DONE;
+    res.best_value = 0.5;
+    res.ranks = r1;
+    res.n_ranks = 1;
+    Tlsweep__JournalRecord r = TLSWEEP__JOURNAL_RECORD__INIT;
+    r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_RESULT;
+    r.result = &res;
+    put(&r, 1005 * S);
+    Tlsweep__WorkerSeen w2 = TLSWEEP__WORKER_SEEN__INIT, *pw[1] = {&w2};
+    w2.rank = 2;
+    w2.host = "node-a";
+    w2.state = TLSWEEP__WORKER_SEEN__STATE__IDLE;
+    w2.trial_id = "";
+    w2.heard_unix_ms = 1006 * S;
+    Tlsweep__JournalWorkers jw = TLSWEEP__JOURNAL_WORKERS__INIT;
+    jw.workers = pw;
+    jw.n_workers = 1;
+    r = (Tlsweep__JournalRecord)TLSWEEP__JOURNAL_RECORD__INIT;
+    r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_WORKERS;
+    r.workers = &jw;
+    put(&r, 1006 * S);
+    int32_t r34[2] = {3, 4};
+    put_task(2, r34, 2, 0, 0, 1007 * S);
+    coord_status st;
+    read_at(&st, 1008 * S);
+    assert_int_equal(st.n_workers, 4);
+    assert_int_equal(st.workers_records, 2);
+    char *lines = text_of(&st);
+    assert_non_null(strstr(lines, "\nworkers: 3 (1 training, 2 idle), last heard 2s ago; lost: "
+                                  "rank 4 (node-b) 11m48s ago\n"));
+    free(lines);
+    assert_int_equal(st.workers[2].rank, 3);
+    assert_string_equal(st.workers[2].trial, ids[2]);
+    assert_string_equal(st.workers[0].trial, "");
+    assert_int_equal(st.workers[3].state, TLSWEEP__WORKER_SEEN__STATE__LOST);
+    coord_status_free(&st);
+}
+
 /* Then a new run: the trial the last run left mid-way is interrupted until
  * this run sends it again; the other runs from its new task; the last
  * run's workers are not this run's. */
@@ -624,6 +675,7 @@ int main(void)
         cmocka_unit_test(test_new_run_after_lost),
         cmocka_unit_test(test_old_journal_stays_running),
         cmocka_unit_test(test_same_host_lock),
+        cmocka_unit_test(test_workers_merged),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

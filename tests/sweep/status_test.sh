@@ -108,6 +108,8 @@ running)
     grep -q '^  running  *mobilenet_v2-[a-z0-9-]*  epoch [0-9]*/40  \(loss \|starting\)' "$d/status.txt" ||
         fail "no running trial with its epoch"
     check_json "$d/status.json" running
+    # the workers as journaled, and the tasks sent since: someone trains
+    grep -q '^workers: 2 (.*training' "$d/status.txt" || fail "no workers line with a worker training"
     grep -q 'The sweep is still running' "$d/midrun.html" || fail "mid-run report without the banner"
     grep -q ' &middot; written 20[0-9-]*T[0-9:]*Z</p>' "$d/midrun.html" ||
         fail "mid-run report does not say when it was written"
@@ -118,7 +120,9 @@ running)
     set -e
     [ $rc -eq 0 ] || { cat "$d/watch.log"; fail "status --watch exited $rc"; }
     grep -q '^tiny: running' "$d/watch.log" || fail "--watch never saw the sweep running"
-    tail -n 3 "$d/watch.log" | grep -q '^tiny: finished' || fail "--watch did not end on finished"
+    # the last reading's first line (a reading has a line per worker state and trial)
+    grep '^tiny: ' "$d/watch.log" | tail -n 1 | grep -q '^tiny: finished' ||
+        fail "--watch did not end on finished"
     "$tlsweep" status "$d/out" > "$d/status.txt"
     "$tlsweep" status "$d/out" --json > "$d/status.json"
     cat "$d/status.txt"
