@@ -3,13 +3,16 @@
 #
 # The space: MobileNetV2 (models/mobilenet_v2.tlm, real weights) on the demo data
 # (data/fashion: validation_split 0.2, test_dir, 96 px), 3 modes (frozen, fine-tuned from
-# layer 100, fine-tuned whole) x 3 learning rates x 3 of a third axis (SEARCH_AXIS, default
-# the head: GAP alone, GAP + Dense 128 ReLU + Dropout 0.2, GAP + Dense 256 ReLU + Dropout 0.5)
-# = 27 configurations, 9 epochs at most, Adam, batch 32, under `mpirun -np 3` (2 workers).
-#   grid                the 27 configurations, 9 epochs each
-#   random              27 draws with the learning rate log-uniform in [1e-5, 1e-2], 9 epochs
-#   successive_halving  the 27 grid configurations in rungs of 1, 3, 9 epochs (eta 3)
-#   asha                the same, asynchronously
+# layer 100, fine-tuned whole) x the learning rate x 3 of a third axis (SEARCH_AXIS, default
+# the head: GAP alone, GAP + Dense 128 ReLU + Dropout 0.2, GAP + Dense 256 ReLU + Dropout 0.5),
+# 9 epochs at most, Adam, batch 32, under `mpirun -np 3` (2 workers).
+#   grid                    27 configurations (learning rates 1e-3, 1e-4, 1e-5), 9 epochs each
+#   random                  27 draws, the learning rate log-uniform in [1e-5, 1e-2], 9 epochs
+#   successive_halving      the same 27 draws in rungs of 1, 3, 9 epochs (eta 3), ranked at
+#                           each rung by val_loss (search.metric; the best still by val_accuracy)
+#   asha                    the same, asynchronously
+#   successive_halving_acc  the rung searches again, ranked by val_accuracy (the select
+#   asha_acc                metric, the default): what search.metric changes
 # For each: epochs trained (sum of epochs_done), wall time, the best trial's validation
 # accuracy (the select metric) and test accuracy, and the workers' busy share
 # (results.json: every task's seconds from the journal, over workers x wall time).
@@ -28,7 +31,7 @@ QUICK=0
 for a in "$@"; do
     case $a in
         --quick) QUICK=1 ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "search_bench.sh: unknown argument '$a' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -81,17 +84,22 @@ search: $3
 EOF
 }
 
+ALL="grid random successive_halving asha successive_halving_acc asha_acc"
 LRS="[1.0e-3, 1.0e-4, 1.0e-5]"
+LOGU="{log_uniform: [1.0e-5, 1.0e-2]}"
+DRAWS="trials: 27, seed: 1"
 sweep grid "$LRS" "{method: grid}" > "$W/grid.yaml"
-sweep random "{log_uniform: [1.0e-5, 1.0e-2]}" "{method: random, trials: 27, seed: 1}" > "$W/random.yaml"
-sweep successive_halving "$LRS" "{method: successive_halving, $RUNGS}" > "$W/successive_halving.yaml"
-sweep asha "$LRS" "{method: asha, $RUNGS}" > "$W/asha.yaml"
+sweep random "$LOGU" "{method: random, $DRAWS}" > "$W/random.yaml"
+for m in successive_halving asha; do
+    sweep $m "$LOGU" "{method: $m, $DRAWS, $RUNGS, metric: val_loss}" > "$W/$m.yaml"
+    sweep ${m}_acc "$LOGU" "{method: $m, $DRAWS, $RUNGS}" > "$W/${m}_acc.yaml"
+done
 
 echo "search benchmark: 27 configurations, $EPOCHS epochs at most, $((NP - 1)) workers, third axis: $AXIS"
 "$BIN" run --dry-run "$W/asha.yaml" | sed -n '/^rungs/,/epoch budget/p'
-METHODS=${METHODS:-grid random successive_halving asha}
+METHODS=${METHODS:-$ALL}
 if [ -n "${REUSE:-}" ]; then
-    for m in grid random successive_halving asha; do
+    for m in $ALL; do
         case " $METHODS " in *" $m "*) continue ;; esac
         cp -r "$REUSE/$m" "$W/$m"
         grep "^$m " "$REUSE/walls" >> "$W/walls"
@@ -110,12 +118,12 @@ for m in $METHODS; do
     echo "  $m: done"
 done
 
-"$PY" - "$W" "$QUICK" <<'EOF'
+"$PY" - "$W" "$QUICK" $ALL <<'EOF'
 import json, sys
-w, quick = sys.argv[1], sys.argv[2] == "1"
+w, quick, methods = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
 walls = {l.split()[0]: float(l.split()[2]) - float(l.split()[1]) for l in open(w + "/walls")}
 rows = {}
-for m in ["grid", "random", "successive_halving", "asha"]:
+for m in methods:
     r = json.load(open("%s/%s/results.json" % (w, m)))
     assert r["state"] == "finished", (m, r["state"])
     done = [t for t in r["trials"] if t["status"] == "done"]
@@ -123,15 +131,21 @@ for m in ["grid", "random", "successive_halving", "asha"]:
     rows[m] = dict(epochs=sum(t["epochs_done"] for t in done), wall=walls[m],
                    val=best["val_accuracy"], test=best.get("eval_accuracy"),
                    busy=r.get("busy_share"), best=best["id"], trials=len(done),
-                   at_end=sum(1 for t in done if t["stop_reason"] != "rung"))
-g = rows["grid"]
+                   at_end=sum(1 for t in done if t["stop_reason"] != "rung"),
+                   ids=sorted(t["id"] for t in r["trials"]))
+g, rnd = rows["grid"], rows["random"]
+# the rung searches draw as random does: the same 27 configurations, so random is
+# what they would give with every trial trained to the end
+for m in methods[2:]:
+    assert rows[m]["ids"] == rnd["ids"], (m, "drew other configurations than random")
 print()
-print("%-19s %7s %8s %7s %9s %9s %7s %6s  %s" % ("method", "epochs", "of grid", "wall s",
-      "best val", "vs grid", "test", "busy", "best trial"))
+print("%-23s %7s %8s %7s %9s %9s %10s %7s %6s  %s" % ("method", "epochs", "of grid", "wall s",
+      "best val", "vs grid", "vs random", "test", "busy", "best trial"))
 for m, x in rows.items():
-    print("%-19s %7d %7.0f%% %7.1f %9.4f %+8.1fpt %7.4f %5.0f%%  %s" % (
+    print("%-23s %7d %7.0f%% %7.1f %9.4f %+8.1fpt %+9.1fpt %7.4f %5.0f%%  %s" % (
         m, x["epochs"], 100.0 * x["epochs"] / g["epochs"], x["wall"], x["val"],
-        100 * (x["val"] - g["val"]), x["test"] or 0, 100 * (x["busy"] or 0), x["best"]))
+        100 * (x["val"] - g["val"]), 100 * (x["val"] - rnd["val"]), x["test"] or 0,
+        100 * (x["busy"] or 0), x["best"]))
 print()
 ok = True
 for m in ["successive_halving", "asha"]:
