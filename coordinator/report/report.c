@@ -147,7 +147,7 @@ static void results_free(rep_results *r)
 static int load_history(chk *c, json_t *t, const char *tp, rep_trial *x)
 {
     char p[256];
-    json_t *h;
+    json_t *h = NULL;
     int rc = get_arr(c, t, tp, "history", &h);
     if (rc)
         return rc;
@@ -182,7 +182,7 @@ static int load_history(chk *c, json_t *t, const char *tp, rep_trial *x)
 static int load_confusion(chk *c, json_t *t, const char *tp, int nc, rep_trial *x)
 {
     char p[256];
-    json_t *cm;
+    json_t *cm = NULL;
     int rc = get_arr(c, t, tp, "confusion", &cm);
     if (rc)
         return rc;
@@ -397,7 +397,7 @@ static int load_search(chk *c, json_t *root, rep_results *r)
 static int load(chk *c, json_t *root, rep_results *r)
 {
     int rc;
-    json_t *sel, *best, *cls, *ds, *fe, *tr, *bi;
+    json_t *sel = NULL, *best = NULL, *cls = NULL, *ds = NULL, *fe = NULL, *tr = NULL, *bi = NULL;
     if (!json_is_object(root))
         return tl_errf(c->e, TL_EFORMAT, "%s: expected an object at the top, got %s", c->file,
                        type_name(root));

@@ -135,7 +135,7 @@ static int write_safetensors(const infer_embeddings *x, const char *path, const 
                              const char *backbone, const data_item *items,
                              const data_index *ix, tl_err *e)
 {
-    const char **paths = malloc((x->kept ? x->kept : 1) * sizeof *paths);
+    const char **paths = calloc(x->kept ? x->kept : 1, sizeof *paths);
     const char **labels = malloc((x->kept ? x->kept : 1) * sizeof *labels);
     char *jpaths = NULL, *jlabels = NULL, *jbad = NULL;
     int rc = 0;
