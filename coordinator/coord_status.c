@@ -375,16 +375,20 @@ static void resume_hint(const coord_status *st, char *buf, size_t n)
 }
 
 /* A run without a Stop record: is its coordinator still there? On its own
- * machine the journal's lock says so (a killed process leaves none); from
- * another, only a run that writes the once-a-minute workers records can be
- * judged, by the age of its newest record. */
-static void judge_alive(coord_status *st, const char *journal_path)
+ * machine the journal's lock says so (a killed process leaves none): free
+ * before the scan (lock_before) and after it, so no writer was at work
+ * while it read. Free only after, a run that ended (Stop, then the lock
+ * let go) as the scan went would be called lost; free only before, one
+ * that started. From another machine, only a run that writes the
+ * once-a-minute workers records can be judged, by the age of its newest
+ * record. */
+static void judge_alive(coord_status *st, const char *journal_path, int lock_before)
 {
     if (st->state != COORD_STATUS_RUNNING)
         return;
     char here[256] = "";
     if (st->host[0] && gethostname(here, sizeof here - 1) == 0 && !strcmp(here, st->host)) {
-        if (journal_lock_held(journal_path, NULL) != 0)
+        if (lock_before != 0 || journal_lock_held(journal_path, NULL) != 0)
             return; /* held, or not to be tested: as before, running */
         snprintf(st->lost_why, sizeof st->lost_why,
                  "pid %u on %.64s no longer holds the journal's lock", st->pid,
@@ -422,14 +426,17 @@ int coord_status_read(coord_status *st, const char *out, uint64_t now_ms, tl_err
     char p[4096];
     if (!rc && (size_t)snprintf(p, sizeof p, "%s/journal", out) >= sizeof p)
         rc = tl_errf(e, TL_EINVAL, "%s: path too long", out);
-    if (!rc)
+    int lock_before = -1;
+    if (!rc) {
+        lock_before = journal_lock_held(p, NULL);
         rc = journal_scan(p, 0, take_record, st, &st->ignored, e);
+    }
     if (rc) {
         coord_status_free(st);
         return rc;
     }
     note_tail(st, p);
-    judge_alive(st, p);
+    judge_alive(st, p, lock_before);
     count_trials(st);
     clocks(st);
     return 0;
