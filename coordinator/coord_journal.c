@@ -91,11 +91,16 @@ static void worker_seen(const coord *c, const cworker *k, double now, uint64_t n
         ws->trial_id = (char *)c->s->trials[k->trial].id;
 }
 
+/* The trial worker k trains, -1 none: what a record names beside its state. */
+static int worker_trial(const cworker *k)
+{
+    return worker_seen_state(k) == TLSWEEP__WORKER_SEEN__STATE__TRAINING ? k->trial : -1;
+}
+
 /* Worker k as a record would name it now differs from what one last said. */
 static int worker_changed(const cworker *k)
 {
-    int trial = worker_seen_state(k) == TLSWEEP__WORKER_SEEN__STATE__TRAINING ? k->trial : -1;
-    return k->jw_state != (int)worker_seen_state(k) || k->jw_trial != trial;
+    return k->jw_state != (int)worker_seen_state(k) || k->jw_trial != worker_trial(k);
 }
 
 void coord__journal_workers(coord *c, int all)
@@ -117,7 +122,7 @@ void coord__journal_workers(coord *c, int all)
                 continue;
             worker_seen(c, k, now, now_ms, &seen[m]);
             k->jw_state = (int)seen[m].state;
-            k->jw_trial = seen[m].state == TLSWEEP__WORKER_SEEN__STATE__TRAINING ? k->trial : -1;
+            k->jw_trial = worker_trial(k);
             ptrs[m] = &seen[m];
             m++;
         }

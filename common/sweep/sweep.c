@@ -124,7 +124,7 @@ int sweep_trial_uses_cache(const sweep_trial *t)
 typedef struct {
     ycheck *y;
     sweep *s;
-    yaml_node_t *search_metric_node; /* search.metric, for the check of validation data */
+    yaml_node_t *search_metric_node; /* search.metric when given (else select's) */
 } ctx;
 
 /* ---- sections ----------------------------------------------------------- */
@@ -984,7 +984,6 @@ static int parse_search(ctx *c, yaml_node_t *m, yaml_node_t *epochs_node, yaml_n
         int k = 0;
         if (ycheck_enum(c->y, v[6], "search.metric", "metric", metric_names, &k))
             return TL_EINVAL;
-        s->search_metric_set = 1;
         s->search_metric = (sweep_metric)k;
         s->search_goal_max = k == SWEEP_VAL_ACCURACY || k == SWEEP_ACCURACY;
         c->search_metric_node = v[6];
@@ -1139,7 +1138,7 @@ static int parse_root(ctx *c, yaml_node_t *root)
         return ycheck_fail(c->y, metric_node ? metric_node : v[1], metric_node ? "select.metric" : "data.validation_split",
                     "%s needs validation data: give data.val_dir or data.validation_split > 0",
                     sweep_metric_name(s->metric));
-    if (!s->search_metric_set) {
+    if (!c->search_metric_node) {
         s->search_metric = s->metric;
         s->search_goal_max = s->goal_max;
     }

@@ -244,7 +244,6 @@ typedef struct {
      * its name as early_stopping's); default the select metric and goal.
      * On a small validation set val_loss tells the later winner sooner than
      * val_accuracy, which moves in steps of one image. */
-    int search_metric_set;
     sweep_metric search_metric;
     int search_goal_max;
 

@@ -143,17 +143,26 @@ static void put_epoch(int t, uint32_t epoch, double seconds, float val_acc, uint
     put(&r, ms);
 }
 
-static void put_result(int t, Tlsweep__TrialResult__Status status, double value, uint64_t ms)
+/* a result from the task on ranks (none: a journal from before groups) */
+static void put_result_on(int t, Tlsweep__TrialResult__Status status, double value,
+                          int32_t *ranks, size_t n_ranks, uint64_t ms)
 {
     Tlsweep__TrialResult res = TLSWEEP__TRIAL_RESULT__INIT;
     res.trial_index = (uint32_t)t;
     res.trial_id = ids[t];
     res.status = status;
     res.best_value = value;
+    res.ranks = ranks;
+    res.n_ranks = n_ranks;
     Tlsweep__JournalRecord r = TLSWEEP__JOURNAL_RECORD__INIT;
     r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_RESULT;
     r.result = &res;
     put(&r, ms);
+}
+
+static void put_result(int t, Tlsweep__TrialResult__Status status, double value, uint64_t ms)
+{
+    put_result_on(t, status, value, NULL, 0, ms);
 }
 
 static void put_reset(int t, uint64_t ms)
@@ -528,18 +537,8 @@ static void test_workers_merged(void **st_)
     assert_int_equal(open_out("merged"), 0);
     put_start_on(5, "elsewhere-node", NULL, 1000 * S);
     put_workers(1003 * S, 1004 * S);
-    Tlsweep__TrialResult res = TLSWEEP__TRIAL_RESULT__INIT;
     int32_t r1[1] = {1};
-    res.trial_index = 0;
-    res.trial_id = ids[0];
-    res.status = TLSWEEP__TRIAL_RESULT__STATUS__DONE;
-    res.best_value = 0.5;
-    res.ranks = r1;
-    res.n_ranks = 1;
-    Tlsweep__JournalRecord r = TLSWEEP__JOURNAL_RECORD__INIT;
-    r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_RESULT;
-    r.result = &res;
-    put(&r, 1005 * S);
+    put_result_on(0, TLSWEEP__TRIAL_RESULT__STATUS__DONE, 0.5, r1, 1, 1005 * S);
     Tlsweep__WorkerSeen w2 = TLSWEEP__WORKER_SEEN__INIT, *pw[1] = {&w2};
     w2.rank = 2;
     w2.host = "node-a";
@@ -549,7 +548,7 @@ static void test_workers_merged(void **st_)
     Tlsweep__JournalWorkers jw = TLSWEEP__JOURNAL_WORKERS__INIT;
     jw.workers = pw;
     jw.n_workers = 1;
-    r = (Tlsweep__JournalRecord)TLSWEEP__JOURNAL_RECORD__INIT;
+    Tlsweep__JournalRecord r = TLSWEEP__JOURNAL_RECORD__INIT;
     r.body_case = TLSWEEP__JOURNAL_RECORD__BODY_WORKERS;
     r.workers = &jw;
     put(&r, 1006 * S);
