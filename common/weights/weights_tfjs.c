@@ -52,9 +52,11 @@ typedef struct {
     size_t n, cap;
 } bytes;
 
+/* Leaves d->b allocated even when nothing is added, so that d->b + offset is
+ * never arithmetic on a null pointer (an empty shard, zero-byte tensors). */
 static int bytes_reserve(bytes *d, size_t more)
 {
-    if (d->n + more <= d->cap)
+    if (d->b && d->n + more <= d->cap)
         return 0;
     size_t cap = d->cap ? d->cap : 1 << 20;
     while (cap < d->n + more)
