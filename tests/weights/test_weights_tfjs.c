@@ -498,6 +498,9 @@ static void test_errors(void **st)
                     "{\"name\": \"t/kernel\", \"shape\": [2], \"dtype\": \"float32\"}"),
                 TL_EFORMAT, "e8.bin", "t/kernel");
     expect_fail(one("trunc2.json", "e8.bin", F3), TL_EFORMAT, "truncated", "t/kernel");
+    /* an empty shard file (once an offset from a null buffer) */
+    put("e0.bin", b, 0);
+    expect_fail(one("empty.json", "e0.bin", F2), TL_EFORMAT, "hold 0 bytes", "t/kernel");
     /* shards longer than the manifest */
     put("e12.bin", b, 12);
     expect_fail(one("long.json", "e12.bin", F2), TL_EFORMAT, "e12.bin", "t/kernel");
